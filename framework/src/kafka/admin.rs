@@ -1,0 +1,207 @@
+//! Topic administration: creates the topics an app needs and checks the ones that exist.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use super::KafkaSettings;
+
+/// A topic an app needs, with its partition count and topic configs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: i32,
+    /// Replication factor; `None` uses the broker's `default.replication.factor`.
+    pub replication_factor: Option<i32>,
+    /// Topic-level configs (for example `cleanup.policy=compact` for changelogs).
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicSpec {
+    /// A topic with `partitions` partitions and broker defaults for everything else.
+    pub fn new(name: impl Into<String>, partitions: i32) -> Self {
+        TopicSpec {
+            name: name.into(),
+            partitions,
+            replication_factor: None,
+            configs: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a topic-level config.
+    #[must_use]
+    pub fn config(mut self, key: &str, value: &str) -> Self {
+        self.configs.insert(key.to_owned(), value.to_owned());
+        self
+    }
+}
+
+/// Why a topic could not be created or used.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicAdminError {
+    /// A Kafka call failed.
+    #[error("{what}: {source}")]
+    Kafka {
+        /// What was being done.
+        what: String,
+        /// The client error.
+        #[source]
+        source: KafkaError,
+    },
+    /// The topic exists with another partition count than the app needs.
+    #[error("topic `{topic}` has {actual} partitions but the app needs {expected}")]
+    PartitionMismatch {
+        /// The topic.
+        topic: String,
+        /// Partitions the app needs.
+        expected: i32,
+        /// Partitions the topic has.
+        actual: i32,
+    },
+    /// A topic the app reads does not exist.
+    #[error("topic `{topic}` does not exist (create it before starting the app)")]
+    Missing {
+        /// The topic.
+        topic: String,
+    },
+}
+
+/// Creates and inspects topics.
+pub struct TopicAdmin {
+    admin: AdminClient<DefaultClientContext>,
+    metadata: BaseConsumer,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for TopicAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicAdmin").finish_non_exhaustive()
+    }
+}
+
+impl TopicAdmin {
+    /// Connects an admin client.
+    ///
+    /// # Errors
+    /// Fails when the clients cannot be created (bad configuration).
+    pub fn new(settings: &KafkaSettings) -> Result<Self, TopicAdminError> {
+        let err = |what: &str| {
+            let what = what.to_owned();
+            move |source| TopicAdminError::Kafka { what, source }
+        };
+        let config = settings.client_config("eddy-admin");
+        Ok(TopicAdmin {
+            admin: config.create().map_err(err("creating the admin client"))?,
+            metadata: config
+                .create()
+                .map_err(err("creating the metadata client"))?,
+            timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// Partition count of `topic`, or `None` when it does not exist.
+    ///
+    /// # Errors
+    /// Fails when the metadata request fails.
+    pub fn partitions(&self, topic: &str) -> Result<Option<i32>, TopicAdminError> {
+        let md = self
+            .metadata
+            .fetch_metadata(Some(topic), self.timeout)
+            .map_err(|source| TopicAdminError::Kafka {
+                what: format!("fetching metadata of topic `{topic}`"),
+                source,
+            })?;
+        Ok(md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| i32::try_from(t.partitions().len()).unwrap_or(i32::MAX)))
+    }
+
+    /// Creates every topic that does not exist and checks that existing ones have the
+    /// expected partition count.
+    ///
+    /// # Errors
+    /// Fails when a topic cannot be created or exists with another partition count.
+    pub fn ensure(&self, specs: &[TopicSpec]) -> Result<(), TopicAdminError> {
+        let mut to_create = Vec::new();
+        for spec in specs {
+            match self.partitions(&spec.name)? {
+                Some(actual) if actual != spec.partitions => {
+                    return Err(TopicAdminError::PartitionMismatch {
+                        topic: spec.name.clone(),
+                        expected: spec.partitions,
+                        actual,
+                    })
+                }
+                Some(_) => {}
+                None => to_create.push(spec),
+            }
+        }
+        if to_create.is_empty() {
+            return Ok(());
+        }
+        let new_topics: Vec<NewTopic<'_>> = to_create
+            .iter()
+            .map(|spec| {
+                let replication = match spec.replication_factor {
+                    Some(rf) => TopicReplication::Fixed(rf),
+                    None => TopicReplication::Fixed(-1),
+                };
+                let mut topic = NewTopic::new(&spec.name, spec.partitions, replication);
+                for (k, v) in &spec.configs {
+                    topic = topic.set(k, v);
+                }
+                topic
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(self.timeout));
+        let results = futures::executor::block_on(self.admin.create_topics(&new_topics, &options))
+            .map_err(|source| TopicAdminError::Kafka {
+                what: "creating topics".to_owned(),
+                source,
+            })?;
+        for result in results {
+            match result {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(TopicAdminError::Kafka {
+                        what: format!("creating topic `{topic}`"),
+                        source: KafkaError::AdminOp(code),
+                    })
+                }
+            }
+        }
+        // Creation is asynchronous on the broker: wait until metadata shows every partition.
+        let deadline = std::time::Instant::now() + self.timeout;
+        for spec in to_create {
+            while self.partitions(&spec.name)? != Some(spec.partitions) {
+                if std::time::Instant::now() > deadline {
+                    return Err(TopicAdminError::Missing {
+                        topic: spec.name.clone(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(50)); // poll interval of a deadline wait
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `topic` exists and returns its partition count.
+    ///
+    /// # Errors
+    /// [`TopicAdminError::Missing`] when it does not exist.
+    pub fn require(&self, topic: &str) -> Result<i32, TopicAdminError> {
+        self.partitions(topic)?
+            .ok_or_else(|| TopicAdminError::Missing {
+                topic: topic.to_owned(),
+            })
+    }
+}

@@ -1,0 +1,95 @@
+//! Maps librdkafka errors to the [`ErrorAction`] the runtime takes.
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::ErrorAction;
+
+/// Classifies a Kafka client error into the action the runtime must take.
+///
+/// Transaction API errors carry librdkafka's own flags and those decide: fenced or
+/// producer-epoch errors mean another instance owns the transactional id (rejoin), fatal errors
+/// stop the instance, `txn_requires_abort` aborts and reprocesses, retriable ones retry. An error
+/// with no flag is treated as fatal, as librdkafka documents.
+pub fn classify(err: &KafkaError) -> ErrorAction {
+    match err {
+        KafkaError::Transaction(rd) => {
+            if is_fencing(rd.code()) {
+                ErrorAction::Rejoin
+            } else if rd.is_fatal() {
+                ErrorAction::Fatal
+            } else if rd.txn_requires_abort() {
+                ErrorAction::AbortTransaction
+            } else if rd.is_retriable() {
+                ErrorAction::Retry
+            } else {
+                ErrorAction::Fatal
+            }
+        }
+        other => match other.rdkafka_error_code() {
+            Some(code) if is_fencing(code) => ErrorAction::Rejoin,
+            Some(code) if is_transient(code) => ErrorAction::Retry,
+            Some(_) => ErrorAction::AbortTransaction,
+            None => ErrorAction::Fatal,
+        },
+    }
+}
+
+fn is_fencing(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::Fenced
+            | RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+            | RDKafkaErrorCode::InvalidProducerIdMapping
+            | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+            | RDKafkaErrorCode::FencedInstanceId
+            | RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::UnknownMemberId
+            | RDKafkaErrorCode::RebalanceInProgress
+    )
+}
+
+fn is_transient(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::QueueFull
+            | RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::CoordinatorLoadInProgress
+            | RDKafkaErrorCode::CoordinatorNotAvailable
+            | RDKafkaErrorCode::NotCoordinator
+            | RDKafkaErrorCode::ConcurrentTransactions
+            | RDKafkaErrorCode::NotLeaderForPartition
+            | RDKafkaErrorCode::LeaderNotAvailable
+            | RDKafkaErrorCode::NetworkException
+            | RDKafkaErrorCode::UnstableOffsetCommit
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fencing_codes_mean_rejoin() {
+        let err = KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced);
+        assert_eq!(classify(&err), ErrorAction::Rejoin);
+        let err = KafkaError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress);
+        assert_eq!(classify(&err), ErrorAction::Rejoin);
+    }
+
+    #[test]
+    fn transient_codes_mean_retry() {
+        let err = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
+        assert_eq!(classify(&err), ErrorAction::Retry);
+    }
+
+    #[test]
+    fn other_broker_errors_abort_and_errors_without_code_are_fatal() {
+        let err = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert_eq!(classify(&err), ErrorAction::AbortTransaction);
+        assert_eq!(classify(&KafkaError::Canceled), ErrorAction::Fatal);
+    }
+}

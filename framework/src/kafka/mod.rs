@@ -1,0 +1,16 @@
+//! Kafka clients configured for exactly-once processing, and error classification.
+
+mod admin;
+mod classify;
+mod settings;
+mod transactional_producer;
+
+pub use admin::{TopicAdmin, TopicAdminError, TopicSpec};
+pub use classify::classify;
+pub use settings::KafkaSettings;
+pub use transactional_producer::{
+    OutgoingRecord, TransactionalProducer, TransactionalProducerError,
+};
+
+/// The Kafka client error type (re-exported from rdkafka).
+pub use rdkafka::error::KafkaError;

@@ -1,0 +1,89 @@
+//! Connection settings shared by every Kafka client an Eddy app creates.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+
+/// Connection settings shared by every Kafka client (consumer, producer, admin) of an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Comma-separated `host:port` list of brokers to bootstrap from.
+    pub bootstrap_servers: String,
+    /// Upper bound of one Kafka transaction; the broker aborts a transaction open longer than
+    /// this, which also bounds how long a crashed instance's partitions stay blocked.
+    /// Must exceed the worst commit interval plus pause and stay under the broker's
+    /// `transaction.max.timeout.ms`.
+    #[serde(default = "default_transaction_timeout", with = "millis")]
+    pub transaction_timeout: Duration,
+    /// Extra librdkafka properties applied to every client (for example security settings).
+    #[serde(default)]
+    pub client_properties: BTreeMap<String, String>,
+}
+
+fn default_transaction_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl KafkaSettings {
+    /// Settings for the given bootstrap servers with every other value at its default.
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        KafkaSettings {
+            bootstrap_servers: bootstrap_servers.into(),
+            transaction_timeout: default_transaction_timeout(),
+            client_properties: BTreeMap::new(),
+        }
+    }
+
+    /// A base librdkafka configuration: bootstrap servers, client id and the extra properties.
+    pub fn client_config(&self, client_id: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", client_id);
+        for (key, value) in &self.client_properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// Configuration of a transactional producer: idempotent, Java-compatible partitioning
+    /// (`murmur2_random`) and a short retry back-off so back-to-back transactions do not stall
+    /// on the coordinator's CONCURRENT_TRANSACTIONS answer.
+    pub fn transactional_producer_config(&self, transactional_id: &str) -> ClientConfig {
+        let mut config = self.client_config(transactional_id);
+        config
+            .set("transactional.id", transactional_id)
+            .set("enable.idempotence", "true")
+            .set(
+                "transaction.timeout.ms",
+                self.transaction_timeout.as_millis().to_string(),
+            )
+            .set("partitioner", "murmur2_random")
+            .set("retry.backoff.ms", "10")
+            .set("retry.backoff.max.ms", "100")
+            .set("linger.ms", "5");
+        // The app's own properties win over Eddy's defaults.
+        for (key, value) in &self.client_properties {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// Serde for a [`Duration`] written as whole milliseconds.
+pub(crate) mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}

@@ -1,0 +1,297 @@
+//! The one component that owns every Kafka transaction call of a stream thread.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
+};
+use rdkafka::{ClientContext, TopicPartitionList};
+
+use super::{classify, KafkaSettings};
+use crate::ErrorAction;
+
+/// A failed transactional operation, with the action the runtime must take.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{operation} failed for transactional id `{transactional_id}` (action: {action}): {source}"
+)]
+pub struct TransactionalProducerError {
+    /// The operation that failed (`init`, `begin`, `send`, `send_offsets`, `commit`, `abort`).
+    pub operation: &'static str,
+    /// The producer's transactional id.
+    pub transactional_id: String,
+    /// What the runtime must do about it.
+    pub action: ErrorAction,
+    /// The underlying Kafka client error.
+    #[source]
+    pub source: Box<KafkaError>,
+}
+
+impl TransactionalProducerError {
+    /// True when another producer with the same transactional id fenced this one.
+    pub fn is_fenced(&self) -> bool {
+        self.action == ErrorAction::Rejoin
+    }
+}
+
+/// One record to send inside the open transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingRecord<'a> {
+    /// Destination topic.
+    pub topic: &'a str,
+    /// Destination partition; `None` lets the producer's partitioner (murmur2) pick by key.
+    pub partition: Option<i32>,
+    /// Record key.
+    pub key: Option<&'a [u8]>,
+    /// Record value; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// Record timestamp in milliseconds since the epoch.
+    pub timestamp: Option<i64>,
+}
+
+/// Delivery outcome counters shared with the producer's callback.
+#[derive(Debug, Default)]
+struct DeliveryStats {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_failure: Mutex<Option<String>>,
+}
+
+/// Records delivery outcomes; a failed delivery makes the transaction abortable in librdkafka,
+/// and the first failure is kept so the commit error can name it.
+#[derive(Debug, Default)]
+struct DeliveryContext {
+    stats: Arc<DeliveryStats>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
+        match result {
+            Ok(_) => {
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((
+                KafkaError::MessageProduction(
+                    RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
+                ),
+                _,
+            )) => {
+                // Purged on purpose by an abort: not a delivery failure.
+            }
+            Err((err, msg)) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                use rdkafka::Message;
+                let text = format!(
+                    "delivery to {} [{}] failed: {err}",
+                    msg.topic(),
+                    msg.partition()
+                );
+                tracing::warn!("{text}");
+                if let Ok(mut first) = self.stats.first_failure.lock() {
+                    first.get_or_insert(text);
+                }
+            }
+        }
+    }
+}
+
+/// A transactional Kafka producer: the single owner of `begin`, `send_offsets`, `commit` and
+/// `abort` for one stream thread.
+///
+/// All calls block (librdkafka's transaction API is synchronous); call them from a stream
+/// thread or `spawn_blocking`, never from an async worker.
+pub struct TransactionalProducer {
+    producer: BaseProducer<DeliveryContext>,
+    transactional_id: String,
+    timeout: Duration,
+    in_transaction: bool,
+    stats: Arc<DeliveryStats>,
+}
+
+impl std::fmt::Debug for TransactionalProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransactionalProducer")
+            .field("transactional_id", &self.transactional_id)
+            .field("in_transaction", &self.in_transaction)
+            .finish()
+    }
+}
+
+impl TransactionalProducer {
+    /// Creates the producer and registers its transactional id with the coordinator
+    /// (`init_transactions`), which fences any older producer with the same id and aborts
+    /// its open transaction.
+    ///
+    /// # Errors
+    /// Fails when the client cannot be created or the coordinator does not answer in time.
+    pub fn new(
+        settings: &KafkaSettings,
+        transactional_id: &str,
+    ) -> Result<Self, TransactionalProducerError> {
+        let stats = Arc::new(DeliveryStats::default());
+        let context = DeliveryContext {
+            stats: Arc::clone(&stats),
+        };
+        let err = |source| TransactionalProducerError {
+            operation: "init",
+            transactional_id: transactional_id.to_owned(),
+            action: ErrorAction::Fatal,
+            source: Box::new(source),
+        };
+        let producer: BaseProducer<DeliveryContext> = settings
+            .transactional_producer_config(transactional_id)
+            .create_with_context(context)
+            .map_err(err)?;
+        let timeout = settings.transaction_timeout;
+        let this = TransactionalProducer {
+            producer,
+            transactional_id: transactional_id.to_owned(),
+            timeout,
+            in_transaction: false,
+            stats,
+        };
+        this.producer
+            .init_transactions(timeout)
+            .map_err(|e| this.error("init", e))?;
+        Ok(this)
+    }
+
+    /// The transactional id this producer registered.
+    pub fn transactional_id(&self) -> &str {
+        &self.transactional_id
+    }
+
+    /// True between [`begin`](Self::begin) and the matching commit or abort.
+    pub fn in_transaction(&self) -> bool {
+        self.in_transaction
+    }
+
+    /// Number of records acknowledged by the brokers since creation.
+    pub fn delivered(&self) -> u64 {
+        self.stats.delivered.load(Ordering::Relaxed)
+    }
+
+    /// Opens a transaction.
+    ///
+    /// # Errors
+    /// Fails when a transaction is already open or the producer was fenced.
+    pub fn begin(&mut self) -> Result<(), TransactionalProducerError> {
+        self.producer
+            .begin_transaction()
+            .map_err(|e| self.error("begin", e))?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    /// Sends one record in the open transaction. When librdkafka's local queue is full this
+    /// serves delivery reports until there is room, so a burst never drops a record.
+    ///
+    /// # Errors
+    /// Fails when the record cannot be queued; the error's action says whether to abort.
+    pub fn send(&mut self, record: OutgoingRecord<'_>) -> Result<(), TransactionalProducerError> {
+        loop {
+            let mut base: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(record.topic);
+            if let Some(p) = record.partition {
+                base = base.partition(p);
+            }
+            if let Some(k) = record.key {
+                base = base.key(k);
+            }
+            if let Some(v) = record.value {
+                base = base.payload(v);
+            }
+            if let Some(ts) = record.timestamp {
+                base = base.timestamp(ts);
+            }
+            match self.producer.send(base) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(self.error("send", e)),
+            }
+        }
+    }
+
+    /// Serves delivery reports, waiting up to `timeout` for one.
+    pub fn poll(&self, timeout: Duration) {
+        self.producer.poll(timeout);
+    }
+
+    /// Adds the consumer's next positions to the open transaction, so they commit atomically
+    /// with the records sent in it.
+    ///
+    /// # Errors
+    /// Fails when the group coordinator rejects the offsets (for example after a rebalance).
+    pub fn send_offsets(
+        &mut self,
+        offsets: &TopicPartitionList,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<(), TransactionalProducerError> {
+        self.producer
+            .send_offsets_to_transaction(offsets, group, self.timeout)
+            .map_err(|e| self.error("send_offsets", e))
+    }
+
+    /// Flushes and commits the open transaction.
+    ///
+    /// # Errors
+    /// Fails when a record could not be delivered or the coordinator refuses the commit; the
+    /// error's action says whether to abort and reprocess, rejoin or stop.
+    pub fn commit(&mut self) -> Result<(), TransactionalProducerError> {
+        let result = self.producer.commit_transaction(self.timeout);
+        match result {
+            Ok(()) => {
+                self.in_transaction = false;
+                Ok(())
+            }
+            Err(e) => {
+                let err = self.error("commit", e);
+                if let Ok(first) = self.stats.first_failure.lock() {
+                    if let Some(failure) = first.as_ref() {
+                        tracing::warn!(transactional_id = %self.transactional_id, "{failure}");
+                    }
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Aborts the open transaction: nothing sent in it becomes visible to read_committed
+    /// consumers and its offsets are not committed.
+    ///
+    /// # Errors
+    /// Fails when the producer is fenced or in a fatal state.
+    pub fn abort(&mut self) -> Result<(), TransactionalProducerError> {
+        // librdkafka waits for every outstanding delivery report before aborting, and a
+        // BaseProducer only serves them when polled: drop what is still queued, then serve
+        // the (purged) reports.
+        self.producer
+            .purge(PurgeConfig::default().queue().inflight());
+        self.producer
+            .flush(self.timeout)
+            .map_err(|e| self.error("abort", e))?;
+        self.producer
+            .abort_transaction(self.timeout)
+            .map_err(|e| self.error("abort", e))?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    fn error(&self, operation: &'static str, source: KafkaError) -> TransactionalProducerError {
+        TransactionalProducerError {
+            operation,
+            transactional_id: self.transactional_id.clone(),
+            action: classify(&source),
+            source: Box::new(source),
+        }
+    }
+}

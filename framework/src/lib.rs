@@ -1,0 +1,18 @@
+//! Eddy: Kafka-native, exactly-once stream processing in an ordinary binary.
+//!
+//! An Eddy app reads Kafka topics, processes records through a topology of processors with
+//! keyed state in RocksDB, and commits input offsets, output records and state changes
+//! atomically through Kafka transactions.
+//!
+//! This crate's modules:
+//! - [`error`]: the recovery action every error carries ([`ErrorAction`]);
+//! - [`kafka`]: Kafka clients configured for exactly-once, and the component that owns every
+//!   transaction call ([`kafka::TransactionalProducer`]).
+
+pub mod error;
+pub mod kafka;
+pub mod record;
+pub mod serde;
+
+pub use error::ErrorAction;
+pub use kafka::{KafkaError, KafkaSettings, TransactionalProducer};

@@ -1,0 +1,185 @@
+//! Transactional produce against a real broker: abort, commit, fencing, last stable offset.
+
+use eddy::kafka::OutgoingRecord;
+use eddy::{ErrorAction, KafkaSettings, TransactionalProducer};
+use eddy_testkit::{unique_name, Isolation, Kafka};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn send_values(
+    producer: &mut TransactionalProducer,
+    topic: &str,
+    values: &[String],
+) -> Result<(), eddy::kafka::TransactionalProducerError> {
+    for value in values {
+        producer.send(OutgoingRecord {
+            topic,
+            partition: Some(0),
+            key: Some(value.as_bytes()),
+            value: Some(value.as_bytes()),
+            timestamp: None,
+        })?;
+    }
+    Ok(())
+}
+
+/// Serves delivery reports until `n` records are acknowledged, without committing.
+fn wait_delivered(producer: &TransactionalProducer, n: u64) -> TestResult {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while producer.delivered() < n {
+        if std::time::Instant::now() > deadline {
+            return Err(
+                format!("only {} of {n} records acknowledged", producer.delivered()).into(),
+            );
+        }
+        producer.poll(std::time::Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn values(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+fn read_values(
+    kafka: &Kafka,
+    topic: &str,
+    isolation: Isolation,
+) -> Result<Vec<String>, eddy_testkit::TestkitError> {
+    Ok(kafka
+        .read_all(topic, isolation)?
+        .iter()
+        .map(|r| r.value_str())
+        .collect())
+}
+
+#[test]
+fn aborted_records_are_invisible_to_read_committed_and_visible_to_read_uncommitted() -> TestResult {
+    let kafka = Kafka::shared()?;
+    let topic = unique_name("txn-abort");
+    kafka.create_topic(&topic, 1)?;
+    let settings = KafkaSettings::new(kafka.bootstrap_servers());
+    let mut producer = TransactionalProducer::new(&settings, &unique_name("txn-abort-id"))?;
+
+    let aborted = values("aborted", 20);
+    producer.begin()?;
+    send_values(&mut producer, &topic, &aborted)?;
+    // The aborted records reach the log before the abort marker does.
+    wait_delivered(&producer, 20)?;
+    producer.abort()?;
+
+    let committed = values("committed", 10);
+    producer.begin()?;
+    send_values(&mut producer, &topic, &committed)?;
+    producer.commit()?;
+
+    let seen_committed = read_values(kafka, &topic, Isolation::ReadCommitted)?;
+    assert_eq!(
+        seen_committed, committed,
+        "read_committed must see only the committed transaction"
+    );
+
+    let seen_uncommitted = read_values(kafka, &topic, Isolation::ReadUncommitted)?;
+    let mut expected = aborted.clone();
+    expected.extend(committed.iter().cloned());
+    assert_eq!(
+        seen_uncommitted, expected,
+        "read_uncommitted sees aborted records too, in order"
+    );
+    Ok(())
+}
+
+#[test]
+fn committed_records_are_visible_to_both_isolation_levels() -> TestResult {
+    let kafka = Kafka::shared()?;
+    let topic = unique_name("txn-commit");
+    kafka.create_topic(&topic, 1)?;
+    let settings = KafkaSettings::new(kafka.bootstrap_servers());
+    let mut producer = TransactionalProducer::new(&settings, &unique_name("txn-commit-id"))?;
+
+    let first = values("first", 15);
+    let second = values("second", 5);
+    for batch in [&first, &second] {
+        producer.begin()?;
+        send_values(&mut producer, &topic, batch)?;
+        producer.commit()?;
+    }
+    let expected: Vec<String> = first.iter().chain(second.iter()).cloned().collect();
+    assert_eq!(
+        read_values(kafka, &topic, Isolation::ReadCommitted)?,
+        expected
+    );
+    assert_eq!(
+        read_values(kafka, &topic, Isolation::ReadUncommitted)?,
+        expected
+    );
+    Ok(())
+}
+
+#[test]
+fn a_second_producer_with_the_same_transactional_id_fences_the_first() -> TestResult {
+    let kafka = Kafka::shared()?;
+    let topic = unique_name("txn-fence");
+    kafka.create_topic(&topic, 1)?;
+    let settings = KafkaSettings::new(kafka.bootstrap_servers());
+    let transactional_id = unique_name("txn-fence-id");
+
+    let mut zombie = TransactionalProducer::new(&settings, &transactional_id)?;
+    zombie.begin()?;
+    send_values(&mut zombie, &topic, &values("zombie", 5))?;
+    zombie.poll(std::time::Duration::ZERO);
+
+    // The new owner registers the same id: the coordinator bumps the epoch and aborts the
+    // zombie's open transaction.
+    let mut owner = TransactionalProducer::new(&settings, &transactional_id)?;
+    let fenced = zombie.commit();
+    let err = match fenced {
+        Ok(()) => return Err("the fenced producer's commit succeeded".into()),
+        Err(err) => err,
+    };
+    assert_eq!(
+        err.action,
+        ErrorAction::Rejoin,
+        "fencing must map to rejoin, got: {err}"
+    );
+    assert!(err.is_fenced());
+
+    let owned = values("owner", 3);
+    owner.begin()?;
+    send_values(&mut owner, &topic, &owned)?;
+    owner.commit()?;
+    assert_eq!(
+        read_values(kafka, &topic, Isolation::ReadCommitted)?,
+        owned,
+        "nothing of the fenced producer may become visible"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_open_transaction_holds_back_the_last_stable_offset() -> TestResult {
+    let kafka = Kafka::shared()?;
+    let topic = unique_name("txn-lso");
+    kafka.create_topic(&topic, 1)?;
+    let settings = KafkaSettings::new(kafka.bootstrap_servers());
+    let mut producer = TransactionalProducer::new(&settings, &unique_name("txn-lso-id"))?;
+
+    producer.begin()?;
+    send_values(&mut producer, &topic, &values("open", 4))?;
+    wait_delivered(&producer, 4)?;
+    let stable = kafka.end_offsets(&topic, Isolation::ReadCommitted)?;
+    let high = kafka.end_offsets(&topic, Isolation::ReadUncommitted)?;
+    assert_eq!(high, vec![4], "the four records are written");
+    assert_eq!(
+        stable,
+        vec![0],
+        "read_committed end stays before the open transaction"
+    );
+
+    producer.commit()?;
+    let stable = kafka.end_offsets(&topic, Isolation::ReadCommitted)?;
+    let high = kafka.end_offsets(&topic, Isolation::ReadUncommitted)?;
+    assert_eq!(stable, high, "after commit no transaction is open");
+    assert_eq!(high, vec![5], "four records and one commit marker");
+    Ok(())
+}

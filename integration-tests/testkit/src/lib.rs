@@ -1,0 +1,469 @@
+//! A real local Apache Kafka for Eddy's tests: starts it on demand and inspects topics.
+//!
+//! [`Kafka::shared`] makes sure a broker answers: it uses `EDDY_BOOTSTRAP_SERVERS` when set,
+//! and otherwise runs `compose/local/kafka.sh start`, which reuses a running local broker or
+//! starts one. When no broker can be had the error says why (and where the broker log is);
+//! a test that needs Kafka fails, it is never skipped.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// How long a read or wait in the testkit may take before it fails.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Why the testkit could not do what a test asked.
+#[derive(Debug, thiserror::Error)]
+pub enum TestkitError {
+    /// The local broker could not be started.
+    #[error("cannot start the local Kafka with {script}: {reason}")]
+    Start {
+        /// The start script that was run.
+        script: String,
+        /// What went wrong, including the script's output.
+        reason: String,
+    },
+    /// A Kafka client call failed.
+    #[error("{what}: {source}")]
+    Kafka {
+        /// What the testkit was doing.
+        what: String,
+        /// The client error.
+        #[source]
+        source: KafkaError,
+    },
+    /// A condition was not reached before its deadline.
+    #[error("timed out after {after:?}: {what}")]
+    Timeout {
+        /// The condition that was awaited.
+        what: String,
+        /// How long the testkit waited.
+        after: Duration,
+    },
+}
+
+fn kafka_err(what: impl Into<String>) -> impl FnOnce(KafkaError) -> TestkitError {
+    let what = what.into();
+    move |source| TestkitError::Kafka { what, source }
+}
+
+/// Which records a reader sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Only records of committed transactions (and non-transactional ones).
+    ReadCommitted,
+    /// Every record written, including those of open and aborted transactions.
+    ReadUncommitted,
+}
+
+impl Isolation {
+    fn as_config(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read_committed",
+            Isolation::ReadUncommitted => "read_uncommitted",
+        }
+    }
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRecord {
+    /// Partition it was read from.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its key, if any.
+    pub key: Option<Vec<u8>>,
+    /// Its value, if any.
+    pub value: Option<Vec<u8>>,
+}
+
+impl ReadRecord {
+    /// The key as UTF-8 text (lossy), or an empty string.
+    pub fn key_str(&self) -> String {
+        String::from_utf8_lossy(self.key.as_deref().unwrap_or_default()).into_owned()
+    }
+
+    /// The value as UTF-8 text (lossy), or an empty string.
+    pub fn value_str(&self) -> String {
+        String::from_utf8_lossy(self.value.as_deref().unwrap_or_default()).into_owned()
+    }
+}
+
+/// A running Kafka cluster reachable from the tests.
+#[derive(Debug)]
+pub struct Kafka {
+    bootstrap_servers: String,
+}
+
+static SHARED: OnceLock<Result<Kafka, String>> = OnceLock::new();
+
+/// Path of the repository's local Kafka script.
+pub fn kafka_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../compose/local/kafka.sh")
+}
+
+impl Kafka {
+    /// The cluster shared by every test of this process, started on first use.
+    ///
+    /// # Errors
+    /// Fails with the reason (and the broker log's path) when no broker can be started.
+    pub fn shared() -> Result<&'static Kafka, TestkitError> {
+        let result = SHARED.get_or_init(|| Kafka::start().map_err(|e| e.to_string()));
+        result.as_ref().map_err(|reason| TestkitError::Start {
+            script: kafka_script().display().to_string(),
+            reason: reason.clone(),
+        })
+    }
+
+    fn start() -> Result<Kafka, TestkitError> {
+        if let Ok(servers) = std::env::var("EDDY_BOOTSTRAP_SERVERS") {
+            let kafka = Kafka {
+                bootstrap_servers: servers,
+            };
+            kafka.wait_until_answering(Duration::from_secs(30))?;
+            return Ok(kafka);
+        }
+        let script = kafka_script();
+        let output = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .output()
+            .map_err(|e| TestkitError::Start {
+                script: script.display().to_string(),
+                reason: format!("could not run bash: {e}"),
+            })?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            return Err(TestkitError::Start {
+                script: script.display().to_string(),
+                reason: format!(
+                    "exit status {}\n{}{}",
+                    output.status,
+                    stdout,
+                    String::from_utf8_lossy(&output.stderr)
+                ),
+            });
+        }
+        let servers = stdout.lines().last().unwrap_or("127.0.0.1:9092").trim();
+        let kafka = Kafka {
+            bootstrap_servers: servers.to_owned(),
+        };
+        kafka.wait_until_answering(Duration::from_secs(30))?;
+        Ok(kafka)
+    }
+
+    /// A cluster at explicit bootstrap servers (for tests that start their own brokers).
+    pub fn at(bootstrap_servers: impl Into<String>) -> Kafka {
+        Kafka {
+            bootstrap_servers: bootstrap_servers.into(),
+        }
+    }
+
+    /// The `host:port` list to bootstrap clients from.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
+    }
+
+    /// Waits until the cluster answers a metadata request.
+    ///
+    /// # Errors
+    /// Times out when no broker answers before `deadline`.
+    pub fn wait_until_answering(&self, deadline: Duration) -> Result<(), TestkitError> {
+        let consumer: BaseConsumer = self
+            .config()
+            .create()
+            .map_err(kafka_err("creating a metadata client"))?;
+        let start = Instant::now();
+        loop {
+            match consumer.fetch_metadata(None, Duration::from_secs(2)) {
+                Ok(md) if !md.brokers().is_empty() => return Ok(()),
+                _ if start.elapsed() > deadline => {
+                    return Err(TestkitError::Timeout {
+                        what: format!("Kafka at {} answering metadata", self.bootstrap_servers),
+                        after: deadline,
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A client configuration pointing at this cluster.
+    pub fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        config
+    }
+
+    /// Creates a topic with `partitions` partitions and replication factor 1.
+    ///
+    /// # Errors
+    /// Fails when the topic exists already or the broker refuses it.
+    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<(), TestkitError> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .config()
+            .create()
+            .map_err(kafka_err("creating an admin client"))?;
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = futures::executor::block_on(admin.create_topics([&topic], &options))
+            .map_err(kafka_err(format!("creating topic {name}")))?;
+        for result in results {
+            if let Err((topic, code)) = result {
+                return Err(TestkitError::Kafka {
+                    what: format!("creating topic {topic}"),
+                    source: KafkaError::AdminOp(code),
+                });
+            }
+        }
+        self.wait_for_partitions(name, partitions)
+    }
+
+    fn wait_for_partitions(&self, topic: &str, partitions: i32) -> Result<(), TestkitError> {
+        let consumer: BaseConsumer = self
+            .config()
+            .create()
+            .map_err(kafka_err("creating a metadata client"))?;
+        let start = Instant::now();
+        loop {
+            if let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+                let ready = md.topics().iter().any(|t| {
+                    t.name() == topic
+                        && t.error().is_none()
+                        && t.partitions().len() == partitions as usize
+                        && t.partitions().iter().all(|p| p.leader() >= 0)
+                });
+                if ready {
+                    return Ok(());
+                }
+            }
+            if start.elapsed() > DEFAULT_DEADLINE {
+                return Err(TestkitError::Timeout {
+                    what: format!("topic {topic} with {partitions} partitions having leaders"),
+                    after: DEFAULT_DEADLINE,
+                });
+            }
+        }
+    }
+
+    /// Number of partitions of `topic`.
+    ///
+    /// # Errors
+    /// Fails when the metadata request fails or the topic does not exist.
+    pub fn partitions(&self, topic: &str) -> Result<i32, TestkitError> {
+        let consumer: BaseConsumer = self
+            .config()
+            .create()
+            .map_err(kafka_err("creating a metadata client"))?;
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .map_err(kafka_err(format!("metadata of {topic}")))?;
+        let count = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map(|t| t.partitions().len())
+            .unwrap_or(0);
+        i32::try_from(count).map_err(|_| TestkitError::Timeout {
+            what: format!("partition count of {topic} fitting i32"),
+            after: Duration::ZERO,
+        })
+    }
+
+    /// Produces `(key, value)` records without a transaction, partitioned by key with
+    /// murmur2 like Java producers, and waits until all are acknowledged.
+    ///
+    /// # Errors
+    /// Fails when any record is not acknowledged.
+    pub fn produce(
+        &self,
+        topic: &str,
+        records: impl IntoIterator<Item = (Option<Vec<u8>>, Vec<u8>)>,
+    ) -> Result<(), TestkitError> {
+        let producer: BaseProducer = self
+            .config()
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "20")
+            .set("enable.idempotence", "true")
+            .create()
+            .map_err(kafka_err("creating a producer"))?;
+        for (key, value) in records {
+            loop {
+                let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(&value);
+                if let Some(k) = key.as_deref() {
+                    record = record.key(k);
+                }
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((
+                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                        _,
+                    )) => {
+                        producer.poll(Duration::from_millis(50));
+                    }
+                    Err((e, _)) => return Err(kafka_err(format!("producing to {topic}"))(e)),
+                }
+            }
+        }
+        producer
+            .flush(DEFAULT_DEADLINE)
+            .map_err(kafka_err(format!("flushing records to {topic}")))?;
+        Ok(())
+    }
+
+    /// End offset of every partition of `topic` as seen with `isolation`: the high watermark
+    /// for read_uncommitted, the last stable offset for read_committed. The two differ exactly
+    /// while a transaction is open on the partition.
+    ///
+    /// # Errors
+    /// Fails when the offsets cannot be listed.
+    pub fn end_offsets(&self, topic: &str, isolation: Isolation) -> Result<Vec<i64>, TestkitError> {
+        let consumer: BaseConsumer = self
+            .config()
+            .set("isolation.level", isolation.as_config())
+            .create()
+            .map_err(kafka_err("creating a consumer"))?;
+        let partitions = self.partitions(topic)?;
+        (0..partitions)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .map(|(_, high)| high)
+                    .map_err(kafka_err(format!("end offset of {topic} [{p}]")))
+            })
+            .collect()
+    }
+
+    /// Committed offsets of consumer group `group` for every partition of `topic`
+    /// (`None` where the group has committed nothing).
+    ///
+    /// # Errors
+    /// Fails when the offsets cannot be fetched.
+    pub fn committed_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Vec<Option<i64>>, TestkitError> {
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(kafka_err("creating a consumer"))?;
+        let partitions = self.partitions(topic)?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(topic, p);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .map_err(kafka_err(format!(
+                "committed offsets of {group} on {topic}"
+            )))?;
+        Ok((0..partitions)
+            .map(
+                |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => Some(o),
+                    _ => None,
+                },
+            )
+            .collect())
+    }
+
+    /// Reads every record of `topic` visible with `isolation`, from the beginning up to the
+    /// end of each partition as it stands when the read reaches it. Records come back in
+    /// partition order, each partition in offset order.
+    ///
+    /// # Errors
+    /// Fails when the read does not reach the end of every partition before the deadline.
+    pub fn read_all(
+        &self,
+        topic: &str,
+        isolation: Isolation,
+    ) -> Result<Vec<ReadRecord>, TestkitError> {
+        let partitions = self.partitions(topic)?;
+        let ends = self.end_offsets(topic, isolation)?;
+        let consumer: BaseConsumer = self
+            .config()
+            .set("isolation.level", isolation.as_config())
+            .set("group.id", unique_name("eddy-testkit-reader"))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+            .map_err(kafka_err("creating a consumer"))?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .map_err(kafka_err("building an assignment"))?;
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(kafka_err(format!("assigning {topic}")))?;
+        let mut by_partition: BTreeMap<i32, Vec<ReadRecord>> = BTreeMap::new();
+        let mut done: Vec<bool> = ends.iter().map(|&end| end == 0).collect();
+        let start = Instant::now();
+        while done.iter().any(|d| !d) {
+            if start.elapsed() > DEFAULT_DEADLINE {
+                return Err(TestkitError::Timeout {
+                    what: format!("reading {topic} to its end offsets {ends:?}"),
+                    after: DEFAULT_DEADLINE,
+                });
+            }
+            let Some(result) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            match result {
+                Ok(msg) => {
+                    let p = msg.partition();
+                    let record = ReadRecord {
+                        partition: p,
+                        offset: msg.offset(),
+                        key: msg.key().map(<[u8]>::to_vec),
+                        value: msg.payload().map(<[u8]>::to_vec),
+                    };
+                    by_partition.entry(p).or_default().push(record);
+                }
+                Err(KafkaError::PartitionEOF(p)) => {
+                    if let Some(d) = usize::try_from(p).ok().and_then(|i| done.get_mut(i)) {
+                        let position = consumer
+                            .position()
+                            .ok()
+                            .and_then(|tpl| tpl.find_partition(topic, p).map(|e| e.offset()));
+                        let end = ends.get(p as usize).copied().unwrap_or(0);
+                        if matches!(position, Some(Offset::Offset(o)) if o >= end) {
+                            *d = true;
+                        }
+                    }
+                }
+                Err(e) => return Err(kafka_err(format!("reading {topic}"))(e)),
+            }
+        }
+        Ok(by_partition.into_values().flatten().collect())
+    }
+}
+
+/// A name unique to this process and call, for topics, groups and application ids.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() % 1_000_000_000)
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}

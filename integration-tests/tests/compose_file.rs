@@ -1,0 +1,116 @@
+//! compose/docker-compose.yml stays configured like the local no-Docker broker.
+//!
+//! Docker does not run on the development machines, so this parses the file and compares its
+//! broker settings with what `compose/local/kafka.sh print-config` writes for a local broker.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_yaml_ng::Value;
+
+/// Settings that differ by nature between a container and local processes.
+const PLACEMENT_KEYS: &[&str] = &[
+    "listeners",
+    "advertised.listeners",
+    "controller.quorum.voters",
+    "listener.security.protocol.map",
+    "log.dirs",
+];
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn local_broker_config() -> BTreeMap<String, String> {
+    let output = Command::new("bash")
+        .arg(repo_root().join("compose/local/kafka.sh"))
+        .args(["print-config", "1", "1"])
+        .output()
+        .unwrap_or_else(|e| panic!("running compose/local/kafka.sh print-config: {e}"));
+    assert!(output.status.success(), "print-config failed: {output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// Maps the official image's `KAFKA_SOME_KEY` variables to `some.key` properties.
+fn compose_broker_config(doc: &Value) -> BTreeMap<String, String> {
+    let env = doc["services"]["kafka"]["environment"]
+        .as_mapping()
+        .unwrap_or_else(|| panic!("services.kafka.environment must be a mapping"));
+    env.iter()
+        .filter_map(|(k, v)| {
+            let key = k.as_str()?.strip_prefix("KAFKA_")?;
+            let value = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return None,
+            };
+            Some((key.to_lowercase().replace('_', "."), value))
+        })
+        .collect()
+}
+
+fn compose_doc() -> Value {
+    let path = repo_root().join("compose/docker-compose.yml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
+#[test]
+fn compose_broker_settings_match_the_local_broker() {
+    let local = local_broker_config();
+    let compose = compose_broker_config(&compose_doc());
+    assert!(
+        local.len() > 15,
+        "print-config returned too little: {local:?}"
+    );
+    let mut mismatches = Vec::new();
+    for (key, value) in &local {
+        if PLACEMENT_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        match compose.get(key) {
+            Some(v) if v == value => {}
+            Some(v) => mismatches.push(format!("{key}: compose {v}, local {value}")),
+            None => mismatches.push(format!("{key}: missing in compose, local {value}")),
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "docker-compose.yml drifted from compose/local/kafka.sh:\n{}",
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn compose_uses_the_pinned_kafka_version_and_a_scalable_app() {
+    let doc = compose_doc();
+    let pom = std::fs::read_to_string(repo_root().join("compose/local/kafka/pom.xml"))
+        .unwrap_or_else(|e| panic!("reading pom.xml: {e}"));
+    let version = pom
+        .split("<kafka.version>")
+        .nth(1)
+        .and_then(|rest| rest.split("</kafka.version>").next())
+        .unwrap_or_else(|| panic!("pom.xml has no kafka.version"));
+    let image = doc["services"]["kafka"]["image"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        image,
+        format!("apache/kafka:{version}"),
+        "compose and local Kafka versions differ"
+    );
+    let replicas = doc["services"]["wordcount"]["deploy"]["replicas"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        replicas >= 2,
+        "the example app service must run several replicas, has {replicas}"
+    );
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The demo: starts a local Kafka, runs an example app against it, prints what it did, cleans up.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+kafka=compose/local/kafka.sh
+owned=0
+if ! $kafka status >/dev/null 2>&1; then owned=1; fi
+cleanup() { if ((owned)); then $kafka stop || true; fi; }
+trap cleanup EXIT
+
+echo "demo: building (the first build compiles librdkafka and RocksDB and takes a while)" >&2
+cargo build -p eddy --example transactions_tour --locked
+bootstrap=$($kafka start | tail -n1)
+echo "demo: Kafka at $bootstrap" >&2
+"$CARGO_TARGET_DIR/debug/examples/transactions_tour" "$bootstrap"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every system package Eddy's build, tests and demo need on Debian, then fetches Kafka.
+# Safe to run repeatedly: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { echo "setup: $*" >&2; }
+
+missing=()
+java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1; }
+if ! command -v java >/dev/null || (( $(java_major) < 17 )); then missing+=(openjdk-17-jre-headless); fi
+command -v mvn >/dev/null || missing+=(maven)
+command -v python3 >/dev/null || missing+=(python3)
+command -v cc >/dev/null || missing+=(build-essential)
+command -v c++ >/dev/null || missing+=(g++)
+command -v make >/dev/null || missing+=(make)
+command -v flock >/dev/null || missing+=(util-linux)
+command -v curl >/dev/null || missing+=(curl)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+# librocksdb-sys generates its bindings with bindgen, which loads libclang.
+compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null || missing+=(libclang-dev)
+# librdkafka's bundled build links zlib.
+dpkg-query -W -f='${Status}' zlib1g-dev 2>/dev/null | grep -q 'install ok installed' || missing+=(zlib1g-dev)
+
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  sudo_cmd=()
+  if [[ $(id -u) != 0 ]]; then
+    command -v sudo >/dev/null || { log "need root or sudo to install ${missing[*]}"; exit 1; }
+    sudo_cmd=(sudo)
+  fi
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  log "no Rust toolchain (cargo) on PATH: install Rust 1.85 or newer with rustup, then rerun"
+  exit 1
+fi
+
+compose/local/kafka.sh fetch >/dev/null
+log "ready"
