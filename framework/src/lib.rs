@@ -9,10 +9,16 @@
 //! - [`kafka`]: Kafka clients configured for exactly-once, and the component that owns every
 //!   transaction call ([`kafka::TransactionalProducer`]).
 
+pub mod dsl;
 pub mod error;
 pub mod kafka;
+pub mod processor;
 pub mod record;
 pub mod serde;
+pub mod state;
+pub mod task;
+pub mod test_driver;
+pub mod topology;
 
 pub use error::ErrorAction;
 pub use kafka::{KafkaError, KafkaSettings, TransactionalProducer};

@@ -194,6 +194,19 @@ impl<T: 'static, S: Serde<T>> Serde<Option<T>> for Nullable<S> {
     }
 }
 
+/// A shared serde is a serde: lets one serde serve a store, a sink and a source.
+impl<T: 'static> Serde<T> for std::sync::Arc<dyn Serde<T>> {
+    fn serialize(&self, value: &T) -> Result<Option<Vec<u8>>, SerdeError> {
+        self.as_ref().serialize(value)
+    }
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<T, SerdeError> {
+        self.as_ref().deserialize(bytes)
+    }
+    fn format(&self) -> String {
+        self.as_ref().format()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,11 +2,13 @@
 
 mod admin;
 mod classify;
+mod partitioner;
 mod settings;
 mod transactional_producer;
 
 pub use admin::{TopicAdmin, TopicAdminError, TopicSpec};
 pub use classify::classify;
+pub use partitioner::{murmur2, murmur2_partition};
 pub use settings::KafkaSettings;
 pub use transactional_producer::{
     OutgoingRecord, TransactionalProducer, TransactionalProducerError,

@@ -1,0 +1,174 @@
+//! Keyed state: store definitions, typed store views, and the transactional overlay over
+//! RocksDB or memory.
+
+mod builder;
+mod task_stores;
+mod transactional;
+
+use std::marker::PhantomData;
+
+pub use builder::{StoreBuilder, StoreKind};
+pub(crate) use task_stores::TaskStores;
+pub(crate) use transactional::TransactionalStore;
+
+use crate::serde::{Serde, SerdeError};
+
+/// A state store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// RocksDB reported an error.
+    #[error("RocksDB error in {path}: {message}")]
+    RocksDb {
+        /// Directory of the database.
+        path: String,
+        /// RocksDB's message.
+        message: String,
+    },
+    /// A key or value could not be encoded or decoded.
+    #[error("state store `{store}`: {source}")]
+    Serde {
+        /// The store.
+        store: String,
+        /// What was wrong.
+        #[source]
+        source: SerdeError,
+    },
+    /// The store was asked for with other key or value types than it was registered with.
+    #[error("state store `{store}` holds ({expected}) but was asked for ({requested})")]
+    TypeMismatch {
+        /// The store.
+        store: String,
+        /// Types it was registered with.
+        expected: String,
+        /// Types requested.
+        requested: String,
+    },
+    /// No store of that name exists in the task.
+    #[error("no state store named `{0}`")]
+    Unknown(String),
+    /// The state directory could not be used.
+    #[error("state directory {path}: {message}")]
+    Io {
+        /// The path.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// A typed view of a key-value store for the duration of one processor call.
+///
+/// Reads see the task's own uncommitted writes (read-your-writes); writes become durable in
+/// RocksDB only after the Kafka transaction that carries their changelog records commits.
+pub struct KeyValueStore<'a, K, V> {
+    store: &'a mut TransactionalStore,
+    key_serde: &'a dyn Serde<K>,
+    value_serde: &'a dyn Serde<V>,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> std::fmt::Debug for KeyValueStore<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyValueStore")
+            .field("name", &self.store.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, K: 'static, V: 'static> KeyValueStore<'a, K, V> {
+    pub(crate) fn new(
+        store: &'a mut TransactionalStore,
+        key_serde: &'a dyn Serde<K>,
+        value_serde: &'a dyn Serde<V>,
+    ) -> Self {
+        KeyValueStore {
+            store,
+            key_serde,
+            value_serde,
+            _types: PhantomData,
+        }
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        self.store.name()
+    }
+
+    fn encode_key(&self, key: &K) -> Result<Vec<u8>, StateError> {
+        self.key_serde
+            .serialize(key)
+            .and_then(|k| k.ok_or_else(|| SerdeError::new("a store key may not be null")))
+            .map_err(|source| self.serde_error(source))
+    }
+
+    fn serde_error(&self, source: SerdeError) -> StateError {
+        StateError::Serde {
+            store: self.store.name().to_owned(),
+            source,
+        }
+    }
+
+    /// The value stored under `key`.
+    ///
+    /// # Errors
+    /// Fails on a storage or decoding error.
+    pub fn get(&self, key: &K) -> Result<Option<V>, StateError> {
+        let key = self.encode_key(key)?;
+        match self.store.get(&key)? {
+            Some(bytes) => self
+                .value_serde
+                .deserialize(Some(&bytes))
+                .map(Some)
+                .map_err(|source| self.serde_error(source)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `value` under `key`.
+    ///
+    /// # Errors
+    /// Fails on an encoding error.
+    pub fn put(&mut self, key: &K, value: &V) -> Result<(), StateError> {
+        let key = self.encode_key(key)?;
+        let value = self
+            .value_serde
+            .serialize(value)
+            .map_err(|source| self.serde_error(source))?
+            .ok_or_else(|| {
+                self.serde_error(SerdeError::new(
+                    "a stored value may not be null; use delete",
+                ))
+            })?;
+        self.store.put(key, Some(value));
+        Ok(())
+    }
+
+    /// Removes `key`.
+    ///
+    /// # Errors
+    /// Fails on an encoding error.
+    pub fn delete(&mut self, key: &K) -> Result<(), StateError> {
+        let key = self.encode_key(key)?;
+        self.store.put(key, None);
+        Ok(())
+    }
+
+    /// Every entry, in key byte order, including uncommitted writes.
+    ///
+    /// # Errors
+    /// Fails on a storage or decoding error.
+    pub fn all(&self) -> Result<Vec<(K, V)>, StateError> {
+        self.store
+            .entries()?
+            .into_iter()
+            .map(|(k, v)| {
+                let key = self.key_serde.deserialize(Some(&k));
+                let value = self.value_serde.deserialize(Some(&v));
+                match (key, value) {
+                    (Ok(k), Ok(v)) => Ok((k, v)),
+                    (Err(e), _) | (_, Err(e)) => Err(self.serde_error(e)),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,419 @@
+//! The stores of one task: opened together, committed together in one atomic RocksDB batch.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rocksdb::{Options, WriteBatch, DB};
+
+use super::transactional::Backend;
+use super::{KeyValueStore, StateError, StoreBuilder, StoreKind, TransactionalStore};
+use crate::serde::Serde;
+
+/// Column family holding the changelog position each store's data corresponds to.
+const META_CF: &str = "eddy-meta";
+
+fn position_key(store: &str) -> Vec<u8> {
+    format!("changelog-position/{store}").into_bytes()
+}
+
+/// A changelog record to send: `(topic, key, value)`.
+pub(crate) type ChangelogEntry<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
+
+/// One store of a task with its definition and changelog topic.
+#[allow(
+    dead_code,
+    reason = "the changelog topic is used by the stream-thread runtime"
+)]
+pub(crate) struct StoreSlot {
+    pub store: TransactionalStore,
+    pub def: StoreBuilder,
+    pub changelog_topic: Option<String>,
+}
+
+/// All stores of one task.
+#[allow(
+    dead_code,
+    reason = "the changelog side is driven by the stream-thread runtime"
+)]
+pub(crate) struct TaskStores {
+    db: Option<Arc<DB>>,
+    path: Option<PathBuf>,
+    slots: BTreeMap<String, StoreSlot>,
+}
+
+#[allow(
+    dead_code,
+    reason = "changelog and restore methods serve the stream-thread runtime"
+)]
+impl TaskStores {
+    /// Opens (or creates) the stores of a task. RocksDB stores share one database in `dir`
+    /// with a column family per store.
+    pub(crate) fn open(
+        dir: Option<&Path>,
+        defs: &[StoreBuilder],
+        changelog_topic: impl Fn(&str) -> String,
+    ) -> Result<Self, StateError> {
+        let rocks: Vec<&StoreBuilder> = defs
+            .iter()
+            .filter(|d| d.kind == StoreKind::RocksDb)
+            .collect();
+        let (db, path) = if rocks.is_empty() {
+            (None, None)
+        } else {
+            let dir = dir.ok_or_else(|| StateError::Io {
+                path: String::new(),
+                message: "RocksDB stores need a state directory".to_owned(),
+            })?;
+            std::fs::create_dir_all(dir).map_err(|e| StateError::Io {
+                path: dir.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let mut options = Options::default();
+            options.create_if_missing(true);
+            options.create_missing_column_families(true);
+            let mut cfs: Vec<String> = rocks.iter().map(|d| d.name.clone()).collect();
+            cfs.push(META_CF.to_owned());
+            // Column families of stores a newer version removed are opened too, as RocksDB
+            // requires, and left alone.
+            if let Ok(existing) = DB::list_cf(&options, dir) {
+                for cf in existing {
+                    if cf != "default" && !cfs.contains(&cf) {
+                        cfs.push(cf);
+                    }
+                }
+            }
+            let db = DB::open_cf(&options, dir, &cfs).map_err(|e| StateError::RocksDb {
+                path: dir.display().to_string(),
+                message: e.to_string(),
+            })?;
+            (Some(Arc::new(db)), Some(dir.to_path_buf()))
+        };
+        let path_str = path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let mut slots = BTreeMap::new();
+        for def in defs {
+            let backend = match (def.kind, &db) {
+                (StoreKind::RocksDb, Some(db)) => Backend::Rocks {
+                    db: Arc::clone(db),
+                    path: path_str.clone(),
+                },
+                _ => Backend::Memory(BTreeMap::new()),
+            };
+            slots.insert(
+                def.name.clone(),
+                StoreSlot {
+                    store: TransactionalStore::new(&def.name, backend),
+                    def: def.clone(),
+                    changelog_topic: def.changelog.then(|| changelog_topic(&def.name)),
+                },
+            );
+        }
+        Ok(TaskStores { db, path, slots })
+    }
+
+    fn rocks_error(&self, e: impl std::fmt::Display) -> StateError {
+        StateError::RocksDb {
+            path: self
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            message: e.to_string(),
+        }
+    }
+
+    /// A typed view of store `name`.
+    pub(crate) fn typed<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<KeyValueStore<'_, K, V>, StateError> {
+        let slot = self
+            .slots
+            .get_mut(name)
+            .ok_or_else(|| StateError::Unknown(name.to_owned()))?;
+        let key = slot.def.key_serde.downcast_ref::<Arc<dyn Serde<K>>>();
+        let value = slot.def.value_serde.downcast_ref::<Arc<dyn Serde<V>>>();
+        match (key, value) {
+            (Some(key), Some(value)) => Ok(KeyValueStore::new(
+                &mut slot.store,
+                key.as_ref(),
+                value.as_ref(),
+            )),
+            _ => Err(StateError::TypeMismatch {
+                store: name.to_owned(),
+                expected: format!(
+                    "{}, {}",
+                    slot.def.key_type.name(),
+                    slot.def.value_type.name()
+                ),
+                requested: format!(
+                    "{}, {}",
+                    std::any::type_name::<K>(),
+                    std::any::type_name::<V>()
+                ),
+            }),
+        }
+    }
+
+    /// Store names with their changelog topics (stores without a changelog are left out).
+    pub(crate) fn changelogged(&self) -> Vec<(String, String)> {
+        self.slots
+            .values()
+            .filter_map(|s| {
+                s.changelog_topic
+                    .as_ref()
+                    .map(|t| (s.def.name.clone(), t.clone()))
+            })
+            .collect()
+    }
+
+    /// The uncommitted writes of every changelogged store: `(changelog topic, key, value)`.
+    pub(crate) fn pending_changelog(&self) -> Vec<ChangelogEntry<'_>> {
+        let mut out = Vec::new();
+        for slot in self.slots.values() {
+            if let Some(topic) = &slot.changelog_topic {
+                for (k, v) in slot.store.pending() {
+                    out.push((topic.as_str(), k.as_slice(), v.as_deref()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The changelog offset from which to replay store `name`, as recorded with its data;
+    /// `None` when the store must be restored from the changelog's beginning.
+    pub(crate) fn changelog_position(&self, name: &str) -> Result<Option<i64>, StateError> {
+        let Some(slot) = self.slots.get(name) else {
+            return Err(StateError::Unknown(name.to_owned()));
+        };
+        let Backend::Rocks { .. } = slot.store.backend() else {
+            return Ok(None);
+        };
+        let Some(db) = &self.db else { return Ok(None) };
+        let cf = db
+            .cf_handle(META_CF)
+            .ok_or_else(|| self.rocks_error("meta column family missing"))?;
+        let raw = db
+            .get_cf(cf, position_key(name))
+            .map_err(|e| self.rocks_error(e))?;
+        Ok(raw.and_then(|b| {
+            <[u8; 8]>::try_from(b.as_slice())
+                .ok()
+                .map(i64::from_be_bytes)
+        }))
+    }
+
+    /// Applies every store's uncommitted writes to its backend after the Kafka transaction
+    /// committed, together with the new changelog positions, in one atomic RocksDB batch.
+    pub(crate) fn apply_committed(
+        &mut self,
+        positions: &BTreeMap<String, i64>,
+    ) -> Result<(), StateError> {
+        let mut batch = WriteBatch::default();
+        for slot in self.slots.values_mut() {
+            let pending = slot.store.take_pending();
+            match slot.store.backend_mut() {
+                Backend::Memory(map) => {
+                    for (k, v) in pending {
+                        match v {
+                            Some(v) => map.insert(k, v),
+                            None => map.remove(&k),
+                        };
+                    }
+                }
+                Backend::Rocks { db, .. } => {
+                    if let Some(cf) = db.cf_handle(&slot.def.name) {
+                        for (k, v) in pending {
+                            match v {
+                                Some(v) => batch.put_cf(cf, k, v),
+                                None => batch.delete_cf(cf, k),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.write_positions(&mut batch, positions)?;
+        if let Some(db) = &self.db {
+            db.write(batch).map_err(|e| self.rocks_error(e))?;
+        }
+        Ok(())
+    }
+
+    fn write_positions(
+        &self,
+        batch: &mut WriteBatch,
+        positions: &BTreeMap<String, i64>,
+    ) -> Result<(), StateError> {
+        let Some(db) = &self.db else { return Ok(()) };
+        let cf = db
+            .cf_handle(META_CF)
+            .ok_or_else(|| self.rocks_error("meta column family missing"))?;
+        for (store, position) in positions {
+            if matches!(
+                self.slots.get(store).map(|s| s.store.backend()),
+                Some(Backend::Rocks { .. })
+            ) {
+                batch.put_cf(cf, position_key(store), position.to_be_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes records replayed from store `name`'s changelog, and the position after them.
+    pub(crate) fn apply_restored(
+        &mut self,
+        name: &str,
+        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        position: i64,
+    ) -> Result<(), StateError> {
+        let mut batch = WriteBatch::default();
+        let slot = self
+            .slots
+            .get_mut(name)
+            .ok_or_else(|| StateError::Unknown(name.to_owned()))?;
+        match slot.store.backend_mut() {
+            Backend::Memory(map) => {
+                for (k, v) in records {
+                    match v {
+                        Some(v) => map.insert(k, v),
+                        None => map.remove(&k),
+                    };
+                }
+            }
+            Backend::Rocks { db, .. } => {
+                if let Some(cf) = db.cf_handle(name) {
+                    for (k, v) in records {
+                        match v {
+                            Some(v) => batch.put_cf(cf, k, v),
+                            None => batch.delete_cf(cf, k),
+                        }
+                    }
+                }
+            }
+        }
+        let positions = BTreeMap::from([(name.to_owned(), position)]);
+        self.write_positions(&mut batch, &positions)?;
+        if let Some(db) = &self.db {
+            db.write(batch).map_err(|e| self.rocks_error(e))?;
+        }
+        Ok(())
+    }
+
+    /// Drops every store's uncommitted writes (the transaction aborted).
+    pub(crate) fn discard_pending(&mut self) {
+        for slot in self.slots.values_mut() {
+            slot.store.discard_pending();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serde::{I64Serde, StringSerde};
+
+    fn defs() -> Vec<StoreBuilder> {
+        vec![
+            StoreBuilder::rocksdb("counts", StringSerde, I64Serde),
+            StoreBuilder::in_memory("cache", StringSerde, I64Serde),
+        ]
+    }
+
+    fn open(dir: &Path) -> TaskStores {
+        TaskStores::open(Some(dir), &defs(), |s| format!("app-{s}-changelog")).unwrap()
+    }
+
+    #[test]
+    fn uncommitted_writes_are_readable_but_reach_rocksdb_only_when_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores = open(dir.path());
+        stores
+            .typed::<String, i64>("counts")
+            .unwrap()
+            .put(&"a".into(), &1)
+            .unwrap();
+        assert_eq!(
+            stores
+                .typed::<String, i64>("counts")
+                .unwrap()
+                .get(&"a".into())
+                .unwrap(),
+            Some(1)
+        );
+        assert_eq!(stores.pending_changelog().len(), 1);
+        assert_eq!(stores.pending_changelog()[0].0, "app-counts-changelog");
+        drop(stores);
+
+        // Never applied: a crash before the Kafka commit leaves RocksDB untouched.
+        let mut stores = open(dir.path());
+        assert_eq!(
+            stores
+                .typed::<String, i64>("counts")
+                .unwrap()
+                .get(&"a".into())
+                .unwrap(),
+            None
+        );
+        assert_eq!(stores.changelog_position("counts").unwrap(), None);
+
+        stores
+            .typed::<String, i64>("counts")
+            .unwrap()
+            .put(&"a".into(), &2)
+            .unwrap();
+        stores
+            .apply_committed(&BTreeMap::from([("counts".to_owned(), 41)]))
+            .unwrap();
+        stores
+            .typed::<String, i64>("counts")
+            .unwrap()
+            .put(&"b".into(), &9)
+            .unwrap();
+        stores.discard_pending();
+        drop(stores);
+
+        let mut stores = open(dir.path());
+        let view = stores.typed::<String, i64>("counts").unwrap();
+        assert_eq!(
+            view.get(&"a".into()).unwrap(),
+            Some(2),
+            "applied write survives reopen"
+        );
+        assert_eq!(
+            view.get(&"b".into()).unwrap(),
+            None,
+            "discarded write is gone"
+        );
+        assert_eq!(stores.changelog_position("counts").unwrap(), Some(41));
+        assert_eq!(
+            stores.changelog_position("cache").unwrap(),
+            None,
+            "memory stores replay fully"
+        );
+    }
+
+    #[test]
+    fn restored_records_and_their_position_are_written_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores = open(dir.path());
+        let records = vec![
+            (b"x".to_vec(), Some(7_i64.to_be_bytes().to_vec())),
+            (b"y".to_vec(), Some(1_i64.to_be_bytes().to_vec())),
+            (b"y".to_vec(), None),
+        ];
+        stores.apply_restored("counts", records, 3).unwrap();
+        let view = stores.typed::<String, i64>("counts").unwrap();
+        assert_eq!(view.get(&"x".into()).unwrap(), Some(7));
+        assert_eq!(view.get(&"y".into()).unwrap(), None, "a tombstone deletes");
+        assert_eq!(stores.changelog_position("counts").unwrap(), Some(3));
+        let err = stores
+            .typed::<String, String>("counts")
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("holds (alloc::string::String, i64)")));
+    }
+}

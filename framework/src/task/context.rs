@@ -1,0 +1,55 @@
+//! The per-task state a processor context exposes: stores, forwards, metadata, time.
+
+use std::time::Duration;
+
+use crate::processor::{ProcessError, PunctuationType};
+use crate::record::RecordMetadata;
+use crate::state::{KeyValueStore, TaskStores};
+use crate::topology::erased::ErasedRecord;
+
+pub(crate) struct ContextInner {
+    pub stores: TaskStores,
+    pub forwarded: Vec<(Option<String>, ErasedRecord)>,
+    pub metadata: Option<RecordMetadata>,
+    pub stream_time: i64,
+    pub wall_clock: i64,
+    pub partition: i32,
+    pub current_node: usize,
+    pub node_names: Vec<String>,
+    pub node_stores: Vec<Vec<String>>,
+    pub new_schedules: Vec<(Duration, PunctuationType)>,
+}
+
+impl ContextInner {
+    pub(crate) fn current_node_name(&self) -> &str {
+        self.node_names
+            .get(self.current_node)
+            .map(String::as_str)
+            .unwrap_or("?")
+    }
+
+    pub(crate) fn forward(&mut self, child: Option<String>, record: ErasedRecord) {
+        self.forwarded.push((child, record));
+    }
+
+    pub(crate) fn schedule(&mut self, interval: Duration, kind: PunctuationType) {
+        self.new_schedules.push((interval, kind));
+    }
+
+    pub(crate) fn key_value_store<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<KeyValueStore<'_, K, V>, ProcessError> {
+        let connected = self
+            .node_stores
+            .get(self.current_node)
+            .is_some_and(|stores| stores.iter().any(|s| s == name));
+        if !connected {
+            return Err(ProcessError::StoreNotConnected {
+                processor: self.current_node_name().to_owned(),
+                store: name.to_owned(),
+            });
+        }
+        Ok(self.stores.typed(name)?)
+    }
+}

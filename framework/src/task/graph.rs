@@ -1,0 +1,363 @@
+//! A task's instantiated processor graph: decodes input, runs processors depth-first,
+//! encodes sink output, fires punctuations.
+
+use std::collections::HashMap;
+
+use super::context::ContextInner;
+use super::TaskError;
+use crate::processor::PunctuationType;
+use crate::record::{RawRecord, RecordMetadata};
+use crate::state::TaskStores;
+use crate::topology::erased::{ErasedProcessor, ErasedRecord};
+use crate::topology::{NodeKind, SubTopology, Topology};
+
+enum RuntimeNode {
+    Source {
+        decode: crate::topology::node::Decoder,
+    },
+    Processor(Box<dyn ErasedProcessor>),
+    Sink {
+        topic: String,
+        encode: crate::topology::node::Encoder,
+        partitioner: Option<crate::topology::node::PartitionerFn>,
+    },
+}
+
+struct Schedule {
+    node: usize,
+    interval_ms: i64,
+    kind: PunctuationType,
+    next: i64,
+}
+
+/// One task's nodes, children lists and context.
+pub(crate) struct TaskGraph {
+    nodes: Vec<RuntimeNode>,
+    children: Vec<Vec<usize>>,
+    sources: HashMap<String, usize>,
+    ctx: ContextInner,
+    schedules: Vec<Schedule>,
+    sink_partitions: HashMap<String, i32>,
+}
+
+impl TaskGraph {
+    /// Instantiates sub-topology `sub` for `partition`: fresh processors, the given stores.
+    /// `sink_partitions` gives the partition count of sink topics that use a custom
+    /// partitioner.
+    pub(crate) fn new(
+        topology: &Topology,
+        sub: &SubTopology,
+        application_id: &str,
+        partition: i32,
+        stores: TaskStores,
+        sink_partitions: HashMap<String, i32>,
+    ) -> Self {
+        let local: HashMap<&str, usize> = sub
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(local, &global)| (topology.nodes[global].name.as_str(), local))
+            .collect();
+        let mut nodes = Vec::with_capacity(sub.nodes.len());
+        let mut children = vec![Vec::new(); sub.nodes.len()];
+        let mut sources = HashMap::new();
+        let mut node_names = Vec::new();
+        let mut node_stores = Vec::new();
+        for (i, &global) in sub.nodes.iter().enumerate() {
+            let def = &topology.nodes[global];
+            node_names.push(def.name.clone());
+            node_stores.push(def.stores.clone());
+            for parent in &def.parents {
+                if let Some(&p) = local.get(parent.as_str()) {
+                    children[p].push(i);
+                }
+            }
+            nodes.push(match &def.kind {
+                NodeKind::Source { topic, decode } => {
+                    sources.insert(topic.resolve(application_id), i);
+                    RuntimeNode::Source {
+                        decode: decode.clone(),
+                    }
+                }
+                NodeKind::Processor { supplier } => RuntimeNode::Processor(supplier()),
+                NodeKind::Sink {
+                    topic,
+                    encode,
+                    partitioner,
+                } => RuntimeNode::Sink {
+                    topic: topic.resolve(application_id),
+                    encode: encode.clone(),
+                    partitioner: partitioner.clone(),
+                },
+            });
+        }
+        TaskGraph {
+            nodes,
+            children,
+            sources,
+            ctx: ContextInner {
+                stores,
+                forwarded: Vec::new(),
+                metadata: None,
+                stream_time: i64::MIN,
+                wall_clock: 0,
+                partition,
+                current_node: 0,
+                node_names,
+                node_stores,
+                new_schedules: Vec::new(),
+            },
+            schedules: Vec::new(),
+            sink_partitions,
+        }
+    }
+
+    /// The task's stores.
+    pub(crate) fn stores_mut(&mut self) -> &mut TaskStores {
+        &mut self.ctx.stores
+    }
+
+    /// Initialises every processor and registers the punctuations they schedule.
+    pub(crate) fn init(&mut self, wall_clock: i64) -> Result<(), TaskError> {
+        self.ctx.wall_clock = wall_clock;
+        for i in 0..self.nodes.len() {
+            if let RuntimeNode::Processor(p) = &mut self.nodes[i] {
+                self.ctx.current_node = i;
+                p.init(&mut self.ctx).map_err(|source| TaskError::Process {
+                    node: self.ctx.node_names[i].clone(),
+                    source,
+                })?;
+                for (interval, kind) in std::mem::take(&mut self.ctx.new_schedules) {
+                    let interval_ms = i64::try_from(interval.as_millis())
+                        .unwrap_or(i64::MAX)
+                        .max(1);
+                    let base = match kind {
+                        PunctuationType::WallClockTime => wall_clock,
+                        PunctuationType::StreamTime => 0,
+                    };
+                    self.schedules.push(Schedule {
+                        node: i,
+                        interval_ms,
+                        kind,
+                        next: base.saturating_add(interval_ms),
+                    });
+                }
+            }
+        }
+        // Records forwarded from init go nowhere: there is no input to attach them to.
+        self.ctx.forwarded.clear();
+        Ok(())
+    }
+
+    /// Processes one input record, appending sink output to `out`.
+    pub(crate) fn process(
+        &mut self,
+        input: &RawRecord,
+        wall_clock: i64,
+        out: &mut Vec<RawRecord>,
+    ) -> Result<(), TaskError> {
+        let &source = self
+            .sources
+            .get(&input.topic)
+            .ok_or_else(|| TaskError::UnknownTopic(input.topic.clone()))?;
+        let RuntimeNode::Source { decode } = &self.nodes[source] else {
+            return Err(TaskError::UnknownTopic(input.topic.clone()));
+        };
+        let partition = input.partition.unwrap_or(self.ctx.partition);
+        let mut record = decode(
+            input.key.as_deref(),
+            input.value.as_deref(),
+            input.timestamp,
+        )
+        .map_err(|(part, source)| TaskError::Deserialization {
+            topic: input.topic.clone(),
+            partition,
+            offset: input.offset,
+            part,
+            source,
+        })?;
+        record.headers.clone_from(&input.headers);
+        self.ctx.metadata = Some(RecordMetadata {
+            topic: input.topic.clone(),
+            partition,
+            offset: input.offset,
+        });
+        self.ctx.wall_clock = wall_clock;
+        self.ctx.stream_time = self.ctx.stream_time.max(input.timestamp);
+        let result = self.dispatch_children(source, record, out);
+        self.ctx.metadata = None;
+        result?;
+        self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time, out)
+    }
+
+    /// Fires wall-clock punctuations that are due at `now`.
+    pub(crate) fn punctuate_wall_clock(
+        &mut self,
+        now: i64,
+        out: &mut Vec<RawRecord>,
+    ) -> Result<(), TaskError> {
+        self.ctx.wall_clock = now;
+        self.punctuate(PunctuationType::WallClockTime, now, out)
+    }
+
+    fn punctuate(
+        &mut self,
+        kind: PunctuationType,
+        now: i64,
+        out: &mut Vec<RawRecord>,
+    ) -> Result<(), TaskError> {
+        for s in 0..self.schedules.len() {
+            let due = {
+                let sched = &mut self.schedules[s];
+                if sched.kind != kind || now < sched.next {
+                    None
+                } else {
+                    // Fire once and skip missed intervals, as Kafka Streams does.
+                    let missed = (now - sched.next) / sched.interval_ms;
+                    sched.next += (missed + 1) * sched.interval_ms;
+                    Some(sched.node)
+                }
+            };
+            let Some(node) = due else { continue };
+            if let RuntimeNode::Processor(p) = &mut self.nodes[node] {
+                self.ctx.current_node = node;
+                p.punctuate(&mut self.ctx, kind, now)
+                    .map_err(|source| TaskError::Process {
+                        node: self.ctx.node_names[node].clone(),
+                        source,
+                    })?;
+            }
+            let forwarded = std::mem::take(&mut self.ctx.forwarded);
+            self.route(node, forwarded, out)?;
+        }
+        Ok(())
+    }
+
+    fn dispatch_children(
+        &mut self,
+        from: usize,
+        record: ErasedRecord,
+        out: &mut Vec<RawRecord>,
+    ) -> Result<(), TaskError> {
+        self.route(from, vec![(None, record)], out)
+    }
+
+    /// Depth-first delivery: every record reaches the end of its path before the next
+    /// forwarded record starts, so per-path order equals forward order.
+    fn route(
+        &mut self,
+        from: usize,
+        forwarded: Vec<(Option<String>, ErasedRecord)>,
+        out: &mut Vec<RawRecord>,
+    ) -> Result<(), TaskError> {
+        let mut stack: Vec<(usize, ErasedRecord)> = Vec::new();
+        self.push_children(from, forwarded, &mut stack)?;
+        while let Some((node, record)) = stack.pop() {
+            match &mut self.nodes[node] {
+                RuntimeNode::Source { .. } => {
+                    let children = vec![(None, record)];
+                    self.push_children(node, children, &mut stack)?;
+                }
+                RuntimeNode::Processor(p) => {
+                    self.ctx.current_node = node;
+                    p.process(&mut self.ctx, record)
+                        .map_err(|source| TaskError::Process {
+                            node: self.ctx.node_names[node].clone(),
+                            source,
+                        })?;
+                    let forwarded = std::mem::take(&mut self.ctx.forwarded);
+                    self.push_children(node, forwarded, &mut stack)?;
+                }
+                RuntimeNode::Sink {
+                    topic,
+                    encode,
+                    partitioner,
+                } => {
+                    let (key, value) =
+                        encode(&record).map_err(|source| TaskError::Serialization {
+                            node: self.ctx.node_names[node].clone(),
+                            topic: topic.clone(),
+                            source,
+                        })?;
+                    let partition = match partitioner {
+                        Some(f) => {
+                            let count = self
+                                .sink_partitions
+                                .get(topic.as_str())
+                                .copied()
+                                .unwrap_or(1);
+                            Some(f(key.as_deref(), count))
+                        }
+                        None => None,
+                    };
+                    out.push(RawRecord {
+                        topic: topic.clone(),
+                        partition,
+                        offset: -1,
+                        key,
+                        value,
+                        timestamp: record.timestamp,
+                        headers: record.headers,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn push_children(
+        &self,
+        node: usize,
+        forwarded: Vec<(Option<String>, ErasedRecord)>,
+        stack: &mut Vec<(usize, ErasedRecord)>,
+    ) -> Result<(), TaskError> {
+        // Collect in delivery order, then push reversed so the first pops first.
+        let mut batch: Vec<(usize, ErasedRecord)> = Vec::new();
+        for (child_name, record) in forwarded {
+            let targets: Vec<usize> = match &child_name {
+                Some(name) => {
+                    let found = self.children[node]
+                        .iter()
+                        .copied()
+                        .find(|&c| self.ctx.node_names[c] == *name);
+                    match found {
+                        Some(c) => vec![c],
+                        None => {
+                            return Err(TaskError::Process {
+                                node: self.ctx.node_names[node].clone(),
+                                source: crate::processor::ProcessError::UnknownChild {
+                                    processor: self.ctx.node_names[node].clone(),
+                                    child: name.clone(),
+                                },
+                            })
+                        }
+                    }
+                }
+                None => self.children[node].clone(),
+            };
+            let last = targets.len().saturating_sub(1);
+            let mut record = Some(record);
+            for (i, target) in targets.into_iter().enumerate() {
+                let r = if i == last {
+                    record.take()
+                } else {
+                    record.clone()
+                };
+                if let Some(r) = r {
+                    batch.push((target, r));
+                }
+            }
+        }
+        stack.extend(batch.into_iter().rev());
+        Ok(())
+    }
+
+    /// Closes every processor.
+    pub(crate) fn close(&mut self) {
+        for node in &mut self.nodes {
+            if let RuntimeNode::Processor(p) = node {
+                p.close();
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! A deterministic in-memory driver for topologies: no broker, no threads, no clock.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use crate::record::{RawRecord, Record};
+use crate::serde::{Serde, SerdeError};
+use crate::state::{StateError, StoreKind, TaskStores};
+use crate::task::{TaskError, TaskGraph};
+use crate::topology::{changelog_topic, Topology};
+
+/// Application id the driver resolves internal topic names with.
+pub const TEST_APPLICATION_ID: &str = "test-app";
+
+/// Runs a [`Topology`] in memory, one task per sub-topology, committing after every input
+/// record. Output to the app's repartition topics is fed back in immediately; output to other
+/// topics is kept for [`read_output`](Self::read_output).
+///
+/// ```
+/// use eddy::serde::StringSerde;
+/// use eddy::dsl::StreamsBuilder;
+/// use eddy::test_driver::TopologyTestDriver;
+///
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("in", StringSerde, StringSerde)
+///     .map_values(|v: String| v.to_uppercase())
+///     .to("out", StringSerde, StringSerde);
+/// let mut driver = TopologyTestDriver::new(builder.build()?)?;
+/// driver.pipe_input("in", &StringSerde, &StringSerde, &"k".to_owned(), &"hello".to_owned(), 1)?;
+/// let out = driver.read_output("out", &StringSerde, &StringSerde)?;
+/// assert_eq!(out[0].value, "HELLO");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TopologyTestDriver {
+    tasks: BTreeMap<u32, TaskGraph>,
+    topic_to_task: HashMap<String, u32>,
+    outputs: BTreeMap<String, VecDeque<RawRecord>>,
+    offsets: HashMap<String, i64>,
+    wall_clock: i64,
+}
+
+impl std::fmt::Debug for TopologyTestDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopologyTestDriver")
+            .field("tasks", &self.tasks.keys().collect::<Vec<_>>())
+            .field("wall_clock", &self.wall_clock)
+            .finish()
+    }
+}
+
+impl TopologyTestDriver {
+    /// Instantiates every sub-topology (stores in memory) and initialises its processors.
+    ///
+    /// # Errors
+    /// Fails when a processor's `init` fails.
+    pub fn new(topology: Topology) -> Result<Self, TaskError> {
+        let mut tasks = BTreeMap::new();
+        let mut topic_to_task = HashMap::new();
+        for sub in topology.sub_topologies() {
+            let defs: Vec<_> = sub
+                .stores
+                .iter()
+                .filter_map(|name| topology.stores.get(name))
+                .map(|def| {
+                    let mut def = def.clone();
+                    def.kind = StoreKind::InMemory;
+                    def
+                })
+                .collect();
+            let stores = TaskStores::open(None, &defs, |store| {
+                changelog_topic(TEST_APPLICATION_ID, store)
+            })?;
+            let mut graph = TaskGraph::new(
+                &topology,
+                sub,
+                TEST_APPLICATION_ID,
+                0,
+                stores,
+                HashMap::new(),
+            );
+            graph.init(0)?;
+            for topic in &sub.source_topics {
+                topic_to_task.insert(topic.resolve(TEST_APPLICATION_ID), sub.id);
+            }
+            tasks.insert(sub.id, graph);
+        }
+        Ok(TopologyTestDriver {
+            tasks,
+            topic_to_task,
+            outputs: BTreeMap::new(),
+            offsets: HashMap::new(),
+            wall_clock: 0,
+        })
+    }
+
+    /// Feeds one typed record to the source reading `topic`.
+    ///
+    /// # Errors
+    /// Fails when encoding fails or the topology fails on the record.
+    pub fn pipe_input<K: 'static, V: 'static>(
+        &mut self,
+        topic: &str,
+        key_serde: &dyn Serde<K>,
+        value_serde: &dyn Serde<V>,
+        key: &K,
+        value: &V,
+        timestamp: i64,
+    ) -> Result<(), TaskError> {
+        let encode_err = |source: SerdeError| TaskError::Serialization {
+            node: "test input".to_owned(),
+            topic: topic.to_owned(),
+            source,
+        };
+        let key = key_serde.serialize(key).map_err(encode_err)?;
+        let value = value_serde.serialize(value).map_err(encode_err)?;
+        self.pipe_raw(topic, key.as_deref(), value.as_deref(), timestamp)
+    }
+
+    /// Feeds one record in Kafka form (bytes) to the source reading `topic`.
+    ///
+    /// # Errors
+    /// Fails when the topology fails on the record, including deserialization errors.
+    pub fn pipe_raw(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+    ) -> Result<(), TaskError> {
+        let mut queue = VecDeque::from([self.raw(topic, key, value, timestamp)]);
+        while let Some(input) = queue.pop_front() {
+            let task_id = *self
+                .topic_to_task
+                .get(&input.topic)
+                .ok_or_else(|| TaskError::UnknownTopic(input.topic.clone()))?;
+            let mut out = Vec::new();
+            if let Some(task) = self.tasks.get_mut(&task_id) {
+                task.process(&input, self.wall_clock, &mut out)?;
+                task.stores_mut().apply_committed(&BTreeMap::new())?;
+            }
+            self.route(out, &mut queue);
+        }
+        Ok(())
+    }
+
+    fn raw(&mut self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>, ts: i64) -> RawRecord {
+        let offset = self.offsets.entry(topic.to_owned()).or_insert(0);
+        let record = RawRecord {
+            topic: topic.to_owned(),
+            partition: Some(0),
+            offset: *offset,
+            key: key.map(<[u8]>::to_vec),
+            value: value.map(<[u8]>::to_vec),
+            timestamp: ts,
+            headers: Vec::new(),
+        };
+        *offset += 1;
+        record
+    }
+
+    fn route(&mut self, out: Vec<RawRecord>, queue: &mut VecDeque<RawRecord>) {
+        for record in out {
+            if self.topic_to_task.contains_key(&record.topic) {
+                let fed = self.raw(
+                    &record.topic,
+                    record.key.as_deref(),
+                    record.value.as_deref(),
+                    record.timestamp,
+                );
+                queue.push_back(fed);
+            } else {
+                self.outputs
+                    .entry(record.topic.clone())
+                    .or_default()
+                    .push_back(record);
+            }
+        }
+    }
+
+    /// Advances the wall clock and fires the wall-clock punctuations that come due.
+    ///
+    /// # Errors
+    /// Fails when a punctuation fails.
+    pub fn advance_wall_clock(&mut self, by: Duration) -> Result<(), TaskError> {
+        self.wall_clock += i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        let ids: Vec<u32> = self.tasks.keys().copied().collect();
+        for id in ids {
+            let mut out = Vec::new();
+            if let Some(task) = self.tasks.get_mut(&id) {
+                task.punctuate_wall_clock(self.wall_clock, &mut out)?;
+                task.stores_mut().apply_committed(&BTreeMap::new())?;
+            }
+            let mut queue = VecDeque::new();
+            self.route(out, &mut queue);
+            while let Some(input) = queue.pop_front() {
+                self.pipe_raw(
+                    &input.topic,
+                    input.key.as_deref(),
+                    input.value.as_deref(),
+                    input.timestamp,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes every record written to `topic` so far, decoded.
+    ///
+    /// # Errors
+    /// Fails when a record does not decode with the given serdes.
+    pub fn read_output<K: 'static, V: 'static>(
+        &mut self,
+        topic: &str,
+        key_serde: &dyn Serde<K>,
+        value_serde: &dyn Serde<V>,
+    ) -> Result<Vec<Record<K, V>>, SerdeError> {
+        self.outputs
+            .remove(topic)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| {
+                Ok(Record {
+                    key: key_serde.deserialize(r.key.as_deref())?,
+                    value: value_serde.deserialize(r.value.as_deref())?,
+                    timestamp: r.timestamp,
+                    headers: r.headers,
+                })
+            })
+            .collect()
+    }
+
+    /// Closes every processor (their `close` runs), ending the test.
+    pub fn close(mut self) {
+        for task in self.tasks.values_mut() {
+            task.close();
+        }
+    }
+
+    /// Reads `key` from store `store`.
+    ///
+    /// # Errors
+    /// Fails when no task has the store or the types differ.
+    pub fn store_get<K: 'static, V: 'static>(
+        &mut self,
+        store: &str,
+        key: &K,
+    ) -> Result<Option<V>, StateError> {
+        for task in self.tasks.values_mut() {
+            match task.stores_mut().typed::<K, V>(store) {
+                Ok(view) => return view.get(key),
+                Err(StateError::Unknown(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StateError::Unknown(store.to_owned()))
+    }
+}

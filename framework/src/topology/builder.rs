@@ -1,0 +1,390 @@
+//! Builds a topology node by node and validates it: names, edges, types, stores, topics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::erased::{Erased, ErasedRecord, TypeInfo};
+use super::node::{NodeDef, NodeKind, PartitionerFn};
+use super::{SubTopology, TopicRef, Topology};
+use crate::processor::{Data, Processor};
+use crate::serde::Serde;
+use crate::state::StoreBuilder;
+
+/// The topology is invalid; every problem found is listed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid topology:\n  - {}", problems.join("\n  - "))]
+pub struct TopologyError {
+    /// One line per problem, naming the node, store or topic concerned.
+    pub problems: Vec<String>,
+}
+
+impl From<&str> for TopicRef {
+    fn from(name: &str) -> Self {
+        TopicRef::External(name.to_owned())
+    }
+}
+
+impl From<String> for TopicRef {
+    fn from(name: String) -> Self {
+        TopicRef::External(name)
+    }
+}
+
+impl TopicRef {
+    /// An app-owned repartition topic with logical name `name`.
+    pub fn internal(name: &str) -> Self {
+        TopicRef::Internal(name.to_owned())
+    }
+}
+
+/// Assembles sources, processors, sinks and stores into a [`Topology`].
+///
+/// Every name is explicit: node names order and describe the graph; store names key changelog
+/// topics and snapshots, so they must stay stable across versions of an app.
+#[derive(Default)]
+pub struct TopologyBuilder {
+    nodes: Vec<NodeDef>,
+    stores: BTreeMap<String, StoreBuilder>,
+    repartition_partitions: BTreeMap<String, Option<i32>>,
+    problems: Vec<String>,
+}
+
+impl std::fmt::Debug for TopologyBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopologyBuilder")
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|n| &n.name).collect::<Vec<_>>(),
+            )
+            .field("stores", &self.stores.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl TopologyBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a source node `name` reading `topic` with the given serdes.
+    pub fn add_source<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+        topic: impl Into<TopicRef>,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> &mut Self {
+        let topic = topic.into();
+        self.note_internal(&topic);
+        let decode = Arc::new(move |key: Option<&[u8]>, value: Option<&[u8]>, timestamp| {
+            let k = key_serde.deserialize(key).map_err(|e| ("key", e))?;
+            let v = value_serde.deserialize(value).map_err(|e| ("value", e))?;
+            Ok(ErasedRecord::from_record(crate::record::Record::new(
+                k, v, timestamp,
+            )))
+        });
+        self.push(NodeDef {
+            name: name.to_owned(),
+            kind: NodeKind::Source { topic, decode },
+            parents: Vec::new(),
+            input: None,
+            output: Some((TypeInfo::of::<K>(), TypeInfo::of::<V>())),
+            stores: Vec::new(),
+        })
+    }
+
+    /// Adds a processor node `name` made by `supplier` for each task, fed by `parents` and
+    /// allowed to use `stores`.
+    pub fn add_processor<P, F>(
+        &mut self,
+        name: &str,
+        supplier: F,
+        parents: &[&str],
+        stores: &[&str],
+    ) -> &mut Self
+    where
+        P: Processor,
+        F: Fn() -> P + Send + Sync + 'static,
+    {
+        let supplier = Arc::new(move || {
+            Box::new(Erased(supplier())) as Box<dyn super::erased::ErasedProcessor>
+        });
+        self.push(NodeDef {
+            name: name.to_owned(),
+            kind: NodeKind::Processor { supplier },
+            parents: parents.iter().map(|p| (*p).to_owned()).collect(),
+            input: Some((TypeInfo::of::<P::KeyIn>(), TypeInfo::of::<P::ValueIn>())),
+            output: Some((TypeInfo::of::<P::KeyOut>(), TypeInfo::of::<P::ValueOut>())),
+            stores: stores.iter().map(|s| (*s).to_owned()).collect(),
+        })
+    }
+
+    /// Adds a sink node `name` writing to `topic`, partitioned by the producer's murmur2
+    /// partitioner on the key bytes (the Java client's default).
+    pub fn add_sink<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+        topic: impl Into<TopicRef>,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        parents: &[&str],
+    ) -> &mut Self {
+        self.add_sink_inner(name, topic.into(), key_serde, value_serde, None, parents)
+    }
+
+    /// Adds a sink node whose partition is chosen by `partitioner` from the key bytes and the
+    /// topic's partition count.
+    pub fn add_sink_with_partitioner<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+        topic: impl Into<TopicRef>,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        partitioner: PartitionerFn,
+        parents: &[&str],
+    ) -> &mut Self {
+        self.add_sink_inner(
+            name,
+            topic.into(),
+            key_serde,
+            value_serde,
+            Some(partitioner),
+            parents,
+        )
+    }
+
+    fn add_sink_inner<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+        topic: TopicRef,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        partitioner: Option<PartitionerFn>,
+        parents: &[&str],
+    ) -> &mut Self {
+        self.note_internal(&topic);
+        let encode = Arc::new(move |record: &ErasedRecord| {
+            let key = record.key.as_any().downcast_ref::<K>();
+            let value = record.value.as_any().downcast_ref::<V>();
+            match (key, value) {
+                (Some(k), Some(v)) => Ok((key_serde.serialize(k)?, value_serde.serialize(v)?)),
+                _ => Err(crate::serde::SerdeError::new(
+                    "record types differ from the sink's serdes",
+                )),
+            }
+        });
+        self.push(NodeDef {
+            name: name.to_owned(),
+            kind: NodeKind::Sink {
+                topic,
+                encode,
+                partitioner,
+            },
+            parents: parents.iter().map(|p| (*p).to_owned()).collect(),
+            input: Some((TypeInfo::of::<K>(), TypeInfo::of::<V>())),
+            output: None,
+            stores: Vec::new(),
+        })
+    }
+
+    /// Registers a state store that processors can be connected to.
+    pub fn add_store(&mut self, store: StoreBuilder) -> &mut Self {
+        if self.stores.contains_key(&store.name) {
+            self.problems
+                .push(format!("store `{}` is defined twice", store.name));
+        } else {
+            self.stores.insert(store.name.clone(), store);
+        }
+        self
+    }
+
+    /// Sets the partition count of repartition topic `name` (default: the partition count of
+    /// the input of the sub-topology that writes it).
+    pub fn repartition_partitions(&mut self, name: &str, partitions: i32) -> &mut Self {
+        self.repartition_partitions
+            .insert(name.to_owned(), Some(partitions));
+        self
+    }
+
+    /// True when a node of that name exists already.
+    pub fn has_node(&self, name: &str) -> bool {
+        self.nodes.iter().any(|n| n.name == name)
+    }
+
+    fn note_internal(&mut self, topic: &TopicRef) {
+        if let TopicRef::Internal(name) = topic {
+            self.repartition_partitions
+                .entry(name.clone())
+                .or_insert(None);
+        }
+    }
+
+    fn push(&mut self, node: NodeDef) -> &mut Self {
+        if self.has_node(&node.name) {
+            self.problems
+                .push(format!("node name `{}` is used twice", node.name));
+        } else {
+            self.nodes.push(node);
+        }
+        self
+    }
+
+    /// Validates the graph and splits it into sub-topologies.
+    ///
+    /// # Errors
+    /// Lists every problem: duplicate or unknown names, missing parents, type mismatches on
+    /// edges, unknown or shared stores, topics read twice, no source.
+    pub fn build(self) -> Result<Topology, TopologyError> {
+        let mut problems = self.problems;
+        let index: BTreeMap<&str, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.as_str(), i))
+            .collect();
+        if !self
+            .nodes
+            .iter()
+            .any(|n| matches!(n.kind, NodeKind::Source { .. }))
+        {
+            problems.push("the topology has no source".to_owned());
+        }
+        let mut read_topics = BTreeSet::new();
+        for node in &self.nodes {
+            match &node.kind {
+                NodeKind::Source { topic, .. } if !read_topics.insert(topic.clone()) => {
+                    problems.push(format!("topic {topic:?} is read by more than one source"));
+                }
+                NodeKind::Source { .. } => {}
+                _ if node.parents.is_empty() => {
+                    problems.push(format!("node `{}` has no parent", node.name));
+                }
+                _ => {}
+            }
+            for parent in &node.parents {
+                let Some(&p) = index.get(parent.as_str()) else {
+                    problems.push(format!(
+                        "node `{}` names unknown parent `{parent}`",
+                        node.name
+                    ));
+                    continue;
+                };
+                let parent_node = &self.nodes[p];
+                match (parent_node.output, node.input) {
+                    (None, _) => problems.push(format!(
+                        "node `{}` has sink `{parent}` as parent; sinks have no children",
+                        node.name
+                    )),
+                    (Some(out), Some(input)) if out != input => problems.push(format!(
+                        "edge `{parent}` -> `{}`: `{parent}` forwards ({}, {}) but `{}` accepts ({}, {})",
+                        node.name,
+                        out.0.name(),
+                        out.1.name(),
+                        node.name,
+                        input.0.name(),
+                        input.1.name()
+                    )),
+                    _ => {}
+                }
+            }
+            for store in &node.stores {
+                if !self.stores.contains_key(store) {
+                    problems.push(format!(
+                        "processor `{}` uses unknown store `{store}`",
+                        node.name
+                    ));
+                }
+            }
+        }
+        for (name, partitions) in &self.repartition_partitions {
+            if let Some(p) = partitions {
+                if *p < 1 {
+                    problems.push(format!(
+                        "repartition topic `{name}` needs at least 1 partition, got {p}"
+                    ));
+                }
+            }
+        }
+        let sub_topologies = split(&self.nodes, &index);
+        let mut store_owner: BTreeMap<&str, u32> = BTreeMap::new();
+        for sub in &sub_topologies {
+            for store in &sub.stores {
+                if let Some(other) = store_owner.insert(store, sub.id) {
+                    if other != sub.id {
+                        problems.push(format!(
+                            "store `{store}` is used by sub-topologies {other} and {}; a store belongs to one",
+                            sub.id
+                        ));
+                    }
+                }
+            }
+        }
+        for sub in &sub_topologies {
+            if sub.source_topics.is_empty() {
+                problems.push(format!(
+                    "nodes {:?} are not connected to any source",
+                    sub.nodes
+                        .iter()
+                        .map(|&i| &self.nodes[i].name)
+                        .collect::<Vec<_>>()
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(TopologyError { problems });
+        }
+        Ok(Topology {
+            nodes: self.nodes,
+            stores: self.stores,
+            sub_topologies,
+            repartition_partitions: self.repartition_partitions,
+        })
+    }
+}
+
+/// Connected components over parent edges, numbered in order of their first node.
+fn split(nodes: &[NodeDef], index: &BTreeMap<&str, usize>) -> Vec<SubTopology> {
+    let mut component: Vec<usize> = (0..nodes.len()).collect();
+    fn find(c: &mut [usize], i: usize) -> usize {
+        let mut root = i;
+        while c[root] != root {
+            root = c[root];
+        }
+        c[i] = root;
+        root
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        for parent in &node.parents {
+            if let Some(&p) = index.get(parent.as_str()) {
+                let (a, b) = (find(&mut component, i), find(&mut component, p));
+                component[a.max(b)] = a.min(b);
+            }
+        }
+    }
+    let mut by_root: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for i in 0..nodes.len() {
+        let root = find(&mut component, i);
+        by_root.entry(root).or_default().push(i);
+    }
+    by_root
+        .into_values()
+        .enumerate()
+        .map(|(id, members)| {
+            let mut source_topics = Vec::new();
+            let mut stores = BTreeSet::new();
+            for &i in &members {
+                if let NodeKind::Source { topic, .. } = &nodes[i].kind {
+                    source_topics.push(topic.clone());
+                }
+                stores.extend(nodes[i].stores.iter().cloned());
+            }
+            SubTopology {
+                id: u32::try_from(id).unwrap_or(u32::MAX),
+                nodes: members,
+                source_topics,
+                stores: stores.into_iter().collect(),
+            }
+        })
+        .collect()
+}
