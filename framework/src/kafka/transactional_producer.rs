@@ -221,6 +221,17 @@ impl TransactionalProducer {
         }
     }
 
+    /// Waits until every record sent so far is acknowledged by the brokers (or failed),
+    /// without ending the transaction.
+    ///
+    /// # Errors
+    /// Fails when the records are not acknowledged within the transaction timeout.
+    pub fn flush(&mut self) -> Result<(), TransactionalProducerError> {
+        self.producer
+            .flush(self.timeout)
+            .map_err(|e| self.error("flush", e))
+    }
+
     /// Serves delivery reports, waiting up to `timeout` for one.
     pub fn poll(&self, timeout: Duration) {
         self.producer.poll(timeout);
