@@ -10,7 +10,7 @@ cleanup() { if ((owned)); then $kafka stop || true; fi; }
 trap cleanup EXIT
 
 echo "demo: building (the first build compiles librdkafka and RocksDB and takes a while)" >&2
-cargo build -p eddy --example transactions_tour --locked
+cargo build -p transactions-tour --locked
 bootstrap=$($kafka start | tail -n1)
 echo "demo: Kafka at $bootstrap" >&2
-"$CARGO_TARGET_DIR/debug/examples/transactions_tour" "$bootstrap"
+"$CARGO_TARGET_DIR/debug/transactions-tour" "$bootstrap"

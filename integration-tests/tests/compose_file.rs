@@ -106,7 +106,7 @@ fn compose_uses_the_pinned_kafka_version_and_a_scalable_app() {
         format!("apache/kafka:{version}"),
         "compose and local Kafka versions differ"
     );
-    let replicas = doc["services"]["wordcount"]["deploy"]["replicas"]
+    let replicas = doc["services"]["app"]["deploy"]["replicas"]
         .as_u64()
         .unwrap_or(0);
     assert!(

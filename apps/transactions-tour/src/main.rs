@@ -1,7 +1,7 @@
 //! A tour of Eddy's transactional produce against a running Kafka: one committed and one
 //! aborted transaction, then what read_committed and read_uncommitted consumers see.
 //!
-//! Run it with `cargo run -p eddy --example transactions_tour -- 127.0.0.1:9092`.
+//! Run it with `cargo run -p transactions-tour -- 127.0.0.1:9092`.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
