@@ -215,26 +215,7 @@ impl TaskStores {
         let mut batch = WriteBatch::default();
         for slot in self.slots.values_mut() {
             let pending = slot.store.take_pending();
-            match slot.store.backend_mut() {
-                Backend::Memory(map) => {
-                    for (k, v) in pending {
-                        match v {
-                            Some(v) => map.insert(k, v),
-                            None => map.remove(&k),
-                        };
-                    }
-                }
-                Backend::Rocks { db, .. } => {
-                    if let Some(cf) = db.cf_handle(&slot.def.name) {
-                        for (k, v) in pending {
-                            match v {
-                                Some(v) => batch.put_cf(cf, k, v),
-                                None => batch.delete_cf(cf, k),
-                            }
-                        }
-                    }
-                }
-            }
+            stage(slot, pending, &mut batch);
         }
         self.write_positions(&mut batch, positions)?;
         if let Some(db) = &self.db {
@@ -275,26 +256,7 @@ impl TaskStores {
             .slots
             .get_mut(name)
             .ok_or_else(|| StateError::Unknown(name.to_owned()))?;
-        match slot.store.backend_mut() {
-            Backend::Memory(map) => {
-                for (k, v) in records {
-                    match v {
-                        Some(v) => map.insert(k, v),
-                        None => map.remove(&k),
-                    };
-                }
-            }
-            Backend::Rocks { db, .. } => {
-                if let Some(cf) = db.cf_handle(name) {
-                    for (k, v) in records {
-                        match v {
-                            Some(v) => batch.put_cf(cf, k, v),
-                            None => batch.delete_cf(cf, k),
-                        }
-                    }
-                }
-            }
-        }
+        stage(slot, records, &mut batch);
         let positions = BTreeMap::from([(name.to_owned(), position)]);
         self.write_positions(&mut batch, &positions)?;
         if let Some(db) = &self.db {
@@ -307,6 +269,34 @@ impl TaskStores {
     pub(crate) fn discard_pending(&mut self) {
         for slot in self.slots.values_mut() {
             slot.store.discard_pending();
+        }
+    }
+}
+
+/// Writes `records` into an in-memory store directly, or stages them in `batch` for RocksDB.
+fn stage(
+    slot: &mut StoreSlot,
+    records: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+    batch: &mut WriteBatch,
+) {
+    match slot.store.backend_mut() {
+        Backend::Memory(map) => {
+            for (k, v) in records {
+                match v {
+                    Some(v) => map.insert(k, v),
+                    None => map.remove(&k),
+                };
+            }
+        }
+        Backend::Rocks { db, .. } => {
+            if let Some(cf) = db.cf_handle(&slot.def.name) {
+                for (k, v) in records {
+                    match v {
+                        Some(v) => batch.put_cf(cf, k, v),
+                        None => batch.delete_cf(cf, k),
+                    }
+                }
+            }
         }
     }
 }
