@@ -128,7 +128,13 @@ impl TopologyTestDriver {
         value: Option<&[u8]>,
         timestamp: i64,
     ) -> Result<(), TaskError> {
-        let mut queue = VecDeque::from([self.raw(topic, key, value, timestamp)]);
+        let queue = VecDeque::from([self.raw(topic, key, value, timestamp)]);
+        self.run(queue)
+    }
+
+    /// Processes queued input records, and the repartition records they produce, until none
+    /// is left.
+    fn run(&mut self, mut queue: VecDeque<RawRecord>) -> Result<(), TaskError> {
         while let Some(input) = queue.pop_front() {
             let task_id = *self
                 .topic_to_task
@@ -193,14 +199,7 @@ impl TopologyTestDriver {
             }
             let mut queue = VecDeque::new();
             self.route(out, &mut queue);
-            while let Some(input) = queue.pop_front() {
-                self.pipe_raw(
-                    &input.topic,
-                    input.key.as_deref(),
-                    input.value.as_deref(),
-                    input.timestamp,
-                )?;
-            }
+            self.run(queue)?;
         }
         Ok(())
     }
