@@ -60,18 +60,24 @@ impl TransactionalStore {
         match &self.backend {
             Backend::Memory(map) => Ok(map.get(key).cloned()),
             Backend::Rocks { db, path } => {
-                let cf = db
-                    .cf_handle(&self.name)
-                    .ok_or_else(|| StateError::RocksDb {
-                        path: path.clone(),
-                        message: format!("column family `{}` missing", self.name),
-                    })?;
+                let cf = self.column_family(db, path)?;
                 db.get_cf(cf, key).map_err(|e| StateError::RocksDb {
                     path: path.clone(),
                     message: e.to_string(),
                 })
             }
         }
+    }
+
+    fn column_family<'d>(
+        &self,
+        db: &'d DB,
+        path: &str,
+    ) -> Result<&'d rocksdb::ColumnFamily, StateError> {
+        db.cf_handle(&self.name).ok_or_else(|| StateError::RocksDb {
+            path: path.to_owned(),
+            message: format!("column family `{}` missing", self.name),
+        })
     }
 
     pub(crate) fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
@@ -83,12 +89,7 @@ impl TransactionalStore {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = match &self.backend {
             Backend::Memory(map) => map.clone(),
             Backend::Rocks { db, path } => {
-                let cf = db
-                    .cf_handle(&self.name)
-                    .ok_or_else(|| StateError::RocksDb {
-                        path: path.clone(),
-                        message: format!("column family `{}` missing", self.name),
-                    })?;
+                let cf = self.column_family(db, path)?;
                 let mut out = BTreeMap::new();
                 for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
                     let (k, v) = item.map_err(|e| StateError::RocksDb {

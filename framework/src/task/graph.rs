@@ -184,7 +184,7 @@ impl TaskGraph {
         });
         self.ctx.wall_clock = wall_clock;
         self.ctx.stream_time = self.ctx.stream_time.max(input.timestamp);
-        let result = self.dispatch_children(source, record, out);
+        let result = self.route(source, vec![(None, record)], out);
         self.ctx.metadata = None;
         result?;
         self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time, out)
@@ -231,15 +231,6 @@ impl TaskGraph {
             self.route(node, forwarded, out)?;
         }
         Ok(())
-    }
-
-    fn dispatch_children(
-        &mut self,
-        from: usize,
-        record: ErasedRecord,
-        out: &mut Vec<RawRecord>,
-    ) -> Result<(), TaskError> {
-        self.route(from, vec![(None, record)], out)
     }
 
     /// Depth-first delivery: every record reaches the end of its path before the next
@@ -314,14 +305,12 @@ impl TaskGraph {
         // Collect in delivery order, then push reversed so the first pops first.
         let mut batch: Vec<(usize, ErasedRecord)> = Vec::new();
         for (child_name, record) in forwarded {
-            let targets: Vec<usize> = match &child_name {
+            let children = &self.children[node];
+            let targets: &[usize] = match &child_name {
                 Some(name) => {
-                    let found = self.children[node]
-                        .iter()
-                        .copied()
-                        .find(|&c| self.ctx.node_names[c] == *name);
+                    let found = children.iter().find(|&&c| self.ctx.node_names[c] == *name);
                     match found {
-                        Some(c) => vec![c],
+                        Some(c) => std::slice::from_ref(c),
                         None => {
                             return Err(TaskError::Process {
                                 node: self.ctx.node_names[node].clone(),
@@ -333,11 +322,11 @@ impl TaskGraph {
                         }
                     }
                 }
-                None => self.children[node].clone(),
+                None => children,
             };
             let last = targets.len().saturating_sub(1);
             let mut record = Some(record);
-            for (i, target) in targets.into_iter().enumerate() {
+            for (i, &target) in targets.iter().enumerate() {
                 let r = if i == last {
                     record.take()
                 } else {
