@@ -271,3 +271,37 @@ fn deserialization_errors_name_topic_partition_and_offset() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn reduce_keeps_a_keys_first_value_and_combines_later_ones() -> TestResult {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("readings", StringSerde, I64Serde)
+        .group_by_key(StringSerde, I64Serde)
+        .reduce("max", |a, b| a.max(b))
+        .to_stream()
+        .to("maxima", StringSerde, I64Serde);
+    let mut driver = TopologyTestDriver::new(builder.build()?)?;
+    for (key, value) in [("a", -5), ("b", 2), ("a", -7), ("a", 3)] {
+        driver.pipe_input(
+            "readings",
+            &StringSerde,
+            &I64Serde,
+            &key.to_owned(),
+            &value,
+            0,
+        )?;
+    }
+    let out = driver.read_output("maxima", &StringSerde, &I64Serde)?;
+    let values: Vec<(String, i64)> = out.into_iter().map(|r| (r.key, r.value)).collect();
+    let expected = [("a", -5), ("b", 2), ("a", -5), ("a", 3)];
+    let expected: Vec<(String, i64)> = expected
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect();
+    assert_eq!(
+        values, expected,
+        "a first negative value must not be folded into a default"
+    );
+    Ok(())
+}

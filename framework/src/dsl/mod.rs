@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use processors::{Aggregate, FoldFn, RecordFn, Stateless};
+use processors::{Aggregate, FirstFn, FoldFn, RecordFn, Stateless};
 
 use crate::processor::{Data, Processor};
 use crate::record::Record;
@@ -380,19 +380,12 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         reduce: impl Fn(V, V) -> V + Send + Sync + 'static,
     ) -> KTable<K, V> {
         let value_serde = Arc::clone(&self.value_serde);
-        let reduce = Arc::new(reduce);
         self.aggregate_inner(
             store,
-            Arc::new(|| None::<V>),
-            Arc::new(move |_: &K, v: V, acc: Option<V>| {
-                Some(match acc {
-                    Some(a) => reduce(a, v),
-                    None => v,
-                })
-            }),
-            crate::serde::Nullable(value_serde),
+            Arc::new(|_: &K, v: V| v),
+            Arc::new(move |_: &K, v: V, acc: V| reduce(acc, v)),
+            value_serde,
         )
-        .unwrap_values()
     }
 
     /// Folds values per key into an aggregate of type `A`, starting from `init`, stored in
@@ -404,13 +397,20 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         fold: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
         aggregate_serde: impl Serde<A>,
     ) -> KTable<K, A> {
-        self.aggregate_inner(store, Arc::new(init), Arc::new(fold), aggregate_serde)
+        let fold: FoldFn<K, V, A> = Arc::new(fold);
+        let fold_first = Arc::clone(&fold);
+        self.aggregate_inner(
+            store,
+            Arc::new(move |k: &K, v: V| fold_first(k, v, init())),
+            fold,
+            aggregate_serde,
+        )
     }
 
     fn aggregate_inner<A: Data>(
         self,
         store: &str,
-        init: Arc<dyn Fn() -> A + Send + Sync>,
+        first: FirstFn<K, V, A>,
         fold: FoldFn<K, V, A>,
         aggregate_serde: impl Serde<A>,
     ) -> KTable<K, A> {
@@ -451,7 +451,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             &name,
             move || Aggregate {
                 store: store_name.clone(),
-                init: Arc::clone(&init),
+                first: Arc::clone(&first),
                 fold: Arc::clone(&fold),
             },
             &[&parent],
@@ -486,13 +486,5 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// Every update of the table as a stream: one record per input record aggregated.
     pub fn to_stream(self) -> KStream<K, V> {
         self.stream
-    }
-}
-
-impl<K: Data, V: Data> KTable<K, Option<V>> {
-    fn unwrap_values(self) -> KTable<K, V> {
-        KTable {
-            stream: self.stream.flat_map_values(|v: Option<V>| v),
-        }
     }
 }

@@ -35,10 +35,15 @@ impl<KI: Data, VI: Data, KO: Data, VO: Data> Processor for Stateless<KI, VI, KO,
 /// Folds a value into an aggregate.
 pub(crate) type FoldFn<K, V, A> = Arc<dyn Fn(&K, V, A) -> A + Send + Sync>;
 
+/// Makes the first aggregate of a key from its first value.
+pub(crate) type FirstFn<K, V, A> = Arc<dyn Fn(&K, V) -> A + Send + Sync>;
+
 /// Folds each value into the aggregate stored under its key and forwards the new aggregate.
+/// A key's first value goes through `first` (reduce keeps it, aggregate folds it into the
+/// initial value); later values go through `fold`.
 pub(crate) struct Aggregate<K, V, A> {
     pub store: String,
-    pub init: Arc<dyn Fn() -> A + Send + Sync>,
+    pub first: FirstFn<K, V, A>,
     pub fold: FoldFn<K, V, A>,
 }
 
@@ -54,8 +59,10 @@ impl<K: Data, V: Data, A: Data> Processor for Aggregate<K, V, A> {
         record: Record<K, V>,
     ) -> Result<(), ProcessError> {
         let mut store = ctx.key_value_store::<K, A>(&self.store)?;
-        let current = store.get(&record.key)?.unwrap_or_else(|| (self.init)());
-        let next = (self.fold)(&record.key, record.value, current);
+        let next = match store.get(&record.key)? {
+            Some(current) => (self.fold)(&record.key, record.value, current),
+            None => (self.first)(&record.key, record.value),
+        };
         store.put(&record.key, &next)?;
         ctx.forward(Record {
             key: record.key,
