@@ -3,11 +3,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-kafka=compose/local/kafka.sh
-owned=0
-if ! $kafka status >/dev/null 2>&1; then owned=1; fi
-cleanup() { if ((owned)); then $kafka stop || true; fi; }
-trap cleanup EXIT
+source scripts/kafka-session.sh
 
 echo "demo: building (the first build compiles librdkafka and RocksDB and takes a while)" >&2
 cargo build -p transactions-tour --locked

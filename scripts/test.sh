@@ -4,11 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-kafka=compose/local/kafka.sh
-owned=0
-if ! $kafka status >/dev/null 2>&1; then owned=1; fi
-cleanup() { if ((owned)); then $kafka stop || true; fi; }
-trap cleanup EXIT
+source scripts/kafka-session.sh
 
 # Start the broker while the tests compile; both take a while.
 start_log=$(mktemp)
