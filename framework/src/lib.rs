@@ -9,16 +9,20 @@
 //! - [`kafka`]: Kafka clients configured for exactly-once, and the component that owns every
 //!   transaction call ([`kafka::TransactionalProducer`]).
 
+pub mod config;
 pub mod dsl;
 pub mod error;
 pub mod kafka;
 pub mod processor;
 pub mod record;
+pub mod runtime;
 pub mod serde;
 pub mod state;
 pub mod task;
 pub mod test_driver;
 pub mod topology;
 
+pub use config::{ConfigLoader, EddyConfig};
 pub use error::ErrorAction;
 pub use kafka::{KafkaError, KafkaSettings, TransactionalProducer};
+pub use runtime::App;

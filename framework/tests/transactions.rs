@@ -18,6 +18,7 @@ fn send_values(
             key: Some(value.as_bytes()),
             value: Some(value.as_bytes()),
             timestamp: None,
+            headers: &[],
         })?;
     }
     Ok(())

@@ -31,6 +31,7 @@ fn main() -> anyhow::Result<()> {
                 key: None,
                 value: Some(line.as_bytes()),
                 timestamp: None,
+                headers: &[],
             })?;
         }
         Ok(())

@@ -11,7 +11,7 @@ pub use classify::classify;
 pub use partitioner::{murmur2, murmur2_partition};
 pub use settings::KafkaSettings;
 pub use transactional_producer::{
-    OutgoingRecord, TransactionalProducer, TransactionalProducerError,
+    DeliveredOffsets, OutgoingRecord, TransactionalProducer, TransactionalProducerError,
 };
 
 /// The Kafka client error type (re-exported from rdkafka).

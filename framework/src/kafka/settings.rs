@@ -73,6 +73,22 @@ impl KafkaSettings {
     }
 }
 
+impl KafkaSettings {
+    /// Configuration of an idempotent, non-transactional producer (at-least-once mode), with
+    /// the same partitioner and batching as the transactional one.
+    pub fn idempotent_producer_config(&self, client_id: &str) -> ClientConfig {
+        let mut config = self.client_config(client_id);
+        config
+            .set("enable.idempotence", "true")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5");
+        for (key, value) in &self.client_properties {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
 /// Serde for a [`Duration`] written as whole milliseconds.
 pub(crate) mod millis {
     use std::time::Duration;

@@ -1,11 +1,13 @@
 //! The one component that owns every Kafka transaction call of a stream thread.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
@@ -51,7 +53,12 @@ pub struct OutgoingRecord<'a> {
     pub value: Option<&'a [u8]>,
     /// Record timestamp in milliseconds since the epoch.
     pub timestamp: Option<i64>,
+    /// Record headers.
+    pub headers: &'a [(String, Vec<u8>)],
 }
+
+/// Highest acknowledged offset per topic and partition.
+pub type DeliveredOffsets = HashMap<String, HashMap<i32, i64>>;
 
 /// Delivery outcome counters shared with the producer's callback.
 #[derive(Debug, Default)]
@@ -59,6 +66,8 @@ struct DeliveryStats {
     delivered: AtomicU64,
     failed: AtomicU64,
     first_failure: Mutex<Option<String>>,
+    /// Highest acknowledged offset per topic partition since the last take.
+    offsets: Mutex<DeliveredOffsets>,
 }
 
 /// Records delivery outcomes; a failed delivery makes the transaction abortable in librdkafka,
@@ -75,8 +84,17 @@ impl ProducerContext for DeliveryContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
         match result {
-            Ok(_) => {
+            Ok(msg) => {
+                use rdkafka::Message;
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut offsets) = self.stats.offsets.lock() {
+                    let partitions = match offsets.get_mut(msg.topic()) {
+                        Some(p) => p,
+                        None => offsets.entry(msg.topic().to_owned()).or_default(),
+                    };
+                    let max = partitions.entry(msg.partition()).or_insert(msg.offset());
+                    *max = (*max).max(msg.offset());
+                }
             }
             Err((
                 KafkaError::MessageProduction(
@@ -114,6 +132,10 @@ pub struct TransactionalProducer {
     timeout: Duration,
     in_transaction: bool,
     stats: Arc<DeliveryStats>,
+    /// False for an at-least-once producer: no transactions, commit means flush.
+    transactional: bool,
+    /// Failed deliveries counted when the current batch began.
+    failed_at_begin: u64,
 }
 
 impl std::fmt::Debug for TransactionalProducer {
@@ -150,18 +172,73 @@ impl TransactionalProducer {
             .transactional_producer_config(transactional_id)
             .create_with_context(context)
             .map_err(err)?;
-        let timeout = settings.transaction_timeout;
-        let this = TransactionalProducer {
-            producer,
-            transactional_id: transactional_id.to_owned(),
-            timeout,
-            in_transaction: false,
-            stats,
-        };
+        let this = Self::with_producer(producer, transactional_id, settings, stats, true);
         this.producer
-            .init_transactions(timeout)
+            .init_transactions(this.timeout)
             .map_err(|e| this.error("init", e))?;
         Ok(this)
+    }
+
+    /// Creates an idempotent producer without transactions, for at-least-once processing:
+    /// `begin` and `send_offsets` do nothing, `commit` waits until every record is
+    /// acknowledged and fails if one was not, and `abort` drops what is still queued.
+    ///
+    /// # Errors
+    /// Fails when the client cannot be created.
+    pub fn at_least_once(
+        settings: &KafkaSettings,
+        client_id: &str,
+    ) -> Result<Self, TransactionalProducerError> {
+        let stats = Arc::new(DeliveryStats::default());
+        let context = DeliveryContext {
+            stats: Arc::clone(&stats),
+        };
+        let producer: BaseProducer<DeliveryContext> = settings
+            .idempotent_producer_config(client_id)
+            .create_with_context(context)
+            .map_err(|source| TransactionalProducerError {
+                operation: "init",
+                transactional_id: client_id.to_owned(),
+                action: ErrorAction::Fatal,
+                source: Box::new(source),
+            })?;
+        Ok(Self::with_producer(
+            producer, client_id, settings, stats, false,
+        ))
+    }
+
+    fn with_producer(
+        producer: BaseProducer<DeliveryContext>,
+        id: &str,
+        settings: &KafkaSettings,
+        stats: Arc<DeliveryStats>,
+        transactional: bool,
+    ) -> Self {
+        TransactionalProducer {
+            producer,
+            transactional_id: id.to_owned(),
+            timeout: settings.transaction_timeout,
+            in_transaction: false,
+            stats,
+            transactional,
+            failed_at_begin: 0,
+        }
+    }
+
+    /// True for a transactional (exactly-once) producer.
+    pub fn is_transactional(&self) -> bool {
+        self.transactional
+    }
+
+    /// Takes the highest acknowledged offset per topic partition since the last call.
+    /// After a successful [`commit`](Self::commit) it covers every record of the
+    /// transaction.
+    pub fn take_delivered_offsets(&self) -> DeliveredOffsets {
+        self.stats
+            .offsets
+            .lock()
+            .map(|mut o| std::mem::take(&mut *o))
+            .unwrap_or_default()
     }
 
     /// The transactional id this producer registered.
@@ -184,6 +261,11 @@ impl TransactionalProducer {
     /// # Errors
     /// Fails when a transaction is already open or the producer was fenced.
     pub fn begin(&mut self) -> Result<(), TransactionalProducerError> {
+        self.failed_at_begin = self.stats.failed.load(Ordering::Relaxed);
+        if !self.transactional {
+            self.in_transaction = true;
+            return Ok(());
+        }
         self.producer
             .begin_transaction()
             .map_err(|e| self.error("begin", e))?;
@@ -210,6 +292,16 @@ impl TransactionalProducer {
             }
             if let Some(ts) = record.timestamp {
                 base = base.timestamp(ts);
+            }
+            if !record.headers.is_empty() {
+                let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+                for (key, value) in record.headers {
+                    headers = headers.insert(Header {
+                        key,
+                        value: Some(value),
+                    });
+                }
+                base = base.headers(headers);
             }
             match self.producer.send(base) {
                 Ok(()) => return Ok(()),
@@ -247,6 +339,9 @@ impl TransactionalProducer {
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), TransactionalProducerError> {
+        if !self.transactional {
+            return Ok(());
+        }
         self.producer
             .send_offsets_to_transaction(offsets, group, self.timeout)
             .map_err(|e| self.error("send_offsets", e))
@@ -258,7 +353,11 @@ impl TransactionalProducer {
     /// Fails when a record could not be delivered or the coordinator refuses the commit; the
     /// error's action says whether to abort and reprocess, rejoin or stop.
     pub fn commit(&mut self) -> Result<(), TransactionalProducerError> {
-        let result = self.producer.commit_transaction(self.timeout);
+        let result = if self.transactional {
+            self.producer.commit_transaction(self.timeout)
+        } else {
+            self.flush_at_least_once()
+        };
         match result {
             Ok(()) => {
                 self.in_transaction = false;
@@ -290,10 +389,22 @@ impl TransactionalProducer {
         self.producer
             .flush(self.timeout)
             .map_err(|e| self.error("abort", e))?;
-        self.producer
-            .abort_transaction(self.timeout)
-            .map_err(|e| self.error("abort", e))?;
+        if self.transactional {
+            self.producer
+                .abort_transaction(self.timeout)
+                .map_err(|e| self.error("abort", e))?;
+        }
         self.in_transaction = false;
+        Ok(())
+    }
+
+    /// At-least-once "commit": every record acknowledged, none failed since `begin`.
+    fn flush_at_least_once(&mut self) -> Result<(), KafkaError> {
+        self.producer.flush(self.timeout)?;
+        if self.stats.failed.load(Ordering::Relaxed) > self.failed_at_begin {
+            // A lost output must not let the input offsets commit: the runtime reprocesses.
+            return Err(KafkaError::MessageProduction(RDKafkaErrorCode::Fail));
+        }
         Ok(())
     }
 

@@ -1,0 +1,59 @@
+//! The `wordcount` binary: runs the word-count topology as one instance of its app.
+
+use clap::Parser;
+use eddy::config::ConfigLoader;
+use eddy::App;
+
+/// Exactly-once word counts over Kafka. Every flag can also be set in the config file or
+/// through `EDDY__SECTION__KEY` environment variables (`app.input_topic`, `app.output_topic`).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Kafka bootstrap servers (`kafka.bootstrap_servers`).
+    #[arg(long)]
+    bootstrap_servers: Option<String>,
+    /// Application id (`application.id`).
+    #[arg(long)]
+    application_id: Option<String>,
+    /// Topic of input lines (`app.input_topic`).
+    #[arg(long)]
+    input_topic: Option<String>,
+    /// Topic of word counts (`app.output_topic`).
+    #[arg(long)]
+    output_topic: Option<String>,
+    /// State directory (`state.dir`).
+    #[arg(long)]
+    state_dir: Option<String>,
+    /// A TOML configuration file.
+    #[arg(long)]
+    config: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut loader = ConfigLoader::new()
+        .flag_opt("kafka.bootstrap_servers", args.bootstrap_servers)
+        .flag_opt("application.id", args.application_id)
+        .flag_opt("app.input_topic", args.input_topic)
+        .flag_opt("app.output_topic", args.output_topic)
+        .flag_opt("state.dir", args.state_dir);
+    if let Some(file) = args.config {
+        loader = loader.file(file);
+    }
+    let config = loader.load()?;
+    let setting = |key: &str| {
+        config.app_setting(key).map(str::to_owned).ok_or_else(|| {
+            anyhow::anyhow!("`app.{key}` is required (flag --{})", key.replace('_', "-"))
+        })
+    };
+    let topology = wordcount::topology(&setting("input_topic")?, &setting("output_topic")?)?;
+    App::new(topology, config).run()?;
+    Ok(())
+}

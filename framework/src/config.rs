@@ -1,0 +1,525 @@
+//! App configuration: built-in defaults, a TOML file, `EDDY__SECTION__KEY` environment
+//! variables and command-line flags, layered by the `config` crate and validated key by key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::kafka::KafkaSettings;
+
+/// Processing guarantee of an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarantee {
+    /// Input offsets, outputs and state changes commit in one Kafka transaction.
+    ExactlyOnce,
+    /// Outputs are flushed, then offsets committed: a crash may repeat outputs.
+    AtLeastOnce,
+}
+
+/// What happens to an input record whose key or value cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeserializationHandler {
+    /// Stop the app with an error naming topic, partition and offset (the default).
+    Fail,
+    /// Log the record's position, count it in a metric and go on.
+    Skip,
+    /// Write the raw record, with headers naming its origin and the error, to this topic in
+    /// the same transaction, and go on.
+    DeadLetter(String),
+}
+
+/// A validated app configuration.
+#[derive(Debug, Clone)]
+pub struct EddyConfig {
+    /// `application.id`: names the consumer group, internal topics and state directories.
+    pub application_id: String,
+    /// `application.instance_id`: this instance's stable id; generated and kept in the state
+    /// directory when unset. It keys the transactional ids, so a restarted instance fences its
+    /// previous incarnation at once.
+    pub instance_id: Option<String>,
+    /// `kafka.*`: connection settings shared by every client.
+    pub kafka: KafkaSettings,
+    /// `processing.guarantee`: `exactly_once` (default) or `at_least_once`.
+    pub guarantee: Guarantee,
+    /// `processing.commit_interval_ms`: how often a stream thread commits (default 100).
+    pub commit_interval: Duration,
+    /// `processing.threads`: stream threads per instance (default 1).
+    pub threads: usize,
+    /// `processing.session_timeout_ms`: consumer group session timeout (default 6000).
+    pub session_timeout: Duration,
+    /// `state.dir`: where task state lives (default `./eddy-state`).
+    pub state_dir: PathBuf,
+    /// `errors.deserialization` (`fail`, `skip`, `dead_letter`) with
+    /// `errors.dead_letter_topic`.
+    pub deserialization: DeserializationHandler,
+    /// `app.*`: the app's own settings (for example `app.input_topic`), free-form.
+    pub app: BTreeMap<String, String>,
+}
+
+impl EddyConfig {
+    /// The app setting `app.<key>`.
+    pub fn app_setting(&self, key: &str) -> Option<&str> {
+        self.app.get(key).map(String::as_str)
+    }
+}
+
+/// The configuration is invalid; every problem found is listed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", problems.join("\n  - "))]
+pub struct ConfigError {
+    /// One line per problem, naming the key and where its value came from.
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn one(problem: String) -> Self {
+        ConfigError {
+            problems: vec![problem],
+        }
+    }
+}
+
+/// Every key a configuration may set, with its meaning (`kafka.properties.*` is free-form).
+pub const KEYS: &[(&str, &str)] = &[
+    ("application.id", "application id (required)"),
+    ("application.instance_id", "stable instance id"),
+    ("kafka.bootstrap_servers", "host:port list (required)"),
+    ("kafka.transaction_timeout_ms", "transaction timeout"),
+    ("processing.guarantee", "exactly_once | at_least_once"),
+    ("processing.commit_interval_ms", "commit interval"),
+    ("processing.threads", "stream threads"),
+    ("processing.session_timeout_ms", "group session timeout"),
+    ("state.dir", "state directory"),
+    ("errors.deserialization", "fail | skip | dead_letter"),
+    ("errors.dead_letter_topic", "topic for dead letters"),
+];
+
+/// Layers configuration sources, lowest precedence first: defaults, file, environment, flags.
+///
+/// ```
+/// use eddy::config::ConfigLoader;
+///
+/// let config = ConfigLoader::new()
+///     .environment_from([("EDDY__PROCESSING__COMMIT_INTERVAL_MS", "250")])
+///     .flag("application.id", "wordcount")
+///     .flag("kafka.bootstrap_servers", "127.0.0.1:9092")
+///     .load()?;
+/// assert_eq!(config.commit_interval.as_millis(), 250);
+/// # Ok::<(), eddy::config::ConfigError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct ConfigLoader {
+    file: Option<PathBuf>,
+    environment: Option<BTreeMap<String, String>>,
+    flags: BTreeMap<String, String>,
+}
+
+impl ConfigLoader {
+    /// A loader reading the process environment and no file.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads this TOML file (it must exist).
+    #[must_use]
+    pub fn file(mut self, path: impl AsRef<Path>) -> Self {
+        self.file = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Uses these variables instead of the process environment (for tests and embedding).
+    #[must_use]
+    pub fn environment_from<K: Into<String>, V: Into<String>>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.environment = Some(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// Sets `key` (for example `application.id`) from a command-line flag; flags win.
+    #[must_use]
+    pub fn flag(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.flags.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Sets `key` when `value` is `Some`.
+    #[must_use]
+    pub fn flag_opt(self, key: &str, value: Option<impl Into<String>>) -> Self {
+        match value {
+            Some(v) => self.flag(key, v),
+            None => self,
+        }
+    }
+
+    /// Merges the sources and validates every key.
+    ///
+    /// # Errors
+    /// [`ConfigError`] listing every unknown key, invalid value and missing required key.
+    pub fn load(self) -> Result<EddyConfig, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = &self.file {
+            builder = builder.add_source(
+                config::File::from(path.as_path())
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let mut env = config::Environment::with_prefix("EDDY")
+            .prefix_separator("__")
+            .separator("__");
+        if let Some(vars) = self.environment {
+            env = env.source(Some(vars.into_iter().collect()));
+        }
+        builder = builder.add_source(env);
+        for (key, value) in &self.flags {
+            builder = builder
+                .set_override(key.as_str(), value.as_str())
+                .map_err(|e| ConfigError::one(format!("flag `{key}`: {e}")))?;
+        }
+        let merged = builder
+            .build()
+            .map_err(|e| ConfigError::one(e.to_string()))?;
+        let root = merged
+            .cache
+            .into_table()
+            .map_err(|e| ConfigError::one(e.to_string()))?;
+        let mut flat = BTreeMap::new();
+        flatten("", root, &mut flat);
+        Fields::new(flat).validate()
+    }
+}
+
+/// A leaf value with where it came from.
+struct Entry {
+    value: String,
+    origin: String,
+}
+
+fn flatten(
+    prefix: &str,
+    table: config::Map<String, config::Value>,
+    out: &mut BTreeMap<String, Entry>,
+) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix}.{key}")
+        };
+        let origin = match value.origin() {
+            None => "a command-line flag".to_owned(),
+            Some("the environment") => format!(
+                "environment variable EDDY__{}",
+                path.replace('.', "__").to_uppercase()
+            ),
+            Some(file) => file.to_owned(),
+        };
+        match value.kind {
+            config::ValueKind::Table(t) => flatten(&path, t, out),
+            _ => {
+                let text = value.to_string();
+                out.insert(
+                    path,
+                    Entry {
+                        value: text,
+                        origin,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Validation state: the flat keys left to check and the problems found.
+struct Fields {
+    entries: BTreeMap<String, Entry>,
+    problems: Vec<String>,
+}
+
+impl Fields {
+    fn new(entries: BTreeMap<String, Entry>) -> Self {
+        Fields {
+            entries,
+            problems: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, key: &str) -> Option<Entry> {
+        self.entries.remove(key)
+    }
+
+    fn text(&mut self, key: &str) -> Option<String> {
+        self.take(key).map(|e| e.value)
+    }
+
+    fn required(&mut self, key: &str) -> String {
+        match self.take(key) {
+            Some(e) if !e.value.trim().is_empty() => e.value,
+            Some(e) => {
+                self.problems
+                    .push(format!("`{key}` is empty (set by {})", e.origin));
+                String::new()
+            }
+            None => {
+                let env = format!("EDDY__{}", key.replace('.', "__").to_uppercase());
+                self.problems.push(format!(
+                    "`{key}` is required (set it in the file, with {env} or a flag)"
+                ));
+                String::new()
+            }
+        }
+    }
+
+    fn number(&mut self, key: &str, default: u64, min: u64, max: u64) -> u64 {
+        let Some(e) = self.take(key) else {
+            return default;
+        };
+        match e.value.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                self.problems.push(format!(
+                    "`{key}` = `{}` (set by {}) is not a whole number from {min} to {max}",
+                    e.value, e.origin
+                ));
+                default
+            }
+        }
+    }
+
+    fn choice<T: Clone>(&mut self, key: &str, default: T, options: &[(&str, T)]) -> T {
+        let Some(e) = self.take(key) else {
+            return default;
+        };
+        match options.iter().find(|(name, _)| *name == e.value.trim()) {
+            Some((_, v)) => v.clone(),
+            None => {
+                let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+                self.problems.push(format!(
+                    "`{key}` = `{}` (set by {}) is not one of: {}",
+                    e.value,
+                    e.origin,
+                    names.join(", ")
+                ));
+                default
+            }
+        }
+    }
+
+    fn name(&mut self, key: &str, value: &str) {
+        let ok = value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !value.is_empty() && !ok {
+            self.problems.push(format!(
+                "`{key}` = `{value}` may only hold ASCII letters, digits, `.`, `_` and `-` (it names Kafka topics and directories)"
+            ));
+        }
+    }
+
+    fn validate(mut self) -> Result<EddyConfig, ConfigError> {
+        let application_id = self.required("application.id");
+        self.name("application.id", &application_id);
+        let instance_id = self.text("application.instance_id");
+        if let Some(id) = &instance_id {
+            self.name("application.instance_id", id);
+        }
+        let bootstrap_servers = self.required("kafka.bootstrap_servers");
+        let transaction_timeout_ms =
+            self.number("kafka.transaction_timeout_ms", 10_000, 1_000, 900_000);
+        let guarantee = self.choice(
+            "processing.guarantee",
+            Guarantee::ExactlyOnce,
+            &[
+                ("exactly_once", Guarantee::ExactlyOnce),
+                ("at_least_once", Guarantee::AtLeastOnce),
+            ],
+        );
+        let commit_interval_ms = self.number("processing.commit_interval_ms", 100, 1, 600_000);
+        if commit_interval_ms >= transaction_timeout_ms {
+            self.problems.push(format!(
+                "`processing.commit_interval_ms` ({commit_interval_ms}) must be below `kafka.transaction_timeout_ms` ({transaction_timeout_ms})"
+            ));
+        }
+        let threads = self.number("processing.threads", 1, 1, 64);
+        let session_timeout_ms =
+            self.number("processing.session_timeout_ms", 6_000, 1_000, 3_600_000);
+        let state_dir = PathBuf::from(
+            self.text("state.dir")
+                .unwrap_or_else(|| "./eddy-state".to_owned()),
+        );
+        let handler = self.choice(
+            "errors.deserialization",
+            "fail",
+            &[
+                ("fail", "fail"),
+                ("skip", "skip"),
+                ("dead_letter", "dead_letter"),
+            ],
+        );
+        let dead_letter_topic = self.text("errors.dead_letter_topic");
+        let deserialization = match (handler, dead_letter_topic) {
+            ("skip", _) => DeserializationHandler::Skip,
+            ("dead_letter", Some(topic)) if !topic.is_empty() => {
+                DeserializationHandler::DeadLetter(topic)
+            }
+            ("dead_letter", _) => {
+                self.problems.push(
+                    "`errors.deserialization` = `dead_letter` needs `errors.dead_letter_topic`"
+                        .to_owned(),
+                );
+                DeserializationHandler::Fail
+            }
+            _ => DeserializationHandler::Fail,
+        };
+        let mut client_properties = BTreeMap::new();
+        let mut app = BTreeMap::new();
+        let rest = std::mem::take(&mut self.entries);
+        for (key, entry) in rest {
+            if let Some(name) = key.strip_prefix("app.") {
+                app.insert(name.to_owned(), entry.value);
+                continue;
+            }
+            match key.strip_prefix("kafka.properties.") {
+                // librdkafka names never hold `_`; environment keys cannot hold `.`.
+                Some(name) => {
+                    client_properties.insert(name.replace('_', "."), entry.value);
+                }
+                None => self.problems.push(format!(
+                    "unknown key `{key}` (set by {}); known keys: {}, kafka.properties.*, app.*",
+                    entry.origin,
+                    KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                )),
+            }
+        }
+        if !self.problems.is_empty() {
+            return Err(ConfigError {
+                problems: self.problems,
+            });
+        }
+        Ok(EddyConfig {
+            application_id,
+            instance_id,
+            kafka: KafkaSettings {
+                bootstrap_servers,
+                transaction_timeout: Duration::from_millis(transaction_timeout_ms),
+                client_properties,
+            },
+            guarantee,
+            commit_interval: Duration::from_millis(commit_interval_ms),
+            threads: usize::try_from(threads).unwrap_or(1),
+            session_timeout: Duration::from_millis(session_timeout_ms),
+            state_dir,
+            deserialization,
+            app,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> ConfigLoader {
+        ConfigLoader::new().environment_from([
+            ("EDDY__APPLICATION__ID", "app-1"),
+            ("EDDY__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        ])
+    }
+
+    #[test]
+    fn defaults_apply_and_layers_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("eddy.toml");
+        std::fs::write(
+            &file,
+            "[processing]\ncommit_interval_ms = 300\nthreads = 2\n[kafka.properties]\n\"socket.timeout.ms\" = \"5000\"\n",
+        )
+        .unwrap();
+        let config = base()
+            .file(&file)
+            .environment_from([
+                ("EDDY__APPLICATION__ID", "app-1"),
+                ("EDDY__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+                ("EDDY__PROCESSING__THREADS", "3"),
+                ("EDDY__KAFKA__PROPERTIES__CLIENT_RACK", "r1"),
+            ])
+            .flag("processing.threads", "4")
+            .load()
+            .unwrap();
+        assert_eq!(
+            config.commit_interval,
+            Duration::from_millis(300),
+            "file over default"
+        );
+        assert_eq!(config.threads, 4, "flag over environment over file");
+        assert_eq!(config.guarantee, Guarantee::ExactlyOnce);
+        assert_eq!(config.deserialization, DeserializationHandler::Fail);
+        assert_eq!(config.kafka.transaction_timeout, Duration::from_secs(10));
+        assert_eq!(
+            config
+                .kafka
+                .client_properties
+                .get("socket.timeout.ms")
+                .map(String::as_str),
+            Some("5000")
+        );
+        assert_eq!(
+            config
+                .kafka
+                .client_properties
+                .get("client.rack")
+                .map(String::as_str),
+            Some("r1"),
+            "environment property names map `_` to `.`"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_key_and_origin() {
+        let err = ConfigLoader::new()
+            .environment_from([
+                ("EDDY__PROCESSING__COMMIT_INTERVAL_MS", "soon"),
+                ("EDDY__PROCESSING__GUARANTEE", "maybe_once"),
+                ("EDDY__PROCESSING__COMMIT_INTERVALL_MS", "100"),
+                ("EDDY__ERRORS__DESERIALIZATION", "dead_letter"),
+            ])
+            .flag("application.id", "bad id")
+            .load()
+            .unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "`kafka.bootstrap_servers` is required",
+            "EDDY__KAFKA__BOOTSTRAP_SERVERS",
+            "`processing.commit_interval_ms` = `soon`",
+            "`processing.guarantee` = `maybe_once`",
+            "unknown key `processing.commit_intervall_ms`",
+            "needs `errors.dead_letter_topic`",
+            "`application.id` = `bad id`",
+        ] {
+            assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+        }
+        assert_eq!(err.problems.len(), 6, "{text}");
+        assert!(text.contains("environment"), "origin named: {text}");
+    }
+
+    #[test]
+    fn handlers_parse() {
+        let config = base()
+            .flag("errors.deserialization", "dead_letter")
+            .flag("errors.dead_letter_topic", "dlq")
+            .flag("processing.guarantee", "at_least_once")
+            .load()
+            .unwrap();
+        assert_eq!(
+            config.deserialization,
+            DeserializationHandler::DeadLetter("dlq".to_owned())
+        );
+        assert_eq!(config.guarantee, Guarantee::AtLeastOnce);
+    }
+}

@@ -1,0 +1,44 @@
+//! A task owned by a stream thread: its processor graph, restore progress and input position.
+
+use std::time::Instant;
+
+use crate::task::{TaskGraph, TaskId, TaskState};
+
+/// Restore progress of one changelogged store of a task.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreRestore {
+    /// The store.
+    pub store: String,
+    /// Its changelog topic (the partition is the task's).
+    pub topic: String,
+    /// Offset to read up to (the changelog's last stable offset once no transaction is
+    /// open on it); `None` until then.
+    pub target: Option<i64>,
+    /// True once the store holds everything below `target`.
+    pub done: bool,
+}
+
+/// A task owned by this stream thread.
+pub(crate) struct ActiveTask {
+    /// The task.
+    pub id: TaskId,
+    /// Its source topic (resolved).
+    pub topic: String,
+    /// The instantiated processors and stores.
+    pub graph: TaskGraph,
+    /// Where it is in its life cycle.
+    pub state: TaskState,
+    /// Next input offset to commit, when records were consumed since the last commit.
+    pub next_offset: Option<i64>,
+    /// Stores still being restored.
+    pub restores: Vec<StoreRestore>,
+    /// When the task was created, to bound waiting for a stable changelog.
+    pub created: Instant,
+}
+
+impl ActiveTask {
+    /// True when every store is restored.
+    pub(crate) fn restored(&self) -> bool {
+        self.restores.iter().all(|r| r.done)
+    }
+}

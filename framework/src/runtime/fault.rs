@@ -1,0 +1,81 @@
+//! Fault injection for crash tests: abort the process at a chosen point of the commit.
+
+/// Where to crash, read from the `EDDY_FAULT` environment variable as `<point>:<n>`:
+/// `crash_before_commit:<n>` aborts the process on the `n`-th commit after the outputs and
+/// changelog records are sent but before the commit; `crash_after_commit:<n>` aborts after the
+/// `n`-th Kafka commit succeeded but before the state is applied to RocksDB.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Fault {
+    before_commit: Option<u64>,
+    after_commit: Option<u64>,
+}
+
+impl Fault {
+    /// Reads `EDDY_FAULT`; unset or unparsable means no fault (a bad value is logged).
+    pub(crate) fn from_env() -> Self {
+        match std::env::var("EDDY_FAULT") {
+            Ok(spec) => Self::parse(&spec).unwrap_or_else(|| {
+                tracing::error!(spec, "ignoring unparsable EDDY_FAULT");
+                Fault::default()
+            }),
+            Err(_) => Fault::default(),
+        }
+    }
+
+    fn parse(spec: &str) -> Option<Self> {
+        let (point, n) = spec.split_once(':')?;
+        let n: u64 = n.trim().parse().ok()?;
+        match point.trim() {
+            "crash_before_commit" => Some(Fault {
+                before_commit: Some(n),
+                ..Fault::default()
+            }),
+            "crash_after_commit" => Some(Fault {
+                after_commit: Some(n),
+                ..Fault::default()
+            }),
+            _ => None,
+        }
+    }
+
+    /// Called before commit number `n` (counting from 1).
+    pub(crate) fn before_commit(&self, n: u64) {
+        if self.before_commit == Some(n) {
+            crash("before commit", n);
+        }
+    }
+
+    /// Called after commit number `n` succeeded, before state is applied.
+    pub(crate) fn after_commit(&self, n: u64) {
+        if self.after_commit == Some(n) {
+            crash("after the Kafka commit, before the RocksDB apply of", n);
+        }
+    }
+}
+
+fn crash(point: &str, n: u64) -> ! {
+    eprintln!("EDDY_FAULT: aborting the process {point} commit {n}");
+    std::process::abort()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse() {
+        assert_eq!(
+            Fault::parse("crash_after_commit:3"),
+            Some(Fault {
+                before_commit: None,
+                after_commit: Some(3)
+            })
+        );
+        assert_eq!(
+            Fault::parse("crash_before_commit: 1").map(|f| f.before_commit),
+            Some(Some(1))
+        );
+        assert_eq!(Fault::parse("crash_sometime:1"), None);
+        assert_eq!(Fault::parse("crash_after_commit"), None);
+    }
+}

@@ -1,0 +1,72 @@
+//! Counters a running app keeps about its work.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters shared by an app's stream threads.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    records_in: AtomicU64,
+    records_out: AtomicU64,
+    commits: AtomicU64,
+    aborts: AtomicU64,
+    skipped: AtomicU64,
+    dead_lettered: AtomicU64,
+    restored: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// Input records processed.
+    pub records_in: u64,
+    /// Records sent to sink topics (including repartition topics).
+    pub records_out: u64,
+    /// Transactions (or at-least-once batches) committed.
+    pub commits: u64,
+    /// Transactions aborted.
+    pub aborts: u64,
+    /// Input records skipped by the `skip` deserialization handler.
+    pub skipped: u64,
+    /// Input records sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Changelog records replayed into stores.
+    pub restored: u64,
+}
+
+impl Metrics {
+    pub(crate) fn add_in(&self, n: u64) {
+        self.records_in.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn add_out(&self, n: u64) {
+        self.records_out.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn add_commit(&self) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_abort(&self) {
+        self.aborts.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_skipped(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_dead_lettered(&self) {
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_restored(&self, n: u64) {
+        self.restored.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            records_in: get(&self.records_in),
+            records_out: get(&self.records_out),
+            commits: get(&self.commits),
+            aborts: get(&self.aborts),
+            skipped: get(&self.skipped),
+            dead_lettered: get(&self.dead_lettered),
+            restored: get(&self.restored),
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Running a topology against Kafka: the app, its stream threads, tasks, commits and restore.
+//!
+//! ```no_run
+//! use eddy::config::ConfigLoader;
+//! use eddy::dsl::StreamsBuilder;
+//! use eddy::runtime::App;
+//! use eddy::serde::StringSerde;
+//!
+//! let builder = StreamsBuilder::new();
+//! builder
+//!     .stream("in", StringSerde, StringSerde)
+//!     .map_values(|v: String| v.to_uppercase())
+//!     .to("out", StringSerde, StringSerde);
+//! let config = ConfigLoader::new()
+//!     .flag("application.id", "shout")
+//!     .flag("kafka.bootstrap_servers", "127.0.0.1:9092")
+//!     .load()?;
+//! // Runs until SIGTERM or SIGINT, then commits and leaves the group.
+//! App::new(builder.build()?, config).run()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod active_task;
+mod fault;
+mod instance;
+mod metrics;
+mod plan;
+mod rebalance;
+mod restore;
+mod stream_thread;
+mod task_manager;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+pub use metrics::{Metrics, MetricsSnapshot};
+
+use crate::config::{DeserializationHandler, EddyConfig};
+use crate::kafka::{
+    KafkaError, TopicAdmin, TopicAdminError, TopicSpec, TransactionalProducerError,
+};
+use crate::task::{TaskError, TaskId};
+use crate::topology::Topology;
+use crate::ErrorAction;
+use instance::InstanceDir;
+use task_manager::Shared;
+
+/// Why an app stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The topology cannot run against the cluster as it is.
+    #[error("cannot run the topology:\n  - {}", .0.join("\n  - "))]
+    Plan(Vec<String>),
+    /// Creating or inspecting topics failed.
+    #[error(transparent)]
+    Topics(#[from] TopicAdminError),
+    /// The state directory cannot be used.
+    #[error("state directory {path}: {message}")]
+    StateDir {
+        /// The directory.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A Kafka client call failed in a way the runtime cannot recover from.
+    #[error("{what}: {source}")]
+    Kafka {
+        /// What was being done.
+        what: String,
+        /// The client error.
+        #[source]
+        source: KafkaError,
+    },
+    /// The producer failed fatally.
+    #[error(transparent)]
+    Producer(#[from] TransactionalProducerError),
+    /// A task failed (a processor error, or a bad record under the `fail` handler).
+    #[error("task {task}: {source}")]
+    Task {
+        /// The task.
+        task: TaskId,
+        /// Its error.
+        #[source]
+        source: TaskError,
+    },
+    /// A task's stores could not be restored.
+    #[error("restoring task {task}: {message}")]
+    Restore {
+        /// The task.
+        task: TaskId,
+        /// What went wrong.
+        message: String,
+    },
+    /// A stream thread panicked.
+    #[error("stream thread {0} panicked")]
+    ThreadPanicked(usize),
+}
+
+impl RuntimeError {
+    /// What to do about it: these errors reach the app only after the runtime's own recovery
+    /// (abort, rejoin) did not apply, so they stop the app.
+    pub fn action(&self) -> ErrorAction {
+        ErrorAction::Fatal
+    }
+}
+
+/// An Eddy app: a topology plus its configuration, ready to run as one instance of the
+/// app's cluster.
+pub struct App {
+    topology: Topology,
+    config: EddyConfig,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("application_id", &self.config.application_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// An app running `topology` with `config`.
+    pub fn new(topology: Topology, config: EddyConfig) -> Self {
+        App { topology, config }
+    }
+
+    /// Claims the state directory, creates the internal topics and starts the stream
+    /// threads.
+    ///
+    /// # Errors
+    /// Fails when the state directory is held by another instance, a topic the topology
+    /// needs is missing, or Kafka cannot be reached.
+    pub fn start(self) -> Result<RunningApp, RuntimeError> {
+        let config = Arc::new(self.config);
+        let instance = Arc::new(InstanceDir::claim(
+            &config.state_dir,
+            &config.application_id,
+            config.instance_id.as_deref(),
+        )?);
+        let admin = TopicAdmin::new(&config.kafka)?;
+        let mut lookup_error = None;
+        let plan = plan::plan(&self.topology, &config.application_id, |topic| match admin
+            .partitions(topic)
+        {
+            Ok(n) => n,
+            Err(e) => {
+                lookup_error.get_or_insert(e);
+                None
+            }
+        });
+        if let Some(e) = lookup_error {
+            return Err(e.into());
+        }
+        let mut plan = plan.map_err(RuntimeError::Plan)?;
+        admin.ensure(&plan.internal)?;
+        if let DeserializationHandler::DeadLetter(topic) = &config.deserialization {
+            if admin.partitions(topic)?.is_none() {
+                admin.ensure(&[TopicSpec::new(topic.clone(), 1)])?;
+            }
+            if let Some(n) = admin.partitions(topic)? {
+                plan.partitions.insert(topic.clone(), n);
+            }
+        }
+        tracing::info!(
+            application_id = config.application_id,
+            instance_id = instance.instance_id(),
+            topics = ?plan.subscriptions,
+            "starting"
+        );
+        let metrics = Arc::new(Metrics::default());
+        let shared = Arc::new(Shared {
+            topology: Arc::new(self.topology),
+            config: Arc::clone(&config),
+            plan: Arc::new(plan),
+            instance,
+            metrics: Arc::clone(&metrics),
+        });
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let (done_tx, done_rx) = mpsc::channel();
+        let mut threads = Vec::new();
+        for index in 0..config.threads {
+            let shared = Arc::clone(&shared);
+            let shutdown = Arc::clone(&shutdown);
+            let done = done_tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("eddy-stream-{index}"))
+                .spawn(move || {
+                    // Reports the end even when the thread panics.
+                    let _report = ReportEnd(done, index);
+                    stream_thread::run(shared, index, shutdown)
+                })
+                .map_err(|e| RuntimeError::StateDir {
+                    path: String::new(),
+                    message: format!("cannot spawn a stream thread: {e}"),
+                })?;
+            threads.push(Some(handle));
+        }
+        Ok(RunningApp {
+            shutdown,
+            threads,
+            done: done_rx,
+            metrics,
+        })
+    }
+
+    /// Starts the app and runs it until SIGTERM or SIGINT (then shuts down cleanly) or
+    /// until a stream thread fails.
+    ///
+    /// # Errors
+    /// The first error that stopped a stream thread, or a start-up error.
+    pub fn run(self) -> Result<(), RuntimeError> {
+        let running = self.start()?;
+        let shutdown = Arc::clone(&running.shutdown);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| RuntimeError::StateDir {
+                path: String::new(),
+                message: format!("cannot start the signal handler: {e}"),
+            })?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let signals = runtime.spawn(async move {
+            wait_for_signal(stop_rx).await;
+            shutdown.store(true, Ordering::Relaxed);
+        });
+        let result = running.wait();
+        let _ = stop_tx.send(());
+        let _ = runtime.block_on(signals);
+        result
+    }
+}
+
+async fn wait_for_signal(stop: tokio::sync::oneshot::Receiver<()>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = stop.await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = stop => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = stop => {}
+        }
+    }
+}
+
+/// A started app.
+pub struct RunningApp {
+    shutdown: Arc<AtomicBool>,
+    threads: Vec<Option<JoinHandle<Result<(), RuntimeError>>>>,
+    done: mpsc::Receiver<usize>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for RunningApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningApp")
+            .field("threads", &self.threads.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningApp {
+    /// Asks every stream thread to commit, close its tasks and leave the group.
+    pub fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::Relaxed);
+    }
+
+    /// The app's counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Waits until every stream thread ended. When one fails, the others are shut down and
+    /// the first error is returned.
+    ///
+    /// # Errors
+    /// The first stream thread error.
+    pub fn wait(mut self) -> Result<(), RuntimeError> {
+        let mut first_error = None;
+        let mut remaining = self.threads.len();
+        while remaining > 0 {
+            let Ok(index) = self.done.recv() else { break };
+            remaining -= 1;
+            let Some(handle) = self.threads.get_mut(index).and_then(Option::take) else {
+                continue;
+            };
+            let result = handle
+                .join()
+                .unwrap_or(Err(RuntimeError::ThreadPanicked(index)));
+            if let Err(e) = result {
+                tracing::error!(thread = index, error = %e, "stream thread failed");
+                self.shutdown.store(true, Ordering::Relaxed);
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Sends a stream thread's index when the thread ends, however it ends.
+struct ReportEnd(mpsc::Sender<usize>, usize);
+
+impl Drop for ReportEnd {
+    fn drop(&mut self) {
+        let _ = self.0.send(self.1);
+    }
+}

@@ -1,0 +1,214 @@
+//! The topic plan of a running app: which topics it reads, their partition counts, and the
+//! internal topics (repartition, changelog) it must create.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::kafka::TopicSpec;
+use crate::topology::{changelog_topic, NodeKind, TopicRef, Topology};
+
+/// What a stream thread needs to know about the app's topics.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// The topics the app's consumer subscribes to (resolved names).
+    pub subscriptions: Vec<String>,
+    /// Source topic → the sub-topology that reads it.
+    pub sources: HashMap<String, u32>,
+    /// Partition count of every topic the app reads or writes.
+    pub partitions: BTreeMap<String, i32>,
+    /// Internal topics to create, with their configs.
+    pub internal: Vec<TopicSpec>,
+}
+
+/// Plans topics for `topology` run as `application_id`; `existing` gives the partition count
+/// of an external topic, `None` when it does not exist.
+///
+/// # Errors
+/// Every problem found: missing external topics, sub-topologies the runtime cannot run.
+pub(crate) fn plan(
+    topology: &Topology,
+    application_id: &str,
+    mut existing: impl FnMut(&str) -> Option<i32>,
+) -> Result<Plan, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut partitions: BTreeMap<String, i32> = BTreeMap::new();
+    let mut external = |topic: &TopicRef, role: &str, problems: &mut Vec<String>| {
+        if let TopicRef::External(name) = topic {
+            match existing(name) {
+                Some(n) => {
+                    partitions.insert(name.clone(), n);
+                }
+                None => problems.push(format!(
+                    "{role} topic `{name}` does not exist (create it before starting the app)"
+                )),
+            }
+        }
+    };
+    for topic in topology.source_topics() {
+        external(&topic, "source", &mut problems);
+    }
+    for topic in topology.sink_topics() {
+        external(&topic, "sink", &mut problems);
+    }
+
+    // Which sub-topology writes each repartition topic.
+    let mut writers: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for sub in topology.sub_topologies() {
+        for &i in &sub.nodes {
+            if let NodeKind::Sink {
+                topic: TopicRef::Internal(name),
+                ..
+            } = &topology.nodes[i].kind
+            {
+                writers.entry(name.clone()).or_default().push(sub.id);
+            }
+        }
+        if sub.source_topics.len() > 1 {
+            problems.push(format!(
+                "sub-topology {} reads several topics ({:?}); the runtime runs one source topic per sub-topology",
+                sub.id, sub.source_topics
+            ));
+        }
+    }
+
+    // Partition count of a sub-topology = that of its source topic; a repartition topic
+    // takes its configured count or the largest of its writers'. Resolve until stable.
+    let mut sub_partitions: BTreeMap<u32, i32> = BTreeMap::new();
+    let mut repartition: BTreeMap<String, i32> = BTreeMap::new();
+    for _ in 0..=topology.sub_topologies().len() {
+        for sub in topology.sub_topologies() {
+            let count = sub.source_topics.first().and_then(|t| match t {
+                TopicRef::External(name) => partitions.get(name).copied(),
+                TopicRef::Internal(name) => repartition.get(name).copied(),
+            });
+            if let Some(count) = count {
+                sub_partitions.insert(sub.id, count);
+            }
+        }
+        for (name, configured) in topology.repartition_topics() {
+            let derived = writers
+                .get(name)
+                .into_iter()
+                .flatten()
+                .filter_map(|w| sub_partitions.get(w).copied())
+                .max();
+            if let Some(count) = configured.or(derived) {
+                repartition.insert(name.clone(), count);
+            }
+        }
+    }
+
+    let mut internal = Vec::new();
+    for (name, count) in &repartition {
+        let topic = TopicRef::Internal(name.clone()).resolve(application_id);
+        partitions.insert(topic.clone(), *count);
+        internal.push(TopicSpec::new(topic, *count).config("cleanup.policy", "delete"));
+    }
+    // (A missing source topic already explains an underived count.)
+    for name in topology.repartition_topics().keys() {
+        if problems.is_empty() && !repartition.contains_key(name) {
+            problems.push(format!(
+                "cannot derive the partition count of repartition topic `{name}`; set it with repartition_partitions"
+            ));
+        }
+    }
+    for sub in topology.sub_topologies() {
+        let Some(&count) = sub_partitions.get(&sub.id) else {
+            continue;
+        };
+        for store in &sub.stores {
+            if topology.stores.get(store).is_some_and(|s| s.changelog) {
+                let topic = changelog_topic(application_id, store);
+                partitions.insert(topic.clone(), count);
+                internal.push(TopicSpec::new(topic, count).config("cleanup.policy", "compact"));
+            }
+        }
+    }
+
+    let mut sources = HashMap::new();
+    let mut subscriptions = Vec::new();
+    for sub in topology.sub_topologies() {
+        for topic in &sub.source_topics {
+            let name = topic.resolve(application_id);
+            sources.insert(name.clone(), sub.id);
+            subscriptions.push(name);
+        }
+    }
+    if problems.is_empty() {
+        Ok(Plan {
+            subscriptions,
+            sources,
+            partitions,
+            internal,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsl::StreamsBuilder;
+    use crate::serde::{I64Serde, StringSerde, UnitSerde};
+
+    fn wordcount() -> Topology {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("lines", UnitSerde, StringSerde)
+            .flat_map_values(|line: String| {
+                line.split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .select_key(|_k: &(), w: &String| w.clone())
+            .group_by_key(StringSerde, StringSerde)
+            .count("counts")
+            .to_stream()
+            .to("counts-out", StringSerde, I64Serde);
+        builder.build().unwrap()
+    }
+
+    #[test]
+    fn internal_topics_follow_their_source_partitions() {
+        let topology = wordcount();
+        let plan = plan(&topology, "wc", |t| match t {
+            "lines" => Some(6),
+            "counts-out" => Some(2),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(plan.subscriptions, vec!["lines", "wc-counts-repartition"]);
+        let specs: Vec<(String, i32, String)> = plan
+            .internal
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.partitions,
+                    s.configs["cleanup.policy"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            specs,
+            vec![
+                ("wc-counts-repartition".to_owned(), 6, "delete".to_owned()),
+                ("wc-counts-changelog".to_owned(), 6, "compact".to_owned()),
+            ]
+        );
+        assert_eq!(plan.partitions["counts-out"], 2);
+        assert_eq!(plan.sources["wc-counts-repartition"], 1);
+    }
+
+    #[test]
+    fn missing_external_topics_are_all_named() {
+        let problems = plan(&wordcount(), "wc", |_| None).unwrap_err();
+        assert_eq!(
+            problems,
+            vec![
+                "source topic `lines` does not exist (create it before starting the app)",
+                "sink topic `counts-out` does not exist (create it before starting the app)",
+            ]
+        );
+    }
+}

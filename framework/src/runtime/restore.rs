@@ -1,0 +1,250 @@
+//! Restores task stores from their changelogs: from the position stored with the data to the
+//! changelog's last stable offset, after any transaction still open on it has ended.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::active_task::ActiveTask;
+use super::RuntimeError;
+use crate::kafka::KafkaSettings;
+use crate::state::StateError;
+use crate::task::TaskId;
+
+/// Records replayed before they are written to RocksDB in one batch.
+const BATCH: usize = 5_000;
+
+/// Reads changelogs for the tasks of one stream thread.
+pub(crate) struct Restorer {
+    /// read_committed, no group: replays committed changelog records only.
+    committed: BaseConsumer,
+    /// read_uncommitted: its high watermark shows whether a transaction is open.
+    uncommitted: BaseConsumer,
+    /// Changelog partitions being read → (task, store index, target).
+    reading: HashMap<(String, i32), (TaskId, usize, i64)>,
+    /// How long a changelog may stay unstable (an earlier owner's open transaction) before
+    /// restore fails; the broker aborts such a transaction after its timeout.
+    stable_deadline: Duration,
+    metrics: std::sync::Arc<super::Metrics>,
+}
+
+impl Restorer {
+    pub(crate) fn new(
+        settings: &KafkaSettings,
+        client_id: &str,
+        metrics: std::sync::Arc<super::Metrics>,
+    ) -> Result<Self, RuntimeError> {
+        let make = |isolation: &str| -> Result<BaseConsumer, RuntimeError> {
+            let mut config = settings.client_config(&format!("{client_id}-restore"));
+            config
+                .set("isolation.level", isolation)
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("auto.offset.reset", "earliest");
+            config.create().map_err(|source| RuntimeError::Kafka {
+                what: "creating the restore consumer".to_owned(),
+                source,
+            })
+        };
+        Ok(Restorer {
+            committed: make("read_committed")?,
+            uncommitted: make("read_uncommitted")?,
+            reading: HashMap::new(),
+            stable_deadline: settings.transaction_timeout * 2 + Duration::from_secs(10),
+            metrics,
+        })
+    }
+
+    /// True while some changelog partition is being read.
+    pub(crate) fn busy(&self) -> bool {
+        !self.reading.is_empty()
+    }
+
+    /// Drops the reads of a task that was closed before it finished restoring.
+    pub(crate) fn forget(&mut self, task: TaskId) -> Result<(), RuntimeError> {
+        let gone: Vec<(String, i32)> = self
+            .reading
+            .iter()
+            .filter(|(_, (t, _, _))| *t == task)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        self.unassign(&gone)
+    }
+
+    /// Starts reading the stores of `task` whose changelog has become stable; stores already
+    /// at the end are marked done at once.
+    pub(crate) fn start(&mut self, task: &mut ActiveTask) -> Result<(), RuntimeError> {
+        let partition = task.id.partition;
+        let mut assign = TopicPartitionList::new();
+        for (i, restore) in task.restores.iter_mut().enumerate() {
+            if restore.done || restore.target.is_some() {
+                continue;
+            }
+            let watermarks = |consumer: &BaseConsumer| {
+                consumer
+                    .fetch_watermarks(&restore.topic, partition, Duration::from_secs(10))
+                    .map_err(|source| RuntimeError::Kafka {
+                        what: format!(
+                            "reading the end of changelog `{}` [{partition}]",
+                            restore.topic
+                        ),
+                        source,
+                    })
+            };
+            let (low, stable) = watermarks(&self.committed)?;
+            let (_, high) = watermarks(&self.uncommitted)?;
+            if high > stable {
+                // The previous owner's transaction is still open on this changelog: its
+                // records may yet commit. Wait for it to end.
+                if task.created.elapsed() > self.stable_deadline {
+                    return Err(RuntimeError::Restore {
+                        task: task.id,
+                        message: format!(
+                            "changelog `{}` [{partition}] kept an open transaction for {:?}",
+                            restore.topic, self.stable_deadline
+                        ),
+                    });
+                }
+                continue;
+            }
+            let position = task
+                .graph
+                .stores_mut()
+                .changelog_position(&restore.store)
+                .map_err(|e| state_error(task.id, e))?;
+            let start = position.unwrap_or(low).max(low);
+            restore.target = Some(stable);
+            if start >= stable {
+                restore.done = true;
+                continue;
+            }
+            tracing::info!(
+                task = %task.id,
+                store = restore.store,
+                from = start,
+                to = stable,
+                "restoring from the changelog"
+            );
+            assign
+                .add_partition_offset(&restore.topic, partition, Offset::Offset(start))
+                .map_err(|source| RuntimeError::Kafka {
+                    what: "assigning a changelog partition".to_owned(),
+                    source,
+                })?;
+            self.reading
+                .insert((restore.topic.clone(), partition), (task.id, i, stable));
+        }
+        if assign.count() > 0 {
+            self.committed
+                .incremental_assign(&assign)
+                .map_err(|source| RuntimeError::Kafka {
+                    what: "assigning changelog partitions".to_owned(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Reads for up to `budget`, writes what it read to the stores, and marks the stores that
+    /// reached their target done.
+    pub(crate) fn step(
+        &mut self,
+        tasks: &mut std::collections::BTreeMap<TaskId, ActiveTask>,
+        budget: Duration,
+    ) -> Result<(), RuntimeError> {
+        if self.reading.is_empty() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + budget;
+        let mut buffered: HashMap<(String, i32), (Vec<(Vec<u8>, Option<Vec<u8>>)>, i64)> =
+            HashMap::new();
+        let mut count = 0;
+        while count < BATCH {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(result) = self.committed.poll(left) else {
+                break;
+            };
+            let msg = result.map_err(|source| RuntimeError::Kafka {
+                what: "reading a changelog".to_owned(),
+                source,
+            })?;
+            let entry = buffered
+                .entry((msg.topic().to_owned(), msg.partition()))
+                .or_insert_with(|| (Vec::new(), 0));
+            entry.0.push((
+                msg.key().map(<[u8]>::to_vec).unwrap_or_default(),
+                msg.payload().map(<[u8]>::to_vec),
+            ));
+            entry.1 = msg.offset() + 1;
+            count += 1;
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        self.metrics.add_restored(u64::try_from(count).unwrap_or(0));
+        for ((topic, partition), (records, next)) in buffered {
+            if let Some(&(task, index, _)) = self.reading.get(&(topic, partition)) {
+                if let Some(task) = tasks.get_mut(&task) {
+                    let store = task.restores[index].store.clone();
+                    task.graph
+                        .stores_mut()
+                        .apply_restored(&store, records, next)
+                        .map_err(|e| state_error(task.id, e))?;
+                }
+            }
+        }
+        // Positions move past transaction markers too, so compare them, not record offsets.
+        let positions = self
+            .committed
+            .position()
+            .map_err(|source| RuntimeError::Kafka {
+                what: "reading changelog positions".to_owned(),
+                source,
+            })?;
+        let mut finished = Vec::new();
+        for ((topic, partition), &(task_id, index, target)) in &self.reading {
+            let position = positions
+                .find_partition(topic, *partition)
+                .and_then(|e| e.offset().to_raw());
+            if position.is_some_and(|p| p >= target) {
+                if let Some(task) = tasks.get_mut(&task_id) {
+                    let store = task.restores[index].store.clone();
+                    task.graph
+                        .stores_mut()
+                        .apply_restored(&store, Vec::new(), position.unwrap_or(target))
+                        .map_err(|e| state_error(task_id, e))?;
+                    task.restores[index].done = true;
+                    tracing::info!(task = %task_id, store, "restored");
+                }
+                finished.push((topic.clone(), *partition));
+            }
+        }
+        self.unassign(&finished)
+    }
+
+    fn unassign(&mut self, partitions: &[(String, i32)]) -> Result<(), RuntimeError> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            self.reading.remove(&(topic.clone(), *partition));
+            tpl.add_partition(topic, *partition);
+        }
+        self.committed
+            .incremental_unassign(&tpl)
+            .map_err(|source| RuntimeError::Kafka {
+                what: "releasing changelog partitions".to_owned(),
+                source,
+            })
+    }
+}
+
+fn state_error(task: TaskId, source: StateError) -> RuntimeError {
+    RuntimeError::Task {
+        task,
+        source: source.into(),
+    }
+}

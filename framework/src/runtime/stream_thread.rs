@@ -1,0 +1,159 @@
+//! A stream thread: one consumer and one producer driving its tasks until shutdown.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::fault::Fault;
+use super::rebalance::RebalanceHandler;
+use super::task_manager::{Shared, TaskManager};
+use super::RuntimeError;
+use crate::config::Guarantee;
+use crate::kafka::{KafkaError, TransactionalProducer};
+
+/// How a consumer generation of the thread ended.
+enum Ended {
+    Shutdown,
+    Reset(String),
+}
+
+/// Runs stream thread `index` until `shutdown` is set or a fatal error occurs.
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    index: usize,
+    shutdown: Arc<AtomicBool>,
+) -> Result<(), RuntimeError> {
+    let fault = Fault::from_env();
+    let name = format!("{}-{index}", shared.instance.instance_id());
+    let _span = tracing::info_span!("stream_thread", thread = %name).entered();
+    loop {
+        match run_generation(&shared, &name, fault, &shutdown)? {
+            Ended::Shutdown => return Ok(()),
+            Ended::Reset(reason) => {
+                tracing::info!(reason, "starting over with a new consumer and producer");
+            }
+        }
+    }
+}
+
+fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
+    let config = &shared.config;
+    let mut c = config.kafka.client_config(name);
+    c.set("group.id", &config.application_id)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set(
+            "session.timeout.ms",
+            config.session_timeout.as_millis().to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (config.session_timeout.as_millis() / 4)
+                .max(100)
+                .to_string(),
+        )
+        .set(
+            "isolation.level",
+            match config.guarantee {
+                Guarantee::ExactlyOnce => "read_committed",
+                Guarantee::AtLeastOnce => "read_uncommitted",
+            },
+        );
+    for (k, v) in &config.kafka.client_properties {
+        c.set(k, v);
+    }
+    c
+}
+
+fn run_generation(
+    shared: &Arc<Shared>,
+    name: &str,
+    fault: Fault,
+    shutdown: &AtomicBool,
+) -> Result<Ended, RuntimeError> {
+    let config = &shared.config;
+    let app = &config.application_id;
+    let producer = match config.guarantee {
+        // One transactional id per instance and thread: a restarted instance re-registers
+        // it, which fences its previous incarnation and aborts its open transaction at once.
+        Guarantee::ExactlyOnce => {
+            TransactionalProducer::new(&config.kafka, &format!("{app}-{name}"))
+        }
+        Guarantee::AtLeastOnce => {
+            TransactionalProducer::at_least_once(&config.kafka, &format!("{app}-{name}"))
+        }
+    }
+    .map_err(RuntimeError::Producer)?;
+    let manager = TaskManager::new(Arc::clone(shared), name.to_owned(), producer, fault)?;
+    let consumer: BaseConsumer<RebalanceHandler> = consumer_config(shared, name)
+        .create_with_context(RebalanceHandler::new(manager))
+        .map_err(|source| RuntimeError::Kafka {
+            what: "creating the consumer".to_owned(),
+            source,
+        })?;
+    let topics: Vec<&str> = shared
+        .plan
+        .subscriptions
+        .iter()
+        .map(String::as_str)
+        .collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|source| RuntimeError::Kafka {
+            what: format!("subscribing to {topics:?}"),
+            source,
+        })?;
+    let result = drive(&consumer, shutdown);
+    if result.is_err() {
+        consumer.context().manager().abandon();
+    }
+    // Leaving the group: the revoke callback this triggers finds nothing left to commit.
+    consumer.unsubscribe();
+    drop(consumer);
+    result
+}
+
+fn drive(
+    consumer: &BaseConsumer<RebalanceHandler>,
+    shutdown: &AtomicBool,
+) -> Result<Ended, RuntimeError> {
+    loop {
+        if shutdown.load(Ordering::Relaxed) {
+            consumer.context().manager().shutdown(consumer)?;
+            return Ok(Ended::Shutdown);
+        }
+        let timeout = consumer.context().manager().poll_timeout();
+        let polled = consumer.poll(timeout);
+        let mut manager = consumer.context().manager();
+        if let Some(e) = manager.take_fatal() {
+            return Err(e);
+        }
+        match polled {
+            Some(Ok(msg)) => manager.process(&msg)?,
+            Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => {
+                return Err(RuntimeError::Kafka {
+                    what: "consuming".to_owned(),
+                    source: e,
+                })
+            }
+            // Other consumer errors are reports; librdkafka recovers from them itself.
+            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+            None => {}
+        }
+        if let Some(reason) = manager.reset_reason() {
+            return Ok(Ended::Reset(reason.to_owned()));
+        }
+        manager.restore_step(consumer)?;
+        manager.punctuate()?;
+        if manager.commit_due() {
+            manager.commit(consumer)?;
+        }
+        if let Some(reason) = manager.reset_reason() {
+            return Ok(Ended::Reset(reason.to_owned()));
+        }
+    }
+}

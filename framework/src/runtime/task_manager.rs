@@ -1,0 +1,639 @@
+//! A stream thread's tasks and its producer: creates and restores tasks, processes records,
+//! and commits outputs, changelogs and input offsets in one transaction.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::message::{BorrowedMessage, Headers as _};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::active_task::{ActiveTask, StoreRestore};
+use super::fault::Fault;
+use super::instance::InstanceDir;
+use super::plan::Plan;
+use super::restore::Restorer;
+use super::{Metrics, RuntimeError};
+use crate::config::{DeserializationHandler, EddyConfig};
+use crate::kafka::{OutgoingRecord, TransactionalProducer, TransactionalProducerError};
+use crate::record::RawRecord;
+use crate::state::TaskStores;
+use crate::task::{TaskError, TaskGraph, TaskId, TaskState};
+use crate::topology::{changelog_topic, Topology};
+use crate::ErrorAction;
+
+/// What the app shares with every stream thread.
+pub(crate) struct Shared {
+    pub topology: Arc<Topology>,
+    pub config: Arc<EddyConfig>,
+    pub plan: Arc<Plan>,
+    pub instance: Arc<InstanceDir>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The tasks and transaction of one stream thread.
+pub(crate) struct TaskManager {
+    shared: Arc<Shared>,
+    thread: String,
+    producer: TransactionalProducer,
+    restorer: Restorer,
+    tasks: BTreeMap<TaskId, ActiveTask>,
+    last_commit: Instant,
+    /// When restoring tasks last asked whether their changelogs are stable.
+    last_stable_check: Instant,
+    commits: u64,
+    fault: Fault,
+    out: Vec<RawRecord>,
+    /// Set when the thread must drop its consumer and producer and start over (abortable or
+    /// fencing error); while set, rebalance callbacks commit nothing.
+    reset: Option<String>,
+    /// A fatal error raised inside a rebalance callback, returned by the next loop step.
+    fatal: Option<RuntimeError>,
+}
+
+impl TaskManager {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        thread: String,
+        producer: TransactionalProducer,
+        fault: Fault,
+    ) -> Result<Self, RuntimeError> {
+        let restorer = Restorer::new(
+            &shared.config.kafka,
+            producer.transactional_id(),
+            Arc::clone(&shared.metrics),
+        )?;
+        Ok(TaskManager {
+            shared,
+            thread,
+            producer,
+            restorer,
+            tasks: BTreeMap::new(),
+            last_commit: Instant::now(),
+            last_stable_check: Instant::now() - Duration::from_secs(1),
+            commits: 0,
+            fault,
+            out: Vec::new(),
+            reset: None,
+            fatal: None,
+        })
+    }
+
+    /// Why the thread must start over, if it must.
+    pub(crate) fn reset_reason(&self) -> Option<&str> {
+        self.reset.as_deref()
+    }
+
+    /// A fatal error raised in a callback, taken once.
+    pub(crate) fn take_fatal(&mut self) -> Option<RuntimeError> {
+        self.fatal.take()
+    }
+
+    /// How long the next consumer poll may block.
+    pub(crate) fn poll_timeout(&self) -> Duration {
+        if self.restorer.busy() || self.tasks.values().any(|t| t.state == TaskState::Restoring) {
+            return Duration::ZERO;
+        }
+        let interval = self.shared.config.commit_interval;
+        if self.producer.in_transaction() {
+            interval.saturating_sub(self.last_commit.elapsed())
+        } else {
+            interval
+        }
+    }
+
+    /// Creates tasks for newly assigned partitions; they stay paused until restored.
+    pub(crate) fn on_assigned<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        assigned: &TopicPartitionList,
+    ) {
+        if let Err(e) = self.assign(consumer, assigned) {
+            self.fatal.get_or_insert(e);
+        }
+    }
+
+    fn assign<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        assigned: &TopicPartitionList,
+    ) -> Result<(), RuntimeError> {
+        if assigned.count() == 0 {
+            return Ok(());
+        }
+        consumer
+            .pause(assigned)
+            .map_err(|source| RuntimeError::Kafka {
+                what: "pausing newly assigned partitions".to_owned(),
+                source,
+            })?;
+        for element in assigned.elements() {
+            let topic = element.topic().to_owned();
+            let Some(&sub) = self.shared.plan.sources.get(&topic) else {
+                continue;
+            };
+            let id = TaskId {
+                sub_topology: sub,
+                partition: element.partition(),
+            };
+            if self.tasks.contains_key(&id) {
+                continue;
+            }
+            let task = self.create_task(id, topic)?;
+            tracing::info!(thread = self.thread, task = %id, "task assigned");
+            self.tasks.insert(id, task);
+        }
+        Ok(())
+    }
+
+    fn create_task(&self, id: TaskId, topic: String) -> Result<ActiveTask, RuntimeError> {
+        let shared = &self.shared;
+        let app = &shared.config.application_id;
+        let sub = shared
+            .topology
+            .sub_topologies()
+            .iter()
+            .find(|s| s.id == id.sub_topology)
+            .ok_or_else(|| RuntimeError::Restore {
+                task: id,
+                message: "no such sub-topology".to_owned(),
+            })?;
+        let defs: Vec<_> = sub
+            .stores
+            .iter()
+            .filter_map(|name| shared.topology.stores.get(name).cloned())
+            .collect();
+        let dir = shared.instance.task_dir(&id.to_string());
+        // A task moving between threads of this instance may still be closing elsewhere:
+        // RocksDB's lock tells, so retry briefly.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let stores = loop {
+            match TaskStores::open(Some(&dir), &defs, |store| changelog_topic(app, store)) {
+                Ok(stores) => break stores,
+                Err(e) if Instant::now() < deadline && e.to_string().contains("lock") => {
+                    std::thread::park_timeout(Duration::from_millis(20)); // back-off between lock attempts
+                }
+                Err(e) => {
+                    return Err(RuntimeError::Task {
+                        task: id,
+                        source: e.into(),
+                    })
+                }
+            }
+        };
+        let restores = stores
+            .changelogged()
+            .into_iter()
+            .map(|(store, topic)| StoreRestore {
+                store,
+                topic,
+                target: None,
+                done: false,
+            })
+            .collect();
+        let graph = TaskGraph::new(
+            &shared.topology,
+            sub,
+            app,
+            id.partition,
+            stores,
+            shared.plan.partitions.clone().into_iter().collect(),
+        );
+        Ok(ActiveTask {
+            id,
+            topic,
+            graph,
+            state: TaskState::Restoring,
+            next_offset: None,
+            restores,
+            created: Instant::now(),
+        })
+    }
+
+    /// Commits, then closes the revoked tasks cleanly (their state stays on disk).
+    pub(crate) fn on_revoked<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        revoked: &TopicPartitionList,
+        lost: bool,
+    ) {
+        if self.reset.is_some() {
+            self.drop_all_dirty();
+            return;
+        }
+        if lost {
+            // Another member may own these partitions already: nothing of the open
+            // transaction may commit. Abort it and start over.
+            self.reset_dirty("partitions were lost");
+            return;
+        }
+        if let Err(e) = self.commit(consumer) {
+            self.fatal.get_or_insert(e);
+            return;
+        }
+        if self.reset.is_some() {
+            self.drop_all_dirty();
+            return;
+        }
+        for element in revoked.elements() {
+            if let Some(&sub) = self.shared.plan.sources.get(element.topic()) {
+                let id = TaskId {
+                    sub_topology: sub,
+                    partition: element.partition(),
+                };
+                if let Some(mut task) = self.tasks.remove(&id) {
+                    if let Err(e) = self.restorer.forget(id) {
+                        self.fatal.get_or_insert(e);
+                    }
+                    task.graph.close();
+                    tracing::info!(thread = self.thread, task = %id, "task revoked");
+                }
+            }
+        }
+    }
+
+    /// Moves restoring tasks forward; resumes the input of tasks that finished.
+    pub(crate) fn restore_step<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), RuntimeError> {
+        let waiting: Vec<TaskId> = self
+            .tasks
+            .values()
+            .filter(|t| t.state == TaskState::Restoring)
+            .map(|t| t.id)
+            .collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if self.last_stable_check.elapsed() >= Duration::from_millis(100) {
+            self.last_stable_check = Instant::now();
+            for id in &waiting {
+                if let Some(task) = self.tasks.get_mut(id) {
+                    self.restorer.start(task)?;
+                }
+            }
+        }
+        self.restorer
+            .step(&mut self.tasks, Duration::from_millis(50))?;
+        let now = wall_clock_ms();
+        let mut resume = TopicPartitionList::new();
+        for id in waiting {
+            let Some(task) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            if task.restored() {
+                task.graph
+                    .init(now)
+                    .map_err(|source| RuntimeError::Task { task: id, source })?;
+                task.state = TaskState::Running;
+                resume.add_partition(&task.topic, id.partition);
+                tracing::info!(thread = self.thread, task = %id, "task running");
+            }
+        }
+        if resume.count() > 0 {
+            consumer
+                .resume(&resume)
+                .map_err(|source| RuntimeError::Kafka {
+                    what: "resuming restored partitions".to_owned(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Processes one input record.
+    pub(crate) fn process(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), RuntimeError> {
+        let Some(&sub) = self.shared.plan.sources.get(msg.topic()) else {
+            return Ok(());
+        };
+        let id = TaskId {
+            sub_topology: sub,
+            partition: msg.partition(),
+        };
+        let running = self
+            .tasks
+            .get(&id)
+            .is_some_and(|t| t.state == TaskState::Running);
+        if !running {
+            // Paused partitions deliver nothing; if one did, its position is now wrong.
+            self.reset_dirty(&format!(
+                "a record of {} [{}] arrived for a task that is not running",
+                msg.topic(),
+                msg.partition()
+            ));
+            return Ok(());
+        }
+        self.ensure_transaction()?;
+        let raw = RawRecord {
+            topic: msg.topic().to_owned(),
+            partition: Some(msg.partition()),
+            offset: msg.offset(),
+            key: msg.key().map(<[u8]>::to_vec),
+            value: msg.payload().map(<[u8]>::to_vec),
+            timestamp: msg.timestamp().to_millis().unwrap_or_else(wall_clock_ms),
+            headers: msg
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let now = wall_clock_ms();
+        let mut out = std::mem::take(&mut self.out);
+        let result = match self.tasks.get_mut(&id) {
+            Some(task) => {
+                let result = task.graph.process(&raw, now, &mut out);
+                task.next_offset = Some(msg.offset() + 1);
+                result
+            }
+            None => Ok(()),
+        };
+        self.shared.metrics.add_in(1);
+        match result {
+            Ok(()) => {}
+            Err(err @ TaskError::Deserialization { .. }) => {
+                out.clear();
+                self.out = out;
+                return self.on_bad_record(id, &raw, err);
+            }
+            Err(source) => return Err(RuntimeError::Task { task: id, source }),
+        }
+        let sent = self.send_all(&out);
+        out.clear();
+        self.out = out;
+        sent
+    }
+
+    fn on_bad_record(
+        &mut self,
+        task: TaskId,
+        raw: &RawRecord,
+        err: TaskError,
+    ) -> Result<(), RuntimeError> {
+        match &self.shared.config.deserialization {
+            DeserializationHandler::Fail => Err(RuntimeError::Task { task, source: err }),
+            DeserializationHandler::Skip => {
+                tracing::warn!(task = %task, error = %err, "skipping a record that cannot be decoded");
+                self.shared.metrics.add_skipped();
+                Ok(())
+            }
+            DeserializationHandler::DeadLetter(topic) => {
+                tracing::warn!(task = %task, error = %err, dead_letter_topic = topic, "sending a record that cannot be decoded to the dead-letter topic");
+                let topic = topic.clone();
+                let mut headers = raw.headers.clone();
+                headers.push(("eddy.error".to_owned(), err.to_string().into_bytes()));
+                headers.push(("eddy.topic".to_owned(), raw.topic.clone().into_bytes()));
+                headers.push((
+                    "eddy.partition".to_owned(),
+                    task.partition.to_string().into_bytes(),
+                ));
+                headers.push((
+                    "eddy.offset".to_owned(),
+                    raw.offset.to_string().into_bytes(),
+                ));
+                let record = RawRecord {
+                    topic,
+                    partition: None,
+                    offset: -1,
+                    key: raw.key.clone(),
+                    value: raw.value.clone(),
+                    timestamp: raw.timestamp,
+                    headers,
+                };
+                self.send_all(std::slice::from_ref(&record))?;
+                self.shared.metrics.add_dead_lettered();
+                Ok(())
+            }
+        }
+    }
+
+    /// Fires due wall-clock punctuations of running tasks.
+    pub(crate) fn punctuate(&mut self) -> Result<(), RuntimeError> {
+        let now = wall_clock_ms();
+        let mut out = std::mem::take(&mut self.out);
+        for task in self.tasks.values_mut() {
+            if task.state == TaskState::Running {
+                task.graph
+                    .punctuate_wall_clock(now, &mut out)
+                    .map_err(|source| RuntimeError::Task {
+                        task: task.id,
+                        source,
+                    })?;
+            }
+        }
+        let result = if out.is_empty() {
+            Ok(())
+        } else {
+            self.ensure_transaction().and_then(|()| self.send_all(&out))
+        };
+        out.clear();
+        self.out = out;
+        result
+    }
+
+    fn ensure_transaction(&mut self) -> Result<(), RuntimeError> {
+        if self.producer.in_transaction() {
+            return Ok(());
+        }
+        match self.producer.begin() {
+            Ok(()) => Ok(()),
+            Err(e) => self.on_producer_error(e),
+        }
+    }
+
+    fn send_all(&mut self, records: &[RawRecord]) -> Result<(), RuntimeError> {
+        for r in records {
+            let result = self.producer.send(OutgoingRecord {
+                topic: &r.topic,
+                partition: r.partition,
+                key: r.key.as_deref(),
+                value: r.value.as_deref(),
+                timestamp: Some(r.timestamp),
+                headers: &r.headers,
+            });
+            if let Err(e) = result {
+                return self.on_producer_error(e);
+            }
+        }
+        self.shared
+            .metrics
+            .add_out(u64::try_from(records.len()).unwrap_or(0));
+        Ok(())
+    }
+
+    /// True when the commit interval has passed with a transaction open.
+    pub(crate) fn commit_due(&self) -> bool {
+        self.producer.in_transaction()
+            && self.last_commit.elapsed() >= self.shared.config.commit_interval
+    }
+
+    /// Sends the changelog records of every task, adds the input offsets, commits, then
+    /// applies the state to RocksDB with the changelog positions the commit produced.
+    pub(crate) fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), RuntimeError> {
+        self.last_commit = Instant::now();
+        if !self.producer.in_transaction() || self.reset.is_some() {
+            return Ok(());
+        }
+        let mut offsets = TopicPartitionList::new();
+        for task in self.tasks.values_mut() {
+            let partition = task.id.partition;
+            for (topic, key, value) in task.graph.stores_mut().pending_changelog() {
+                let result = self.producer.send(OutgoingRecord {
+                    topic,
+                    partition: Some(partition),
+                    key: Some(key),
+                    value,
+                    timestamp: None,
+                    headers: &[],
+                });
+                if let Err(e) = result {
+                    return self.on_producer_error(e);
+                }
+            }
+            if let Some(next) = task.next_offset {
+                offsets
+                    .add_partition_offset(&task.topic, partition, Offset::Offset(next))
+                    .map_err(|source| RuntimeError::Kafka {
+                        what: "building the offsets to commit".to_owned(),
+                        source,
+                    })?;
+            }
+        }
+        let n = self.commits + 1;
+        self.fault.before_commit(n);
+        if self.producer.is_transactional() && offsets.count() > 0 {
+            let Some(group) = consumer.group_metadata() else {
+                return Err(RuntimeError::Kafka {
+                    what: "reading the consumer's group metadata".to_owned(),
+                    source: rdkafka::error::KafkaError::NoMessageReceived,
+                });
+            };
+            if let Err(e) = self.producer.send_offsets(&offsets, &group) {
+                return self.on_producer_error(e);
+            }
+        }
+        let deadline = Instant::now() + self.shared.config.kafka.transaction_timeout;
+        loop {
+            match self.producer.commit() {
+                Ok(()) => break,
+                Err(e) if e.action == ErrorAction::Retry && Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "retrying the commit");
+                }
+                Err(e) => return self.on_producer_error(e),
+            }
+        }
+        if !self.producer.is_transactional() && offsets.count() > 0 {
+            if let Err(source) = consumer.commit(&offsets, CommitMode::Sync) {
+                self.reset_dirty(&format!("committing offsets failed: {source}"));
+                return Ok(());
+            }
+        }
+        self.commits = n;
+        self.shared.metrics.add_commit();
+        self.fault.after_commit(n);
+        let delivered = self.producer.take_delivered_offsets();
+        for task in self.tasks.values_mut() {
+            let partition = task.id.partition;
+            let positions: BTreeMap<String, i64> = task
+                .graph
+                .stores_mut()
+                .changelogged()
+                .into_iter()
+                .filter_map(|(store, topic)| {
+                    let last = delivered.get(&topic)?.get(&partition)?;
+                    Some((store, last + 1))
+                })
+                .collect();
+            task.graph
+                .stores_mut()
+                .apply_committed(&positions)
+                .map_err(|e| RuntimeError::Task {
+                    task: task.id,
+                    source: e.into(),
+                })?;
+            task.next_offset = None;
+        }
+        Ok(())
+    }
+
+    /// Handles a producer error by its action: abortable and fencing errors make the thread
+    /// start over from the last commit; fatal ones stop it.
+    fn on_producer_error(&mut self, e: TransactionalProducerError) -> Result<(), RuntimeError> {
+        match e.action {
+            ErrorAction::Fatal => Err(RuntimeError::Producer(e)),
+            ErrorAction::Retry | ErrorAction::AbortTransaction | ErrorAction::Rejoin => {
+                self.reset_dirty(&e.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// Aborts the open transaction, drops every task without applying its state, and marks
+    /// the thread for a restart from the last commit.
+    pub(crate) fn reset_dirty(&mut self, reason: &str) {
+        if self.reset.is_none() {
+            tracing::warn!(
+                thread = self.thread,
+                reason,
+                "aborting and rejoining from the last commit"
+            );
+            self.reset = Some(reason.to_owned());
+        }
+        if self.producer.in_transaction() {
+            self.shared.metrics.add_abort();
+            if let Err(e) = self.producer.abort() {
+                tracing::warn!(error = %e, "abort failed; the new producer fences this one");
+            }
+        }
+        self.drop_all_dirty();
+    }
+
+    fn drop_all_dirty(&mut self) {
+        for (id, mut task) in std::mem::take(&mut self.tasks) {
+            task.graph.stores_mut().discard_pending();
+            let _ = self.restorer.forget(id);
+        }
+    }
+
+    /// Clean shutdown: commits, then closes every task.
+    pub(crate) fn shutdown<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), RuntimeError> {
+        self.commit(consumer)?;
+        if self.reset.is_some() {
+            return Ok(());
+        }
+        for (_, mut task) in std::mem::take(&mut self.tasks) {
+            task.graph.close();
+        }
+        // Later rebalance callbacks (leaving the group) find nothing to commit.
+        self.reset = Some("shutting down".to_owned());
+        Ok(())
+    }
+
+    /// After a fatal error: aborts what is open so nothing half-done commits.
+    pub(crate) fn abandon(&mut self) {
+        self.reset_dirty("stopping after an error");
+    }
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
