@@ -1,2 +1,485 @@
 //! Eddy tests against a real Apache Kafka broker: the test files are in `tests/`, the broker
-//! helpers in the `eddy-testkit` crate.
+//! helpers in the `eddy-testkit` crate, and here the app-process harness and the word-count
+//! exactness check the tests share.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use eddy_testkit::ReadRecord;
+
+/// Path of a binary built by this workspace (`cargo build --workspace` puts it next to the
+/// test executables' `deps` directory).
+///
+/// # Errors
+/// Fails when the binary has not been built.
+pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("test executable {exe:?} has no target directory"))?;
+    let path = dir.join(name);
+    if !path.is_file() {
+        bail!(
+            "binary {path:?} is missing; build it first with `cargo build --workspace` (make test does)"
+        );
+    }
+    Ok(path)
+}
+
+/// How to start one wordcount instance.
+#[derive(Debug, Clone)]
+pub struct WordcountSpec {
+    /// Kafka bootstrap servers.
+    pub bootstrap_servers: String,
+    /// Application id.
+    pub application_id: String,
+    /// Input topic.
+    pub input_topic: String,
+    /// Output topic.
+    pub output_topic: String,
+    /// This instance's state directory.
+    pub state_dir: PathBuf,
+    /// Extra environment variables (`EDDY__...` settings, `EDDY_FAULT`).
+    pub env: Vec<(String, String)>,
+}
+
+/// A running app process whose stderr goes to a log file.
+#[derive(Debug)]
+pub struct AppProcess {
+    name: String,
+    spec: WordcountSpec,
+    child: Child,
+    log: PathBuf,
+    starts: u32,
+}
+
+impl AppProcess {
+    /// Starts wordcount as `name`, logging to `<state_dir>.log`.
+    ///
+    /// # Errors
+    /// Fails when the binary is missing or cannot start.
+    pub fn start(name: &str, spec: WordcountSpec) -> anyhow::Result<Self> {
+        let log = spec.state_dir.with_extension("log");
+        let child = Self::spawn(&spec, &log)?;
+        Ok(AppProcess {
+            name: name.to_owned(),
+            spec,
+            child,
+            log,
+            starts: 1,
+        })
+    }
+
+    fn spawn(spec: &WordcountSpec, log: &Path) -> anyhow::Result<Child> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {log:?}"))?;
+        let mut command = Command::new(workspace_binary("wordcount")?);
+        command
+            .arg("--bootstrap-servers")
+            .arg(&spec.bootstrap_servers)
+            .arg("--application-id")
+            .arg(&spec.application_id)
+            .arg("--input-topic")
+            .arg(&spec.input_topic)
+            .arg("--output-topic")
+            .arg(&spec.output_topic)
+            .arg("--state-dir")
+            .arg(&spec.state_dir)
+            .env("RUST_LOG", "info")
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(file));
+        for (k, v) in &spec.env {
+            command.env(k, v);
+        }
+        command.spawn().context("starting wordcount")
+    }
+
+    /// The process name given at start.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many times the process was started.
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    ///
+    /// # Errors
+    /// Fails when the signal cannot be sent.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        self.child.kill().context("kill -9")?;
+        self.child.wait().context("reaping")?;
+        Ok(())
+    }
+
+    /// Sends `signal` (`TERM`, `STOP`, `CONT`) with `kill`.
+    ///
+    /// # Errors
+    /// Fails when `kill` fails.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -{signal} {} failed", self.child.id());
+        }
+        Ok(())
+    }
+
+    /// Waits for the process to exit by itself, failing after `deadline`.
+    ///
+    /// # Errors
+    /// Fails when it is still running at the deadline.
+    pub fn wait_exit(&mut self, deadline: Duration) -> anyhow::Result<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if start.elapsed() > deadline {
+                bail!(
+                    "{} still running after {deadline:?}; log:\n{}",
+                    self.name,
+                    self.log_tail(40)
+                );
+            }
+            std::thread::park_timeout(Duration::from_millis(50)); // poll interval of a deadline wait
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    ///
+    /// # Errors
+    /// Fails when it does not exit in time or exits unsuccessfully.
+    pub fn terminate(&mut self, deadline: Duration) -> anyhow::Result<()> {
+        self.signal("TERM")?;
+        let status = self.wait_exit(deadline)?;
+        if !status.success() {
+            bail!(
+                "{} exited with {status} after SIGTERM; log:\n{}",
+                self.name,
+                self.log_tail(40)
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts the process again with the same settings and state directory, changing its
+    /// environment with `env` (replacing variables of the same name).
+    ///
+    /// # Errors
+    /// Fails when it is still running or cannot start.
+    pub fn restart_with(&mut self, env: Vec<(String, String)>) -> anyhow::Result<()> {
+        if self.child.try_wait()?.is_none() {
+            bail!("{} is still running", self.name);
+        }
+        for (k, v) in env {
+            self.spec.env.retain(|(name, _)| *name != k);
+            self.spec.env.push((k, v));
+        }
+        self.child = Self::spawn(&self.spec, &self.log)?;
+        self.starts += 1;
+        Ok(())
+    }
+
+    /// Starts the process again unchanged.
+    ///
+    /// # Errors
+    /// As [`restart_with`](Self::restart_with).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.restart_with(Vec::new())
+    }
+
+    /// The whole log.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of the log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = self.log_text();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for AppProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Deterministic input lines: `count` lines of 1 to 3 words drawn from `vocabulary` words,
+/// some capitalised so lowercasing matters.
+pub fn generate_lines(seed: u64, count: usize, vocabulary: usize) -> Vec<String> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..count)
+        .map(|_| {
+            let n = rng.random_range(1..=3);
+            (0..n)
+                .map(|_| {
+                    let w = rng.random_range(0..vocabulary);
+                    if rng.random_bool(0.1) {
+                        format!("Word{w}")
+                    } else {
+                        format!("word{w}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(if rng.random_bool(0.5) { " " } else { "\t " })
+        })
+        .collect()
+}
+
+/// Occurrences of each word in `lines` (split on Unicode whitespace, lowercased), computed
+/// independently of the app.
+pub fn expected_counts<'a>(lines: impl IntoIterator<Item = &'a str>) -> HashMap<String, u64> {
+    let mut counts = HashMap::new();
+    for line in lines {
+        for word in line.split_whitespace() {
+            *counts.entry(word.to_lowercase()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Checks word-count output: for every word the values, in output order, are exactly
+/// 1, 2, ..., n with n its occurrences. Returns every violation found (at most 20 listed).
+pub fn check_counts(output: &[ReadRecord], expected: &HashMap<String, u64>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut last: HashMap<String, u64> = HashMap::new();
+    let mut partition_of: HashMap<String, i32> = HashMap::new();
+    for record in output {
+        let word = record.key_str();
+        let value = record.value_str();
+        let Ok(count) = value.parse::<u64>() else {
+            problems.push(format!(
+                "[{}]@{}: value `{value}` is not a count",
+                record.partition, record.offset
+            ));
+            continue;
+        };
+        if let Some(&p) = partition_of.get(&word) {
+            if p != record.partition {
+                problems.push(format!(
+                    "word `{word}` appears in partitions {p} and {}",
+                    record.partition
+                ));
+            }
+        }
+        partition_of.insert(word.clone(), record.partition);
+        let previous = last.get(&word).copied().unwrap_or(0);
+        if count != previous + 1 {
+            let kind = if count <= previous { "repeat" } else { "gap" };
+            problems.push(format!(
+                "{kind}: word `{word}` count {count} after {previous} at [{}]@{}",
+                record.partition, record.offset
+            ));
+        }
+        last.insert(word, count);
+    }
+    let words: BTreeMap<&String, &u64> = expected.iter().collect();
+    for (word, &n) in words {
+        let got = last.get(word).copied().unwrap_or(0);
+        if got > n {
+            problems.push(format!(
+                "overcount: word `{word}` reached {got}, expected {n}"
+            ));
+        } else if got < n {
+            problems.push(format!(
+                "shortfall: word `{word}` reached {got}, expected {n}"
+            ));
+        }
+    }
+    for word in last.keys() {
+        if !expected.contains_key(word) {
+            problems.push(format!("word `{word}` was never in the input"));
+        }
+    }
+    let total = problems.len();
+    problems.truncate(20);
+    if total > 20 {
+        problems.push(format!("... {} more", total - 20));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(partition: i32, offset: i64, word: &str, count: u64) -> ReadRecord {
+        ReadRecord {
+            partition,
+            offset,
+            key: Some(word.as_bytes().to_vec()),
+            value: Some(count.to_string().into_bytes()),
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_check_finds_repeats_gaps_and_shortfalls() {
+        let expected = expected_counts(["a b", "A", "b"]);
+        assert_eq!(expected["a"], 2);
+        let good = [
+            rec(0, 0, "a", 1),
+            rec(1, 0, "b", 1),
+            rec(0, 1, "a", 2),
+            rec(1, 1, "b", 2),
+        ];
+        assert!(check_counts(&good, &expected).is_empty());
+        let repeat = [
+            rec(0, 0, "a", 1),
+            rec(0, 1, "a", 1),
+            rec(0, 2, "a", 2),
+            rec(1, 0, "b", 1),
+            rec(1, 1, "b", 2),
+        ];
+        let problems = check_counts(&repeat, &expected);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("repeat: word `a` count 1 after 1"));
+        let short = [rec(0, 0, "a", 2), rec(1, 0, "b", 1)];
+        let problems = check_counts(&short, &expected);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("gap: word `a` count 2 after 0"));
+        assert!(problems[1].starts_with("shortfall: word `b` reached 1, expected 2"));
+        let over = [
+            rec(0, 0, "a", 1),
+            rec(0, 1, "a", 2),
+            rec(0, 2, "a", 3),
+            rec(1, 0, "b", 1),
+            rec(1, 1, "b", 2),
+        ];
+        assert_eq!(
+            check_counts(&over, &expected),
+            vec!["overcount: word `a` reached 3, expected 2"]
+        );
+    }
+}
+
+/// A word-count run: topics, application id and state directories of its instances.
+#[derive(Debug)]
+pub struct WordcountRun {
+    /// The broker.
+    pub kafka: &'static eddy_testkit::Kafka,
+    /// Application id.
+    pub application_id: String,
+    /// Input topic.
+    pub input: String,
+    /// Output topic.
+    pub output: String,
+    /// Holds the state directories and logs.
+    pub dir: tempfile::TempDir,
+}
+
+impl WordcountRun {
+    /// Creates input and output topics with `partitions` partitions each.
+    ///
+    /// # Errors
+    /// Fails when Kafka cannot be reached or the topics cannot be created.
+    pub fn new(prefix: &str, partitions: i32) -> anyhow::Result<Self> {
+        let kafka = eddy_testkit::Kafka::shared()?;
+        let run = WordcountRun {
+            kafka,
+            application_id: eddy_testkit::unique_name(prefix),
+            input: eddy_testkit::unique_name(&format!("{prefix}-lines")),
+            output: eddy_testkit::unique_name(&format!("{prefix}-counts")),
+            dir: tempfile::tempdir()?,
+        };
+        kafka.create_topic(&run.input, partitions)?;
+        kafka.create_topic(&run.output, partitions)?;
+        Ok(run)
+    }
+
+    /// The spec of instance `name` (its own state directory).
+    pub fn spec(&self, name: &str, env: &[(&str, &str)]) -> WordcountSpec {
+        WordcountSpec {
+            bootstrap_servers: self.kafka.bootstrap_servers().to_owned(),
+            application_id: self.application_id.clone(),
+            input_topic: self.input.clone(),
+            output_topic: self.output.clone(),
+            state_dir: self.dir.path().join(name),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// Starts instance `name`.
+    ///
+    /// # Errors
+    /// Fails when it cannot start.
+    pub fn start(&self, name: &str, env: &[(&str, &str)]) -> anyhow::Result<AppProcess> {
+        AppProcess::start(name, self.spec(name, env))
+    }
+
+    /// Produces `lines` as input values without keys.
+    ///
+    /// # Errors
+    /// Fails when a record is not acknowledged.
+    pub fn produce_lines(&self, lines: &[String]) -> anyhow::Result<()> {
+        self.kafka.produce(
+            &self.input,
+            lines.iter().map(|l| (None, l.as_bytes().to_vec())),
+        )?;
+        Ok(())
+    }
+
+    /// Reads the output with read_committed and returns the exactness violations.
+    ///
+    /// # Errors
+    /// Fails when the output cannot be read.
+    pub fn violations(&self, expected: &HashMap<String, u64>) -> anyhow::Result<Vec<String>> {
+        let output = self
+            .kafka
+            .read_all(&self.output, eddy_testkit::Isolation::ReadCommitted)?;
+        Ok(check_counts(&output, expected))
+    }
+
+    /// Topics on which no transaction may be left open: output, repartition, changelog.
+    pub fn transactional_topics(&self) -> Vec<String> {
+        vec![
+            self.output.clone(),
+            format!("{}-counts-repartition", self.application_id),
+            format!("{}-counts-changelog", self.application_id),
+        ]
+    }
+
+    /// Checks that no transaction is open (read_committed end == read_uncommitted end on
+    /// every transactional topic) and that the group has no members.
+    ///
+    /// # Errors
+    /// Fails naming the topic with an open transaction, or the member count.
+    pub fn assert_settled(&self) -> anyhow::Result<()> {
+        use eddy_testkit::Isolation;
+        for topic in self.transactional_topics() {
+            let committed = self.kafka.end_offsets(&topic, Isolation::ReadCommitted)?;
+            let written = self.kafka.end_offsets(&topic, Isolation::ReadUncommitted)?;
+            if committed != written {
+                bail!("open transaction on {topic}: last stable offsets {committed:?}, high watermarks {written:?}");
+            }
+        }
+        let members = self.kafka.group_members(&self.application_id)?;
+        if members != 0 {
+            bail!("group {} still has {members} members", self.application_id);
+        }
+        Ok(())
+    }
+}

@@ -14,6 +14,7 @@ impl Fault {
     /// Reads `EDDY_FAULT`; unset or unparsable means no fault (a bad value is logged).
     pub(crate) fn from_env() -> Self {
         match std::env::var("EDDY_FAULT") {
+            Ok(spec) if spec.trim().is_empty() => Fault::default(),
             Ok(spec) => Self::parse(&spec).unwrap_or_else(|| {
                 tracing::error!(spec, "ignoring unparsable EDDY_FAULT");
                 Fault::default()
@@ -38,6 +39,11 @@ impl Fault {
         }
     }
 
+    /// True when the process is to crash before commit number `n`.
+    pub(crate) fn crashes_before_commit(&self, n: u64) -> bool {
+        self.before_commit == Some(n)
+    }
+
     /// Called before commit number `n` (counting from 1).
     pub(crate) fn before_commit(&self, n: u64) {
         if self.before_commit == Some(n) {
@@ -45,7 +51,7 @@ impl Fault {
         }
     }
 
-    /// Called after commit number `n` succeeded, before state is applied.
+    /// Called after the `n`-th commit with state changes succeeded, before they are applied.
     pub(crate) fn after_commit(&self, n: u64) {
         if self.after_commit == Some(n) {
             crash("after the Kafka commit, before the RocksDB apply of", n);

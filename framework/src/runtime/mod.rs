@@ -211,45 +211,69 @@ impl App {
     /// # Errors
     /// The first error that stopped a stream thread, or a start-up error.
     pub fn run(self) -> Result<(), RuntimeError> {
-        let running = self.start()?;
-        let shutdown = Arc::clone(&running.shutdown);
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // Signal handlers go in before the threads start, so an early SIGTERM is clean too.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .map_err(|e| RuntimeError::StateDir {
                 path: String::new(),
                 message: format!("cannot start the signal handler: {e}"),
             })?;
+        let signals = runtime
+            .block_on(async { Signals::install() })
+            .map_err(|e| RuntimeError::StateDir {
+                path: String::new(),
+                message: format!("cannot install signal handlers: {e}"),
+            })?;
+        let running = self.start()?;
+        let shutdown = Arc::clone(&running.shutdown);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let signals = runtime.spawn(async move {
-            wait_for_signal(stop_rx).await;
+        let waiter = runtime.spawn(async move {
+            signals.wait(stop_rx).await;
             shutdown.store(true, Ordering::Relaxed);
         });
         let result = running.wait();
         let _ = stop_tx.send(());
-        let _ = runtime.block_on(signals);
+        let _ = runtime.block_on(waiter);
         result
     }
 }
 
-async fn wait_for_signal(stop: tokio::sync::oneshot::Receiver<()>) {
+/// SIGTERM and SIGINT listeners.
+struct Signals {
     #[cfg(unix)]
-    {
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            let _ = stop.await;
-            return;
-        };
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> std::io::Result<Self> {
+        Ok(Signals {})
+    }
+
+    /// Returns on the first signal or when `stop` fires (the app ended by itself).
+    async fn wait(mut self, stop: tokio::sync::oneshot::Receiver<()>) {
+        #[cfg(unix)]
         tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = self.term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = self.int.recv() => tracing::info!("SIGINT: shutting down"),
             _ = stop => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
+        #[cfg(not(unix))]
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
             _ = stop => {}
         }
     }

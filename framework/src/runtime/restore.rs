@@ -24,6 +24,8 @@ pub(crate) struct Restorer {
     uncommitted: BaseConsumer,
     /// Changelog partitions being read → (task, store index, target).
     reading: HashMap<(String, i32), (TaskId, usize, i64)>,
+    /// Where each partition being read started, for re-assignment before its first record.
+    starts: HashMap<(String, i32), i64>,
     /// How long a changelog may stay unstable (an earlier owner's open transaction) before
     /// restore fails; the broker aborts such a transaction after its timeout.
     stable_deadline: Duration,
@@ -38,7 +40,10 @@ impl Restorer {
     ) -> Result<Self, RuntimeError> {
         let make = |isolation: &str| -> Result<BaseConsumer, RuntimeError> {
             let mut config = settings.client_config(&format!("{client_id}-restore"));
+            // The group id is never joined or committed to; librdkafka needs one to report
+            // positions of an assigned partition.
             config
+                .set("group.id", format!("{client_id}-restore"))
                 .set("isolation.level", isolation)
                 .set("enable.auto.commit", "false")
                 .set("enable.auto.offset.store", "false")
@@ -52,6 +57,7 @@ impl Restorer {
             committed: make("read_committed")?,
             uncommitted: make("read_uncommitted")?,
             reading: HashMap::new(),
+            starts: HashMap::new(),
             stable_deadline: settings.transaction_timeout * 2 + Duration::from_secs(10),
             metrics,
         })
@@ -77,7 +83,7 @@ impl Restorer {
     /// at the end are marked done at once.
     pub(crate) fn start(&mut self, task: &mut ActiveTask) -> Result<(), RuntimeError> {
         let partition = task.id.partition;
-        let mut assign = TopicPartitionList::new();
+        let mut added = false;
         for (i, restore) in task.restores.iter_mut().enumerate() {
             if restore.done || restore.target.is_some() {
                 continue;
@@ -116,35 +122,53 @@ impl Restorer {
                 .map_err(|e| state_error(task.id, e))?;
             let start = position.unwrap_or(low).max(low);
             restore.target = Some(stable);
-            if start >= stable {
-                restore.done = true;
-                continue;
-            }
             tracing::info!(
                 task = %task.id,
                 store = restore.store,
                 from = start,
                 to = stable,
-                "restoring from the changelog"
+                "restore plan"
             );
-            assign
-                .add_partition_offset(&restore.topic, partition, Offset::Offset(start))
-                .map_err(|source| RuntimeError::Kafka {
-                    what: "assigning a changelog partition".to_owned(),
-                    source,
-                })?;
-            self.reading
-                .insert((restore.topic.clone(), partition), (task.id, i, stable));
+            if start >= stable {
+                restore.done = true;
+                continue;
+            }
+            let key = (restore.topic.clone(), partition);
+            self.starts.insert(key.clone(), start);
+            self.reading.insert(key, (task.id, i, stable));
+            added = true;
         }
-        if assign.count() > 0 {
-            self.committed
-                .incremental_assign(&assign)
-                .map_err(|source| RuntimeError::Kafka {
-                    what: "assigning changelog partitions".to_owned(),
-                    source,
-                })?;
+        if added {
+            self.reassign()?;
         }
         Ok(())
+    }
+
+    /// Assigns every partition being read, each from where it stands (a consumer without a
+    /// group can only replace its whole assignment).
+    fn reassign(&mut self) -> Result<(), RuntimeError> {
+        let kafka = |what: &str| {
+            let what = what.to_owned();
+            move |source| RuntimeError::Kafka { what, source }
+        };
+        let positions = self
+            .committed
+            .position()
+            .map_err(kafka("reading changelog positions"))?;
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in self.reading.keys() {
+            let current = positions
+                .find_partition(topic, *partition)
+                .and_then(|e| e.offset().to_raw())
+                .filter(|&o| o >= 0);
+            let start = self.starts.get(&(topic.clone(), *partition)).copied();
+            let offset = current.or(start).map_or(Offset::Beginning, Offset::Offset);
+            tpl.add_partition_offset(topic, *partition, offset)
+                .map_err(kafka("building the changelog assignment"))?;
+        }
+        self.committed
+            .assign(&tpl)
+            .map_err(kafka("assigning changelog partitions"))
     }
 
     /// Reads for up to `budget`, writes what it read to the stores, and marks the stores that
@@ -228,17 +252,11 @@ impl Restorer {
         if partitions.is_empty() {
             return Ok(());
         }
-        let mut tpl = TopicPartitionList::new();
-        for (topic, partition) in partitions {
-            self.reading.remove(&(topic.clone(), *partition));
-            tpl.add_partition(topic, *partition);
+        for key in partitions {
+            self.reading.remove(key);
+            self.starts.remove(key);
         }
-        self.committed
-            .incremental_unassign(&tpl)
-            .map_err(|source| RuntimeError::Kafka {
-                what: "releasing changelog partitions".to_owned(),
-                source,
-            })
+        self.reassign()
     }
 }
 

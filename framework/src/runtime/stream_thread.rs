@@ -128,6 +128,7 @@ fn drive(
         }
         let timeout = consumer.context().manager().poll_timeout();
         let polled = consumer.poll(timeout);
+
         let mut manager = consumer.context().manager();
         if let Some(e) = manager.take_fatal() {
             return Err(e);

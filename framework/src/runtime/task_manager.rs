@@ -43,6 +43,8 @@ pub(crate) struct TaskManager {
     /// When restoring tasks last asked whether their changelogs are stable.
     last_stable_check: Instant,
     commits: u64,
+    /// Commits that carried state changes.
+    state_commits: u64,
     fault: Fault,
     out: Vec<RawRecord>,
     /// Set when the thread must drop its consumer and producer and start over (abortable or
@@ -73,6 +75,7 @@ impl TaskManager {
             last_commit: Instant::now(),
             last_stable_check: Instant::now() - Duration::from_secs(1),
             commits: 0,
+            state_commits: 0,
             fault,
             out: Vec::new(),
             reset: None,
@@ -482,14 +485,27 @@ impl TaskManager {
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Result<(), RuntimeError> {
+        // The interval runs from the end of a commit, so a slow commit still leaves a full
+        // interval of processing before the next one.
+        let result = self.commit_now(consumer);
         self.last_commit = Instant::now();
+        result
+    }
+
+    fn commit_now<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), RuntimeError> {
         if !self.producer.in_transaction() || self.reset.is_some() {
             return Ok(());
         }
+        let started = Instant::now();
         let mut offsets = TopicPartitionList::new();
+        let mut changes = 0_usize;
         for task in self.tasks.values_mut() {
             let partition = task.id.partition;
             for (topic, key, value) in task.graph.stores_mut().pending_changelog() {
+                changes += 1;
                 let result = self.producer.send(OutgoingRecord {
                     topic,
                     partition: Some(partition),
@@ -512,7 +528,11 @@ impl TaskManager {
             }
         }
         let n = self.commits + 1;
-        self.fault.before_commit(n);
+        if self.fault.crashes_before_commit(n) {
+            // Make the crash land after the outputs reached the brokers.
+            let _ = self.producer.flush();
+            self.fault.before_commit(n);
+        }
         if self.producer.is_transactional() && offsets.count() > 0 {
             let Some(group) = consumer.group_metadata() else {
                 return Err(RuntimeError::Kafka {
@@ -541,8 +561,12 @@ impl TaskManager {
             }
         }
         self.commits = n;
+        if changes > 0 {
+            self.state_commits += 1;
+            self.fault.after_commit(self.state_commits);
+        }
         self.shared.metrics.add_commit();
-        self.fault.after_commit(n);
+        tracing::debug!(commit = n, took = ?started.elapsed(), partitions = offsets.count(), changes, "committed");
         let delivered = self.producer.take_delivered_offsets();
         for task in self.tasks.values_mut() {
             let partition = task.id.partition;

@@ -16,7 +16,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Headers as _, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -87,6 +87,8 @@ pub struct ReadRecord {
     pub key: Option<Vec<u8>>,
     /// Its value, if any.
     pub value: Option<Vec<u8>>,
+    /// Its headers.
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 impl ReadRecord {
@@ -432,6 +434,16 @@ impl Kafka {
                         offset: msg.offset(),
                         key: msg.key().map(<[u8]>::to_vec),
                         value: msg.payload().map(<[u8]>::to_vec),
+                        headers: msg
+                            .headers()
+                            .map(|h| {
+                                h.iter()
+                                    .map(|h| {
+                                        (h.key.to_owned(), h.value.unwrap_or_default().to_vec())
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
                     };
                     by_partition.entry(p).or_default().push(record);
                 }
@@ -451,6 +463,102 @@ impl Kafka {
             }
         }
         Ok(by_partition.into_values().flatten().collect())
+    }
+}
+
+impl Kafka {
+    /// Number of members consumer group `group` has now (0 once every instance left).
+    ///
+    /// # Errors
+    /// Fails when the group list cannot be fetched.
+    pub fn group_members(&self, group: &str) -> Result<usize, TestkitError> {
+        let consumer: BaseConsumer = self
+            .config()
+            .create()
+            .map_err(kafka_err("creating a consumer"))?;
+        let groups = consumer
+            .fetch_group_list(Some(group), Duration::from_secs(10))
+            .map_err(kafka_err(format!("describing group {group}")))?;
+        Ok(groups
+            .groups()
+            .iter()
+            .filter(|g| g.name() == group)
+            .map(|g| g.members().len())
+            .sum())
+    }
+
+    /// A read_committed reader of every partition of `topic` from the beginning, to count
+    /// committed records as they appear.
+    ///
+    /// # Errors
+    /// Fails when the consumer cannot be created or assigned.
+    pub fn tail(&self, topic: &str) -> Result<Tail, TestkitError> {
+        let consumer: BaseConsumer = self
+            .config()
+            .set("isolation.level", "read_committed")
+            .set("group.id", unique_name("eddy-testkit-tail"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(kafka_err("creating a consumer"))?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..self.partitions(topic)? {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .map_err(kafka_err("building an assignment"))?;
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(kafka_err(format!("assigning {topic}")))?;
+        Ok(Tail { consumer, seen: 0 })
+    }
+}
+
+/// Counts the committed records of a topic as they appear.
+pub struct Tail {
+    consumer: BaseConsumer,
+    seen: u64,
+}
+
+impl std::fmt::Debug for Tail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tail").field("seen", &self.seen).finish()
+    }
+}
+
+impl Tail {
+    /// Reads what is available for up to `wait` and returns the count so far.
+    ///
+    /// # Errors
+    /// Fails on a consumer error.
+    pub fn count(&mut self, wait: Duration) -> Result<u64, TestkitError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.consumer.poll(left) {
+                Some(Ok(_)) => self.seen += 1,
+                Some(Err(e)) => return Err(kafka_err("tailing")(e)),
+                None => return Ok(self.seen),
+            }
+            if Instant::now() >= deadline {
+                return Ok(self.seen);
+            }
+        }
+    }
+
+    /// Waits until at least `target` records were seen, failing after `deadline`.
+    ///
+    /// # Errors
+    /// [`TestkitError::Timeout`] naming the count reached.
+    pub fn wait_for(&mut self, target: u64, deadline: Duration) -> Result<u64, TestkitError> {
+        let start = Instant::now();
+        while self.count(Duration::from_millis(200))? < target {
+            if start.elapsed() > deadline {
+                return Err(TestkitError::Timeout {
+                    what: format!("{target} committed records (saw {})", self.seen),
+                    after: deadline,
+                });
+            }
+        }
+        Ok(self.seen)
     }
 }
 
