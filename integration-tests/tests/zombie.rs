@@ -1,0 +1,51 @@
+//! A zombie instance: frozen with SIGSTOP in the middle of its work while another instance
+//! takes over, then thawed. Nothing it had open may commit; the output stays exact.
+
+use std::time::Duration;
+
+use eddy_integration_tests::{expected_counts, generate_lines, WordcountRun};
+
+#[test]
+fn a_frozen_instance_is_fenced_when_it_wakes_up() -> anyhow::Result<()> {
+    let run = WordcountRun::new("zombie", 3)?;
+    let lines = generate_lines(11, 24_000, 500);
+    let (first, rest) = lines.split_at(2_000);
+    let (second, third) = rest.split_at(20_000);
+    let words = |part: &[String]| -> u64 {
+        expected_counts(part.iter().map(String::as_str)).values().sum()
+    };
+    let mut tail = run.kafka.tail(&run.output)?;
+
+    let mut zombie = run.start("zombie", &[])?;
+    run.produce_lines(first)?;
+    tail.wait_for(words(first), Duration::from_secs(120))?;
+
+    // Freeze it while it is busy with the second chunk: a transaction is open.
+    run.produce_lines(second)?;
+    tail.count(Duration::from_millis(300))?;
+    zombie.signal("STOP")?;
+
+    // The successor takes over once the zombie's session expires, and restores only after
+    // the zombie's open transaction is aborted by the broker.
+    let mut successor = run.start("successor", &[])?;
+    tail.wait_for(words(first) + words(second), Duration::from_secs(180))
+        .map_err(|e| anyhow::anyhow!("{e}; successor log:\n{}", successor.log_tail(30)))?;
+
+    zombie.signal("CONT")?;
+    run.produce_lines(third)?;
+    let all = words(&lines);
+    tail.wait_for(all, Duration::from_secs(180))
+        .map_err(|e| anyhow::anyhow!("{e}; zombie log:\n{}", zombie.log_tail(30)))?;
+    zombie.terminate(Duration::from_secs(60))?;
+    successor.terminate(Duration::from_secs(60))?;
+
+    let violations = run.violations(&expected_counts(lines.iter().map(String::as_str)))?;
+    assert!(violations.is_empty(), "exactness violated:\n{}", violations.join("\n"));
+    run.assert_settled()?;
+    assert!(
+        zombie.log_text().contains("aborting and rejoining"),
+        "the zombie must notice it lost its partitions and start over:\n{}",
+        zombie.log_tail(30)
+    );
+    Ok(())
+}
