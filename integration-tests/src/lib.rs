@@ -17,17 +17,22 @@ use eddy_testkit::ReadRecord;
 /// Fails when the binary has not been built.
 pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| anyhow!("test executable {exe:?} has no target directory"))?;
-    let path = dir.join(name);
-    if !path.is_file() {
-        bail!(
-            "binary {path:?} is missing; build it first with `cargo build --workspace` (make test does)"
-        );
-    }
-    Ok(path)
+    // Test executables live in `<profile>/deps`, binaries in `<profile>`.
+    let candidates: Vec<PathBuf> = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(name))
+        .collect();
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            anyhow!(
+                "binary `{name}` is missing (looked at {candidates:?}); build it first with `cargo build --workspace` (make test does)"
+            )
+        })
 }
 
 /// How to start one wordcount instance.

@@ -41,9 +41,15 @@ fn fail_stops_the_app_and_names_the_record() -> anyhow::Result<()> {
         "cannot deserialize the value of the record at {} [{partition}] offset {offset}",
         run.input
     );
-    assert!(log.contains(&named), "expected `{named}` in:\n{}", app.log_tail(20));
+    assert!(
+        log.contains(&named),
+        "expected `{named}` in:\n{}",
+        app.log_tail(20)
+    );
     // Nothing past the poison record committed: its offset is where the group stands.
-    let committed = run.kafka.committed_offsets(&run.application_id, &run.input)?;
+    let committed = run
+        .kafka
+        .committed_offsets(&run.application_id, &run.input)?;
     assert!(
         committed[0].is_none_or(|c| c <= offset),
         "committed {committed:?} past the poison record at {offset}"

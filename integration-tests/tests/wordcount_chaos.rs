@@ -57,7 +57,9 @@ fn three_instances_under_kill_9_count_every_word_exactly_once() -> anyhow::Resul
         violations.join("\n")
     );
     run.assert_settled()?;
-    let committed = run.kafka.committed_offsets(&run.application_id, &run.input)?;
+    let committed = run
+        .kafka
+        .committed_offsets(&run.application_id, &run.input)?;
     let ends = run
         .kafka
         .end_offsets(&run.input, eddy_testkit::Isolation::ReadUncommitted)?;

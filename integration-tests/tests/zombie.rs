@@ -12,7 +12,9 @@ fn a_frozen_instance_is_fenced_when_it_wakes_up() -> anyhow::Result<()> {
     let (first, rest) = lines.split_at(2_000);
     let (second, third) = rest.split_at(20_000);
     let words = |part: &[String]| -> u64 {
-        expected_counts(part.iter().map(String::as_str)).values().sum()
+        expected_counts(part.iter().map(String::as_str))
+            .values()
+            .sum()
     };
     let mut tail = run.kafka.tail(&run.output)?;
 
@@ -40,7 +42,11 @@ fn a_frozen_instance_is_fenced_when_it_wakes_up() -> anyhow::Result<()> {
     successor.terminate(Duration::from_secs(60))?;
 
     let violations = run.violations(&expected_counts(lines.iter().map(String::as_str)))?;
-    assert!(violations.is_empty(), "exactness violated:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "exactness violated:\n{}",
+        violations.join("\n")
+    );
     run.assert_settled()?;
     assert!(
         zombie.log_text().contains("aborting and rejoining"),

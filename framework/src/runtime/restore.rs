@@ -16,6 +16,9 @@ use crate::task::TaskId;
 /// Records replayed before they are written to RocksDB in one batch.
 const BATCH: usize = 5_000;
 
+/// Records replayed from one changelog partition, and the offset after the last of them.
+type Replayed = (Vec<(Vec<u8>, Option<Vec<u8>>)>, i64);
+
 /// Reads changelogs for the tasks of one stream thread.
 pub(crate) struct Restorer {
     /// read_committed, no group: replays committed changelog records only.
@@ -182,8 +185,7 @@ impl Restorer {
             return Ok(());
         }
         let deadline = Instant::now() + budget;
-        let mut buffered: HashMap<(String, i32), (Vec<(Vec<u8>, Option<Vec<u8>>)>, i64)> =
-            HashMap::new();
+        let mut buffered: HashMap<(String, i32), Replayed> = HashMap::new();
         let mut count = 0;
         while count < BATCH {
             let left = deadline.saturating_duration_since(Instant::now());

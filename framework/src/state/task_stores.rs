@@ -21,10 +21,6 @@ fn position_key(store: &str) -> Vec<u8> {
 pub(crate) type ChangelogEntry<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
 
 /// One store of a task with its definition and changelog topic.
-#[allow(
-    dead_code,
-    reason = "the changelog topic is used by the stream-thread runtime"
-)]
 pub(crate) struct StoreSlot {
     pub store: TransactionalStore,
     pub def: StoreBuilder,
@@ -32,20 +28,12 @@ pub(crate) struct StoreSlot {
 }
 
 /// All stores of one task.
-#[allow(
-    dead_code,
-    reason = "the changelog side is driven by the stream-thread runtime"
-)]
 pub(crate) struct TaskStores {
     db: Option<Arc<DB>>,
     path: Option<PathBuf>,
     slots: BTreeMap<String, StoreSlot>,
 }
 
-#[allow(
-    dead_code,
-    reason = "changelog and restore methods serve the stream-thread runtime"
-)]
 impl TaskStores {
     /// Opens (or creates) the stores of a task. RocksDB stores share one database in `dir`
     /// with a column family per store.

@@ -111,10 +111,6 @@ impl TransactionalStore {
     }
 
     /// The uncommitted writes, in key order (each key once, last write wins).
-    #[allow(
-        dead_code,
-        reason = "read by the stream-thread runtime when it writes changelogs"
-    )]
     pub(crate) fn pending(&self) -> &Pending {
         &self.overlay
     }
@@ -125,7 +121,6 @@ impl TransactionalStore {
     }
 
     /// Drops the uncommitted writes (the transaction aborted).
-    #[allow(dead_code, reason = "called by the stream-thread runtime on abort")]
     pub(crate) fn discard_pending(&mut self) {
         self.overlay.clear();
     }
