@@ -114,3 +114,27 @@ fn compose_uses_the_pinned_kafka_version_and_a_scalable_app() {
         "the example app service must run several replicas, has {replicas}"
     );
 }
+
+#[test]
+fn the_compose_app_configuration_is_valid_eddy_configuration() {
+    let doc = compose_doc();
+    let env = doc["services"]["app"]["environment"]
+        .as_mapping()
+        .unwrap_or_else(|| panic!("the app service has no environment mapping"));
+    let vars: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap_or_default().to_owned(),
+                v.as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let config = eddy::config::ConfigLoader::new()
+        .environment_from(vars)
+        .load()
+        .unwrap_or_else(|e| panic!("compose app configuration rejected: {e}"));
+    assert_eq!(config.application_id, "wordcount");
+    assert_eq!(config.app_setting("input_topic"), Some("lines"));
+    assert_eq!(config.app_setting("output_topic"), Some("word-counts"));
+}
