@@ -5,9 +5,16 @@
 //! atomically through Kafka transactions.
 //!
 //! This crate's modules:
-//! - [`error`]: the recovery action every error carries ([`ErrorAction`]);
+//! - [`topology`], [`processor`], [`dsl`]: describing the processing as a graph;
+//! - [`serde`], [`record`]: the data passing through it;
+//! - [`state`]: keyed state stores with transactional writes;
+//! - [`task`]: a sub-topology instantiated for one partition;
+//! - [`runtime`]: running a topology as one instance of an app ([`App`]);
+//! - [`config`]: layered, validated app configuration ([`ConfigLoader`]);
 //! - [`kafka`]: Kafka clients configured for exactly-once, and the component that owns every
-//!   transaction call ([`kafka::TransactionalProducer`]).
+//!   transaction call ([`kafka::TransactionalProducer`]);
+//! - [`error`]: the recovery action every error carries ([`ErrorAction`]);
+//! - [`test_driver`]: running a topology in memory for tests.
 
 pub mod config;
 pub mod dsl;
