@@ -488,3 +488,39 @@ impl WordcountRun {
         Ok(())
     }
 }
+
+impl WordcountRun {
+    /// Waits until the committed output holds one record per input word, stops `apps` with
+    /// SIGTERM, and checks exactness and that nothing is left open. Returns the output count.
+    ///
+    /// # Errors
+    /// Fails on a timeout (with the apps' log tails), an unclean exit, any exactness
+    /// violation, an open transaction or a remaining group member.
+    pub fn finish_exactly(
+        &self,
+        apps: &mut [AppProcess],
+        expected: &HashMap<String, u64>,
+    ) -> anyhow::Result<u64> {
+        let total: u64 = expected.values().sum();
+        let seen = self
+            .kafka
+            .tail(&self.output)?
+            .wait_for(total, Duration::from_secs(600))
+            .map_err(|e| {
+                let logs: Vec<String> = apps
+                    .iter()
+                    .map(|a| format!("--- {}:\n{}", a.name(), a.log_tail(20)))
+                    .collect();
+                anyhow!("{e}\n{}", logs.join("\n"))
+            })?;
+        for app in apps.iter_mut() {
+            app.terminate(Duration::from_secs(60))?;
+        }
+        let violations = self.violations(expected)?;
+        if !violations.is_empty() {
+            bail!("exactness violated:\n{}", violations.join("\n"));
+        }
+        self.assert_settled()?;
+        Ok(seen)
+    }
+}

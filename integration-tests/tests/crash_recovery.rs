@@ -10,7 +10,6 @@ fn crash_between_the_kafka_commit_and_the_rocksdb_apply_recovers_exactly() -> an
     let run = WordcountRun::new("crash-apply", 3)?;
     let lines = generate_lines(7, 20_000, 300);
     let expected = expected_counts(lines.iter().map(String::as_str));
-    let total: u64 = expected.values().sum();
     run.produce_lines(&lines)?;
 
     // The fault aborts the process right after the 2nd Kafka commit with state changes
@@ -26,18 +25,9 @@ fn crash_between_the_kafka_commit_and_the_rocksdb_apply_recovers_exactly() -> an
     );
 
     app.restart_with(vec![("EDDY_FAULT".to_owned(), String::new())])?;
-    let mut tail = run.kafka.tail(&run.output)?;
-    tail.wait_for(total, Duration::from_secs(180))
-        .map_err(|e| anyhow::anyhow!("{e}; log:\n{}", app.log_tail(60)))?;
-    app.terminate(Duration::from_secs(60))?;
-
-    let violations = run.violations(&expected)?;
-    assert!(
-        violations.is_empty(),
-        "exactness violated:\n{}",
-        violations.join("\n")
-    );
-    run.assert_settled()?;
+    let mut apps = [app];
+    run.finish_exactly(&mut apps, &expected)?;
+    let [app] = apps;
     // Recovery replayed the changelog from the positions stored with the data, not from the
     // beginning: the first state commit was applied to RocksDB, so some store resumes past 0.
     let log = app.log_text();

@@ -62,14 +62,9 @@ fn skip_goes_on_and_counts_every_good_word() -> anyhow::Result<()> {
     let run = WordcountRun::new("poison-skip", 1)?;
     let lines = feed(&run)?;
     let expected = expected_counts(lines.iter().map(String::as_str));
-    let total: u64 = expected.values().sum();
-    let mut app = run.start("a", &[("EDDY__ERRORS__DESERIALIZATION", "skip")])?;
-    run.kafka
-        .tail(&run.output)?
-        .wait_for(total, Duration::from_secs(120))?;
-    app.terminate(Duration::from_secs(60))?;
-    let violations = run.violations(&expected)?;
-    assert!(violations.is_empty(), "{}", violations.join("\n"));
+    let mut apps = [run.start("a", &[("EDDY__ERRORS__DESERIALIZATION", "skip")])?];
+    run.finish_exactly(&mut apps, &expected)?;
+    let [app] = apps;
     let (partition, offset) = poison_position(&run)?;
     let log = app.log_text();
     assert!(
@@ -86,21 +81,15 @@ fn dead_letter_keeps_the_record_with_its_origin() -> anyhow::Result<()> {
     let run = WordcountRun::new("poison-dlq", 1)?;
     let lines = feed(&run)?;
     let expected = expected_counts(lines.iter().map(String::as_str));
-    let total: u64 = expected.values().sum();
     let dlq = format!("{}-dead-letters", run.application_id);
-    let mut app = run.start(
+    let mut apps = [run.start(
         "a",
         &[
             ("EDDY__ERRORS__DESERIALIZATION", "dead_letter"),
             ("EDDY__ERRORS__DEAD_LETTER_TOPIC", &dlq),
         ],
-    )?;
-    run.kafka
-        .tail(&run.output)?
-        .wait_for(total, Duration::from_secs(120))?;
-    app.terminate(Duration::from_secs(60))?;
-    let violations = run.violations(&expected)?;
-    assert!(violations.is_empty(), "{}", violations.join("\n"));
+    )?];
+    run.finish_exactly(&mut apps, &expected)?;
 
     let (partition, offset) = poison_position(&run)?;
     let letters = run.kafka.read_all(&dlq, Isolation::ReadCommitted)?;

@@ -18,7 +18,6 @@ fn three_instances_under_kill_9_count_every_word_exactly_once() -> anyhow::Resul
     let lines = generate_lines(42, LINES, 2_000);
     let expected = expected_counts(lines.iter().map(String::as_str));
     let total: u64 = expected.values().sum();
-
     let mut apps = (0..INSTANCES)
         .map(|i| run.start(&format!("i{i}"), &[]))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -37,26 +36,7 @@ fn three_instances_under_kill_9_count_every_word_exactly_once() -> anyhow::Resul
         kills += 1;
         apps[victim].restart()?;
     }
-    let seen = tail
-        .wait_for(total, Duration::from_secs(600))
-        .map_err(|e| {
-            let logs: Vec<String> = apps
-                .iter()
-                .map(|a| format!("--- {}:\n{}", a.name(), a.log_tail(15)))
-                .collect();
-            anyhow::anyhow!("{e}\n{}", logs.join("\n"))
-        })?;
-    for app in &mut apps {
-        app.terminate(Duration::from_secs(60))?;
-    }
-
-    let violations = run.violations(&expected)?;
-    assert!(
-        violations.is_empty(),
-        "exactness violated:\n{}",
-        violations.join("\n")
-    );
-    run.assert_settled()?;
+    let seen = run.finish_exactly(&mut apps, &expected)?;
     let committed = run
         .kafka
         .committed_offsets(&run.application_id, &run.input)?;
