@@ -49,39 +49,38 @@ impl KafkaSettings {
         config
     }
 
-    /// Configuration of a transactional producer: idempotent, Java-compatible partitioning
-    /// (`murmur2_random`) and a short retry back-off so back-to-back transactions do not stall
-    /// on the coordinator's CONCURRENT_TRANSACTIONS answer.
-    pub fn transactional_producer_config(&self, transactional_id: &str) -> ClientConfig {
-        let mut config = self.client_config(transactional_id);
-        config
-            .set("transactional.id", transactional_id)
-            .set("enable.idempotence", "true")
-            .set(
-                "transaction.timeout.ms",
-                self.transaction_timeout.as_millis().to_string(),
-            )
-            .set("partitioner", "murmur2_random")
-            .set("retry.backoff.ms", "10")
-            .set("retry.backoff.max.ms", "100")
-            .set("linger.ms", "5");
-        // The app's own properties win over Eddy's defaults.
-        for (key, value) in &self.client_properties {
-            config.set(key, value);
-        }
-        config
-    }
-}
-
-impl KafkaSettings {
-    /// Configuration of an idempotent, non-transactional producer (at-least-once mode), with
-    /// the same partitioner and batching as the transactional one.
+    /// Configuration of an idempotent, non-transactional producer (at-least-once mode):
+    /// Java-compatible partitioning (`murmur2_random`) and a short linger.
     pub fn idempotent_producer_config(&self, client_id: &str) -> ClientConfig {
+        self.producer_config(client_id, &[])
+    }
+
+    /// Configuration of a transactional producer: the idempotent one plus the transactional
+    /// id, the transaction timeout and a short retry back-off so back-to-back transactions do
+    /// not stall on the coordinator's CONCURRENT_TRANSACTIONS answer.
+    pub fn transactional_producer_config(&self, transactional_id: &str) -> ClientConfig {
+        let timeout = self.transaction_timeout.as_millis().to_string();
+        self.producer_config(
+            transactional_id,
+            &[
+                ("transactional.id", transactional_id),
+                ("transaction.timeout.ms", &timeout),
+                ("retry.backoff.ms", "10"),
+                ("retry.backoff.max.ms", "100"),
+            ],
+        )
+    }
+
+    fn producer_config(&self, client_id: &str, extra: &[(&str, &str)]) -> ClientConfig {
         let mut config = self.client_config(client_id);
         config
             .set("enable.idempotence", "true")
             .set("partitioner", "murmur2_random")
             .set("linger.ms", "5");
+        for (key, value) in extra {
+            config.set(*key, *value);
+        }
+        // The app's own properties win over Eddy's defaults.
         for (key, value) in &self.client_properties {
             config.set(key, value);
         }
