@@ -39,10 +39,19 @@ impl KafkaSettings {
 
     /// A base librdkafka configuration: bootstrap servers, client id and the extra properties.
     pub fn client_config(&self, client_id: &str) -> ClientConfig {
+        self.client_config_with(client_id, &[])
+    }
+
+    /// A base configuration with Eddy's `defaults` for one kind of client; the app's own
+    /// properties win over them.
+    pub fn client_config_with(&self, client_id: &str, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.bootstrap_servers)
             .set("client.id", client_id);
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
         for (key, value) in &self.client_properties {
             config.set(key, value);
         }
@@ -72,19 +81,13 @@ impl KafkaSettings {
     }
 
     fn producer_config(&self, client_id: &str, extra: &[(&str, &str)]) -> ClientConfig {
-        let mut config = self.client_config(client_id);
-        config
-            .set("enable.idempotence", "true")
-            .set("partitioner", "murmur2_random")
-            .set("linger.ms", "5");
-        for (key, value) in extra {
-            config.set(*key, *value);
-        }
-        // The app's own properties win over Eddy's defaults.
-        for (key, value) in &self.client_properties {
-            config.set(key, value);
-        }
-        config
+        let mut defaults = vec![
+            ("enable.idempotence", "true"),
+            ("partitioner", "murmur2_random"),
+            ("linger.ms", "5"),
+        ];
+        defaults.extend_from_slice(extra);
+        self.client_config_with(client_id, &defaults)
     }
 }
 

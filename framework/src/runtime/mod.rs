@@ -153,14 +153,13 @@ impl App {
         if let Some(e) = lookup_error {
             return Err(e.into());
         }
-        let mut plan = plan.map_err(RuntimeError::Plan)?;
+        let plan = plan.map_err(RuntimeError::Plan)?;
         admin.ensure(&plan.internal)?;
+        // An existing dead-letter topic is used as it is; a missing one is created. Dead
+        // letters are sent unpartitioned, so the plan needs no partition count for it.
         if let DeserializationHandler::DeadLetter(topic) = &config.deserialization {
             if admin.partitions(topic)?.is_none() {
                 admin.ensure(&[TopicSpec::new(topic.clone(), 1)])?;
-            }
-            if let Some(n) = admin.partitions(topic)? {
-                plan.partitions.insert(topic.clone(), n);
             }
         }
         tracing::info!(

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::kafka::TopicSpec;
+use crate::task::TaskId;
 use crate::topology::{changelog_topic, NodeKind, TopicRef, Topology};
 
 /// What a stream thread needs to know about the app's topics.
@@ -17,6 +18,16 @@ pub(crate) struct Plan {
     pub partitions: BTreeMap<String, i32>,
     /// Internal topics to create, with their configs.
     pub internal: Vec<TopicSpec>,
+}
+
+impl Plan {
+    /// The task that consumes `partition` of source topic `topic`, if the app reads it.
+    pub(crate) fn task_id(&self, topic: &str, partition: i32) -> Option<TaskId> {
+        self.sources.get(topic).map(|&sub_topology| TaskId {
+            sub_topology,
+            partition,
+        })
+    }
 }
 
 /// Plans topics for `topology` run as `application_id`; `existing` gives the partition count

@@ -71,12 +71,13 @@ impl Restorer {
         !self.reading.is_empty()
     }
 
-    /// Drops the reads of a task that was closed before it finished restoring.
-    pub(crate) fn forget(&mut self, task: TaskId) -> Result<(), RuntimeError> {
+    /// Drops the reads of tasks that were closed before they finished restoring, with one
+    /// re-assignment for all of them.
+    pub(crate) fn forget(&mut self, tasks: &[TaskId]) -> Result<(), RuntimeError> {
         let gone: Vec<(String, i32)> = self
             .reading
             .iter()
-            .filter(|(_, (t, _, _))| *t == task)
+            .filter(|(_, (t, _, _))| tasks.contains(t))
             .map(|(tp, _)| tp.clone())
             .collect();
         self.unassign(&gone)

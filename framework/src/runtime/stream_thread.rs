@@ -40,33 +40,26 @@ pub(crate) fn run(
 
 fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
     let config = &shared.config;
-    let mut c = config.kafka.client_config(name);
-    c.set("group.id", &config.application_id)
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set(
-            "session.timeout.ms",
-            config.session_timeout.as_millis().to_string(),
-        )
-        .set(
-            "heartbeat.interval.ms",
-            (config.session_timeout.as_millis() / 4)
-                .max(100)
-                .to_string(),
-        )
-        .set(
-            "isolation.level",
-            match config.guarantee {
-                Guarantee::ExactlyOnce => "read_committed",
-                Guarantee::AtLeastOnce => "read_uncommitted",
-            },
-        );
-    for (k, v) in &config.kafka.client_properties {
-        c.set(k, v);
-    }
-    c
+    let session = config.session_timeout.as_millis();
+    let session_timeout = session.to_string();
+    let heartbeat_interval = (session / 4).max(100).to_string();
+    let isolation = match config.guarantee {
+        Guarantee::ExactlyOnce => "read_committed",
+        Guarantee::AtLeastOnce => "read_uncommitted",
+    };
+    config.kafka.client_config_with(
+        name,
+        &[
+            ("group.id", &config.application_id),
+            ("partition.assignment.strategy", "cooperative-sticky"),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", &session_timeout),
+            ("heartbeat.interval.ms", &heartbeat_interval),
+            ("isolation.level", isolation),
+        ],
+    )
 }
 
 fn run_generation(

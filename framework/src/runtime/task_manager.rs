@@ -132,18 +132,17 @@ impl TaskManager {
                 source,
             })?;
         for element in assigned.elements() {
-            let topic = element.topic().to_owned();
-            let Some(&sub) = self.shared.plan.sources.get(&topic) else {
+            let Some(id) = self
+                .shared
+                .plan
+                .task_id(element.topic(), element.partition())
+            else {
                 continue;
-            };
-            let id = TaskId {
-                sub_topology: sub,
-                partition: element.partition(),
             };
             if self.tasks.contains_key(&id) {
                 continue;
             }
-            let task = self.create_task(id, topic)?;
+            let task = self.create_task(id, element.topic().to_owned())?;
             tracing::info!(thread = self.thread, task = %id, "task assigned");
             self.tasks.insert(id, task);
         }
@@ -239,20 +238,23 @@ impl TaskManager {
             self.drop_all_dirty();
             return;
         }
+        let mut closed = Vec::new();
         for element in revoked.elements() {
-            if let Some(&sub) = self.shared.plan.sources.get(element.topic()) {
-                let id = TaskId {
-                    sub_topology: sub,
-                    partition: element.partition(),
-                };
-                if let Some(mut task) = self.tasks.remove(&id) {
-                    if let Err(e) = self.restorer.forget(id) {
-                        self.fatal.get_or_insert(e);
-                    }
-                    task.graph.close();
-                    tracing::info!(thread = self.thread, task = %id, "task revoked");
-                }
+            let Some(id) = self
+                .shared
+                .plan
+                .task_id(element.topic(), element.partition())
+            else {
+                continue;
+            };
+            if let Some(mut task) = self.tasks.remove(&id) {
+                task.graph.close();
+                tracing::info!(thread = self.thread, task = %id, "task revoked");
+                closed.push(id);
             }
+        }
+        if let Err(e) = self.restorer.forget(&closed) {
+            self.fatal.get_or_insert(e);
         }
     }
 
@@ -308,12 +310,8 @@ impl TaskManager {
 
     /// Processes one input record.
     pub(crate) fn process(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), RuntimeError> {
-        let Some(&sub) = self.shared.plan.sources.get(msg.topic()) else {
+        let Some(id) = self.shared.plan.task_id(msg.topic(), msg.partition()) else {
             return Ok(());
-        };
-        let id = TaskId {
-            sub_topology: sub,
-            partition: msg.partition(),
         };
         let running = self
             .tasks
@@ -625,10 +623,12 @@ impl TaskManager {
     }
 
     fn drop_all_dirty(&mut self) {
-        for (id, mut task) in std::mem::take(&mut self.tasks) {
+        let tasks = std::mem::take(&mut self.tasks);
+        let ids: Vec<TaskId> = tasks.keys().copied().collect();
+        for (_, mut task) in tasks {
             task.graph.stores_mut().discard_pending();
-            let _ = self.restorer.forget(id);
         }
+        let _ = self.restorer.forget(&ids);
     }
 
     /// Clean shutdown: commits, then closes every task.
