@@ -52,8 +52,24 @@ pub struct EddyConfig {
     /// `errors.deserialization` (`fail`, `skip`, `dead_letter`) with
     /// `errors.dead_letter_topic`.
     pub deserialization: DeserializationHandler,
+    /// `snapshot.*`: checkpoints and savepoints.
+    pub snapshot: SnapshotConfig,
     /// `app.*`: the app's own settings (for example `app.input_topic`), free-form.
     pub app: BTreeMap<String, String>,
+}
+
+/// Where snapshots go and when they are taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotConfig {
+    /// `snapshot.dir`: root of the snapshot store (a directory every instance can reach).
+    /// Unset: no checkpoints; moved tasks restore from their changelogs alone.
+    pub dir: Option<PathBuf>,
+    /// `snapshot.checkpoint_interval_ms`: how often each task's state is checkpointed to the
+    /// store (default 60000 when `snapshot.dir` is set; 0 turns checkpoints off).
+    pub checkpoint_interval: Option<Duration>,
+    /// `snapshot.from_savepoint`: a savepoint directory to start from (applied once; later
+    /// starts with the same value continue from the app's own progress).
+    pub from_savepoint: Option<PathBuf>,
 }
 
 impl EddyConfig {
@@ -92,6 +108,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("state.dir", "state directory"),
     ("errors.deserialization", "fail | skip | dead_letter"),
     ("errors.dead_letter_topic", "topic for dead letters"),
+    ("snapshot.dir", "snapshot store directory"),
+    ("snapshot.checkpoint_interval_ms", "checkpoint interval (0 = off)"),
+    ("snapshot.from_savepoint", "savepoint directory to start from"),
 ];
 
 /// Layers configuration sources, lowest precedence first: defaults, file, environment, flags.
@@ -377,6 +396,15 @@ impl Fields {
             }
             _ => DeserializationHandler::Fail,
         };
+        let snapshot_dir = self.text("snapshot.dir").map(PathBuf::from);
+        let interval_ms = self.number("snapshot.checkpoint_interval_ms", 60_000, 0, 86_400_000);
+        let from_savepoint = self.text("snapshot.from_savepoint").map(PathBuf::from);
+        let snapshot = SnapshotConfig {
+            checkpoint_interval: (snapshot_dir.is_some() && interval_ms > 0)
+                .then(|| Duration::from_millis(interval_ms)),
+            dir: snapshot_dir,
+            from_savepoint,
+        };
         let mut client_properties = BTreeMap::new();
         let mut app = BTreeMap::new();
         let rest = std::mem::take(&mut self.entries);
@@ -416,6 +444,7 @@ impl Fields {
             session_timeout: Duration::from_millis(session_timeout_ms),
             state_dir,
             deserialization,
+            snapshot,
             app,
         })
     }

@@ -24,6 +24,7 @@ pub mod processor;
 pub mod record;
 pub mod runtime;
 pub mod serde;
+pub mod snapshot;
 pub mod state;
 pub mod task;
 pub mod test_driver;

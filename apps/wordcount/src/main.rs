@@ -24,6 +24,12 @@ struct Args {
     /// State directory (`state.dir`).
     #[arg(long)]
     state_dir: Option<String>,
+    /// Snapshot store directory for checkpoints (`snapshot.dir`).
+    #[arg(long)]
+    snapshot_dir: Option<String>,
+    /// Start from this savepoint directory, applied once (`snapshot.from_savepoint`).
+    #[arg(long)]
+    from_savepoint: Option<String>,
     /// A TOML configuration file.
     #[arg(long)]
     config: Option<String>,
@@ -44,7 +50,9 @@ fn main() -> anyhow::Result<()> {
         .flag_opt("application.id", args.application_id)
         .flag_opt("app.input_topic", args.input_topic)
         .flag_opt("app.output_topic", args.output_topic)
-        .flag_opt("state.dir", args.state_dir);
+        .flag_opt("state.dir", args.state_dir)
+        .flag_opt("snapshot.dir", args.snapshot_dir)
+        .flag_opt("snapshot.from_savepoint", args.from_savepoint);
     if let Some(file) = args.config {
         loader = loader.file(file);
     }

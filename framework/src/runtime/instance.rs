@@ -72,6 +72,11 @@ impl InstanceDir {
         &self.instance_id
     }
 
+    /// A scratch directory for local checkpoints before they are published.
+    pub(crate) fn scratch_dir(&self, name: &str) -> PathBuf {
+        self.root.join("scratch").join(name)
+    }
+
     /// The directory holding task `task`'s stores.
     pub(crate) fn task_dir(&self, task: &str) -> PathBuf {
         self.root.join("tasks").join(task)

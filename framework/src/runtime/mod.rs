@@ -29,6 +29,7 @@ mod rebalance;
 mod restore;
 mod stream_thread;
 mod task_manager;
+mod timeline;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -92,6 +93,9 @@ pub enum RuntimeError {
         /// What went wrong.
         message: String,
     },
+    /// A savepoint or checkpoint could not be used or written.
+    #[error(transparent)]
+    Savepoint(#[from] crate::snapshot::SnapshotError),
     /// A stream thread panicked.
     #[error("stream thread {0} panicked")]
     ThreadPanicked(usize),
@@ -168,6 +172,11 @@ impl App {
             topics = ?plan.subscriptions,
             "starting"
         );
+        let timeline = timeline::establish(&config, &self.topology, &plan, instance.instance_id())?;
+        let snapshots = config.snapshot.dir.as_ref().map(|dir| {
+            Arc::new(crate::snapshot::DirectoryStore::new(dir)) as Arc<dyn crate::snapshot::SnapshotStore>
+        });
+        let fingerprint = fingerprint(&self.topology);
         let metrics = Arc::new(Metrics::default());
         let shared = Arc::new(Shared {
             topology: Arc::new(self.topology),
@@ -175,6 +184,9 @@ impl App {
             plan: Arc::new(plan),
             instance,
             metrics: Arc::clone(&metrics),
+            timeline: Arc::new(timeline),
+            snapshots,
+            fingerprint,
         });
         let shutdown = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
@@ -237,6 +249,13 @@ impl App {
         let _ = runtime.block_on(waiter);
         result
     }
+}
+
+/// A short hash of the topology's description: equal for equal topologies.
+fn fingerprint(topology: &Topology) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(topology.describe().as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// SIGTERM and SIGINT listeners.

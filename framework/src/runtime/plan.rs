@@ -1,9 +1,10 @@
 //! The topic plan of a running app: which topics it reads, their partition counts, and the
 //! internal topics (repartition, changelog) it must create.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::kafka::TopicSpec;
+use crate::snapshot::control_topic;
 use crate::task::TaskId;
 use crate::topology::{changelog_topic, NodeKind, TopicRef, Topology};
 
@@ -18,6 +19,13 @@ pub(crate) struct Plan {
     pub partitions: BTreeMap<String, i32>,
     /// Internal topics to create, with their configs.
     pub internal: Vec<TopicSpec>,
+    /// Every task of the app.
+    pub tasks: Vec<TaskId>,
+    /// Depth of each sub-topology: 0 when it reads only external topics, else one more than
+    /// the deepest sub-topology writing its repartition input.
+    pub depth: BTreeMap<u32, u32>,
+    /// The app's repartition topics (resolved names).
+    pub repartition: BTreeSet<String>,
 }
 
 impl Plan {
@@ -28,6 +36,37 @@ impl Plan {
             partition,
         })
     }
+
+    /// The deepest sub-topology's depth.
+    pub(crate) fn levels(&self) -> u32 {
+        self.depth.values().copied().max().unwrap_or(0)
+    }
+}
+
+/// Depth of every sub-topology, from which sub-topologies write which repartition topic.
+fn depths(topology: &Topology, writers: &BTreeMap<String, Vec<u32>>) -> BTreeMap<u32, u32> {
+    let mut depth: BTreeMap<u32, u32> = BTreeMap::new();
+    // Sub-topologies form a DAG; as many passes as there are sub-topologies settle it.
+    for _ in 0..=topology.sub_topologies().len() {
+        for sub in topology.sub_topologies() {
+            let d = sub
+                .source_topics
+                .iter()
+                .filter_map(|t| match t {
+                    TopicRef::External(_) => None,
+                    TopicRef::Internal(name) => writers
+                        .get(name)
+                        .into_iter()
+                        .flatten()
+                        .map(|w| depth.get(w).copied().unwrap_or(0) + 1)
+                        .max(),
+                })
+                .max()
+                .unwrap_or(0);
+            depth.insert(sub.id, d);
+        }
+    }
+    depth
 }
 
 /// Plans topics for `topology` run as `application_id`; `existing` gives the partition count
@@ -108,7 +147,9 @@ pub(crate) fn plan(
         }
     }
 
-    let mut internal = Vec::new();
+    // The control topic keeps the last restore record forever: compacted.
+    let mut internal = vec![TopicSpec::new(control_topic(application_id), 1)
+        .config("cleanup.policy", "compact")];
     for (name, count) in &repartition {
         let topic = TopicRef::Internal(name.clone()).resolve(application_id);
         partitions.insert(topic.clone(), *count);
@@ -144,12 +185,30 @@ pub(crate) fn plan(
             subscriptions.push(name);
         }
     }
+    let tasks = topology
+        .sub_topologies()
+        .iter()
+        .flat_map(|sub| {
+            let count = sub_partitions.get(&sub.id).copied().unwrap_or(0);
+            (0..count).map(move |partition| TaskId {
+                sub_topology: sub.id,
+                partition,
+            })
+        })
+        .collect();
+    let repartition_names = repartition
+        .keys()
+        .map(|name| TopicRef::Internal(name.clone()).resolve(application_id))
+        .collect();
     if problems.is_empty() {
         Ok(Plan {
             subscriptions,
             sources,
             partitions,
             internal,
+            tasks,
+            depth: depths(topology, &writers),
+            repartition: repartition_names,
         })
     } else {
         Err(problems)
@@ -203,12 +262,17 @@ mod tests {
         assert_eq!(
             specs,
             vec![
+                ("wc-eddy-control".to_owned(), 1, "compact".to_owned()),
                 ("wc-counts-repartition".to_owned(), 6, "delete".to_owned()),
                 ("wc-counts-changelog".to_owned(), 6, "compact".to_owned()),
             ]
         );
         assert_eq!(plan.partitions["counts-out"], 2);
         assert_eq!(plan.sources["wc-counts-repartition"], 1);
+        assert_eq!(plan.tasks.len(), 12, "6 partitions × 2 sub-topologies");
+        assert_eq!(plan.depth, BTreeMap::from([(0, 0), (1, 1)]));
+        assert_eq!(plan.levels(), 1);
+        assert!(plan.repartition.contains("wc-counts-repartition"));
     }
 
     #[test]

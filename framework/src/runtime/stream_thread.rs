@@ -142,6 +142,7 @@ fn drive(
             return Ok(Ended::Reset(reason.to_owned()));
         }
         manager.restore_step(consumer)?;
+        manager.control_step(consumer)?;
         manager.punctuate()?;
         if manager.commit_due() {
             manager.commit(consumer)?;

@@ -103,4 +103,12 @@ impl StoreBuilder {
     pub fn kind(&self) -> StoreKind {
         self.kind
     }
+
+    /// The kind as snapshots record it.
+    pub(crate) fn kind_name(&self) -> &'static str {
+        match self.kind {
+            StoreKind::RocksDb => "rocksdb",
+            StoreKind::InMemory => "in_memory",
+        }
+    }
 }

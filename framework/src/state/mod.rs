@@ -43,6 +43,12 @@ pub enum StateError {
         /// Types requested.
         requested: String,
     },
+    /// Another open handle (a task closing on another thread) holds the database's lock.
+    #[error("RocksDB database {path} is locked by another open handle")]
+    Locked {
+        /// Directory of the database.
+        path: String,
+    },
     /// No store of that name exists in the task.
     #[error("no state store named `{0}`")]
     Unknown(String),
@@ -54,6 +60,13 @@ pub enum StateError {
         /// What failed.
         message: String,
     },
+}
+
+impl StateError {
+    /// True when the database is held by another handle in this process (retry shortly).
+    pub fn is_lock_held(&self) -> bool {
+        matches!(self, StateError::Locked { .. })
+    }
 }
 
 /// A typed view of a key-value store for the duration of one processor call.

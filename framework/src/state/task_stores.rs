@@ -17,6 +17,9 @@ fn position_key(store: &str) -> Vec<u8> {
     format!("changelog-position/{store}").into_bytes()
 }
 
+/// Meta key of the state timeline (the savepoint restore) the data belongs to.
+const EPOCH_KEY: &[u8] = b"epoch";
+
 /// A changelog record to send: `(topic, key, value)`.
 pub(crate) type ChangelogEntry<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
 
@@ -71,9 +74,17 @@ impl TaskStores {
                     }
                 }
             }
-            let db = DB::open_cf(&options, dir, &cfs).map_err(|e| StateError::RocksDb {
-                path: dir.display().to_string(),
-                message: e.to_string(),
+            let db = DB::open_cf(&options, dir, &cfs).map_err(|e| {
+                let path = dir.display().to_string();
+                // RocksDB reports a held LOCK file as an I/O error.
+                if e.kind() == rocksdb::ErrorKind::IOError && e.to_string().contains("lock") {
+                    StateError::Locked { path }
+                } else {
+                    StateError::RocksDb {
+                        path,
+                        message: e.to_string(),
+                    }
+                }
             })?;
             (Some(Arc::new(db)), Some(dir.to_path_buf()))
         };
@@ -251,6 +262,64 @@ impl TaskStores {
             db.write(batch).map_err(|e| self.rocks_error(e))?;
         }
         Ok(())
+    }
+
+    /// Writes a consistent copy of the RocksDB stores (committed data and changelog positions,
+    /// never uncommitted writes) to `into`, which must not exist. Returns false when the task
+    /// has no RocksDB store.
+    pub(crate) fn checkpoint(&self, into: &Path) -> Result<bool, StateError> {
+        let Some(db) = &self.db else { return Ok(false) };
+        let checkpoint = rocksdb::checkpoint::Checkpoint::new(db).map_err(|e| self.rocks_error(e))?;
+        checkpoint
+            .create_checkpoint(into)
+            .map_err(|e| self.rocks_error(e))?;
+        Ok(true)
+    }
+
+    /// The state timeline the data belongs to; `None` before any savepoint restore.
+    pub(crate) fn epoch(&self) -> Result<Option<String>, StateError> {
+        let Some(db) = &self.db else { return Ok(None) };
+        let cf = db
+            .cf_handle(META_CF)
+            .ok_or_else(|| self.rocks_error("meta column family missing"))?;
+        let raw = db.get_cf(cf, EPOCH_KEY).map_err(|e| self.rocks_error(e))?;
+        Ok(raw.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// Makes loaded snapshot data the task's base: records its timeline and, when given, the
+    /// changelog positions replay continues from.
+    pub(crate) fn set_base(
+        &mut self,
+        epoch: Option<&str>,
+        positions: &BTreeMap<String, i64>,
+    ) -> Result<(), StateError> {
+        let Some(db) = self.db.clone() else { return Ok(()) };
+        let cf = db
+            .cf_handle(META_CF)
+            .ok_or_else(|| self.rocks_error("meta column family missing"))?;
+        let mut batch = WriteBatch::default();
+        match epoch {
+            Some(epoch) => batch.put_cf(cf, EPOCH_KEY, epoch.as_bytes()),
+            None => batch.delete_cf(cf, EPOCH_KEY),
+        }
+        self.write_positions(&mut batch, positions)?;
+        db.write(batch).map_err(|e| self.rocks_error(e))
+    }
+
+    /// The identity of every store, with its changelog position.
+    pub(crate) fn identities(&self) -> Result<Vec<crate::snapshot::StoreIdentity>, StateError> {
+        self.slots
+            .values()
+            .map(|slot| {
+                Ok(crate::snapshot::StoreIdentity {
+                    name: slot.def.name.clone(),
+                    kind: slot.def.kind_name().to_owned(),
+                    key_format: slot.def.key_format.clone(),
+                    value_format: slot.def.value_format.clone(),
+                    changelog_position: self.changelog_position(&slot.def.name)?,
+                })
+            })
+            .collect()
     }
 
     /// Drops every store's uncommitted writes (the transaction aborted).

@@ -113,6 +113,11 @@ impl TaskGraph {
     }
 
     /// The task's stores.
+    pub(crate) fn stores(&self) -> &TaskStores {
+        &self.ctx.stores
+    }
+
+    /// The task's stores, mutably.
     pub(crate) fn stores_mut(&mut self) -> &mut TaskStores {
         &mut self.ctx.stores
     }

@@ -1,6 +1,10 @@
 //! A stream thread's tasks and its producer: creates and restores tasks, processes records,
 //! and commits outputs, changelogs and input offsets in one transaction.
 
+mod base;
+mod checkpoint;
+mod savepoint;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,9 +22,10 @@ use super::{Metrics, RuntimeError};
 use crate::config::{DeserializationHandler, EddyConfig};
 use crate::kafka::{OutgoingRecord, TransactionalProducer, TransactionalProducerError};
 use crate::record::RawRecord;
-use crate::state::TaskStores;
+use super::timeline::Timeline;
+use crate::snapshot::{ControlChannel, SnapshotStore};
 use crate::task::{TaskError, TaskGraph, TaskId, TaskState};
-use crate::topology::{changelog_topic, Topology};
+use crate::topology::Topology;
 use crate::ErrorAction;
 
 /// What the app shares with every stream thread.
@@ -30,6 +35,12 @@ pub(crate) struct Shared {
     pub plan: Arc<Plan>,
     pub instance: Arc<InstanceDir>,
     pub metrics: Arc<Metrics>,
+    /// The savepoint the app's state descends from, if any.
+    pub timeline: Arc<Timeline>,
+    /// The snapshot store for checkpoints (`snapshot.dir`).
+    pub snapshots: Option<Arc<dyn SnapshotStore>>,
+    /// Fingerprint of the topology's description.
+    pub fingerprint: String,
 }
 
 /// The tasks and transaction of one stream thread.
@@ -52,6 +63,12 @@ pub(crate) struct TaskManager {
     reset: Option<String>,
     /// A fatal error raised inside a rebalance callback, returned by the next loop step.
     fatal: Option<RuntimeError>,
+    /// The app's control topic (savepoint coordination).
+    control: Option<ControlChannel>,
+    last_control_poll: Instant,
+    /// The savepoint this thread takes part in.
+    round: Option<savepoint::Round>,
+    checkpointer: checkpoint::Checkpointer,
 }
 
 impl TaskManager {
@@ -66,6 +83,13 @@ impl TaskManager {
             producer.transactional_id(),
             Arc::clone(&shared.metrics),
         )?;
+        let control = ControlChannel::open(
+            &shared.config.kafka,
+            &shared.config.application_id,
+            &thread,
+            false,
+        )
+        .map_err(RuntimeError::Savepoint)?;
         Ok(TaskManager {
             shared,
             thread,
@@ -80,6 +104,10 @@ impl TaskManager {
             out: Vec::new(),
             reset: None,
             fatal: None,
+            control: Some(control),
+            last_control_poll: Instant::now(),
+            round: None,
+            checkpointer: checkpoint::Checkpointer::new(),
         })
     }
 
@@ -125,6 +153,7 @@ impl TaskManager {
         if assigned.count() == 0 {
             return Ok(());
         }
+        self.abandon_round(consumer);
         consumer
             .pause(assigned)
             .map_err(|source| RuntimeError::Kafka {
@@ -166,24 +195,7 @@ impl TaskManager {
             .iter()
             .filter_map(|name| shared.topology.stores.get(name).cloned())
             .collect();
-        let dir = shared.instance.task_dir(&id.to_string());
-        // A task moving between threads of this instance may still be closing elsewhere:
-        // RocksDB's lock tells, so retry briefly.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let stores = loop {
-            match TaskStores::open(Some(&dir), &defs, |store| changelog_topic(app, store)) {
-                Ok(stores) => break stores,
-                Err(e) if Instant::now() < deadline && e.to_string().contains("lock") => {
-                    std::thread::park_timeout(Duration::from_millis(20)); // back-off between lock attempts
-                }
-                Err(e) => {
-                    return Err(RuntimeError::Task {
-                        task: id,
-                        source: e.into(),
-                    })
-                }
-            }
-        };
+        let stores = self.open_stores(id, &defs)?;
         let restores = stores
             .changelogged()
             .into_iter()
@@ -230,6 +242,7 @@ impl TaskManager {
             self.reset_dirty("partitions were lost");
             return;
         }
+        self.abandon_round(consumer);
         if let Err(e) = self.commit(consumer) {
             self.fatal.get_or_insert(e);
             return;
@@ -587,7 +600,7 @@ impl TaskManager {
                 })?;
             task.next_offset = None;
         }
-        Ok(())
+        self.maybe_checkpoint()
     }
 
     /// Handles a producer error by its action: abortable and fencing errors make the thread
@@ -637,6 +650,7 @@ impl TaskManager {
         consumer: &BaseConsumer<C>,
     ) -> Result<(), RuntimeError> {
         self.commit(consumer)?;
+        self.finish_checkpoints(Duration::from_secs(30));
         if self.reset.is_some() {
             return Ok(());
         }

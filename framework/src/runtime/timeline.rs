@@ -1,0 +1,291 @@
+//! The app's state timeline: which savepoint (if any) its state descends from, read from the
+//! control topic at start, and applying `snapshot.from_savepoint` once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::plan::Plan;
+use super::RuntimeError;
+use crate::config::EddyConfig;
+use crate::snapshot::{
+    compatibility, read_manifest, ControlChannel, ControlMessage, Manifest, SavepointLocation,
+    SnapshotError, StoreIdentity,
+};
+use crate::topology::{changelog_topic, Topology};
+
+/// The savepoint the app's state descends from.
+#[derive(Debug, Clone)]
+pub(crate) struct Base {
+    /// The state timeline that started with the restore.
+    pub epoch: String,
+    /// Where the savepoint is.
+    pub location: SavepointLocation,
+    /// Its manifest, when it could be read (needed only by tasks without state of `epoch`).
+    pub manifest: Option<Manifest>,
+    /// Per task, per store: the changelog offset replay continues from.
+    pub positions: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+/// What every task needs to know about the app's history.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Timeline {
+    /// `None` until a savepoint was ever applied to the app.
+    pub base: Option<Base>,
+}
+
+impl Timeline {
+    /// The current epoch.
+    pub(crate) fn epoch(&self) -> Option<&str> {
+        self.base.as_ref().map(|b| b.epoch.as_str())
+    }
+}
+
+fn snapshot_error(e: SnapshotError) -> RuntimeError {
+    RuntimeError::Savepoint(e)
+}
+
+/// The identities of `topology`'s stores (positions unknown).
+pub(crate) fn store_identities(topology: &Topology) -> Vec<StoreIdentity> {
+    topology
+        .stores
+        .values()
+        .map(|s| StoreIdentity {
+            name: s.name.clone(),
+            kind: s.kind_name().to_owned(),
+            key_format: s.key_format.clone(),
+            value_format: s.value_format.clone(),
+            changelog_position: None,
+        })
+        .collect()
+}
+
+/// Reads the timeline from the control topic and applies `snapshot.from_savepoint` when it
+/// has not been applied yet.
+pub(crate) fn establish(
+    config: &EddyConfig,
+    topology: &Topology,
+    plan: &Plan,
+    client_id: &str,
+) -> Result<Timeline, RuntimeError> {
+    let app = &config.application_id;
+    let channel = ControlChannel::open(&config.kafka, app, &format!("{client_id}-start"), true)
+        .map_err(snapshot_error)?;
+    let history = channel
+        .read_to_end(Duration::from_secs(30))
+        .map_err(snapshot_error)?;
+    let last = history.into_iter().rev().find_map(|m| match m {
+        ControlMessage::Restored {
+            savepoint,
+            path,
+            epoch,
+            positions,
+        } => Some((savepoint, path, epoch, positions)),
+        _ => None,
+    });
+    if let Some(path) = &config.snapshot.from_savepoint {
+        let (location, manifest) = read_manifest(path).map_err(snapshot_error)?;
+        check(topology, plan, path, &manifest)?;
+        if last.as_ref().is_some_and(|(id, ..)| *id == manifest.id) {
+            tracing::info!(savepoint = manifest.id, "savepoint already applied; continuing from the app's own progress");
+        } else {
+            let base = apply(config, plan, &channel, location, manifest)?;
+            return Ok(Timeline { base: Some(base) });
+        }
+    }
+    let Some((_, path, epoch, positions)) = last else {
+        return Ok(Timeline::default());
+    };
+    let location = SavepointLocation::parse(Path::new(&path)).map_err(snapshot_error)?;
+    let manifest = match read_manifest(Path::new(&path)) {
+        Ok((_, manifest)) => Some(manifest),
+        Err(e) => {
+            tracing::warn!(error = %e, "the savepoint this app's state descends from cannot be read; tasks without local state or a checkpoint will fail to start");
+            None
+        }
+    };
+    Ok(Timeline {
+        base: Some(Base {
+            epoch,
+            location,
+            manifest,
+            positions,
+        }),
+    })
+}
+
+/// Refuses a savepoint this version cannot use.
+fn check(
+    topology: &Topology,
+    plan: &Plan,
+    path: &Path,
+    manifest: &Manifest,
+) -> Result<(), RuntimeError> {
+    let incompatible = |problems: Vec<String>| {
+        RuntimeError::Savepoint(SnapshotError::Incompatible {
+            path: path.display().to_string(),
+            problems,
+        })
+    };
+    let notes = compatibility(&manifest.stores(), &store_identities(topology))
+        .map_err(incompatible)?;
+    for note in notes {
+        tracing::info!(savepoint = manifest.id, "{note}");
+    }
+    let saved: BTreeSet<String> = manifest.tasks.iter().map(|t| t.task.clone()).collect();
+    let now: BTreeSet<String> = plan.tasks.iter().map(ToString::to_string).collect();
+    if saved != now {
+        return Err(incompatible(vec![format!(
+            "the task layout changed (saved {} tasks, this version has {}): sub-topologies or input partition counts differ",
+            saved.len(),
+            now.len()
+        )]));
+    }
+    Ok(())
+}
+
+/// Commits the savepoint's input offsets to the (empty) consumer group, records the
+/// changelog offsets replay continues from, and writes the restore record.
+fn apply(
+    config: &EddyConfig,
+    plan: &Plan,
+    channel: &ControlChannel,
+    location: SavepointLocation,
+    manifest: Manifest,
+) -> Result<Base, RuntimeError> {
+    let app = &config.application_id;
+    let kafka = |what: String| move |source| RuntimeError::Kafka { what, source };
+    let consumer: BaseConsumer = config
+        .kafka
+        .client_config_with(
+            &format!("{app}-savepoint-restore"),
+            &[
+                ("group.id", app),
+                ("enable.auto.commit", "false"),
+                ("isolation.level", "read_committed"),
+            ],
+        )
+        .create()
+        .map_err(kafka("creating the savepoint restore client".to_owned()))?;
+    let uncommitted: BaseConsumer = config
+        .kafka
+        .client_config_with(
+            &format!("{app}-savepoint-restore-ends"),
+            &[
+                ("group.id", &format!("{app}-savepoint-restore-ends")),
+                ("isolation.level", "read_uncommitted"),
+            ],
+        )
+        .create()
+        .map_err(kafka("creating the savepoint restore client".to_owned()))?;
+    let timeout = Duration::from_secs(10);
+    let groups = consumer
+        .fetch_group_list(Some(app), timeout)
+        .map_err(kafka(format!("describing consumer group `{app}`")))?;
+    let members: Vec<String> = groups
+        .groups()
+        .iter()
+        .flat_map(|g| g.members().iter().map(|m| m.client_id().to_owned()))
+        .collect();
+    if !members.is_empty() {
+        return Err(RuntimeError::Savepoint(SnapshotError::Failed {
+            id: manifest.id.clone(),
+            reason: format!("stop every instance of `{app}` before restoring a savepoint (running: {members:?})"),
+        }));
+    }
+    // Ends are read once no transaction is open (a killed instance's may linger until the
+    // broker aborts it).
+    let deadline = Instant::now() + config.kafka.transaction_timeout * 2 + Duration::from_secs(10);
+    let stable_end = |topic: &str, partition: i32| -> Result<i64, RuntimeError> {
+        loop {
+            let (_, stable) = consumer
+                .fetch_watermarks(topic, partition, timeout)
+                .map_err(kafka(format!("reading the end of `{topic}` [{partition}]")))?;
+            let (_, high) = uncommitted
+                .fetch_watermarks(topic, partition, timeout)
+                .map_err(kafka(format!("reading the end of `{topic}` [{partition}]")))?;
+            if stable >= high {
+                return Ok(stable);
+            }
+            if Instant::now() >= deadline {
+                return Err(RuntimeError::Restore {
+                    task: crate::task::TaskId { sub_topology: 0, partition },
+                    message: format!("`{topic}` [{partition}] kept an open transaction"),
+                });
+            }
+            std::thread::park_timeout(Duration::from_millis(100)); // back-off while the broker aborts
+        }
+    };
+    let mut offsets = TopicPartitionList::new();
+    let mut positions: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for task in &manifest.tasks {
+        for input in &task.inputs {
+            let topic = if input.internal {
+                // The cut left nothing in flight: the new run skips whatever is there now.
+                let name = input
+                    .topic
+                    .strip_prefix(&format!("{}-", manifest.application_id))
+                    .unwrap_or(&input.topic);
+                format!("{app}-{name}")
+            } else {
+                input.topic.clone()
+            };
+            let offset = if input.internal {
+                stable_end(&topic, input.partition)?
+            } else if input.offset < 0 {
+                let (low, _) = consumer
+                    .fetch_watermarks(&topic, input.partition, timeout)
+                    .map_err(kafka(format!("reading the start of `{topic}`")))?;
+                low
+            } else {
+                input.offset
+            };
+            offsets
+                .add_partition_offset(&topic, input.partition, Offset::Offset(offset))
+                .map_err(kafka("building the offsets to commit".to_owned()))?;
+        }
+        for store in &task.stores {
+            let topic = changelog_topic(app, &store.name);
+            if !plan.partitions.contains_key(&topic) {
+                continue;
+            }
+            let partition = task
+                .task
+                .rsplit('_')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            positions
+                .entry(task.task.clone())
+                .or_default()
+                .insert(store.name.clone(), stable_end(&topic, partition)?);
+        }
+    }
+    if offsets.count() > 0 {
+        consumer
+            .commit(&offsets, CommitMode::Sync)
+            .map_err(kafka(format!("committing the savepoint's input offsets for group `{app}`")))?;
+    }
+    let epoch = format!("{}@{}", manifest.id, crate::snapshot::now_ms());
+    channel
+        .send(
+            &ControlMessage::Restored {
+                savepoint: manifest.id.clone(),
+                path: location.path().display().to_string(),
+                epoch: epoch.clone(),
+                positions: positions.clone(),
+            },
+            timeout,
+        )
+        .map_err(snapshot_error)?;
+    tracing::info!(savepoint = manifest.id, from_app = manifest.application_id, epoch, "savepoint applied: input offsets committed, tasks will load its state");
+    Ok(Base {
+        epoch,
+        location,
+        manifest: Some(manifest),
+        positions,
+    })
+}

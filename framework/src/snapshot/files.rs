@@ -1,0 +1,113 @@
+//! Moving a task's RocksDB checkpoint into the snapshot store and back.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::manifest::SnapshotFile;
+use super::store::{content_hash, SnapshotStore};
+use super::SnapshotError;
+
+/// Remembers content hashes of immutable RocksDB files (SST and blob files), keyed by inode,
+/// size and modification time: a checkpoint hard-links the live files, so a second snapshot
+/// hashes only what is new.
+#[derive(Debug, Default)]
+pub struct HashCache {
+    known: HashMap<(u64, u64, i64), String>,
+}
+
+impl HashCache {
+    fn hash(&mut self, path: &Path) -> Result<String, SnapshotError> {
+        let immutable = path
+            .extension()
+            .is_some_and(|e| e == "sst" || e == "blob");
+        let key = identity(path);
+        if let (true, Some(key)) = (immutable, key) {
+            if let Some(hash) = self.known.get(&key) {
+                return Ok(hash.clone());
+            }
+            let hash = content_hash(path)?;
+            self.known.insert(key, hash.clone());
+            return Ok(hash);
+        }
+        content_hash(path)
+    }
+}
+
+#[cfg(unix)]
+fn identity(path: &Path) -> Option<(u64, u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.size(), m.mtime_nsec() + m.mtime() * 1_000_000_000))
+}
+
+#[cfg(not(unix))]
+fn identity(_path: &Path) -> Option<(u64, u64, i64)> {
+    None
+}
+
+/// What an upload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadStats {
+    /// Bytes of the snapshot.
+    pub total_bytes: u64,
+    /// Bytes actually copied (files the store did not hold yet).
+    pub copied_bytes: u64,
+}
+
+/// Stores every file of `checkpoint` (a RocksDB checkpoint directory) in `store`.
+///
+/// # Errors
+/// A file cannot be read or stored.
+pub fn upload(
+    store: &dyn SnapshotStore,
+    checkpoint: &Path,
+    cache: &mut HashCache,
+) -> Result<(Vec<SnapshotFile>, UploadStats), SnapshotError> {
+    let entries = std::fs::read_dir(checkpoint).map_err(|e| SnapshotError::Io {
+        path: checkpoint.display().to_string(),
+        message: format!("listing: {e}"),
+    })?;
+    let mut files = Vec::new();
+    let mut stats = UploadStats::default();
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if !path.is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        let blob = cache.hash(&path)?;
+        if store.put_file(&blob, &path)? {
+            stats.copied_bytes += size;
+        }
+        stats.total_bytes += size;
+        files.push(SnapshotFile { name, blob, size });
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((files, stats))
+}
+
+/// Replaces `dir` with the files of a snapshot.
+///
+/// # Errors
+/// A blob is missing or cannot be copied.
+pub fn download(
+    store: &dyn SnapshotStore,
+    files: &[SnapshotFile],
+    dir: &Path,
+) -> Result<u64, SnapshotError> {
+    let io = |what: &str, e: std::io::Error| SnapshotError::Io {
+        path: dir.display().to_string(),
+        message: format!("{what}: {e}"),
+    };
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| io("removing old state", e))?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io("creating", e))?;
+    let mut bytes = 0;
+    for file in files {
+        store.get_file(&file.blob, &dir.join(&file.name))?;
+        bytes += file.size;
+    }
+    Ok(bytes)
+}

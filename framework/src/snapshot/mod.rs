@@ -1,0 +1,104 @@
+//! Snapshots of task state (checkpoints and savepoints): the snapshot store, manifests, the
+//! control topic, and the savepoint coordinator the `eddy` tool runs.
+//!
+//! Layout of a snapshot store (a directory; an object store can implement
+//! [`SnapshotStore`] later):
+//!
+//! ```text
+//! files/<sha256>                                 RocksDB files, shared by every snapshot
+//! <app>/savepoints/<id>/tasks/<task>.json        one part per task
+//! <app>/savepoints/<id>/manifest.json            written last: the savepoint is complete
+//! <app>/checkpoints/<task>/<created>.json        periodic checkpoints of one task
+//! ```
+
+mod control;
+mod files;
+mod manifest;
+mod savepoint;
+mod store;
+
+pub use control::{control_topic, ControlChannel, ControlMessage};
+pub use files::{download, upload, HashCache, UploadStats};
+pub use manifest::{
+    compatibility, InputOffset, Manifest, SnapshotFile, StoreIdentity, TaskSnapshot,
+    MANIFEST_FORMAT,
+};
+pub use savepoint::{
+    create_savepoint, list_savepoints, read_manifest, savepoint_key, SavepointLocation,
+};
+pub use store::{content_hash, DirectoryStore, SnapshotStore};
+
+use crate::kafka::KafkaError;
+use crate::ErrorAction;
+
+/// A snapshot could not be written, found or used.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A file or directory of the store or the state could not be used.
+    #[error("{path}: {message}")]
+    Io {
+        /// The path.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// Something the snapshot refers to does not exist.
+    #[error("missing {0}")]
+    Missing(String),
+    /// A document could not be decoded.
+    #[error("{what} cannot be read: {message}")]
+    Corrupt {
+        /// What was being read.
+        what: String,
+        /// The decoder's message.
+        message: String,
+    },
+    /// Kafka failed.
+    #[error("{what}: {source}")]
+    Kafka {
+        /// What was being done.
+        what: String,
+        /// The client error.
+        #[source]
+        source: KafkaError,
+    },
+    /// The app did not answer in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// A savepoint failed; the app resumed without it.
+    #[error("savepoint {id} failed: {reason}")]
+    Failed {
+        /// Savepoint id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The savepoint cannot be used by this version of the app.
+    #[error("savepoint {path} cannot be used:\n  - {}", problems.join("\n  - "))]
+    Incompatible {
+        /// The savepoint.
+        path: String,
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+}
+
+impl SnapshotError {
+    /// What to do about it: timeouts and failed savepoints may be retried; the rest needs an
+    /// operator.
+    pub fn action(&self) -> ErrorAction {
+        match self {
+            SnapshotError::Timeout(_) | SnapshotError::Failed { .. } => ErrorAction::Retry,
+            SnapshotError::Kafka { source, .. } => crate::kafka::classify(source),
+            _ => ErrorAction::Fatal,
+        }
+    }
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

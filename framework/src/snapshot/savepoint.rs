@@ -1,0 +1,410 @@
+//! The savepoint coordinator (run by `eddy savepoint create`) and savepoint lookup.
+//!
+//! A savepoint is a consistent cut of the whole app, taken in three rounds over the control
+//! topic: every stream thread commits and pauses its external inputs; then, depth by depth,
+//! sub-topologies read their repartition inputs to the end, so no record is in flight
+//! between sub-topologies; then every thread snapshots its tasks. The manifest is written
+//! only when every task's part is in the store, and the app resumes either way.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::control::{ControlChannel, ControlMessage};
+use super::manifest::{Manifest, TaskSnapshot, MANIFEST_FORMAT};
+use super::store::{DirectoryStore, SnapshotStore};
+use super::{now_ms, SnapshotError};
+use crate::kafka::KafkaSettings;
+
+/// The key prefix of savepoint `id` of app `application_id` in a snapshot store.
+pub fn savepoint_key(application_id: &str, id: &str) -> String {
+    format!("{application_id}/savepoints/{id}")
+}
+
+/// Where a savepoint lives: `<root>/<application id>/savepoints/<id>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavepointLocation {
+    /// The snapshot store's root.
+    pub root: PathBuf,
+    /// The app it was taken from.
+    pub application_id: String,
+    /// Savepoint id.
+    pub id: String,
+}
+
+impl SavepointLocation {
+    /// Parses a savepoint directory path.
+    ///
+    /// # Errors
+    /// The path does not have the savepoint layout.
+    pub fn parse(path: &Path) -> Result<Self, SnapshotError> {
+        let bad = || {
+            SnapshotError::Missing(format!(
+                "savepoint at {}: expected <store>/<application id>/savepoints/<id>",
+                path.display()
+            ))
+        };
+        let id = path.file_name().ok_or_else(bad)?.to_string_lossy().into_owned();
+        let savepoints = path.parent().ok_or_else(bad)?;
+        if savepoints.file_name().is_none_or(|n| n != "savepoints") {
+            return Err(bad());
+        }
+        let app_dir = savepoints.parent().ok_or_else(bad)?;
+        let application_id = app_dir
+            .file_name()
+            .ok_or_else(bad)?
+            .to_string_lossy()
+            .into_owned();
+        let root = app_dir.parent().ok_or_else(bad)?.to_path_buf();
+        Ok(SavepointLocation {
+            root,
+            application_id,
+            id,
+        })
+    }
+
+    /// The savepoint's directory.
+    pub fn path(&self) -> PathBuf {
+        self.root
+            .join(savepoint_key(&self.application_id, &self.id))
+    }
+
+    /// The store holding it.
+    pub fn store(&self) -> DirectoryStore {
+        DirectoryStore::new(&self.root)
+    }
+}
+
+/// Reads the manifest of the savepoint at `path`.
+///
+/// # Errors
+/// The path is not a savepoint, or it is incomplete (no manifest) or unreadable.
+pub fn read_manifest(path: &Path) -> Result<(SavepointLocation, Manifest), SnapshotError> {
+    let location = SavepointLocation::parse(path)?;
+    let key = format!(
+        "{}/manifest.json",
+        savepoint_key(&location.application_id, &location.id)
+    );
+    let bytes = location.store().get_document(&key)?.ok_or_else(|| {
+        SnapshotError::Missing(format!(
+            "manifest of savepoint {} (the savepoint is incomplete or does not exist)",
+            path.display()
+        ))
+    })?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Corrupt {
+        what: format!("manifest of savepoint {}", path.display()),
+        message: e.to_string(),
+    })?;
+    if manifest.format != MANIFEST_FORMAT {
+        return Err(SnapshotError::Corrupt {
+            what: format!("manifest of savepoint {}", path.display()),
+            message: format!(
+                "format {} (this version reads {MANIFEST_FORMAT})",
+                manifest.format
+            ),
+        });
+    }
+    Ok((location, manifest))
+}
+
+/// The complete savepoints of `application_id` in `store`, oldest first. Partial ones (no
+/// manifest) are never listed.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn list_savepoints(
+    store: &DirectoryStore,
+    application_id: &str,
+) -> Result<Vec<(PathBuf, Manifest)>, SnapshotError> {
+    let mut out = Vec::new();
+    for id in store.list(&format!("{application_id}/savepoints"))? {
+        let path = store.root().join(savepoint_key(application_id, &id));
+        match read_manifest(&path) {
+            Ok((_, manifest)) => out.push((path, manifest)),
+            Err(SnapshotError::Missing(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort_by_key(|(_, m)| m.created_ms);
+    Ok(out)
+}
+
+/// The stream threads currently in the app's consumer group (their client ids).
+fn group_threads(
+    settings: &KafkaSettings,
+    application_id: &str,
+    timeout: Duration,
+) -> Result<BTreeSet<String>, SnapshotError> {
+    let consumer: BaseConsumer = settings
+        .client_config("eddy-savepoint")
+        .create()
+        .map_err(|source| SnapshotError::Kafka {
+            what: "creating a Kafka client".to_owned(),
+            source,
+        })?;
+    let groups = consumer
+        .fetch_group_list(Some(application_id), timeout)
+        .map_err(|source| SnapshotError::Kafka {
+            what: format!("describing consumer group `{application_id}`"),
+            source,
+        })?;
+    Ok(groups
+        .groups()
+        .iter()
+        .flat_map(|g| g.members().iter().map(|m| m.client_id().to_owned()))
+        .collect())
+}
+
+/// Waits until every thread in `expected` answered savepoint `id` as `accept` wants;
+/// returns the accepted messages.
+fn collect(
+    channel: &ControlChannel,
+    id: &str,
+    expected: &BTreeSet<String>,
+    deadline: Instant,
+    what: &str,
+    accept: impl Fn(&ControlMessage) -> Option<String>,
+) -> Result<Vec<ControlMessage>, SnapshotError> {
+    let mut answered = BTreeSet::new();
+    let mut out = Vec::new();
+    while !expected.is_subset(&answered) {
+        if Instant::now() >= deadline {
+            let missing: Vec<&String> = expected.difference(&answered).collect();
+            return Err(SnapshotError::Timeout(format!(
+                "savepoint {id}: no `{what}` from {missing:?}"
+            )));
+        }
+        let Some(message) = channel.poll(Duration::from_millis(200))? else {
+            continue;
+        };
+        if let ControlMessage::SavepointFailed {
+            id: failed,
+            thread,
+            reason,
+        } = &message
+        {
+            if failed == id {
+                return Err(SnapshotError::Failed {
+                    id: id.to_owned(),
+                    reason: format!("thread {thread}: {reason}"),
+                });
+            }
+        }
+        if let Some(thread) = accept(&message) {
+            answered.insert(thread);
+            out.push(message);
+        }
+    }
+    Ok(out)
+}
+
+/// Takes a savepoint of the running app `application_id` into `store` and returns its
+/// directory and manifest. `progress` hears about each round.
+///
+/// # Errors
+/// No instance is running, a thread failed or did not answer within `timeout`, or the store
+/// cannot be written. The app resumes processing in every case.
+pub fn create_savepoint(
+    settings: &KafkaSettings,
+    application_id: &str,
+    store: &DirectoryStore,
+    timeout: Duration,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(PathBuf, Manifest), SnapshotError> {
+    let threads = group_threads(settings, application_id, timeout)?;
+    if threads.is_empty() {
+        return Err(SnapshotError::Failed {
+            id: String::new(),
+            reason: format!("no instance of `{application_id}` is running"),
+        });
+    }
+    let id = format!("sp-{}", now_ms());
+    let channel = ControlChannel::open(settings, application_id, &format!("eddy-{id}"), false)?;
+    // Assignment from the end resolves lazily: read once so our own Begin is seen.
+    channel.poll(Duration::from_millis(100))?;
+    let deadline = Instant::now() + timeout;
+    let deadline_ms = now_ms() + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+    progress(&format!(
+        "savepoint {id}: pausing {} stream thread(s) of `{application_id}`",
+        threads.len()
+    ));
+    channel.send(
+        &ControlMessage::SavepointBegin {
+            id: id.clone(),
+            target: store.root().display().to_string(),
+            deadline_ms,
+        },
+        timeout,
+    )?;
+    let result = run_rounds(&channel, &id, application_id, store, &threads, deadline, progress);
+    let completed = result.is_ok();
+    let end = channel.send(
+        &ControlMessage::SavepointEnd {
+            id: id.clone(),
+            completed,
+        },
+        timeout,
+    );
+    let (path, manifest) = result?;
+    end?;
+    progress(&format!(
+        "savepoint {id}: complete, {} task(s), {} bytes, at {}",
+        manifest.tasks.len(),
+        manifest.size(),
+        path.display()
+    ));
+    Ok((path, manifest))
+}
+
+fn run_rounds(
+    channel: &ControlChannel,
+    id: &str,
+    application_id: &str,
+    store: &DirectoryStore,
+    threads: &BTreeSet<String>,
+    deadline: Instant,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(PathBuf, Manifest), SnapshotError> {
+    let paused = collect(channel, id, threads, deadline, "paused", |m| match m {
+        ControlMessage::SavepointPaused { id: i, thread, .. } if i == id => Some(thread.clone()),
+        _ => None,
+    })?;
+    let mut all_tasks = BTreeSet::new();
+    let mut owned = BTreeSet::new();
+    let mut levels = 0;
+    let mut fingerprints = BTreeSet::new();
+    for message in &paused {
+        if let ControlMessage::SavepointPaused {
+            tasks,
+            all_tasks: all,
+            levels: l,
+            topology,
+            ..
+        } = message
+        {
+            fingerprints.insert(topology.clone());
+            owned.extend(tasks.iter().cloned());
+            all_tasks.extend(all.iter().cloned());
+            levels = levels.max(*l);
+        }
+    }
+    if fingerprints.len() > 1 {
+        return Err(SnapshotError::Failed {
+            id: id.to_owned(),
+            reason: format!("instances run different topologies ({fingerprints:?}); finish the upgrade first"),
+        });
+    }
+    let fingerprint = fingerprints.into_iter().next().unwrap_or_default();
+    let unowned: Vec<&String> = all_tasks.difference(&owned).collect();
+    if !unowned.is_empty() {
+        return Err(SnapshotError::Failed {
+            id: id.to_owned(),
+            reason: format!("tasks {unowned:?} are not running on any instance (a rebalance is under way)"),
+        });
+    }
+    progress(&format!(
+        "savepoint {id}: inputs paused; draining {levels} level(s) of repartition topics"
+    ));
+    for level in 1..=levels {
+        channel.send(
+            &ControlMessage::SavepointDrain {
+                id: id.to_owned(),
+                level,
+            },
+            deadline.saturating_duration_since(Instant::now()),
+        )?;
+        collect(channel, id, threads, deadline, "drained", |m| match m {
+            ControlMessage::SavepointDrained {
+                id: i,
+                thread,
+                level: l,
+            } if i == id && *l == level => Some(thread.clone()),
+            _ => None,
+        })?;
+        progress(&format!("savepoint {id}: level {level} drained"));
+    }
+    channel.send(
+        &ControlMessage::SavepointSnapshot { id: id.to_owned() },
+        deadline.saturating_duration_since(Instant::now()),
+    )?;
+    collect(channel, id, threads, deadline, "snapshotted", |m| match m {
+        ControlMessage::SavepointSnapshotted { id: i, thread, .. } if i == id => {
+            Some(thread.clone())
+        }
+        _ => None,
+    })?;
+    let prefix = savepoint_key(application_id, id);
+    let mut tasks = Vec::new();
+    for task in &all_tasks {
+        let key = format!("{prefix}/tasks/{task}.json");
+        let bytes = store
+            .get_document(&key)?
+            .ok_or_else(|| SnapshotError::Missing(format!("part of task {task} ({key})")))?;
+        let part: TaskSnapshot =
+            serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Corrupt {
+                what: key.clone(),
+                message: e.to_string(),
+            })?;
+        tasks.push(part);
+    }
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        id: id.to_owned(),
+        application_id: application_id.to_owned(),
+        topology_fingerprint: fingerprint,
+        created_ms: now_ms(),
+        tasks,
+    };
+    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| SnapshotError::Corrupt {
+        what: "the manifest".to_owned(),
+        message: e.to_string(),
+    })?;
+    store.put_document(&format!("{prefix}/manifest.json"), &bytes)?;
+    Ok((store.root().join(prefix), manifest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_savepoint_path_names_its_store_app_and_id() {
+        let location = SavepointLocation::parse(Path::new("/snap/wordcount/savepoints/sp-1")).unwrap();
+        assert_eq!(location.root, PathBuf::from("/snap"));
+        assert_eq!(location.application_id, "wordcount");
+        assert_eq!(location.id, "sp-1");
+        assert_eq!(location.path(), PathBuf::from("/snap/wordcount/savepoints/sp-1"));
+        let bad = SavepointLocation::parse(Path::new("/snap/wordcount/sp-1")).unwrap_err();
+        assert!(bad.to_string().contains("expected <store>/<application id>/savepoints/<id>"));
+    }
+
+    #[test]
+    fn only_complete_savepoints_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirectoryStore::new(dir.path());
+        store
+            .put_document("app/savepoints/sp-1/tasks/0_0.json", b"{}")
+            .unwrap();
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT,
+            id: "sp-2".to_owned(),
+            application_id: "app".to_owned(),
+            topology_fingerprint: String::new(),
+            created_ms: 5,
+            tasks: Vec::new(),
+        };
+        store
+            .put_document(
+                "app/savepoints/sp-2/manifest.json",
+                &serde_json::to_vec(&manifest).unwrap(),
+            )
+            .unwrap();
+        let listed = list_savepoints(&store, "app").unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].1, manifest);
+        let partial = read_manifest(&dir.path().join("app/savepoints/sp-1")).unwrap_err();
+        assert!(partial.to_string().contains("incomplete"), "{partial}");
+    }
+}

@@ -1,0 +1,233 @@
+//! Where snapshots live: content-addressed files and small JSON documents, behind a trait an
+//! object store can implement.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::SnapshotError;
+
+/// A place to keep snapshot files and documents.
+///
+/// Files are content-addressed (`files/<sha256>`), so every snapshot that holds the same
+/// RocksDB file shares one copy: a second snapshot of a slowly changing store copies only
+/// the files written since the first. Documents (manifests, task parts) are small and are
+/// written atomically: a reader sees the whole document or none.
+pub trait SnapshotStore: Send + Sync {
+    /// Stores the file at `local` under its content hash `blob` unless that blob is already
+    /// present. Returns true when it copied bytes.
+    ///
+    /// # Errors
+    /// The file cannot be read or the store cannot be written.
+    fn put_file(&self, blob: &str, local: &Path) -> Result<bool, SnapshotError>;
+
+    /// Copies blob `blob` to `local`.
+    ///
+    /// # Errors
+    /// The blob is missing or cannot be copied.
+    fn get_file(&self, blob: &str, local: &Path) -> Result<(), SnapshotError>;
+
+    /// Writes document `key` atomically.
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    fn put_document(&self, key: &str, bytes: &[u8]) -> Result<(), SnapshotError>;
+
+    /// Reads document `key`; `None` when it does not exist.
+    ///
+    /// # Errors
+    /// The document exists but cannot be read.
+    fn get_document(&self, key: &str) -> Result<Option<Vec<u8>>, SnapshotError>;
+
+    /// Removes document `key` (nothing when it does not exist).
+    ///
+    /// # Errors
+    /// The document exists but cannot be removed.
+    fn delete_document(&self, key: &str) -> Result<(), SnapshotError>;
+
+    /// The keys of the documents directly under `prefix` (one level), sorted.
+    ///
+    /// # Errors
+    /// The store cannot be listed.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, SnapshotError>;
+
+    /// Where the store is, for messages.
+    fn describe(&self) -> String;
+}
+
+/// A snapshot store in a local (or mounted) directory.
+#[derive(Debug, Clone)]
+pub struct DirectoryStore {
+    root: PathBuf,
+}
+
+impl DirectoryStore {
+    /// A store rooted at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DirectoryStore { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blob_path(&self, blob: &str) -> PathBuf {
+        self.root.join("files").join(blob)
+    }
+}
+
+fn io(path: &Path, what: &str, e: &std::io::Error) -> SnapshotError {
+    SnapshotError::Io {
+        path: path.display().to_string(),
+        message: format!("{what}: {e}"),
+    }
+}
+
+/// Copies `from` to `to` through a temporary file renamed into place, so a crash never
+/// leaves a partial file under the final name.
+fn copy_atomically(from: &Path, to: &Path) -> Result<(), SnapshotError> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io(parent, "creating", &e))?;
+    }
+    let tmp = to.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::copy(from, &tmp).map_err(|e| io(from, "copying", &e))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io(&tmp, "syncing", &e))?;
+    std::fs::rename(&tmp, to).map_err(|e| io(to, "renaming", &e))
+}
+
+impl SnapshotStore for DirectoryStore {
+    fn put_file(&self, blob: &str, local: &Path) -> Result<bool, SnapshotError> {
+        let target = self.blob_path(blob);
+        if target.exists() {
+            return Ok(false);
+        }
+        copy_atomically(local, &target)?;
+        Ok(true)
+    }
+
+    fn get_file(&self, blob: &str, local: &Path) -> Result<(), SnapshotError> {
+        let source = self.blob_path(blob);
+        if !source.exists() {
+            return Err(SnapshotError::Missing(format!(
+                "file {} (blob {blob})",
+                source.display()
+            )));
+        }
+        copy_atomically(&source, local)
+    }
+
+    fn put_document(&self, key: &str, bytes: &[u8]) -> Result<(), SnapshotError> {
+        let path = self.root.join(key);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, "creating", &e))?;
+        }
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, "creating", &e))?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| io(&tmp, "writing", &e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io(&path, "renaming", &e))
+    }
+
+    fn get_document(&self, key: &str) -> Result<Option<Vec<u8>>, SnapshotError> {
+        let path = self.root.join(key);
+        match std::fs::File::open(&path) {
+            Ok(mut f) => {
+                let mut bytes = Vec::new();
+                f.read_to_end(&mut bytes)
+                    .map_err(|e| io(&path, "reading", &e))?;
+                Ok(Some(bytes))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path, "opening", &e)),
+        }
+    }
+
+    fn delete_document(&self, key: &str) -> Result<(), SnapshotError> {
+        let path = self.root.join(key);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&path, "removing", &e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, SnapshotError> {
+        let dir = self.root.join(prefix);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir, "listing", &e)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.contains(".tmp-"))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
+/// The SHA-256 of the file at `path`, in hex.
+///
+/// # Errors
+/// The file cannot be read.
+pub fn content_hash(path: &Path) -> Result<String, SnapshotError> {
+    let mut f = std::fs::File::open(path).map_err(|e| io(path, "opening", &e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0_u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| io(path, "reading", &e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_stored_once_per_content_and_documents_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirectoryStore::new(dir.path().join("store"));
+        let a = dir.path().join("a.sst");
+        std::fs::write(&a, b"same bytes").unwrap();
+        let b = dir.path().join("b.sst");
+        std::fs::write(&b, b"same bytes").unwrap();
+        let hash = content_hash(&a).unwrap();
+        assert_eq!(hash, content_hash(&b).unwrap());
+        assert!(store.put_file(&hash, &a).unwrap(), "first copy");
+        assert!(!store.put_file(&hash, &b).unwrap(), "same content is shared");
+        let back = dir.path().join("back");
+        store.get_file(&hash, &back).unwrap();
+        assert_eq!(std::fs::read(&back).unwrap(), b"same bytes");
+        let missing = store.get_file("00", &back).unwrap_err();
+        assert!(missing.to_string().contains("blob 00"), "{missing}");
+
+        store.put_document("app/savepoints/s1/manifest.json", b"{}").unwrap();
+        assert_eq!(
+            store.get_document("app/savepoints/s1/manifest.json").unwrap(),
+            Some(b"{}".to_vec())
+        );
+        assert_eq!(store.get_document("app/nothing").unwrap(), None);
+        assert_eq!(store.list("app/savepoints").unwrap(), vec!["s1".to_owned()]);
+        assert!(store.list("none").unwrap().is_empty());
+    }
+}
