@@ -109,8 +109,14 @@ pub const KEYS: &[(&str, &str)] = &[
     ("errors.deserialization", "fail | skip | dead_letter"),
     ("errors.dead_letter_topic", "topic for dead letters"),
     ("snapshot.dir", "snapshot store directory"),
-    ("snapshot.checkpoint_interval_ms", "checkpoint interval (0 = off)"),
-    ("snapshot.from_savepoint", "savepoint directory to start from"),
+    (
+        "snapshot.checkpoint_interval_ms",
+        "checkpoint interval (0 = off)",
+    ),
+    (
+        "snapshot.from_savepoint",
+        "savepoint directory to start from",
+    ),
 ];
 
 /// Layers configuration sources, lowest precedence first: defaults, file, environment, flags.

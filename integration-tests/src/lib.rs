@@ -524,3 +524,52 @@ impl WordcountRun {
         Ok(seen)
     }
 }
+
+/// Takes a savepoint of the running app with `eddy savepoint create` into `store` and returns
+/// the savepoint directory it printed.
+///
+/// # Errors
+/// Fails when the command fails (with its output).
+pub fn create_savepoint(run: &WordcountRun, store: &Path) -> anyhow::Result<PathBuf> {
+    let output = Command::new(workspace_binary("eddy")?)
+        .args(["savepoint", "create", "--application-id"])
+        .arg(&run.application_id)
+        .arg("--bootstrap-servers")
+        .arg(run.kafka.bootstrap_servers())
+        .arg("--store")
+        .arg(store)
+        .args(["--timeout-secs", "60"])
+        .env_remove("EDDY__APPLICATION__ID")
+        .output()
+        .context("running eddy savepoint create")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!(
+            "eddy savepoint create failed ({}):\n{stderr}",
+            output.status
+        );
+    }
+    let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if path.is_empty() {
+        bail!("eddy savepoint create printed no path:\n{stderr}");
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Per word, its counts in output order; only records at or past `from` (next offset per
+/// partition) when given.
+pub fn word_sequences(output: &[ReadRecord], from: Option<&[i64]>) -> BTreeMap<String, Vec<u64>> {
+    let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for record in output {
+        let start = from
+            .and_then(|f| f.get(usize::try_from(record.partition).ok()?).copied())
+            .unwrap_or(0);
+        if record.offset < start {
+            continue;
+        }
+        if let Ok(count) = record.value_str().parse::<u64>() {
+            out.entry(record.key_str()).or_default().push(count);
+        }
+    }
+    out
+}

@@ -7,7 +7,9 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use eddy::snapshot::{create_savepoint, list_savepoints, read_manifest, DirectoryStore};
+use eddy::snapshot::{
+    create_savepoint, list_savepoints, read_manifest, DirectoryStore, SnapshotError,
+};
 
 /// Operate Eddy apps and the Kafka cluster they run on.
 #[derive(Debug, Parser)]
@@ -95,14 +97,36 @@ fn savepoint(command: SavepointCommand) -> anyhow::Result<()> {
             timeout_secs,
         } => {
             let settings = eddy::KafkaSettings::new(bootstrap_servers);
+            // Instances resolve the path themselves: give them an absolute one.
+            std::fs::create_dir_all(&store)
+                .with_context(|| format!("creating the snapshot store {}", store.display()))?;
+            let store = store
+                .canonicalize()
+                .with_context(|| format!("resolving {}", store.display()))?;
             let started = std::time::Instant::now();
-            let (path, _) = create_savepoint(
-                &settings,
-                &application_id,
-                &DirectoryStore::new(store),
-                Duration::from_secs(timeout_secs),
-                &mut |line| eprintln!("[{:>6.2}s] {line}", started.elapsed().as_secs_f64()),
-            )?;
+            let store = DirectoryStore::new(store);
+            let mut progress =
+                |line: &str| eprintln!("[{:>6.2}s] {line}", started.elapsed().as_secs_f64());
+            // A rebalance during the savepoint fails it cleanly; try again a few times.
+            let mut attempt = 1;
+            let path = loop {
+                match create_savepoint(
+                    &settings,
+                    &application_id,
+                    &store,
+                    Duration::from_secs(timeout_secs),
+                    &mut progress,
+                ) {
+                    Ok((path, _)) => break path,
+                    Err(e @ SnapshotError::Failed { .. })
+                        if attempt < 5 && !e.to_string().contains("no instance") =>
+                    {
+                        progress(&format!("{e}; trying again"));
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
             println!("{}", path.display());
         }
         SavepointCommand::List {
@@ -111,7 +135,10 @@ fn savepoint(command: SavepointCommand) -> anyhow::Result<()> {
         } => {
             let listed = list_savepoints(&DirectoryStore::new(&store), &application_id)?;
             if listed.is_empty() {
-                println!("no complete savepoint of `{application_id}` in {}", store.display());
+                println!(
+                    "no complete savepoint of `{application_id}` in {}",
+                    store.display()
+                );
             }
             for (path, manifest) in listed {
                 println!(
@@ -129,7 +156,11 @@ fn savepoint(command: SavepointCommand) -> anyhow::Result<()> {
             println!("savepoint {} of `{}`", manifest.id, manifest.application_id);
             println!("created_ms {}", manifest.created_ms);
             println!("topology {}", manifest.topology_fingerprint);
-            println!("size {} bytes in {} tasks", manifest.size(), manifest.tasks.len());
+            println!(
+                "size {} bytes in {} tasks",
+                manifest.size(),
+                manifest.tasks.len()
+            );
             for store in manifest.stores() {
                 println!(
                     "store {} ({}) key {} value {}",

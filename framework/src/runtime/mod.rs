@@ -174,7 +174,8 @@ impl App {
         );
         let timeline = timeline::establish(&config, &self.topology, &plan, instance.instance_id())?;
         let snapshots = config.snapshot.dir.as_ref().map(|dir| {
-            Arc::new(crate::snapshot::DirectoryStore::new(dir)) as Arc<dyn crate::snapshot::SnapshotStore>
+            Arc::new(crate::snapshot::DirectoryStore::new(dir))
+                as Arc<dyn crate::snapshot::SnapshotStore>
         });
         let fingerprint = fingerprint(&self.topology);
         let metrics = Arc::new(Metrics::default());

@@ -148,8 +148,8 @@ pub(crate) fn plan(
     }
 
     // The control topic keeps the last restore record forever: compacted.
-    let mut internal = vec![TopicSpec::new(control_topic(application_id), 1)
-        .config("cleanup.policy", "compact")];
+    let mut internal =
+        vec![TopicSpec::new(control_topic(application_id), 1).config("cleanup.policy", "compact")];
     for (name, count) in &repartition {
         let topic = TopicRef::Internal(name.clone()).resolve(application_id);
         partitions.insert(topic.clone(), *count);

@@ -90,7 +90,10 @@ pub(crate) fn establish(
         let (location, manifest) = read_manifest(path).map_err(snapshot_error)?;
         check(topology, plan, path, &manifest)?;
         if last.as_ref().is_some_and(|(id, ..)| *id == manifest.id) {
-            tracing::info!(savepoint = manifest.id, "savepoint already applied; continuing from the app's own progress");
+            tracing::info!(
+                savepoint = manifest.id,
+                "savepoint already applied; continuing from the app's own progress"
+            );
         } else {
             let base = apply(config, plan, &channel, location, manifest)?;
             return Ok(Timeline { base: Some(base) });
@@ -130,8 +133,8 @@ fn check(
             problems,
         })
     };
-    let notes = compatibility(&manifest.stores(), &store_identities(topology))
-        .map_err(incompatible)?;
+    let notes =
+        compatibility(&manifest.stores(), &store_identities(topology)).map_err(incompatible)?;
     for note in notes {
         tracing::info!(savepoint = manifest.id, "{note}");
     }
@@ -212,7 +215,10 @@ fn apply(
             }
             if Instant::now() >= deadline {
                 return Err(RuntimeError::Restore {
-                    task: crate::task::TaskId { sub_topology: 0, partition },
+                    task: crate::task::TaskId {
+                        sub_topology: 0,
+                        partition,
+                    },
                     message: format!("`{topic}` [{partition}] kept an open transaction"),
                 });
             }
@@ -267,7 +273,9 @@ fn apply(
     if offsets.count() > 0 {
         consumer
             .commit(&offsets, CommitMode::Sync)
-            .map_err(kafka(format!("committing the savepoint's input offsets for group `{app}`")))?;
+            .map_err(kafka(format!(
+                "committing the savepoint's input offsets for group `{app}`"
+            )))?;
     }
     let epoch = format!("{}@{}", manifest.id, crate::snapshot::now_ms());
     channel
@@ -281,7 +289,12 @@ fn apply(
             timeout,
         )
         .map_err(snapshot_error)?;
-    tracing::info!(savepoint = manifest.id, from_app = manifest.application_id, epoch, "savepoint applied: input offsets committed, tasks will load its state");
+    tracing::info!(
+        savepoint = manifest.id,
+        from_app = manifest.application_id,
+        epoch,
+        "savepoint applied: input offsets committed, tasks will load its state"
+    );
     Ok(Base {
         epoch,
         location,

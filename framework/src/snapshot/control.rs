@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer, DefaultProducerContext};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
@@ -147,6 +147,28 @@ fn kafka(what: &str) -> impl FnOnce(rdkafka::error::KafkaError) -> SnapshotError
     }
 }
 
+/// The control topic's low and high watermarks. A control topic created moments ago may have
+/// no leader yet: retriable errors are retried until `timeout`.
+fn watermarks(
+    consumer: &BaseConsumer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<(i64, i64), SnapshotError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match consumer.fetch_watermarks(topic, 0, timeout) {
+            Ok(ends) => return Ok(ends),
+            Err(e)
+                if crate::kafka::classify(&e) == crate::ErrorAction::Retry
+                    && Instant::now() < deadline =>
+            {
+                std::thread::park_timeout(Duration::from_millis(100)); // back-off before asking again
+            }
+            Err(e) => return Err(kafka("reading the end of the control topic")(e)),
+        }
+    }
+}
+
 impl ControlChannel {
     /// Opens the control topic of `application_id`, reading from its beginning or its end.
     ///
@@ -175,12 +197,15 @@ impl ControlChannel {
         let consumer: BaseConsumer = config
             .create()
             .map_err(kafka("creating the control consumer"))?;
-        let mut tpl = TopicPartitionList::new();
         let start = if from_beginning {
             Offset::Beginning
         } else {
-            Offset::End
+            // The current end, resolved now: "end" resolved lazily by the first fetch could
+            // skip messages written in between.
+            let (_, end) = watermarks(&consumer, &topic, Duration::from_secs(30))?;
+            Offset::Offset(end)
         };
+        let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&topic, 0, start)
             .map_err(kafka("building the control assignment"))?;
         consumer
@@ -252,15 +277,12 @@ impl ControlChannel {
     /// # Errors
     /// The end cannot be read or the consumer failed.
     pub fn read_to_end(&self, timeout: Duration) -> Result<Vec<ControlMessage>, SnapshotError> {
-        let (low, end) = self
-            .consumer
-            .fetch_watermarks(&self.topic, 0, timeout)
-            .map_err(kafka("reading the end of the control topic"))?;
+        let deadline = Instant::now() + timeout;
+        let (low, end) = watermarks(&self.consumer, &self.topic, timeout)?;
         let mut out = Vec::new();
         if end <= low {
             return Ok(out);
         }
-        let deadline = Instant::now() + timeout;
         loop {
             let position = self
                 .consumer

@@ -17,9 +17,7 @@ pub struct HashCache {
 
 impl HashCache {
     fn hash(&mut self, path: &Path) -> Result<String, SnapshotError> {
-        let immutable = path
-            .extension()
-            .is_some_and(|e| e == "sst" || e == "blob");
+        let immutable = path.extension().is_some_and(|e| e == "sst" || e == "blob");
         let key = identity(path);
         if let (true, Some(key)) = (immutable, key) {
             if let Some(hash) = self.known.get(&key) {
@@ -37,7 +35,11 @@ impl HashCache {
 fn identity(path: &Path) -> Option<(u64, u64, i64)> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
-    Some((m.ino(), m.size(), m.mtime_nsec() + m.mtime() * 1_000_000_000))
+    Some((
+        m.ino(),
+        m.size(),
+        m.mtime_nsec() + m.mtime() * 1_000_000_000,
+    ))
 }
 
 #[cfg(not(unix))]

@@ -210,6 +210,7 @@ mod tests {
         let problems = compatibility(&saved, &current).unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("changed kind from rocksdb to in_memory"));
-        assert!(problems[1].contains("store `counts` changed its value format from `i64-be` to `i32-be`"));
+        assert!(problems[1]
+            .contains("store `counts` changed its value format from `i64-be` to `i32-be`"));
     }
 }

@@ -46,7 +46,11 @@ impl SavepointLocation {
                 path.display()
             ))
         };
-        let id = path.file_name().ok_or_else(bad)?.to_string_lossy().into_owned();
+        let id = path
+            .file_name()
+            .ok_or_else(bad)?
+            .to_string_lossy()
+            .into_owned();
         let savepoints = path.parent().ok_or_else(bad)?;
         if savepoints.file_name().is_none_or(|n| n != "savepoints") {
             return Err(bad());
@@ -93,10 +97,11 @@ pub fn read_manifest(path: &Path) -> Result<(SavepointLocation, Manifest), Snaps
             path.display()
         ))
     })?;
-    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Corrupt {
-        what: format!("manifest of savepoint {}", path.display()),
-        message: e.to_string(),
-    })?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Corrupt {
+            what: format!("manifest of savepoint {}", path.display()),
+            message: e.to_string(),
+        })?;
     if manifest.format != MANIFEST_FORMAT {
         return Err(SnapshotError::Corrupt {
             what: format!("manifest of savepoint {}", path.display()),
@@ -131,30 +136,42 @@ pub fn list_savepoints(
     Ok(out)
 }
 
-/// The stream threads currently in the app's consumer group (their client ids).
+/// The stream threads in the app's consumer group (their client ids), once the group is
+/// stable (not rebalancing), waiting up to `timeout` for that.
 fn group_threads(
     settings: &KafkaSettings,
     application_id: &str,
     timeout: Duration,
 ) -> Result<BTreeSet<String>, SnapshotError> {
-    let consumer: BaseConsumer = settings
-        .client_config("eddy-savepoint")
-        .create()
-        .map_err(|source| SnapshotError::Kafka {
-            what: "creating a Kafka client".to_owned(),
-            source,
-        })?;
-    let groups = consumer
-        .fetch_group_list(Some(application_id), timeout)
-        .map_err(|source| SnapshotError::Kafka {
-            what: format!("describing consumer group `{application_id}`"),
-            source,
-        })?;
-    Ok(groups
-        .groups()
-        .iter()
-        .flat_map(|g| g.members().iter().map(|m| m.client_id().to_owned()))
-        .collect())
+    let consumer: BaseConsumer =
+        settings
+            .client_config("eddy-savepoint")
+            .create()
+            .map_err(|source| SnapshotError::Kafka {
+                what: "creating a Kafka client".to_owned(),
+                source,
+            })?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let groups = consumer
+            .fetch_group_list(Some(application_id), timeout)
+            .map_err(|source| SnapshotError::Kafka {
+                what: format!("describing consumer group `{application_id}`"),
+                source,
+            })?;
+        let stable = groups
+            .groups()
+            .iter()
+            .all(|g| g.state() != "PreparingRebalance" && g.state() != "CompletingRebalance");
+        if stable || Instant::now() >= deadline {
+            return Ok(groups
+                .groups()
+                .iter()
+                .flat_map(|g| g.members().iter().map(|m| m.client_id().to_owned()))
+                .collect());
+        }
+        std::thread::park_timeout(Duration::from_millis(200)); // back-off while the group rebalances
+    }
 }
 
 /// Waits until every thread in `expected` answered savepoint `id` as `accept` wants;
@@ -222,8 +239,6 @@ pub fn create_savepoint(
     }
     let id = format!("sp-{}", now_ms());
     let channel = ControlChannel::open(settings, application_id, &format!("eddy-{id}"), false)?;
-    // Assignment from the end resolves lazily: read once so our own Begin is seen.
-    channel.poll(Duration::from_millis(100))?;
     let deadline = Instant::now() + timeout;
     let deadline_ms = now_ms() + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
     progress(&format!(
@@ -238,7 +253,15 @@ pub fn create_savepoint(
         },
         timeout,
     )?;
-    let result = run_rounds(&channel, &id, application_id, store, &threads, deadline, progress);
+    let result = run_rounds(
+        &channel,
+        &id,
+        application_id,
+        store,
+        &threads,
+        deadline,
+        progress,
+    );
     let completed = result.is_ok();
     let end = channel.send(
         &ControlMessage::SavepointEnd {
@@ -293,7 +316,9 @@ fn run_rounds(
     if fingerprints.len() > 1 {
         return Err(SnapshotError::Failed {
             id: id.to_owned(),
-            reason: format!("instances run different topologies ({fingerprints:?}); finish the upgrade first"),
+            reason: format!(
+                "instances run different topologies ({fingerprints:?}); finish the upgrade first"
+            ),
         });
     }
     let fingerprint = fingerprints.into_iter().next().unwrap_or_default();
@@ -301,7 +326,9 @@ fn run_rounds(
     if !unowned.is_empty() {
         return Err(SnapshotError::Failed {
             id: id.to_owned(),
-            reason: format!("tasks {unowned:?} are not running on any instance (a rebalance is under way)"),
+            reason: format!(
+                "tasks {unowned:?} are not running on any instance (a rebalance is under way)"
+            ),
         });
     }
     progress(&format!(
@@ -371,13 +398,19 @@ mod tests {
 
     #[test]
     fn a_savepoint_path_names_its_store_app_and_id() {
-        let location = SavepointLocation::parse(Path::new("/snap/wordcount/savepoints/sp-1")).unwrap();
+        let location =
+            SavepointLocation::parse(Path::new("/snap/wordcount/savepoints/sp-1")).unwrap();
         assert_eq!(location.root, PathBuf::from("/snap"));
         assert_eq!(location.application_id, "wordcount");
         assert_eq!(location.id, "sp-1");
-        assert_eq!(location.path(), PathBuf::from("/snap/wordcount/savepoints/sp-1"));
+        assert_eq!(
+            location.path(),
+            PathBuf::from("/snap/wordcount/savepoints/sp-1")
+        );
         let bad = SavepointLocation::parse(Path::new("/snap/wordcount/sp-1")).unwrap_err();
-        assert!(bad.to_string().contains("expected <store>/<application id>/savepoints/<id>"));
+        assert!(bad
+            .to_string()
+            .contains("expected <store>/<application id>/savepoints/<id>"));
     }
 
     #[test]

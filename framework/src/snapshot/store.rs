@@ -214,16 +214,23 @@ mod tests {
         let hash = content_hash(&a).unwrap();
         assert_eq!(hash, content_hash(&b).unwrap());
         assert!(store.put_file(&hash, &a).unwrap(), "first copy");
-        assert!(!store.put_file(&hash, &b).unwrap(), "same content is shared");
+        assert!(
+            !store.put_file(&hash, &b).unwrap(),
+            "same content is shared"
+        );
         let back = dir.path().join("back");
         store.get_file(&hash, &back).unwrap();
         assert_eq!(std::fs::read(&back).unwrap(), b"same bytes");
         let missing = store.get_file("00", &back).unwrap_err();
         assert!(missing.to_string().contains("blob 00"), "{missing}");
 
-        store.put_document("app/savepoints/s1/manifest.json", b"{}").unwrap();
+        store
+            .put_document("app/savepoints/s1/manifest.json", b"{}")
+            .unwrap();
         assert_eq!(
-            store.get_document("app/savepoints/s1/manifest.json").unwrap(),
+            store
+                .get_document("app/savepoints/s1/manifest.json")
+                .unwrap(),
             Some(b"{}".to_vec())
         );
         assert_eq!(store.get_document("app/nothing").unwrap(), None);

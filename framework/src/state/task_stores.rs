@@ -269,7 +269,8 @@ impl TaskStores {
     /// has no RocksDB store.
     pub(crate) fn checkpoint(&self, into: &Path) -> Result<bool, StateError> {
         let Some(db) = &self.db else { return Ok(false) };
-        let checkpoint = rocksdb::checkpoint::Checkpoint::new(db).map_err(|e| self.rocks_error(e))?;
+        let checkpoint =
+            rocksdb::checkpoint::Checkpoint::new(db).map_err(|e| self.rocks_error(e))?;
         checkpoint
             .create_checkpoint(into)
             .map_err(|e| self.rocks_error(e))?;
@@ -293,7 +294,9 @@ impl TaskStores {
         epoch: Option<&str>,
         positions: &BTreeMap<String, i64>,
     ) -> Result<(), StateError> {
-        let Some(db) = self.db.clone() else { return Ok(()) };
+        let Some(db) = self.db.clone() else {
+            return Ok(());
+        };
         let cf = db
             .cf_handle(META_CF)
             .ok_or_else(|| self.rocks_error("meta column family missing"))?;

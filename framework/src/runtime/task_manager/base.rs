@@ -61,10 +61,17 @@ impl TaskManager {
         let started = Instant::now();
         if let Some(checkpoint) = self.latest_checkpoint(id, epoch)? {
             drop(stores);
-            let store = self.shared.snapshots.as_deref().ok_or_else(|| missing(id, "snapshot store"))?;
-            let bytes = download(store, &checkpoint.files, &dir).map_err(RuntimeError::Savepoint)?;
+            let store = self
+                .shared
+                .snapshots
+                .as_deref()
+                .ok_or_else(|| missing(id, "snapshot store"))?;
+            let bytes =
+                download(store, &checkpoint.files, &dir).map_err(RuntimeError::Savepoint)?;
             let mut stores = self.open_local(&dir, defs).map_err(task_error)?;
-            stores.set_base(epoch, &BTreeMap::new()).map_err(task_error)?;
+            stores
+                .set_base(epoch, &BTreeMap::new())
+                .map_err(task_error)?;
             tracing::info!(task = %id, bytes, took = ?started.elapsed(), created_ms = checkpoint.created_ms, "task state loaded from its latest checkpoint");
             return Ok(stores);
         }
@@ -73,16 +80,27 @@ impl TaskManager {
         };
         drop(stores);
         let manifest = base.manifest.as_ref().ok_or_else(|| {
-            missing(id, &format!("savepoint {} (its manifest cannot be read)", base.location.path().display()))
+            missing(
+                id,
+                &format!(
+                    "savepoint {} (its manifest cannot be read)",
+                    base.location.path().display()
+                ),
+            )
         })?;
         let part = manifest
             .tasks
             .iter()
             .find(|t| t.task == id.to_string())
             .ok_or_else(|| missing(id, &format!("part of savepoint {}", manifest.id)))?;
-        let bytes = download(&base.location.store(), &part.files, &dir).map_err(RuntimeError::Savepoint)?;
+        let bytes =
+            download(&base.location.store(), &part.files, &dir).map_err(RuntimeError::Savepoint)?;
         let mut stores = self.open_local(&dir, defs).map_err(task_error)?;
-        let positions = base.positions.get(&id.to_string()).cloned().unwrap_or_default();
+        let positions = base
+            .positions
+            .get(&id.to_string())
+            .cloned()
+            .unwrap_or_default();
         stores
             .set_base(Some(&base.epoch), &positions)
             .map_err(task_error)?;
@@ -111,7 +129,9 @@ impl TaskManager {
             match serde_json::from_slice::<TaskSnapshot>(&bytes) {
                 Ok(snapshot) if snapshot.epoch.as_deref() == epoch => return Ok(Some(snapshot)),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(task = %id, checkpoint = name, error = %e, "skipping an unreadable checkpoint"),
+                Err(e) => {
+                    tracing::warn!(task = %id, checkpoint = name, error = %e, "skipping an unreadable checkpoint")
+                }
             }
         }
         Ok(None)

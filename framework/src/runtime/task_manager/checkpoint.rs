@@ -59,12 +59,19 @@ pub(super) fn publish(
         let (files, stats) = upload(store, &local.dir, &mut cache)?;
         drop(cache);
         local.snapshot.files = files;
-        let bytes = serde_json::to_vec_pretty(&local.snapshot).map_err(|e| SnapshotError::Corrupt {
-            what: key.to_owned(),
-            message: e.to_string(),
-        })?;
+        let bytes =
+            serde_json::to_vec_pretty(&local.snapshot).map_err(|e| SnapshotError::Corrupt {
+                what: key.to_owned(),
+                message: e.to_string(),
+            })?;
         store.put_document(key, &bytes)?;
-        tracing::debug!(task = local.snapshot.task, key, total = stats.total_bytes, copied = stats.copied_bytes, "task snapshot published");
+        tracing::debug!(
+            task = local.snapshot.task,
+            key,
+            total = stats.total_bytes,
+            copied = stats.copied_bytes,
+            "task snapshot published"
+        );
         Ok(local.snapshot.clone())
     })();
     let _ = std::fs::remove_dir_all(&local.dir);
@@ -122,7 +129,11 @@ impl TaskManager {
             return Ok(());
         };
         if self.checkpointer.last.elapsed() < interval
-            || self.checkpointer.inflight.as_ref().is_some_and(|h| !h.is_finished())
+            || self
+                .checkpointer
+                .inflight
+                .as_ref()
+                .is_some_and(|h| !h.is_finished())
         {
             return Ok(());
         }
@@ -179,7 +190,9 @@ impl TaskManager {
 
 /// Removes all but the newest [`KEEP`] checkpoints under `prefix`.
 fn prune(store: &dyn SnapshotStore, prefix: &str) {
-    let Ok(names) = store.list(prefix) else { return };
+    let Ok(names) = store.list(prefix) else {
+        return;
+    };
     if names.len() <= KEEP {
         return;
     }

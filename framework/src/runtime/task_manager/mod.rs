@@ -18,11 +18,11 @@ use super::fault::Fault;
 use super::instance::InstanceDir;
 use super::plan::Plan;
 use super::restore::Restorer;
+use super::timeline::Timeline;
 use super::{Metrics, RuntimeError};
 use crate::config::{DeserializationHandler, EddyConfig};
 use crate::kafka::{OutgoingRecord, TransactionalProducer, TransactionalProducerError};
 use crate::record::RawRecord;
-use super::timeline::Timeline;
 use crate::snapshot::{ControlChannel, SnapshotStore};
 use crate::task::{TaskError, TaskGraph, TaskId, TaskState};
 use crate::topology::Topology;
@@ -242,7 +242,9 @@ impl TaskManager {
             self.reset_dirty("partitions were lost");
             return;
         }
-        self.abandon_round(consumer);
+        if revoked.count() > 0 {
+            self.abandon_round(consumer);
+        }
         if let Err(e) = self.commit(consumer) {
             self.fatal.get_or_insert(e);
             return;

@@ -44,7 +44,10 @@ impl TaskManager {
         }
         self.last_control_poll = Instant::now();
         let mut messages = Vec::new();
-        while let Some(m) = control.poll(Duration::ZERO).map_err(RuntimeError::Savepoint)? {
+        while let Some(m) = control
+            .poll(Duration::ZERO)
+            .map_err(RuntimeError::Savepoint)?
+        {
             messages.push(m);
         }
         for message in messages {
@@ -67,7 +70,12 @@ impl TaskManager {
         }
     }
 
-    fn fail_round<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, id: &str, reason: &str) {
+    fn fail_round<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        id: &str,
+        reason: &str,
+    ) {
         tracing::warn!(savepoint = id, reason, "cannot take part in the savepoint");
         self.report(&ControlMessage::SavepointFailed {
             id: id.to_owned(),
@@ -88,7 +96,9 @@ impl TaskManager {
 
     /// Resumes the inputs paused for the savepoint.
     fn end_round<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
-        let Some(round) = self.round.take() else { return };
+        let Some(round) = self.round.take() else {
+            return;
+        };
         let mut tpl = TopicPartitionList::new();
         for (topic, partition) in &round.paused {
             let owned = self
@@ -179,7 +189,11 @@ impl TaskManager {
                 source,
             })?;
         }
-        tracing::info!(savepoint = id, paused = paused.len(), "inputs paused for a savepoint");
+        tracing::info!(
+            savepoint = id,
+            paused = paused.len(),
+            "inputs paused for a savepoint"
+        );
         self.round = Some(Round {
             id: id.clone(),
             target: DirectoryStore::new(target),
@@ -191,7 +205,13 @@ impl TaskManager {
             id,
             thread: self.thread.clone(),
             tasks: self.tasks.keys().map(ToString::to_string).collect(),
-            all_tasks: self.shared.plan.tasks.iter().map(ToString::to_string).collect(),
+            all_tasks: self
+                .shared
+                .plan
+                .tasks
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             levels: self.shared.plan.levels(),
             topology: self.shared.fingerprint.clone(),
         });
@@ -212,7 +232,10 @@ impl TaskManager {
             let (_, end) = consumer
                 .fetch_watermarks(&task.topic, task.id.partition, Duration::from_secs(10))
                 .map_err(|source| RuntimeError::Kafka {
-                    what: format!("reading the end of `{}` [{}]", task.topic, task.id.partition),
+                    what: format!(
+                        "reading the end of `{}` [{}]",
+                        task.topic, task.id.partition
+                    ),
                     source,
                 })?;
             targets.push((task.id, end));
@@ -240,13 +263,17 @@ impl TaskManager {
                 tpl.add_partition(&task.topic, id.partition);
             }
         }
-        let positions = consumer.position().map_err(kafka("reading input positions"))?;
+        let positions = consumer
+            .position()
+            .map_err(kafka("reading input positions"))?;
         let committed = consumer
             .committed_offsets(tpl, Duration::from_secs(10))
             .map_err(kafka("reading committed input offsets"))?;
         let mut out = Vec::new();
         for id in ids {
-            let Some(task) = self.tasks.get(id) else { continue };
+            let Some(task) = self.tasks.get(id) else {
+                continue;
+            };
             let read = |list: &TopicPartitionList| {
                 list.find_partition(&task.topic, id.partition)
                     .and_then(|e| match e.offset() {
@@ -257,7 +284,13 @@ impl TaskManager {
             let offset = match (read(&positions), read(&committed)) {
                 (Some(p), Some(c)) => p.max(c),
                 (Some(o), None) | (None, Some(o)) => o,
-                (None, None) => -1,
+                // Nothing read or committed yet: the consumer starts at the log's start.
+                (None, None) => {
+                    consumer
+                        .fetch_watermarks(&task.topic, id.partition, Duration::from_secs(10))
+                        .map_err(kafka("reading the start of an input"))?
+                        .0
+                }
             };
             out.push((*id, task.topic.clone(), offset));
         }
@@ -282,7 +315,9 @@ impl TaskManager {
             return Ok(());
         }
         self.commit(consumer)?;
-        let Some(round) = &mut self.round else { return Ok(()) };
+        let Some(round) = &mut self.round else {
+            return Ok(());
+        };
         round.draining = None;
         let id = round.id.clone();
         tracing::info!(savepoint = id, level, "drained");
@@ -324,7 +359,9 @@ impl TaskManager {
         let positions = self.input_positions(consumer, &ids)?;
         let mut written = Vec::new();
         for (task_id, topic, offset) in positions {
-            let Some(task) = self.tasks.get(&task_id) else { continue };
+            let Some(task) = self.tasks.get(&task_id) else {
+                continue;
+            };
             let memory = task
                 .graph
                 .stores()

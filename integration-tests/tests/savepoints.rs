@@ -1,0 +1,148 @@
+//! Savepoints against the real broker: restore after a full stop, rollback to an older
+//! savepoint, and a fork into a second application id.
+
+use std::time::Duration;
+
+use eddy_integration_tests::{
+    create_savepoint, expected_counts, generate_lines, word_sequences, WordcountRun,
+};
+use eddy_testkit::Isolation;
+
+const WAIT: Duration = Duration::from_secs(300);
+
+#[test]
+fn rollback_to_a_savepoint_reproduces_its_outputs_and_ends_where_an_uninterrupted_run_does(
+) -> anyhow::Result<()> {
+    let run = WordcountRun::new("sp-rollback", 4)?;
+    let store = run.dir.path().join("snapshots");
+    let batch1 = generate_lines(21, 6_000, 200);
+    let batch2 = generate_lines(22, 6_000, 200);
+    let words1: u64 = expected_counts(batch1.iter().map(String::as_str))
+        .values()
+        .sum();
+    let all = expected_counts(batch1.iter().chain(&batch2).map(String::as_str));
+    let words_all: u64 = all.values().sum();
+
+    let mut apps = vec![run.start("a", &[])?, run.start("b", &[])?];
+    run.produce_lines(&batch1)?;
+    run.kafka.tail(&run.output)?.wait_for(words1, WAIT)?;
+    let savepoint = create_savepoint(&run, &store)?;
+    assert!(savepoint.join("manifest.json").is_file(), "{savepoint:?}");
+
+    // The app goes on past the savepoint.
+    let mark = run
+        .kafka
+        .end_offsets(&run.output, Isolation::ReadCommitted)?;
+    run.produce_lines(&batch2)?;
+    run.kafka.tail(&run.output)?.wait_for(words_all, WAIT)?;
+    for app in &mut apps {
+        app.terminate(Duration::from_secs(60))?;
+    }
+    let first = run.kafka.read_all(&run.output, Isolation::ReadCommitted)?;
+    let original = word_sequences(&first, Some(&mark));
+
+    // Roll back: `a` keeps its (newer) local state, `c` starts with none. Both must load
+    // the savepoint's state and reprocess batch 2 from the savepoint's offsets.
+    let from = savepoint.display().to_string();
+    let env = [("EDDY__SNAPSHOT__FROM_SAVEPOINT", from.as_str())];
+    let mut apps = vec![run.start("a", &env)?, run.start("c", &env)?];
+    let rollback_mark = run
+        .kafka
+        .end_offsets(&run.output, Isolation::ReadCommitted)?;
+    run.kafka
+        .tail(&run.output)?
+        .wait_for(words_all + (words_all - words1), WAIT)
+        .map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", apps[0].log_tail(30), apps[1].log_tail(30)))?;
+    for app in &mut apps {
+        app.terminate(Duration::from_secs(60))?;
+    }
+    run.assert_settled()?;
+    let second = run.kafka.read_all(&run.output, Isolation::ReadCommitted)?;
+    let replayed = word_sequences(&second, Some(&rollback_mark));
+    assert_eq!(
+        replayed, original,
+        "after the rollback every word must repeat exactly the counts it had after the savepoint"
+    );
+    // And the run ends where an uninterrupted run over both batches ends.
+    let finals = word_sequences(&second, None);
+    for (word, n) in &all {
+        assert_eq!(
+            finals.get(word).and_then(|s| s.last()),
+            Some(n),
+            "final count of word `{word}`"
+        );
+    }
+    let a = apps[0].log_text();
+    assert!(a.contains("savepoint applied") || apps[1].log_text().contains("savepoint applied"));
+    assert!(
+        a.contains("task state loaded from the savepoint"),
+        "instance a had newer local state and must have replaced it:\n{}",
+        apps[0].log_tail(40)
+    );
+    Ok(())
+}
+
+#[test]
+fn a_fork_from_a_savepoint_produces_the_same_outputs_as_the_original() -> anyhow::Result<()> {
+    let run = WordcountRun::new("sp-fork", 3)?;
+    let store = run.dir.path().join("snapshots");
+    let batch1 = generate_lines(31, 5_000, 150);
+    let batch2 = generate_lines(32, 5_000, 150);
+    let words1: u64 = expected_counts(batch1.iter().map(String::as_str))
+        .values()
+        .sum();
+    let expected2 = expected_counts(batch2.iter().map(String::as_str));
+    let words2: u64 = expected2.values().sum();
+
+    let mut original = run.start("a", &[])?;
+    run.produce_lines(&batch1)?;
+    run.kafka.tail(&run.output)?.wait_for(words1, WAIT)?;
+    let savepoint = create_savepoint(&run, &store)?;
+    let mark = run
+        .kafka
+        .end_offsets(&run.output, Isolation::ReadCommitted)?;
+
+    // The fork: a new application id writing to its own output topic.
+    let fork_output = eddy_testkit::unique_name("sp-fork-out");
+    run.kafka.create_topic(&fork_output, 3)?;
+    let fork_id = format!("{}-fork", run.application_id);
+    let mut spec = run.spec("fork", &[]);
+    spec.application_id.clone_from(&fork_id);
+    spec.output_topic.clone_from(&fork_output);
+    spec.env.push((
+        "EDDY__SNAPSHOT__FROM_SAVEPOINT".to_owned(),
+        savepoint.display().to_string(),
+    ));
+    let mut fork = eddy_integration_tests::AppProcess::start("fork", spec)?;
+
+    run.produce_lines(&batch2)?;
+    run.kafka
+        .tail(&run.output)?
+        .wait_for(words1 + words2, WAIT)?;
+    run.kafka
+        .tail(&fork_output)?
+        .wait_for(words2, WAIT)
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", fork.log_tail(40)))?;
+    original.terminate(Duration::from_secs(60))?;
+    fork.terminate(Duration::from_secs(60))?;
+
+    let from_original = word_sequences(
+        &run.kafka.read_all(&run.output, Isolation::ReadCommitted)?,
+        Some(&mark),
+    );
+    let from_fork = word_sequences(
+        &run.kafka.read_all(&fork_output, Isolation::ReadCommitted)?,
+        None,
+    );
+    assert_eq!(
+        from_fork.len(),
+        expected2.len(),
+        "every word of batch 2 has fork output"
+    );
+    assert_eq!(
+        from_fork, from_original,
+        "the fork continues from the savepoint's state exactly as the original does"
+    );
+    assert_eq!(run.kafka.group_members(&fork_id)?, 0);
+    Ok(())
+}
