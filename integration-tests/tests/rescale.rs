@@ -1,0 +1,112 @@
+//! Rescaling under load against the real broker: 1 → 2 → 4 → 2 instances while input keeps
+//! arriving, with checkpoints on. Every word's counts stay exactly 1..n, moved tasks start
+//! from checkpoints, and the processing pause of each step is printed.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use eddy_integration_tests::{expected_counts, generate_lines, WordcountRun};
+
+/// Lines per input chunk and chunks per second of the steady load.
+const CHUNK: usize = 100;
+const TICK: Duration = Duration::from_millis(100);
+
+#[test]
+fn scaling_out_and_in_under_load_keeps_exactly_once() -> anyhow::Result<()> {
+    let run = WordcountRun::new("rescale", 6)?;
+    let store = run.dir.path().join("snapshots");
+    let store_s = store.display().to_string();
+    let env = [
+        ("EDDY__SNAPSHOT__DIR", store_s.as_str()),
+        ("EDDY__SNAPSHOT__CHECKPOINT_INTERVAL_MS", "2000"),
+    ];
+
+    // Steady load on its own thread until told to stop; it returns what it produced.
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let input = run.input.clone();
+    let kafka = run.kafka;
+    let producer = std::thread::spawn(move || -> anyhow::Result<Vec<String>> {
+        let mut produced = Vec::new();
+        let mut seed = 1_000;
+        // Waiting on the stop channel paces the load and ends it.
+        while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(TICK) {
+            let lines = generate_lines(seed, CHUNK, 400);
+            seed += 1;
+            kafka.produce(&input, lines.iter().map(|l| (None, l.as_bytes().to_vec())))?;
+            produced.extend(lines);
+        }
+        Ok(produced)
+    });
+
+    let mut apps = vec![run.start("a", &env)?];
+    let mut tail = run.kafka.tail(&run.output)?;
+    let mut samples: Vec<(Instant, u64)> = Vec::new();
+    let start = Instant::now();
+    let mut steps: Vec<(&str, Instant)> = Vec::new();
+    let plan: [(&str, u64); 4] = [("1 → 2", 10), ("2 → 4", 22), ("4 → 2", 34), ("end", 46)];
+    for (step, at) in plan {
+        while start.elapsed() < Duration::from_secs(at) {
+            samples.push((Instant::now(), tail.count(Duration::from_millis(50))?));
+        }
+        steps.push((step, Instant::now()));
+        match step {
+            "1 → 2" => apps.push(run.start("b", &env)?),
+            "2 → 4" => {
+                apps.push(run.start("c", &env)?);
+                apps.push(run.start("d", &env)?);
+            }
+            "4 → 2" => {
+                for mut app in apps.drain(2..) {
+                    app.terminate(Duration::from_secs(60))?;
+                }
+            }
+            _ => {}
+        }
+    }
+    let _ = stop_tx.send(());
+    let produced = producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;
+    let expected = expected_counts(produced.iter().map(String::as_str));
+
+    // The longest stretch without new output after each step (and before the first one).
+    let longest_gap = |from: Instant, to: Instant| {
+        let mut last_change = from;
+        let mut last_count = None;
+        let mut longest = Duration::ZERO;
+        for &(t, c) in samples.iter().filter(|(t, _)| *t >= from && *t < to) {
+            if last_count != Some(c) {
+                longest = longest.max(t - last_change);
+                last_change = t;
+                last_count = Some(c);
+            }
+        }
+        longest
+    };
+    println!(
+        "rescale under load ({} lines/s):",
+        CHUNK as u128 * 1000 / TICK.as_millis()
+    );
+    println!(
+        "  steady, before any step: longest pause {:?}",
+        longest_gap(start + Duration::from_secs(3), steps[0].1)
+    );
+    for pair in steps.windows(2) {
+        println!(
+            "  {}: longest pause {:?}",
+            pair[0].0,
+            longest_gap(pair[0].1, pair[1].1)
+        );
+    }
+
+    let logs: String = apps
+        .iter()
+        .map(eddy_integration_tests::AppProcess::log_text)
+        .collect();
+    run.finish_exactly(&mut apps, &expected)?;
+    assert!(
+        logs.contains("task state loaded from its latest checkpoint"),
+        "instances that took over tasks should have started them from checkpoints"
+    );
+    Ok(())
+}
