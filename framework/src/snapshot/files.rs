@@ -113,3 +113,57 @@ pub fn download(
     }
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::serde::{I64Serde, StringSerde};
+    use crate::snapshot::DirectoryStore;
+    use crate::state::{StoreBuilder, TaskStores};
+
+    fn write(stores: &mut TaskStores, from: i64, to: i64, position: i64) {
+        let mut view = stores.typed::<String, i64>("counts").unwrap();
+        for i in from..to {
+            view.put(&format!("key-{i:08}"), &i).unwrap();
+        }
+        stores
+            .apply_committed(&BTreeMap::from([("counts".to_owned(), position)]))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_second_snapshot_copies_only_new_files_and_a_download_reopens_with_its_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let defs = [StoreBuilder::rocksdb("counts", StringSerde, I64Serde)];
+        let mut stores = TaskStores::open(Some(&dir.path().join("db")), &defs, |s| {
+            format!("app-{s}-changelog")
+        })
+        .unwrap();
+        let store = DirectoryStore::new(dir.path().join("store"));
+        let mut cache = HashCache::default();
+
+        write(&mut stores, 0, 20_000, 10);
+        stores.checkpoint(&dir.path().join("c1")).unwrap();
+        let (_, first) = upload(&store, &dir.path().join("c1"), &mut cache).unwrap();
+        assert_eq!(first.copied_bytes, first.total_bytes, "everything is new");
+
+        write(&mut stores, 20_000, 20_100, 11);
+        stores.checkpoint(&dir.path().join("c2")).unwrap();
+        let (files, second) = upload(&store, &dir.path().join("c2"), &mut cache).unwrap();
+        assert!(
+            second.copied_bytes * 4 < second.total_bytes,
+            "the unchanged SST file is shared: {second:?}"
+        );
+
+        let restored = dir.path().join("restored");
+        download(&store, &files, &restored).unwrap();
+        let mut back =
+            TaskStores::open(Some(&restored), &defs, |s| format!("app-{s}-changelog")).unwrap();
+        assert_eq!(back.changelog_position("counts").unwrap(), Some(11));
+        let view = back.typed::<String, i64>("counts").unwrap();
+        assert_eq!(view.get(&"key-00020099".to_owned()).unwrap(), Some(20_099));
+        assert_eq!(view.get(&"key-00000000".to_owned()).unwrap(), Some(0));
+    }
+}

@@ -1,0 +1,156 @@
+//! Measures state restore and savepoints for one large wordcount store against the local
+//! broker: the changelog is filled directly with `records` entries (about 110 bytes each),
+//! then the benchmark times
+//! 1. a changelog-only restore into an empty state directory,
+//! 2. a first and a second (incremental) savepoint of that store,
+//! 3. a restore from the latest checkpoint plus the changelog tail.
+//!
+//! `cargo run -p eddy-integration-tests --bin restore-bench -- [records]` (default
+//! 9,500,000 ≈ 1 GB; uses `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use eddy_integration_tests::{create_savepoint, AppProcess, WordcountRun};
+use rdkafka::producer::{BaseRecord, Producer};
+
+const KEY_BYTES: usize = 100;
+
+fn key(i: u64) -> Vec<u8> {
+    let mut k = format!("{i:020}-").into_bytes();
+    k.resize(KEY_BYTES, b'x');
+    k
+}
+
+/// Waits until `app`'s log shows `needle` `times` times.
+fn wait_log(
+    app: &AppProcess,
+    needle: &str,
+    times: usize,
+    deadline: Duration,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    loop {
+        if app.log_text().matches(needle).count() >= times {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > deadline {
+            bail!(
+                "`{needle}` not logged within {deadline:?}:\n{}",
+                app.log_tail(20)
+            );
+        }
+        std::thread::park_timeout(Duration::from_millis(20)); // polling a log file
+    }
+}
+
+fn fill(run: &WordcountRun, topic: &str, from: u64, count: u64) -> anyhow::Result<u64> {
+    let producer: rdkafka::producer::BaseProducer = run
+        .kafka
+        .config()
+        .set("linger.ms", "50")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let mut bytes = 0;
+    for i in from..from + count {
+        let k = key(i);
+        let v = (i64::try_from(i % 1000)? + 1).to_be_bytes();
+        bytes += (k.len() + v.len()) as u64;
+        loop {
+            match producer.send(BaseRecord::to(topic).partition(0).key(&k).payload(&v[..])) {
+                Ok(()) => break,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    _,
+                )) => {
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(300))?;
+    Ok(bytes)
+}
+
+fn main() -> anyhow::Result<()> {
+    let records: u64 = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(9_500_000);
+    let run = WordcountRun::new("restore-bench", 1)?;
+    let changelog = format!("{}-counts-changelog", run.application_id);
+    run.kafka.create_topic(&changelog, 1)?;
+    let started = Instant::now();
+    let bytes = fill(&run, &changelog, 0, records)?;
+    let mb = bytes as f64 / 1e6;
+    println!(
+        "changelog: {records} records, {mb:.0} MB written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let store = run.dir.path().join("snapshots");
+    let store_s = store.display().to_string();
+    let env = [
+        ("EDDY__SNAPSHOT__DIR", store_s.as_str()),
+        ("EDDY__SNAPSHOT__CHECKPOINT_INTERVAL_MS", "1000"),
+    ];
+    let mut first = run.start("first", &env)?;
+    let took = wait_log(&first, "task running", 2, Duration::from_secs(3600))?;
+    let secs = took.as_secs_f64();
+    println!(
+        "changelog-only restore: {secs:.1} s (process start to running) = {:.1} MB/s, {:.0} records/s",
+        mb / secs,
+        records as f64 / secs
+    );
+
+    let t = Instant::now();
+    let sp1 = create_savepoint(&run, &store).context("first savepoint")?;
+    println!(
+        "first savepoint: {:.1} s ({})",
+        t.elapsed().as_secs_f64(),
+        sp1.display()
+    );
+    let t = Instant::now();
+    create_savepoint(&run, &store).context("second savepoint")?;
+    println!(
+        "second savepoint (incremental): {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // A commit with state changes makes the instance checkpoint.
+    run.produce_lines(&["checkpoint me".to_owned()])?;
+    wait_log(&first, "committed", 1, Duration::from_secs(60)).ok();
+    let checkpoints = store
+        .join(&run.application_id)
+        .join("checkpoints")
+        .join("1_0");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while std::fs::read_dir(&checkpoints)
+        .map(|d| d.count())
+        .unwrap_or(0)
+        == 0
+    {
+        if Instant::now() > deadline {
+            bail!("no checkpoint of task 1_0 appeared in {checkpoints:?}");
+        }
+        std::thread::park_timeout(Duration::from_millis(100)); // polling the store
+    }
+    first.terminate(Duration::from_secs(120))?;
+    let tail = records / 100;
+    fill(&run, &changelog, records, tail)?;
+    let mut second = run.start("second", &env)?;
+    let took = wait_log(&second, "task running", 2, Duration::from_secs(3600))?;
+    let secs = took.as_secs_f64();
+    println!(
+        "checkpoint + tail restore ({tail} tail records): {secs:.1} s (process start to running) = {:.1} MB/s, {:.0} records/s of state",
+        mb / secs,
+        records as f64 / secs
+    );
+    second.terminate(Duration::from_secs(120))?;
+    Ok(())
+}
