@@ -50,17 +50,7 @@ fn snapshot_error(e: SnapshotError) -> RuntimeError {
 
 /// The identities of `topology`'s stores (positions unknown).
 pub(crate) fn store_identities(topology: &Topology) -> Vec<StoreIdentity> {
-    topology
-        .stores
-        .values()
-        .map(|s| StoreIdentity {
-            name: s.name.clone(),
-            kind: s.kind_name().to_owned(),
-            key_format: s.key_format.clone(),
-            value_format: s.value_format.clone(),
-            changelog_position: None,
-        })
-        .collect()
+    topology.stores.values().map(|s| s.identity(None)).collect()
 }
 
 /// Reads the timeline from the control topic and applies `snapshot.from_savepoint` when it
@@ -277,7 +267,7 @@ fn apply(
                 "committing the savepoint's input offsets for group `{app}`"
             )))?;
     }
-    let epoch = format!("{}@{}", manifest.id, crate::snapshot::now_ms());
+    let epoch = format!("{}@{}", manifest.id, crate::record::wall_clock_ms());
     channel
         .send(
             &ControlMessage::Restored {

@@ -27,6 +27,7 @@ pub use savepoint::{
     create_savepoint, list_savepoints, read_manifest, savepoint_key, SavepointLocation,
 };
 pub use store::{content_hash, DirectoryStore, SnapshotStore};
+pub(crate) use store::{get_json, put_json};
 
 use crate::kafka::KafkaError;
 use crate::ErrorAction;
@@ -93,12 +94,4 @@ impl SnapshotError {
             _ => ErrorAction::Fatal,
         }
     }
-}
-
-/// Milliseconds since the epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -14,9 +14,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::control::{ControlChannel, ControlMessage};
 use super::manifest::{Manifest, TaskSnapshot, MANIFEST_FORMAT};
-use super::store::{DirectoryStore, SnapshotStore};
-use super::{now_ms, SnapshotError};
+use super::store::{get_json, put_json, DirectoryStore, SnapshotStore};
+use super::SnapshotError;
 use crate::kafka::KafkaSettings;
+use crate::record::wall_clock_ms;
 
 /// The key prefix of savepoint `id` of app `application_id` in a snapshot store.
 pub fn savepoint_key(application_id: &str, id: &str) -> String {
@@ -91,17 +92,12 @@ pub fn read_manifest(path: &Path) -> Result<(SavepointLocation, Manifest), Snaps
         "{}/manifest.json",
         savepoint_key(&location.application_id, &location.id)
     );
-    let bytes = location.store().get_document(&key)?.ok_or_else(|| {
+    let manifest: Manifest = get_json(&location.store(), &key)?.ok_or_else(|| {
         SnapshotError::Missing(format!(
             "manifest of savepoint {} (the savepoint is incomplete or does not exist)",
             path.display()
         ))
     })?;
-    let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Corrupt {
-            what: format!("manifest of savepoint {}", path.display()),
-            message: e.to_string(),
-        })?;
     if manifest.format != MANIFEST_FORMAT {
         return Err(SnapshotError::Corrupt {
             what: format!("manifest of savepoint {}", path.display()),
@@ -237,10 +233,10 @@ pub fn create_savepoint(
             reason: format!("no instance of `{application_id}` is running"),
         });
     }
-    let id = format!("sp-{}", now_ms());
+    let id = format!("sp-{}", wall_clock_ms());
     let channel = ControlChannel::open(settings, application_id, &format!("eddy-{id}"), false)?;
     let deadline = Instant::now() + timeout;
-    let deadline_ms = now_ms() + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+    let deadline_ms = wall_clock_ms() + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
     progress(&format!(
         "savepoint {id}: pausing {} stream thread(s) of `{application_id}`",
         threads.len()
@@ -366,14 +362,8 @@ fn run_rounds(
     let mut tasks = Vec::new();
     for task in &all_tasks {
         let key = format!("{prefix}/tasks/{task}.json");
-        let bytes = store
-            .get_document(&key)?
+        let part: TaskSnapshot = get_json(store, &key)?
             .ok_or_else(|| SnapshotError::Missing(format!("part of task {task} ({key})")))?;
-        let part: TaskSnapshot =
-            serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Corrupt {
-                what: key.clone(),
-                message: e.to_string(),
-            })?;
         tasks.push(part);
     }
     let manifest = Manifest {
@@ -381,14 +371,10 @@ fn run_rounds(
         id: id.to_owned(),
         application_id: application_id.to_owned(),
         topology_fingerprint: fingerprint,
-        created_ms: now_ms(),
+        created_ms: wall_clock_ms(),
         tasks,
     };
-    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| SnapshotError::Corrupt {
-        what: "the manifest".to_owned(),
-        message: e.to_string(),
-    })?;
-    store.put_document(&format!("{prefix}/manifest.json"), &bytes)?;
+    put_json(store, &format!("{prefix}/manifest.json"), &manifest)?;
     Ok((store.root().join(prefix), manifest))
 }
 

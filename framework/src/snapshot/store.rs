@@ -177,6 +177,41 @@ impl SnapshotStore for DirectoryStore {
     }
 }
 
+/// Writes `value` as the JSON document `key`.
+///
+/// # Errors
+/// The value cannot be encoded or the store cannot be written.
+pub(crate) fn put_json<T: serde::Serialize>(
+    store: &dyn SnapshotStore,
+    key: &str,
+    value: &T,
+) -> Result<(), SnapshotError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| SnapshotError::Corrupt {
+        what: key.to_owned(),
+        message: e.to_string(),
+    })?;
+    store.put_document(key, &bytes)
+}
+
+/// Reads the JSON document `key`; `None` when it does not exist.
+///
+/// # Errors
+/// [`SnapshotError::Corrupt`] when it does not decode; I/O errors of the store.
+pub(crate) fn get_json<T: serde::de::DeserializeOwned>(
+    store: &dyn SnapshotStore,
+    key: &str,
+) -> Result<Option<T>, SnapshotError> {
+    let Some(bytes) = store.get_document(key)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| SnapshotError::Corrupt {
+            what: key.to_owned(),
+            message: e.to_string(),
+        })
+}
+
 /// The SHA-256 of the file at `path`, in hex.
 ///
 /// # Errors

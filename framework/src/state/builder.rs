@@ -104,11 +104,21 @@ impl StoreBuilder {
         self.kind
     }
 
-    /// The kind as snapshots record it.
-    pub(crate) fn kind_name(&self) -> &'static str {
-        match self.kind {
-            StoreKind::RocksDb => "rocksdb",
-            StoreKind::InMemory => "in_memory",
+    /// The store as a snapshot records it, with the changelog position of its data.
+    pub(crate) fn identity(
+        &self,
+        changelog_position: Option<i64>,
+    ) -> crate::snapshot::StoreIdentity {
+        crate::snapshot::StoreIdentity {
+            name: self.name.clone(),
+            kind: match self.kind {
+                StoreKind::RocksDb => "rocksdb",
+                StoreKind::InMemory => "in_memory",
+            }
+            .to_owned(),
+            key_format: self.key_format.clone(),
+            value_format: self.value_format.clone(),
+            changelog_position,
         }
     }
 }

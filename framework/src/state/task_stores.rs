@@ -313,15 +313,7 @@ impl TaskStores {
     pub(crate) fn identities(&self) -> Result<Vec<crate::snapshot::StoreIdentity>, StateError> {
         self.slots
             .values()
-            .map(|slot| {
-                Ok(crate::snapshot::StoreIdentity {
-                    name: slot.def.name.clone(),
-                    kind: slot.def.kind_name().to_owned(),
-                    key_format: slot.def.key_format.clone(),
-                    value_format: slot.def.value_format.clone(),
-                    changelog_position: self.changelog_position(&slot.def.name)?,
-                })
-            })
+            .map(|slot| Ok(slot.def.identity(self.changelog_position(&slot.def.name)?)))
             .collect()
     }
 

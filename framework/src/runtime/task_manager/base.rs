@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::TaskManager;
 use crate::runtime::RuntimeError;
-use crate::snapshot::{download, TaskSnapshot};
+use crate::snapshot::{download, get_json, SnapshotError, TaskSnapshot};
 use crate::state::{StateError, StoreBuilder, TaskStores};
 use crate::task::TaskId;
 use crate::topology::changelog_topic;
@@ -120,18 +120,15 @@ impl TaskManager {
         let prefix = checkpoint_prefix(&self.shared.config.application_id, id);
         let names = store.list(&prefix).map_err(RuntimeError::Savepoint)?;
         for name in names.iter().rev() {
-            let Some(bytes) = store
-                .get_document(&format!("{prefix}/{name}"))
-                .map_err(RuntimeError::Savepoint)?
-            else {
-                continue;
-            };
-            match serde_json::from_slice::<TaskSnapshot>(&bytes) {
-                Ok(snapshot) if snapshot.epoch.as_deref() == epoch => return Ok(Some(snapshot)),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(task = %id, checkpoint = name, error = %e, "skipping an unreadable checkpoint")
+            match get_json::<TaskSnapshot>(store, &format!("{prefix}/{name}")) {
+                Ok(Some(snapshot)) if snapshot.epoch.as_deref() == epoch => {
+                    return Ok(Some(snapshot))
                 }
+                Ok(_) => {}
+                Err(e @ SnapshotError::Corrupt { .. }) => {
+                    tracing::warn!(task = %id, checkpoint = name, error = %e, "skipping an unreadable checkpoint");
+                }
+                Err(e) => return Err(RuntimeError::Savepoint(e)),
             }
         }
         Ok(None)

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use super::base::checkpoint_prefix;
 use super::TaskManager;
+use crate::record::wall_clock_ms;
 use crate::runtime::active_task::ActiveTask;
 use crate::runtime::RuntimeError;
 use crate::snapshot::{
-    now_ms, upload, HashCache, InputOffset, SnapshotError, SnapshotStore, StoreIdentity,
+    put_json, upload, HashCache, InputOffset, SnapshotError, SnapshotStore, StoreIdentity,
     TaskSnapshot,
 };
 
@@ -59,12 +60,7 @@ pub(super) fn publish(
         let (files, stats) = upload(store, &local.dir, &mut cache)?;
         drop(cache);
         local.snapshot.files = files;
-        let bytes =
-            serde_json::to_vec_pretty(&local.snapshot).map_err(|e| SnapshotError::Corrupt {
-                what: key.to_owned(),
-                message: e.to_string(),
-            })?;
-        store.put_document(key, &bytes)?;
+        put_json(store, key, &local.snapshot)?;
         tracing::debug!(
             task = local.snapshot.task,
             key,
@@ -91,7 +87,7 @@ impl TaskManager {
             source: e.into(),
         };
         let identities: Vec<StoreIdentity> = stores.identities().map_err(task_error)?;
-        let created_ms = now_ms();
+        let created_ms = wall_clock_ms();
         let dir = self
             .shared
             .instance

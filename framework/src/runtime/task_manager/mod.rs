@@ -22,7 +22,7 @@ use super::timeline::Timeline;
 use super::{Metrics, RuntimeError};
 use crate::config::{DeserializationHandler, EddyConfig};
 use crate::kafka::{OutgoingRecord, TransactionalProducer, TransactionalProducerError};
-use crate::record::RawRecord;
+use crate::record::{wall_clock_ms, RawRecord};
 use crate::snapshot::{ControlChannel, SnapshotStore};
 use crate::task::{TaskError, TaskGraph, TaskId, TaskState};
 use crate::topology::Topology;
@@ -668,12 +668,4 @@ impl TaskManager {
     pub(crate) fn abandon(&mut self) {
         self.reset_dirty("stopping after an error");
     }
-}
-
-/// Milliseconds since the epoch.
-pub(crate) fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

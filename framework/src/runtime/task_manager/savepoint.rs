@@ -8,9 +8,10 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::checkpoint::publish;
 use super::TaskManager;
+use crate::record::wall_clock_ms;
 use crate::runtime::RuntimeError;
 use crate::snapshot::{
-    now_ms, savepoint_key, ControlMessage, DirectoryStore, InputOffset, SnapshotError,
+    put_json, savepoint_key, ControlMessage, DirectoryStore, InputOffset, SnapshotError,
 };
 use crate::state::StoreKind;
 use crate::task::{TaskId, TaskState};
@@ -54,7 +55,7 @@ impl TaskManager {
             self.on_control(consumer, message)?;
         }
         if let Some(round) = &self.round {
-            if now_ms() > round.deadline_ms {
+            if wall_clock_ms() > round.deadline_ms {
                 tracing::warn!(savepoint = round.id, "savepoint deadline passed; resuming");
                 self.end_round(consumer);
             }
@@ -407,16 +408,9 @@ impl TaskManager {
                         files: Vec::new(),
                         stores: Vec::new(),
                         inputs,
-                        created_ms: now_ms(),
+                        created_ms: wall_clock_ms(),
                     };
-                    let bytes = serde_json::to_vec_pretty(&part).map_err(|e| {
-                        RuntimeError::Savepoint(SnapshotError::Corrupt {
-                            what: key.clone(),
-                            message: e.to_string(),
-                        })
-                    })?;
-                    crate::snapshot::SnapshotStore::put_document(&target, &key, &bytes)
-                        .map_err(RuntimeError::Savepoint)?;
+                    put_json(&target, &key, &part).map_err(RuntimeError::Savepoint)?;
                 }
             }
             written.push(task_id.to_string());
