@@ -105,11 +105,8 @@ impl TopicAdmin {
         })
     }
 
-    /// Partition count of `topic`, or `None` when it does not exist.
-    ///
-    /// # Errors
-    /// Fails when the metadata request fails.
-    pub fn partitions(&self, topic: &str) -> Result<Option<i32>, TopicAdminError> {
+    /// `(partitions, partitions with a leader)` of `topic`, or `None` when it does not exist.
+    fn describe(&self, topic: &str) -> Result<Option<(i32, i32)>, TopicAdminError> {
         let md = self
             .metadata
             .fetch_metadata(Some(topic), self.timeout)
@@ -117,11 +114,27 @@ impl TopicAdmin {
                 what: format!("fetching metadata of topic `{topic}`"),
                 source,
             })?;
+        let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
         Ok(md
             .topics()
             .iter()
             .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
-            .map(|t| i32::try_from(t.partitions().len()).unwrap_or(i32::MAX)))
+            .map(|t| {
+                let led = t
+                    .partitions()
+                    .iter()
+                    .filter(|p| p.error().is_none() && p.leader() >= 0)
+                    .count();
+                (count(t.partitions().len()), count(led))
+            }))
+    }
+
+    /// Partition count of `topic`, or `None` when it does not exist.
+    ///
+    /// # Errors
+    /// Fails when the metadata request fails.
+    pub fn partitions(&self, topic: &str) -> Result<Option<i32>, TopicAdminError> {
+        Ok(self.describe(topic)?.map(|(partitions, _)| partitions))
     }
 
     /// Creates every topic that does not exist and checks that existing ones have the
@@ -179,10 +192,11 @@ impl TopicAdmin {
                 }
             }
         }
-        // Creation is asynchronous on the broker: wait until metadata shows every partition.
+        // Creation is asynchronous on the broker: wait until metadata shows every partition
+        // with a leader, so the first read or write of a new topic does not fail.
         let deadline = std::time::Instant::now() + self.timeout;
         for spec in to_create {
-            while self.partitions(&spec.name)? != Some(spec.partitions) {
+            while self.describe(&spec.name)?.map(|(_, led)| led) != Some(spec.partitions) {
                 if std::time::Instant::now() > deadline {
                     return Err(TopicAdminError::Missing {
                         topic: spec.name.clone(),

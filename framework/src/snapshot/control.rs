@@ -147,8 +147,8 @@ fn kafka(what: &str) -> impl FnOnce(rdkafka::error::KafkaError) -> SnapshotError
     }
 }
 
-/// The control topic's low and high watermarks. A control topic created moments ago may have
-/// no leader yet: retriable errors are retried until `timeout`.
+/// The control topic's low and high watermarks. Retriable errors (a partition leader moving,
+/// a broker restarting) are retried until `timeout`.
 fn watermarks(
     consumer: &BaseConsumer,
     topic: &str,

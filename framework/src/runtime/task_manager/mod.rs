@@ -160,22 +160,26 @@ impl TaskManager {
                 what: "pausing newly assigned partitions".to_owned(),
                 source,
             })?;
-        for element in assigned.elements() {
-            let Some(id) = self
-                .shared
-                .plan
-                .task_id(element.topic(), element.partition())
-            else {
-                continue;
-            };
+        for (id, topic) in self.task_ids(assigned) {
             if self.tasks.contains_key(&id) {
                 continue;
             }
-            let task = self.create_task(id, element.topic().to_owned())?;
+            let task = self.create_task(id, topic)?;
             tracing::info!(thread = self.thread, task = %id, "task assigned");
             self.tasks.insert(id, task);
         }
         Ok(())
+    }
+
+    /// The tasks of the partitions in `list` that the app reads, with their topics.
+    fn task_ids(&self, list: &TopicPartitionList) -> Vec<(TaskId, String)> {
+        list.elements()
+            .iter()
+            .filter_map(|e| {
+                let id = self.shared.plan.task_id(e.topic(), e.partition())?;
+                Some((id, e.topic().to_owned()))
+            })
+            .collect()
     }
 
     fn create_task(&self, id: TaskId, topic: String) -> Result<ActiveTask, RuntimeError> {
@@ -254,14 +258,7 @@ impl TaskManager {
             return;
         }
         let mut closed = Vec::new();
-        for element in revoked.elements() {
-            let Some(id) = self
-                .shared
-                .plan
-                .task_id(element.topic(), element.partition())
-            else {
-                continue;
-            };
+        for (id, _) in self.task_ids(revoked) {
             if let Some(mut task) = self.tasks.remove(&id) {
                 task.graph.close();
                 tracing::info!(thread = self.thread, task = %id, "task revoked");

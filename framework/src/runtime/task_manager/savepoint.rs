@@ -258,35 +258,44 @@ impl TaskManager {
             let what = what.to_owned();
             move |source| RuntimeError::Kafka { what, source }
         };
-        let mut tpl = TopicPartitionList::new();
-        for id in ids {
-            if let Some(task) = self.tasks.get(id) {
-                tpl.add_partition(&task.topic, id.partition);
-            }
-        }
+        let offset_of = |list: &TopicPartitionList, topic: &str, partition: i32| {
+            list.find_partition(topic, partition)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+        };
+        // A partition read since assignment has a position, which is at or past its committed
+        // offset (reading starts there): ask the broker only about the others.
         let positions = consumer
             .position()
             .map_err(kafka("reading input positions"))?;
-        let committed = consumer
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .map_err(kafka("reading committed input offsets"))?;
+        let mut unread = TopicPartitionList::new();
+        for id in ids {
+            if let Some(task) = self.tasks.get(id) {
+                if offset_of(&positions, &task.topic, id.partition).is_none() {
+                    unread.add_partition(&task.topic, id.partition);
+                }
+            }
+        }
+        let committed = if unread.count() == 0 {
+            unread
+        } else {
+            consumer
+                .committed_offsets(unread, Duration::from_secs(10))
+                .map_err(kafka("reading committed input offsets"))?
+        };
         let mut out = Vec::new();
         for id in ids {
             let Some(task) = self.tasks.get(id) else {
                 continue;
             };
-            let read = |list: &TopicPartitionList| {
-                list.find_partition(&task.topic, id.partition)
-                    .and_then(|e| match e.offset() {
-                        Offset::Offset(o) => Some(o),
-                        _ => None,
-                    })
-            };
-            let offset = match (read(&positions), read(&committed)) {
-                (Some(p), Some(c)) => p.max(c),
-                (Some(o), None) | (None, Some(o)) => o,
+            let known = offset_of(&positions, &task.topic, id.partition)
+                .or_else(|| offset_of(&committed, &task.topic, id.partition));
+            let offset = match known {
+                Some(o) => o,
                 // Nothing read or committed yet: the consumer starts at the log's start.
-                (None, None) => {
+                None => {
                     consumer
                         .fetch_watermarks(&task.topic, id.partition, Duration::from_secs(10))
                         .map_err(kafka("reading the start of an input"))?
