@@ -19,7 +19,7 @@ const PLACEMENT_KEYS: &[&str] = &[
 ];
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    eddy_testkit::repository_root()
 }
 
 fn local_broker_config() -> BTreeMap<String, String> {

@@ -5,6 +5,7 @@ mod classify;
 mod partitioner;
 mod settings;
 mod transactional_producer;
+mod watermarks;
 
 pub use admin::{TopicAdmin, TopicAdminError, TopicSpec};
 pub use classify::classify;
@@ -13,6 +14,7 @@ pub use settings::KafkaSettings;
 pub use transactional_producer::{
     DeliveredOffsets, OutgoingRecord, TransactionalProducer, TransactionalProducerError,
 };
+pub use watermarks::watermarks;
 
 /// The Kafka client error type (re-exported from rdkafka).
 pub use rdkafka::error::KafkaError;

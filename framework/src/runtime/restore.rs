@@ -93,15 +93,19 @@ impl Restorer {
                 continue;
             }
             let watermarks = |consumer: &BaseConsumer| {
-                consumer
-                    .fetch_watermarks(&restore.topic, partition, Duration::from_secs(10))
-                    .map_err(|source| RuntimeError::Kafka {
-                        what: format!(
-                            "reading the end of changelog `{}` [{partition}]",
-                            restore.topic
-                        ),
-                        source,
-                    })
+                crate::kafka::watermarks(
+                    consumer,
+                    &restore.topic,
+                    partition,
+                    Duration::from_secs(10),
+                )
+                .map_err(|source| RuntimeError::Kafka {
+                    what: format!(
+                        "reading the end of changelog `{}` [{partition}]",
+                        restore.topic
+                    ),
+                    source,
+                })
             };
             let (low, stable) = watermarks(&self.committed)?;
             let (_, high) = watermarks(&self.uncommitted)?;

@@ -194,11 +194,9 @@ fn apply(
     let deadline = Instant::now() + config.kafka.transaction_timeout * 2 + Duration::from_secs(10);
     let stable_end = |topic: &str, partition: i32| -> Result<i64, RuntimeError> {
         loop {
-            let (_, stable) = consumer
-                .fetch_watermarks(topic, partition, timeout)
+            let (_, stable) = crate::kafka::watermarks(&consumer, topic, partition, timeout)
                 .map_err(kafka(format!("reading the end of `{topic}` [{partition}]")))?;
-            let (_, high) = uncommitted
-                .fetch_watermarks(topic, partition, timeout)
+            let (_, high) = crate::kafka::watermarks(&uncommitted, topic, partition, timeout)
                 .map_err(kafka(format!("reading the end of `{topic}` [{partition}]")))?;
             if stable >= high {
                 return Ok(stable);
@@ -232,9 +230,9 @@ fn apply(
             let offset = if input.internal {
                 stable_end(&topic, input.partition)?
             } else if input.offset < 0 {
-                let (low, _) = consumer
-                    .fetch_watermarks(&topic, input.partition, timeout)
-                    .map_err(kafka(format!("reading the start of `{topic}`")))?;
+                let (low, _) =
+                    crate::kafka::watermarks(&consumer, &topic, input.partition, timeout)
+                        .map_err(kafka(format!("reading the start of `{topic}`")))?;
                 low
             } else {
                 input.offset

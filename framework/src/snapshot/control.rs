@@ -147,26 +147,14 @@ fn kafka(what: &str) -> impl FnOnce(rdkafka::error::KafkaError) -> SnapshotError
     }
 }
 
-/// The control topic's low and high watermarks. Retriable errors (a partition leader moving,
-/// a broker restarting) are retried until `timeout`.
+/// The control topic's low and high watermarks, retrying transient errors until `timeout`.
 fn watermarks(
     consumer: &BaseConsumer,
     topic: &str,
     timeout: Duration,
 ) -> Result<(i64, i64), SnapshotError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match consumer.fetch_watermarks(topic, 0, timeout) {
-            Ok(ends) => return Ok(ends),
-            Err(e)
-                if crate::kafka::classify(&e) == crate::ErrorAction::Retry
-                    && Instant::now() < deadline =>
-            {
-                std::thread::park_timeout(Duration::from_millis(100)); // back-off before asking again
-            }
-            Err(e) => return Err(kafka("reading the end of the control topic")(e)),
-        }
-    }
+    crate::kafka::watermarks(consumer, topic, 0, timeout)
+        .map_err(kafka("reading the end of the control topic"))
 }
 
 impl ControlChannel {

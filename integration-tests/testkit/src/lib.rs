@@ -111,9 +111,29 @@ pub struct Kafka {
 
 static SHARED: OnceLock<Result<Kafka, String>> = OnceLock::new();
 
+/// The repository's root directory: the nearest ancestor of the running test's package (cargo
+/// sets `CARGO_MANIFEST_DIR` when it runs a test) or of the working directory that holds
+/// `compose/local/kafka.sh`.
+///
+/// Found at run time, not compile time: cargo reuses compiled test crates when the repository
+/// is cloned to another path with the same target directory, and a compile-time path would
+/// then point at the old clone.
+pub fn repository_root() -> PathBuf {
+    let starts = [
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        std::env::current_dir().ok(),
+    ];
+    starts
+        .into_iter()
+        .flatten()
+        .flat_map(|start| start.ancestors().map(PathBuf::from).collect::<Vec<_>>())
+        .find(|dir| dir.join("compose/local/kafka.sh").is_file())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}
+
 /// Path of the repository's local Kafka script.
 pub fn kafka_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../compose/local/kafka.sh")
+    repository_root().join("compose/local/kafka.sh")
 }
 
 impl Kafka {

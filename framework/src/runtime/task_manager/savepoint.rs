@@ -230,15 +230,19 @@ impl TaskManager {
                 continue;
             }
             // The consumer is read_committed: its high watermark is the last stable offset.
-            let (_, end) = consumer
-                .fetch_watermarks(&task.topic, task.id.partition, Duration::from_secs(10))
-                .map_err(|source| RuntimeError::Kafka {
-                    what: format!(
-                        "reading the end of `{}` [{}]",
-                        task.topic, task.id.partition
-                    ),
-                    source,
-                })?;
+            let (_, end) = crate::kafka::watermarks(
+                consumer,
+                &task.topic,
+                task.id.partition,
+                Duration::from_secs(10),
+            )
+            .map_err(|source| RuntimeError::Kafka {
+                what: format!(
+                    "reading the end of `{}` [{}]",
+                    task.topic, task.id.partition
+                ),
+                source,
+            })?;
             targets.push((task.id, end));
         }
         if let Some(round) = &mut self.round {
@@ -296,10 +300,14 @@ impl TaskManager {
                 Some(o) => o,
                 // Nothing read or committed yet: the consumer starts at the log's start.
                 None => {
-                    consumer
-                        .fetch_watermarks(&task.topic, id.partition, Duration::from_secs(10))
-                        .map_err(kafka("reading the start of an input"))?
-                        .0
+                    crate::kafka::watermarks(
+                        consumer,
+                        &task.topic,
+                        id.partition,
+                        Duration::from_secs(10),
+                    )
+                    .map_err(kafka("reading the start of an input"))?
+                    .0
                 }
             };
             out.push((*id, task.topic.clone(), offset));
