@@ -54,8 +54,21 @@ pub struct EddyConfig {
     pub deserialization: DeserializationHandler,
     /// `snapshot.*`: checkpoints and savepoints.
     pub snapshot: SnapshotConfig,
+    /// `ops.*`: the instance's ops HTTP server.
+    pub ops: OpsConfig,
     /// `app.*`: the app's own settings (for example `app.input_topic`), free-form.
     pub app: BTreeMap<String, String>,
+}
+
+/// The ops HTTP server (health, readiness, metrics, state queries, savepoints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpsConfig {
+    /// `ops.address`: where the server listens (default `127.0.0.1:0`, a free port, written
+    /// to `<state.dir>/<application.id>/ops-address`); `off` runs no server.
+    pub address: Option<std::net::SocketAddr>,
+    /// `ops.advertised_address`: the `host:port` other instances use to reach this one's ops
+    /// server (forwarded state queries); defaults to the bound address.
+    pub advertised: Option<String>,
 }
 
 /// Where snapshots go and when they are taken.
@@ -116,6 +129,11 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "snapshot.from_savepoint",
         "savepoint directory to start from",
+    ),
+    ("ops.address", "ops HTTP host:port, or off"),
+    (
+        "ops.advertised_address",
+        "host:port other instances reach the ops server at",
     ),
 ];
 
@@ -411,6 +429,22 @@ impl Fields {
             dir: snapshot_dir,
             from_savepoint,
         };
+        let ops_address = match self.text("ops.address").as_deref() {
+            Some("off") => None,
+            text => {
+                let text = text.unwrap_or("127.0.0.1:0");
+                match text.parse::<std::net::SocketAddr>() {
+                    Ok(address) => Some(address),
+                    Err(_) => {
+                        self.problems.push(format!(
+                            "`ops.address` = `{text}` is not an IP address and port (for example 127.0.0.1:9464) or `off`"
+                        ));
+                        None
+                    }
+                }
+            }
+        };
+        let ops_advertised = self.text("ops.advertised_address");
         let mut client_properties = BTreeMap::new();
         let mut app = BTreeMap::new();
         let rest = std::mem::take(&mut self.entries);
@@ -451,6 +485,10 @@ impl Fields {
             state_dir,
             deserialization,
             snapshot,
+            ops: OpsConfig {
+                address: ops_address,
+                advertised: ops_advertised,
+            },
             app,
         })
     }

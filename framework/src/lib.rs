@@ -13,6 +13,9 @@
 //! - [`config`]: layered, validated app configuration ([`ConfigLoader`]);
 //! - [`kafka`]: Kafka clients configured for exactly-once, and the component that owns every
 //!   transaction call ([`kafka::TransactionalProducer`]);
+//! - [`ops`]: the instance's HTTP server (health, readiness, metrics, state queries,
+//!   savepoints);
+//! - [`snapshot`]: checkpoints and savepoints in a snapshot store;
 //! - [`error`]: the recovery action every error carries ([`ErrorAction`]);
 //! - [`test_driver`]: running a topology in memory for tests.
 
@@ -20,6 +23,7 @@ pub mod config;
 pub mod dsl;
 pub mod error;
 pub mod kafka;
+pub mod ops;
 pub mod processor;
 pub mod record;
 pub mod runtime;

@@ -1,11 +1,13 @@
 //! Eddy tests against a real Apache Kafka broker: the test files are in `tests/`, the broker
 //! helpers in the `eddy-testkit` crate, and here the app-process harness and the word-count
-//! exactness check the tests share.
+//! exactness check the tests share; [`ops`] calls an instance's ops HTTP server.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+pub mod ops;
 
 use anyhow::{anyhow, bail, Context};
 use eddy_testkit::ReadRecord;
@@ -106,6 +108,18 @@ impl AppProcess {
             command.env(k, v);
         }
         command.spawn().context("starting wordcount")
+    }
+
+    /// The instance's ops server, once it wrote its address (within 60 s).
+    ///
+    /// # Errors
+    /// No address appeared in time.
+    pub fn ops(&self) -> anyhow::Result<ops::OpsClient> {
+        ops::OpsClient::of(
+            &self.spec.state_dir,
+            &self.spec.application_id,
+            Duration::from_secs(60),
+        )
     }
 
     /// The process name given at start.

@@ -7,9 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use eddy::snapshot::{
-    create_savepoint, list_savepoints, read_manifest, DirectoryStore, SnapshotError,
-};
+use eddy::snapshot::{create_savepoint_retrying, list_savepoints, read_manifest, DirectoryStore};
 
 /// Operate Eddy apps and the Kafka cluster they run on.
 #[derive(Debug, Parser)]
@@ -108,25 +106,14 @@ fn savepoint(command: SavepointCommand) -> anyhow::Result<()> {
             let mut progress =
                 |line: &str| eprintln!("[{:>6.2}s] {line}", started.elapsed().as_secs_f64());
             // A rebalance during the savepoint fails it cleanly; try again a few times.
-            let mut attempt = 1;
-            let path = loop {
-                match create_savepoint(
-                    &settings,
-                    &application_id,
-                    &store,
-                    Duration::from_secs(timeout_secs),
-                    &mut progress,
-                ) {
-                    Ok((path, _)) => break path,
-                    Err(e @ SnapshotError::Failed { .. })
-                        if attempt < 5 && !e.to_string().contains("no instance") =>
-                    {
-                        progress(&format!("{e}; trying again"));
-                        attempt += 1;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            };
+            let (path, _) = create_savepoint_retrying(
+                &settings,
+                &application_id,
+                &store,
+                Duration::from_secs(timeout_secs),
+                5,
+                &mut progress,
+            )?;
             println!("{}", path.display());
         }
         SavepointCommand::List {

@@ -67,6 +67,11 @@ impl InstanceDir {
         })
     }
 
+    /// The locked directory (`<state.dir>/<application.id>`).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.root
+    }
+
     /// The instance id.
     pub(crate) fn instance_id(&self) -> &str {
         &self.instance_id

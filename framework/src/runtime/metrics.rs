@@ -1,6 +1,8 @@
-//! Counters a running app keeps about its work.
+//! Counters and latency histograms a running app keeps about its work.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::histogram::Histogram;
 
 /// Counters shared by an app's stream threads.
 #[derive(Debug, Default)]
@@ -12,6 +14,10 @@ pub struct Metrics {
     skipped: AtomicU64,
     dead_lettered: AtomicU64,
     restored: AtomicU64,
+    /// Time to process one input record (its processors and sends).
+    pub processing: Histogram,
+    /// Time to commit one transaction (changelogs, offsets, commit, RocksDB apply).
+    pub commit: Histogram,
 }
 
 /// A copy of the counters at one moment.

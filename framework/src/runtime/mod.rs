@@ -22,11 +22,13 @@
 
 mod active_task;
 mod fault;
+mod histogram;
 mod instance;
 mod metrics;
 mod plan;
 mod rebalance;
 mod restore;
+mod status;
 mod stream_thread;
 mod task_manager;
 mod timeline;
@@ -35,7 +37,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
+pub use histogram::{Histogram, HistogramSnapshot, BUCKETS as HISTOGRAM_BUCKETS};
 pub use metrics::{Metrics, MetricsSnapshot};
+pub(crate) use plan::Plan;
+pub use status::{Status, TaskStatus, ThreadStatus};
 
 use crate::config::{DeserializationHandler, EddyConfig};
 use crate::kafka::{
@@ -96,6 +101,9 @@ pub enum RuntimeError {
     /// A savepoint or checkpoint could not be used or written.
     #[error(transparent)]
     Savepoint(#[from] crate::snapshot::SnapshotError),
+    /// The ops HTTP server could not start.
+    #[error(transparent)]
+    Ops(#[from] crate::ops::OpsError),
     /// A stream thread panicked.
     #[error("stream thread {0} panicked")]
     ThreadPanicked(usize),
@@ -179,6 +187,7 @@ impl App {
         });
         let fingerprint = fingerprint(&self.topology);
         let metrics = Arc::new(Metrics::default());
+        let status = Arc::new(Status::default());
         let shared = Arc::new(Shared {
             topology: Arc::new(self.topology),
             config: Arc::clone(&config),
@@ -188,6 +197,7 @@ impl App {
             timeline: Arc::new(timeline),
             snapshots,
             fingerprint,
+            status: Arc::clone(&status),
         });
         let shutdown = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
@@ -201,7 +211,11 @@ impl App {
                 .spawn(move || {
                     // Reports the end even when the thread panics.
                     let _report = ReportEnd(done, index);
-                    stream_thread::run(shared, index, shutdown)
+                    let result = stream_thread::run(Arc::clone(&shared), index, shutdown);
+                    if let Err(e) = &result {
+                        shared.status.fail(format!("stream thread {index}: {e}"));
+                    }
+                    result
                 })
                 .map_err(|e| RuntimeError::StateDir {
                     path: String::new(),
@@ -209,11 +223,28 @@ impl App {
                 })?;
             threads.push(Some(handle));
         }
+        let ops = match config.ops.address {
+            Some(address) => Some(crate::ops::OpsServer::start(
+                address,
+                crate::ops::OpsContext {
+                    config: Arc::clone(&config),
+                    topology: Arc::clone(&shared.topology),
+                    plan: Arc::clone(&shared.plan),
+                    instance_id: shared.instance.instance_id().to_owned(),
+                    metrics: Arc::clone(&metrics),
+                    status: Arc::clone(&status),
+                },
+                shared.instance.dir(),
+            )?),
+            None => None,
+        };
         Ok(RunningApp {
             shutdown,
             threads,
             done: done_rx,
             metrics,
+            status,
+            ops,
         })
     }
 
@@ -304,6 +335,9 @@ pub struct RunningApp {
     threads: Vec<Option<JoinHandle<Result<(), RuntimeError>>>>,
     done: mpsc::Receiver<usize>,
     metrics: Arc<Metrics>,
+    status: Arc<Status>,
+    /// The ops HTTP server; stops when the app is dropped.
+    ops: Option<crate::ops::OpsServer>,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -323,6 +357,16 @@ impl RunningApp {
     /// The app's counters.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
+    }
+
+    /// What the stream threads own and how far they got.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// The address the ops HTTP server listens on, when it runs.
+    pub fn ops_address(&self) -> Option<std::net::SocketAddr> {
+        self.ops.as_ref().map(crate::ops::OpsServer::address)
     }
 
     /// Waits until every stream thread ended. When one fails, the others are shut down and

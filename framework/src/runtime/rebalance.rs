@@ -1,23 +1,51 @@
 //! The consumer context of a stream thread: hands rebalance events to its task manager.
 
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
 use super::task_manager::TaskManager;
+
+/// A partition's log end and the consumer's starting point in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PartitionEnds {
+    /// Where the consumer starts before it consumed anything.
+    pub start: i64,
+    /// The end of the log the consumer can read up to.
+    pub end: i64,
+}
 
 /// Owns the thread's [`TaskManager`] so rebalance callbacks, which librdkafka runs inside
 /// `poll`, can commit before partitions leave and create tasks when they arrive.
 pub(crate) struct RebalanceHandler {
     manager: Mutex<TaskManager>,
+    /// Per input partition, as librdkafka's statistics last reported them: the end of its log
+    /// (the last stable offset for read_committed, else the high watermark), and where the
+    /// consumer starts when it has consumed nothing yet (the committed offset, else the log
+    /// start).
+    ends: Mutex<HashMap<(String, i32), PartitionEnds>>,
+    read_committed: bool,
 }
 
 impl RebalanceHandler {
-    pub(crate) fn new(manager: TaskManager) -> Self {
+    pub(crate) fn new(manager: TaskManager, read_committed: bool) -> Self {
         RebalanceHandler {
             manager: Mutex::new(manager),
+            ends: Mutex::new(HashMap::new()),
+            read_committed,
         }
+    }
+
+    /// The ends of `topic` [`partition`] as last reported, if known.
+    pub(crate) fn ends(&self, topic: &str, partition: i32) -> Option<PartitionEnds> {
+        self.ends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(topic.to_owned(), partition))
+            .copied()
     }
 
     /// The task manager; never held across a consumer poll.
@@ -28,7 +56,32 @@ impl RebalanceHandler {
     }
 }
 
-impl ClientContext for RebalanceHandler {}
+impl ClientContext for RebalanceHandler {
+    fn stats(&self, statistics: Statistics) {
+        let mut ends = self
+            .ends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (name, topic) in statistics.topics {
+            for (partition, p) in topic.partitions {
+                // librdkafka reports -1 (and the internal partition -1) when it does not know.
+                let end = if self.read_committed {
+                    p.ls_offset
+                } else {
+                    p.hi_offset
+                };
+                let start = if p.committed_offset >= 0 {
+                    p.committed_offset
+                } else {
+                    p.lo_offset
+                };
+                if partition >= 0 && end >= 0 && start >= 0 {
+                    ends.insert((name.clone(), partition), PartitionEnds { start, end });
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceHandler {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

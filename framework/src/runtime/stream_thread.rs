@@ -58,6 +58,8 @@ fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
             ("session.timeout.ms", &session_timeout),
             ("heartbeat.interval.ms", &heartbeat_interval),
             ("isolation.level", isolation),
+            // Partition ends for the lag metric arrive with the statistics.
+            ("statistics.interval.ms", "1000"),
         ],
     )
 }
@@ -83,7 +85,10 @@ fn run_generation(
     .map_err(RuntimeError::Producer)?;
     let manager = TaskManager::new(Arc::clone(shared), name.to_owned(), producer, fault)?;
     let consumer: BaseConsumer<RebalanceHandler> = consumer_config(shared, name)
-        .create_with_context(RebalanceHandler::new(manager))
+        .create_with_context(RebalanceHandler::new(
+            manager,
+            config.guarantee == Guarantee::ExactlyOnce,
+        ))
         .map_err(|source| RuntimeError::Kafka {
             what: "creating the consumer".to_owned(),
             source,
@@ -144,6 +149,7 @@ fn drive(
         manager.restore_step(consumer)?;
         manager.control_step(consumer)?;
         manager.punctuate()?;
+        manager.publish_status(consumer);
         if manager.commit_due() {
             manager.commit(consumer)?;
         }

@@ -1,5 +1,5 @@
-//! The app's control topic: savepoint coordination and savepoint-restore records, exchanged
-//! between the `eddy` tool and every stream thread with no extra service.
+//! The app's control topic: savepoint coordination, savepoint-restore records and instance
+//! addresses, exchanged between the `eddy` tool and every instance with no extra service.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -92,6 +92,15 @@ pub enum ControlMessage {
         /// True when the manifest was written.
         completed: bool,
     },
+    /// An instance announces where its ops server answers (state queries are forwarded there).
+    Instance {
+        /// The instance id.
+        instance: String,
+        /// Its ops server's `host:port`.
+        ops_address: String,
+        /// When it started (milliseconds since the epoch).
+        started_ms: i64,
+    },
     /// A savepoint was applied to this app: tasks without state of this epoch load it.
     Restored {
         /// Savepoint id.
@@ -111,6 +120,7 @@ impl ControlMessage {
     fn key(&self) -> String {
         match self {
             ControlMessage::Restored { .. } => "restored".to_owned(),
+            ControlMessage::Instance { instance, .. } => format!("instance/{instance}"),
             ControlMessage::SavepointBegin { id, .. }
             | ControlMessage::SavepointDrain { id, .. }
             | ControlMessage::SavepointSnapshot { id }

@@ -24,7 +24,8 @@ pub use manifest::{
     MANIFEST_FORMAT,
 };
 pub use savepoint::{
-    create_savepoint, list_savepoints, read_manifest, savepoint_key, SavepointLocation,
+    create_savepoint, create_savepoint_retrying, list_savepoints, read_manifest, savepoint_key,
+    SavepointLocation,
 };
 pub use store::{content_hash, DirectoryStore, SnapshotStore};
 pub(crate) use store::{get_json, put_json};
@@ -66,6 +67,9 @@ pub enum SnapshotError {
     /// The app did not answer in time.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// No instance of the app is running, so no savepoint can be taken.
+    #[error("no instance of `{0}` is running")]
+    NotRunning(String),
     /// A savepoint failed; the app resumed without it.
     #[error("savepoint {id} failed: {reason}")]
     Failed {

@@ -213,6 +213,31 @@ fn collect(
     Ok(out)
 }
 
+/// [`create_savepoint`], run again after a failed round (a rebalance or a restoring task
+/// interrupted it) up to `attempts` times in all.
+///
+/// # Errors
+/// The last attempt's error, or at once an error no new round can mend.
+pub fn create_savepoint_retrying(
+    settings: &KafkaSettings,
+    application_id: &str,
+    store: &DirectoryStore,
+    timeout: Duration,
+    attempts: u32,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(PathBuf, Manifest), SnapshotError> {
+    let mut attempt = 1;
+    loop {
+        match create_savepoint(settings, application_id, store, timeout, progress) {
+            Err(e @ SnapshotError::Failed { .. }) if attempt < attempts => {
+                progress(&format!("{e}; trying again"));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Takes a savepoint of the running app `application_id` into `store` and returns its
 /// directory and manifest. `progress` hears about each round.
 ///
@@ -228,10 +253,7 @@ pub fn create_savepoint(
 ) -> Result<(PathBuf, Manifest), SnapshotError> {
     let threads = group_threads(settings, application_id, timeout)?;
     if threads.is_empty() {
-        return Err(SnapshotError::Failed {
-            id: String::new(),
-            reason: format!("no instance of `{application_id}` is running"),
-        });
+        return Err(SnapshotError::NotRunning(application_id.to_owned()));
     }
     let id = format!("sp-{}", wall_clock_ms());
     let channel = ControlChannel::open(settings, application_id, &format!("eddy-{id}"), false)?;

@@ -2,12 +2,14 @@
 //! RocksDB or memory.
 
 mod builder;
+mod reader;
 mod task_stores;
 mod transactional;
 
 use std::marker::PhantomData;
 
 pub use builder::{StoreBuilder, StoreKind};
+pub use reader::StoreReader;
 pub(crate) use task_stores::TaskStores;
 pub(crate) use transactional::TransactionalStore;
 
@@ -52,6 +54,9 @@ pub enum StateError {
     /// No store of that name exists in the task.
     #[error("no state store named `{0}`")]
     Unknown(String),
+    /// The task that held the store closed (it moved to another thread or instance).
+    #[error("state store `{0}` was closed: its task moved")]
+    Closed(String),
     /// The state directory could not be used.
     #[error("state directory {path}: {message}")]
     Io {

@@ -317,6 +317,18 @@ impl TaskStores {
             .collect()
     }
 
+    /// Read-only handles on the RocksDB stores, for queries from other threads.
+    pub(crate) fn readers(&self) -> Vec<super::StoreReader> {
+        let Some(db) = &self.db else {
+            return Vec::new();
+        };
+        self.slots
+            .values()
+            .filter(|slot| slot.def.kind == StoreKind::RocksDb)
+            .map(|slot| super::StoreReader::new(db, &slot.def.name))
+            .collect()
+    }
+
     /// Drops every store's uncommitted writes (the transaction aborted).
     pub(crate) fn discard_pending(&mut self) {
         for slot in self.slots.values_mut() {

@@ -3,6 +3,7 @@
 
 mod base;
 mod checkpoint;
+mod report;
 mod savepoint;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     pub timeline: Arc<Timeline>,
     /// The snapshot store for checkpoints (`snapshot.dir`).
     pub snapshots: Option<Arc<dyn SnapshotStore>>,
+    /// What the threads own and how far they got, for the ops server.
+    pub status: Arc<super::Status>,
     /// Fingerprint of the topology's description.
     pub fingerprint: String,
 }
@@ -69,6 +72,11 @@ pub(crate) struct TaskManager {
     /// The savepoint this thread takes part in.
     round: Option<savepoint::Round>,
     checkpointer: checkpoint::Checkpointer,
+    /// True once the consumer received an assignment in this generation.
+    assigned: bool,
+    /// When the thread last reported its status; `None` makes the next loop report.
+    last_report: Option<Instant>,
+    last_progress_log: Instant,
 }
 
 impl TaskManager {
@@ -108,6 +116,9 @@ impl TaskManager {
             last_control_poll: Instant::now(),
             round: None,
             checkpointer: checkpoint::Checkpointer::new(),
+            assigned: false,
+            last_report: None,
+            last_progress_log: Instant::now(),
         })
     }
 
@@ -140,6 +151,8 @@ impl TaskManager {
         consumer: &BaseConsumer<C>,
         assigned: &TopicPartitionList,
     ) {
+        self.assigned = true;
+        self.last_report = None;
         if let Err(e) = self.assign(consumer, assigned) {
             self.fatal.get_or_insert(e);
         }
@@ -265,6 +278,8 @@ impl TaskManager {
                 closed.push(id);
             }
         }
+        self.shared.status.remove_readers(&closed);
+        self.last_report = None;
         if let Err(e) = self.restorer.forget(&closed) {
             self.fatal.get_or_insert(e);
         }
@@ -305,6 +320,9 @@ impl TaskManager {
                     .init(now)
                     .map_err(|source| RuntimeError::Task { task: id, source })?;
                 task.state = TaskState::Running;
+                self.shared
+                    .status
+                    .add_readers(id, task.graph.stores_mut().readers());
                 resume.add_partition(&task.topic, id.partition);
                 tracing::info!(thread = self.thread, task = %id, "task running");
             }
@@ -360,6 +378,7 @@ impl TaskManager {
                 })
                 .unwrap_or_default(),
         };
+        let started = Instant::now();
         let now = wall_clock_ms();
         let mut out = std::mem::take(&mut self.out);
         let result = match self.tasks.get_mut(&id) {
@@ -383,6 +402,7 @@ impl TaskManager {
         let sent = self.send_all(&out);
         out.clear();
         self.out = out;
+        self.shared.metrics.processing.observe(started.elapsed());
         sent
     }
 
@@ -497,8 +517,13 @@ impl TaskManager {
     ) -> Result<(), RuntimeError> {
         // The interval runs from the end of a commit, so a slow commit still leaves a full
         // interval of processing before the next one.
+        let started = Instant::now();
+        let open = self.producer.in_transaction();
         let result = self.commit_now(consumer);
         self.last_commit = Instant::now();
+        if open && result.is_ok() && self.reset.is_none() {
+            self.shared.metrics.commit.observe(started.elapsed());
+        }
         result
     }
 
@@ -637,6 +662,7 @@ impl TaskManager {
     fn drop_all_dirty(&mut self) {
         let tasks = std::mem::take(&mut self.tasks);
         let ids: Vec<TaskId> = tasks.keys().copied().collect();
+        self.shared.status.remove_readers(&ids);
         for (_, mut task) in tasks {
             task.graph.stores_mut().discard_pending();
         }
@@ -653,7 +679,11 @@ impl TaskManager {
         if self.reset.is_some() {
             return Ok(());
         }
-        for (_, mut task) in std::mem::take(&mut self.tasks) {
+        let tasks = std::mem::take(&mut self.tasks);
+        self.shared
+            .status
+            .remove_readers(&tasks.keys().copied().collect::<Vec<_>>());
+        for (_, mut task) in tasks {
             task.graph.close();
         }
         // Later rebalance callbacks (leaving the group) find nothing to commit.

@@ -1,0 +1,136 @@
+//! A minimal blocking HTTP/1.1 client: forwards state queries between instances and lets the
+//! CLI and tests call an ops server without another dependency.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// An HTTP response: status code and body text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The body, decoded as UTF-8 (lossy).
+    pub body: String,
+}
+
+/// Sends `method path` to `address` (`host:port`) with `headers` and an empty body, and reads
+/// the whole response (the connection is closed after it).
+///
+/// # Errors
+/// The server cannot be reached within `timeout`, or its answer is not HTTP.
+pub fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> std::io::Result<HttpResponse> {
+    let target = address
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| invalid(format!("`{address}` resolves to no address")))?;
+    let mut stream = TcpStream::connect_timeout(&target, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse(&raw)
+}
+
+fn invalid(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+}
+
+fn parse(raw: &[u8]) -> std::io::Result<HttpResponse> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| invalid("no end of headers in the response".to_owned()))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let body = &raw[split + 4..];
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| invalid(format!("not an HTTP status line: {head:?}")))?;
+    let chunked = lines.any(|line| {
+        let line = line.to_ascii_lowercase();
+        line.starts_with("transfer-encoding:") && line.contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_vec()
+    };
+    Ok(HttpResponse {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+fn dechunk(mut body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let end = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| invalid("truncated chunk size".to_owned()))?;
+        let size_text = String::from_utf8_lossy(&body[..end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| invalid(format!("bad chunk size {size_text:?}")))?;
+        body = &body[end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        let chunk = body
+            .get(..size)
+            .ok_or_else(|| invalid("truncated chunk".to_owned()))?;
+        out.extend_from_slice(chunk);
+        body = body.get(size + 2..).unwrap_or_default();
+    }
+}
+
+/// Percent-encodes `text` for use as one path segment.
+pub fn encode_path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_chunked_bodies_are_read() {
+        let plain = parse(b"HTTP/1.1 404 Not Found\r\ncontent-length: 3\r\n\r\nnop").unwrap();
+        assert_eq!((plain.status, plain.body.as_str()), (404, "nop"));
+        let chunked = parse(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!((chunked.status, chunked.body.as_str()), (200, "Wikipedia"));
+        assert!(parse(b"garbage").is_err());
+    }
+
+    #[test]
+    fn path_segments_keep_only_unreserved_bytes() {
+        assert_eq!(encode_path_segment("a b/ü"), "a%20b%2F%C3%BC");
+    }
+}

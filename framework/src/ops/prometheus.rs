@@ -1,0 +1,174 @@
+//! The instance's metrics in the Prometheus text exposition format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::runtime::{HistogramSnapshot, Metrics, Status, HISTOGRAM_BUCKETS};
+
+/// Labels every sample carries.
+pub(crate) struct Identity<'a> {
+    pub application_id: &'a str,
+    pub instance_id: &'a str,
+}
+
+struct Out {
+    text: String,
+    base: String,
+}
+
+impl Out {
+    fn header(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        let mut all = self.base.clone();
+        for (k, v) in labels {
+            let _ = write!(all, ",{k}=\"{}\"", escape(v));
+        }
+        let _ = writeln!(self.text, "{name}{{{all}}} {value}");
+    }
+
+    fn counter(&mut self, name: &str, help: &str, value: u64) {
+        self.header(name, "counter", help);
+        self.sample(name, &[], value);
+    }
+
+    fn histogram(&mut self, name: &str, help: &str, h: &HistogramSnapshot) {
+        self.header(name, "histogram", help);
+        for (bound, count) in HISTOGRAM_BUCKETS.iter().zip(&h.cumulative) {
+            self.sample(
+                &format!("{name}_bucket"),
+                &[("le", &bound.to_string())],
+                count,
+            );
+        }
+        self.sample(&format!("{name}_bucket"), &[("le", "+Inf")], h.count());
+        self.sample(&format!("{name}_sum"), &[], h.sum_seconds);
+        self.sample(&format!("{name}_count"), &[], h.count());
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Renders every metric of the instance.
+pub(crate) fn render(
+    identity: &Identity<'_>,
+    metrics: &Metrics,
+    status: &Status,
+    threads: usize,
+) -> String {
+    let mut out = Out {
+        text: String::new(),
+        base: format!(
+            "application_id=\"{}\",instance_id=\"{}\"",
+            escape(identity.application_id),
+            escape(identity.instance_id)
+        ),
+    };
+    let m = metrics.snapshot();
+    out.counter(
+        "eddy_records_in_total",
+        "Input records processed.",
+        m.records_in,
+    );
+    out.counter(
+        "eddy_records_out_total",
+        "Records sent to sink and repartition topics.",
+        m.records_out,
+    );
+    out.counter(
+        "eddy_transactions_committed_total",
+        "Transactions (or at-least-once batches) committed.",
+        m.commits,
+    );
+    out.counter(
+        "eddy_transactions_aborted_total",
+        "Transactions aborted.",
+        m.aborts,
+    );
+    out.counter(
+        "eddy_records_skipped_total",
+        "Input records skipped because they could not be decoded.",
+        m.skipped,
+    );
+    out.counter(
+        "eddy_records_dead_lettered_total",
+        "Input records sent to the dead-letter topic.",
+        m.dead_lettered,
+    );
+    out.counter(
+        "eddy_restore_records_total",
+        "Changelog records replayed into stores.",
+        m.restored,
+    );
+    out.histogram(
+        "eddy_processing_latency_seconds",
+        "Time to process one input record.",
+        &metrics.processing.snapshot(),
+    );
+    out.histogram(
+        "eddy_commit_latency_seconds",
+        "Time to commit one transaction.",
+        &metrics.commit.snapshot(),
+    );
+    let report = status.threads();
+    let tasks: Vec<_> = report.values().flat_map(|t| t.tasks.iter()).collect();
+    out.header(
+        "eddy_ready",
+        "gauge",
+        "1 when every task of the instance runs.",
+    );
+    out.sample("eddy_ready", &[], u8::from(status.ready(threads)));
+    out.header("eddy_tasks", "gauge", "Tasks of the instance by state.");
+    let mut by_state: BTreeMap<&str, usize> = [("restoring", 0), ("running", 0)].into();
+    for t in &tasks {
+        *by_state.entry(t.state.as_str()).or_default() += 1;
+    }
+    for (state, n) in by_state {
+        out.sample("eddy_tasks", &[("state", state)], n);
+    }
+    out.header(
+        "eddy_consumer_lag_records",
+        "gauge",
+        "Committed input records not yet processed (last stable offset minus position).",
+    );
+    for t in &tasks {
+        if let Some(lag) = t.lag {
+            let partition = t.partition.to_string();
+            out.sample(
+                "eddy_consumer_lag_records",
+                &[("topic", &t.topic), ("partition", &partition)],
+                lag,
+            );
+        }
+    }
+    out.header(
+        "eddy_restore_remaining_records",
+        "gauge",
+        "Changelog records a restoring task still has to replay.",
+    );
+    for t in &tasks {
+        out.sample(
+            "eddy_restore_remaining_records",
+            &[("task", &t.task)],
+            t.restore_remaining,
+        );
+    }
+    out.header(
+        "eddy_rocksdb_memory_bytes",
+        "gauge",
+        "Memory held by a task's RocksDB stores (memtables, table readers, block cache).",
+    );
+    for t in &tasks {
+        if let Some(bytes) = t.rocksdb_memory_bytes {
+            out.sample("eddy_rocksdb_memory_bytes", &[("task", &t.task)], bytes);
+        }
+    }
+    out.text
+}

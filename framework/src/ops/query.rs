@@ -1,0 +1,153 @@
+//! Interactive state queries: which task holds a key, and how keys and values of a store's
+//! serde formats read as text and JSON.
+
+use serde_json::Value;
+
+use crate::kafka::murmur2_partition;
+use crate::runtime::Plan;
+use crate::state::StoreKind;
+use crate::topology::Topology;
+
+/// Where a key of a store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Route {
+    /// The key as the store holds it.
+    pub key: Vec<u8>,
+    /// The input topic of the task holding it.
+    pub topic: String,
+    /// That task's partition.
+    pub partition: i32,
+    /// The store's value format.
+    pub value_format: String,
+}
+
+/// Why a query cannot be answered, with its HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub status: u16,
+    pub message: String,
+}
+
+fn refuse(status: u16, message: String) -> Refusal {
+    Refusal { status, message }
+}
+
+/// Finds the task holding `key` (URL text) of `store`: the key is encoded with the store's key
+/// format and partitioned like the producer that wrote the task's input (murmur2).
+pub(crate) fn route(
+    topology: &Topology,
+    plan: &Plan,
+    store: &str,
+    key: &str,
+) -> Result<Route, Refusal> {
+    let def = topology.stores.get(store).ok_or_else(|| {
+        let known: Vec<&String> = topology.stores.keys().collect();
+        refuse(404, format!("no store named `{store}` (stores: {known:?})"))
+    })?;
+    if def.kind != StoreKind::RocksDb {
+        return Err(refuse(
+            501,
+            format!("store `{store}` is in memory; only RocksDB stores answer queries"),
+        ));
+    }
+    let sub = topology
+        .sub_topologies
+        .iter()
+        .find(|s| s.stores.iter().any(|s| s == store))
+        .ok_or_else(|| refuse(404, format!("no processor uses store `{store}`")))?;
+    let (topic, partitions) = plan
+        .sources
+        .iter()
+        .filter(|(_, &id)| id == sub.id)
+        .find_map(|(topic, _)| Some((topic.clone(), *plan.partitions.get(topic)?)))
+        .ok_or_else(|| refuse(500, format!("store `{store}`: its input topic is unknown")))?;
+    let key = encode_key(&def.key_format, key)
+        .map_err(|e| refuse(400, format!("key of store `{store}`: {e}")))?;
+    Ok(Route {
+        partition: murmur2_partition(&key, partitions),
+        key,
+        topic,
+        value_format: def.value_format.clone(),
+    })
+}
+
+/// The bytes a key in URL text stands for under serde `format`.
+pub(crate) fn encode_key(format: &str, text: &str) -> Result<Vec<u8>, String> {
+    let format = format.strip_prefix("nullable:").unwrap_or(format);
+    match format {
+        "i64-be" => text
+            .parse::<i64>()
+            .map(|n| n.to_be_bytes().to_vec())
+            .map_err(|_| format!("`{text}` is not an i64")),
+        "i32-be" => text
+            .parse::<i32>()
+            .map(|n| n.to_be_bytes().to_vec())
+            .map_err(|_| format!("`{text}` is not an i32")),
+        "unit" => Err("a unit key has no value to ask for".to_owned()),
+        // JSON keys are given exactly as serialized; text and bytes as they are.
+        f if f.starts_with("json:") => serde_json::from_str::<Value>(text)
+            .map(|_| text.as_bytes().to_vec())
+            .map_err(|e| format!("`{text}` is not JSON: {e}")),
+        _ => Ok(text.as_bytes().to_vec()),
+    }
+}
+
+/// A stored value as JSON, decoded by serde `format`; bytes that do not decode are returned
+/// as a hex string rather than dropped.
+pub(crate) fn decode_value(format: &str, bytes: &[u8]) -> Value {
+    let format = format.strip_prefix("nullable:").unwrap_or(format);
+    let decoded = match format {
+        "utf8" => std::str::from_utf8(bytes)
+            .ok()
+            .map(|s| Value::from(s.to_owned())),
+        "i64-be" => <[u8; 8]>::try_from(bytes)
+            .ok()
+            .map(|b| Value::from(i64::from_be_bytes(b))),
+        "i32-be" => <[u8; 4]>::try_from(bytes)
+            .ok()
+            .map(|b| Value::from(i32::from_be_bytes(b))),
+        "unit" => Some(Value::Null),
+        f if f.starts_with("json:") => serde_json::from_slice(bytes).ok(),
+        _ => None,
+    };
+    decoded.unwrap_or_else(|| Value::from(hex(bytes)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_encode_by_format_and_bad_ones_are_refused_with_the_reason() {
+        assert_eq!(encode_key("utf8", "héllo").unwrap(), "héllo".as_bytes());
+        assert_eq!(encode_key("i64-be", "7").unwrap(), 7_i64.to_be_bytes());
+        assert_eq!(
+            encode_key("nullable:i32-be", "-1").unwrap(),
+            (-1_i32).to_be_bytes()
+        );
+        assert!(encode_key("i64-be", "seven")
+            .unwrap_err()
+            .contains("not an i64"));
+        assert!(encode_key("json:K", "{oops")
+            .unwrap_err()
+            .contains("not JSON"));
+    }
+
+    #[test]
+    fn values_decode_by_format_and_undecodable_bytes_show_as_hex() {
+        assert_eq!(
+            decode_value("i64-be", &42_i64.to_be_bytes()),
+            Value::from(42)
+        );
+        assert_eq!(decode_value("utf8", b"hi"), Value::from("hi"));
+        assert_eq!(
+            decode_value("json:V", br#"{"a":1}"#),
+            serde_json::json!({"a": 1})
+        );
+        assert_eq!(decode_value("i64-be", &[1, 2]), Value::from("0102"));
+    }
+}

@@ -1,0 +1,132 @@
+//! What each stream thread owns and how far it got, published for the ops server.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use serde::Serialize;
+
+use crate::state::StoreReader;
+use crate::task::TaskId;
+
+/// One task as its stream thread last reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskStatus {
+    /// The task (`<sub-topology>_<partition>`).
+    pub task: String,
+    /// Its input topic.
+    pub topic: String,
+    /// Its input partition.
+    pub partition: i32,
+    /// `restoring` or `running`.
+    pub state: String,
+    /// Changelog records still to replay before the task runs (0 once running).
+    pub restore_remaining: i64,
+    /// Input records not yet processed: the last stable offset minus the consumer's position,
+    /// which moves past transaction markers (so a caught-up task shows 0, not 1). `None` until
+    /// the consumer has fetched the partition once.
+    pub lag: Option<i64>,
+    /// Memory its RocksDB stores hold; `None` for a task without RocksDB stores.
+    pub rocksdb_memory_bytes: Option<u64>,
+}
+
+/// One stream thread as it last reported itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ThreadStatus {
+    /// True once the thread's consumer received its first assignment of the current group
+    /// generation.
+    pub assigned: bool,
+    /// Its tasks.
+    pub tasks: Vec<TaskStatus>,
+}
+
+impl ThreadStatus {
+    /// True when the thread has its assignment and every task of it runs.
+    pub fn ready(&self) -> bool {
+        self.assigned && self.tasks.iter().all(|t| t.state == "running")
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    threads: BTreeMap<String, ThreadStatus>,
+    readers: BTreeMap<(String, i32), (TaskId, StoreReader)>,
+    failure: Option<String>,
+}
+
+/// The instance's live status: stream threads, their tasks, and query handles on their stores.
+#[derive(Default)]
+pub struct Status {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Status").finish_non_exhaustive()
+    }
+}
+
+impl Status {
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut inner)
+    }
+
+    /// Replaces what thread `thread` reports.
+    pub(crate) fn publish(&self, thread: &str, status: ThreadStatus) {
+        self.with(|inner| inner.threads.insert(thread.to_owned(), status));
+    }
+
+    /// Registers the stores of a task that started running.
+    pub(crate) fn add_readers(&self, task: TaskId, readers: Vec<StoreReader>) {
+        self.with(|inner| {
+            for reader in readers {
+                inner
+                    .readers
+                    .insert((reader.store().to_owned(), task.partition), (task, reader));
+            }
+        });
+    }
+
+    /// Forgets the stores of tasks that closed.
+    pub(crate) fn remove_readers(&self, tasks: &[TaskId]) {
+        self.with(|inner| inner.readers.retain(|_, (task, _)| !tasks.contains(task)));
+    }
+
+    /// Records that a stream thread failed: the instance is no longer healthy.
+    pub(crate) fn fail(&self, reason: String) {
+        self.with(|inner| {
+            inner.failure.get_or_insert(reason);
+        });
+    }
+
+    /// Why the instance is unhealthy, if it is.
+    pub fn failure(&self) -> Option<String> {
+        self.with(|inner| inner.failure.clone())
+    }
+
+    /// Every stream thread's last report.
+    pub fn threads(&self) -> BTreeMap<String, ThreadStatus> {
+        self.with(|inner| inner.threads.clone())
+    }
+
+    /// True when every stream thread has its assignment and all its tasks run.
+    pub fn ready(&self, threads: usize) -> bool {
+        self.with(|inner| {
+            inner.failure.is_none()
+                && inner.threads.len() == threads
+                && inner.threads.values().all(ThreadStatus::ready)
+        })
+    }
+
+    /// A read handle on `store` for input partition `partition`, when a running task of this
+    /// instance holds it.
+    pub fn reader(&self, store: &str, partition: i32) -> Option<StoreReader> {
+        self.with(|inner| {
+            inner
+                .readers
+                .get(&(store.to_owned(), partition))
+                .map(|(_, r)| r.clone())
+        })
+    }
+}

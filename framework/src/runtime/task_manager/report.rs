@@ -1,0 +1,96 @@
+//! The stream thread's report to the instance status: tasks, lag, restore progress, memory.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::TaskManager;
+use crate::runtime::rebalance::RebalanceHandler;
+use crate::runtime::status::{TaskStatus, ThreadStatus};
+use crate::task::TaskState;
+
+/// How often a thread reports when nothing changed.
+pub(super) const INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often restore progress is logged.
+const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+impl TaskManager {
+    /// Publishes what the thread owns and how far it got, at most once per [`INTERVAL`]
+    /// unless an assignment changed (which clears `last_report`).
+    pub(crate) fn publish_status(&mut self, consumer: &BaseConsumer<RebalanceHandler>) {
+        if self.last_report.is_some_and(|at| at.elapsed() < INTERVAL) {
+            return;
+        }
+        let log_progress = self.last_progress_log.elapsed() >= PROGRESS_LOG_INTERVAL;
+        self.last_report = Some(Instant::now());
+        // A failed position read reports no lag rather than a wrong one.
+        let positions = consumer.position().ok();
+        let mut tasks = Vec::with_capacity(self.tasks.len());
+        for task in self.tasks.values_mut() {
+            let partition = task.id.partition;
+            let position = positions
+                .as_ref()
+                .and_then(|p| p.find_partition(&task.topic, partition))
+                .and_then(|e| e.offset().to_raw())
+                .filter(|&o| o >= 0);
+            // The end librdkafka last saw (its statistics): the last stable offset for a
+            // read_committed consumer. Before the first record, the consumer stands where it
+            // will start.
+            let lag = consumer
+                .context()
+                .ends(&task.topic, partition)
+                .map(|ends| (ends.end - position.unwrap_or(ends.start)).max(0));
+            let stores = task.graph.stores();
+            let restore_remaining: i64 = task
+                .restores
+                .iter()
+                .filter(|r| !r.done)
+                .map(|r| {
+                    let at = stores
+                        .changelog_position(&r.store)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0);
+                    r.target.map_or(0, |t| (t - at).max(0))
+                })
+                .sum();
+            let readers = stores.readers();
+            let rocksdb_memory_bytes =
+                (!readers.is_empty()).then(|| readers.iter().map(|r| r.memory_bytes()).sum());
+            let state = match task.state {
+                TaskState::Created | TaskState::Restoring => "restoring",
+                TaskState::Running => "running",
+                TaskState::Closed => "closed",
+            };
+            if log_progress && task.state == TaskState::Restoring {
+                tracing::info!(
+                    thread = self.thread,
+                    task = %task.id,
+                    remaining = restore_remaining,
+                    restoring_for = ?task.created.elapsed(),
+                    "restoring"
+                );
+            }
+            tasks.push(TaskStatus {
+                task: task.id.to_string(),
+                topic: task.topic.clone(),
+                partition,
+                state: state.to_owned(),
+                restore_remaining,
+                lag,
+                rocksdb_memory_bytes,
+            });
+        }
+        if log_progress {
+            self.last_progress_log = Instant::now();
+        }
+        self.shared.status.publish(
+            &self.thread,
+            ThreadStatus {
+                assigned: self.assigned,
+                tasks,
+            },
+        );
+    }
+}

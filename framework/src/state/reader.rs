@@ -1,0 +1,71 @@
+//! Read-only access to a task's committed RocksDB stores from other threads (queries, metrics).
+
+use std::sync::{Arc, Weak};
+
+use rocksdb::DB;
+
+use super::StateError;
+
+/// RocksDB properties that together say how much memory a store holds: memtables, index and
+/// filter blocks of open table readers, and cached blocks.
+const MEMORY_PROPERTIES: [&str; 3] = [
+    "rocksdb.cur-size-all-mem-tables",
+    "rocksdb.estimate-table-readers-mem",
+    "rocksdb.block-cache-usage",
+];
+
+/// A read-only handle on one store of a task. It does not keep the database open: once the
+/// task closes, reads answer [`StateError::Closed`].
+#[derive(Debug, Clone)]
+pub struct StoreReader {
+    db: Weak<DB>,
+    store: String,
+}
+
+impl StoreReader {
+    pub(crate) fn new(db: &Arc<DB>, store: &str) -> Self {
+        StoreReader {
+            db: Arc::downgrade(db),
+            store: store.to_owned(),
+        }
+    }
+
+    /// The store's name.
+    pub fn store(&self) -> &str {
+        &self.store
+    }
+
+    fn db(&self) -> Result<Arc<DB>, StateError> {
+        self.db
+            .upgrade()
+            .ok_or_else(|| StateError::Closed(self.store.clone()))
+    }
+
+    /// The committed value of `key` (uncommitted writes of an open transaction are never
+    /// visible: they reach RocksDB only once their transaction committed).
+    ///
+    /// # Errors
+    /// The task closed, or RocksDB failed.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let db = self.db()?;
+        let cf = db
+            .cf_handle(&self.store)
+            .ok_or_else(|| StateError::Unknown(self.store.clone()))?;
+        db.get_cf(cf, key).map_err(|e| StateError::RocksDb {
+            path: db.path().display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Bytes of memory the store holds (memtables, table readers, block cache); 0 once closed.
+    pub fn memory_bytes(&self) -> u64 {
+        let Ok(db) = self.db() else { return 0 };
+        let Some(cf) = db.cf_handle(&self.store) else {
+            return 0;
+        };
+        MEMORY_PROPERTIES
+            .iter()
+            .filter_map(|p| db.property_int_value_cf(cf, *p).ok().flatten())
+            .sum()
+    }
+}

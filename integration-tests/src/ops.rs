@@ -1,0 +1,174 @@
+//! Calling a running instance's ops HTTP server from tests: its address, requests, and
+//! Prometheus samples.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use eddy::ops::{http_request, HttpResponse, ADDRESS_FILE};
+
+/// The ops server of one instance.
+#[derive(Debug, Clone)]
+pub struct OpsClient {
+    /// Its `host:port`.
+    pub address: String,
+}
+
+/// One Prometheus sample: its labels and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// `name="value"` pairs as written.
+    pub labels: Vec<(String, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// The value of label `name`.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl OpsClient {
+    /// Waits until the instance whose state directory is `state_dir` wrote its ops address.
+    ///
+    /// # Errors
+    /// No address appeared before `deadline`.
+    pub fn of(state_dir: &Path, application_id: &str, deadline: Duration) -> anyhow::Result<Self> {
+        let file = state_dir.join(application_id).join(ADDRESS_FILE);
+        let start = Instant::now();
+        loop {
+            if let Ok(address) = std::fs::read_to_string(&file) {
+                if !address.trim().is_empty() {
+                    return Ok(OpsClient {
+                        address: address.trim().to_owned(),
+                    });
+                }
+            }
+            if start.elapsed() > deadline {
+                bail!("no ops address in {file:?} after {deadline:?}");
+            }
+            std::thread::park_timeout(Duration::from_millis(50)); // poll interval of a deadline wait
+        }
+    }
+
+    /// `method path`, answered within 60 s.
+    ///
+    /// # Errors
+    /// The server cannot be reached.
+    pub fn request(&self, method: &str, path: &str) -> anyhow::Result<HttpResponse> {
+        http_request(&self.address, method, path, &[], Duration::from_secs(60))
+            .with_context(|| format!("{method} http://{}{path}", self.address))
+    }
+
+    /// `GET path`.
+    ///
+    /// # Errors
+    /// The server cannot be reached.
+    pub fn get(&self, path: &str) -> anyhow::Result<HttpResponse> {
+        self.request("GET", path)
+    }
+
+    /// `GET path` as JSON, with its status.
+    ///
+    /// # Errors
+    /// The server cannot be reached or the body is not JSON.
+    pub fn get_json(&self, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+        let response = self.get(path)?;
+        let body = serde_json::from_str(&response.body)
+            .with_context(|| format!("GET {path}: not JSON: {}", response.body))?;
+        Ok((response.status, body))
+    }
+
+    /// Polls `GET path` until it answers `status`, failing after `deadline` with the last
+    /// answer.
+    ///
+    /// # Errors
+    /// Another status at the deadline, or the server cannot be reached.
+    pub fn wait_status(
+        &self,
+        path: &str,
+        status: u16,
+        deadline: Duration,
+    ) -> anyhow::Result<HttpResponse> {
+        let start = Instant::now();
+        loop {
+            let response = self.get(path)?;
+            if response.status == status {
+                return Ok(response);
+            }
+            if start.elapsed() > deadline {
+                bail!(
+                    "GET {path} answered {} after {deadline:?}, not {status}: {}",
+                    response.status,
+                    response.body
+                );
+            }
+            std::thread::park_timeout(Duration::from_millis(200)); // poll interval of a deadline wait
+        }
+    }
+
+    /// Every sample of metric `name` from `GET /metrics`.
+    ///
+    /// # Errors
+    /// The server cannot be reached or answers an error.
+    pub fn samples(&self, name: &str) -> anyhow::Result<Vec<Sample>> {
+        let response = self.get("/metrics")?;
+        if response.status != 200 {
+            bail!(
+                "GET /metrics answered {}: {}",
+                response.status,
+                response.body
+            );
+        }
+        Ok(parse_samples(&response.body, name))
+    }
+}
+
+/// The samples of metric `name` in Prometheus text `text`.
+pub fn parse_samples(text: &str, name: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, labels) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest.strip_suffix('}')?),
+                None => (series, ""),
+            };
+            if metric != name {
+                return None;
+            }
+            let labels = labels
+                .split("\",")
+                .filter(|pair| !pair.is_empty())
+                .filter_map(|pair| {
+                    let (k, v) = pair.split_once("=\"")?;
+                    Some((k.to_owned(), v.trim_end_matches('"').to_owned()))
+                })
+                .collect();
+            Some(Sample {
+                labels,
+                value: value.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_parse_with_their_labels() {
+        let text = "# TYPE x counter\nx{a=\"1\",b=\"two\"} 3\nx_sum{a=\"1\"} 0.5\ny 2\n";
+        let x = parse_samples(text, "x");
+        assert_eq!(x.len(), 1);
+        assert_eq!(x[0].label("b"), Some("two"));
+        assert!((x[0].value - 3.0).abs() < f64::EPSILON);
+        assert_eq!(parse_samples(text, "y").len(), 1);
+    }
+}
