@@ -56,8 +56,34 @@ pub struct EddyConfig {
     pub snapshot: SnapshotConfig,
     /// `ops.*`: the instance's ops HTTP server.
     pub ops: OpsConfig,
+    /// `telemetry.*`: logs, traces and metrics export.
+    pub telemetry: TelemetryConfig,
     /// `app.*`: the app's own settings (for example `app.input_topic`), free-form.
     pub app: BTreeMap<String, String>,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (colours on a terminal).
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Logs, traces and metrics export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// `telemetry.log_format`: `pretty` (default) or `json`.
+    pub log_format: LogFormat,
+    /// `telemetry.otlp_endpoint`: base URL of an OTLP/HTTP receiver (for example
+    /// `http://127.0.0.1:4318`); traces go to `/v1/traces`, metrics to `/v1/metrics`. Unset:
+    /// nothing is exported.
+    pub otlp_endpoint: Option<String>,
+    /// `telemetry.export_interval_ms`: how often metrics are exported (default 10000).
+    pub export_interval: Duration,
+    /// `telemetry.service_name`: the OTel `service.name` (default: the application id).
+    pub service_name: String,
 }
 
 /// The ops HTTP server (health, readiness, metrics, state queries, savepoints).
@@ -131,6 +157,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "savepoint directory to start from",
     ),
     ("ops.address", "ops HTTP host:port, or off"),
+    ("telemetry.log_format", "pretty | json"),
+    ("telemetry.otlp_endpoint", "OTLP/HTTP base URL"),
+    ("telemetry.export_interval_ms", "metrics export interval"),
+    ("telemetry.service_name", "OTel service.name"),
     (
         "ops.advertised_address",
         "host:port other instances reach the ops server at",
@@ -445,6 +475,26 @@ impl Fields {
             }
         };
         let ops_advertised = self.text("ops.advertised_address");
+        let log_format = self.choice(
+            "telemetry.log_format",
+            LogFormat::Pretty,
+            &[("pretty", LogFormat::Pretty), ("json", LogFormat::Json)],
+        );
+        let otlp_endpoint = self
+            .text("telemetry.otlp_endpoint")
+            .filter(|e| !e.trim().is_empty());
+        if let Some(endpoint) = &otlp_endpoint {
+            if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+                self.problems.push(format!(
+                    "`telemetry.otlp_endpoint` = `{endpoint}` is not an http:// or https:// URL"
+                ));
+            }
+        }
+        let export_interval_ms =
+            self.number("telemetry.export_interval_ms", 10_000, 100, 3_600_000);
+        let service_name = self
+            .text("telemetry.service_name")
+            .unwrap_or_else(|| application_id.clone());
         let mut client_properties = BTreeMap::new();
         let mut app = BTreeMap::new();
         let rest = std::mem::take(&mut self.entries);
@@ -488,6 +538,12 @@ impl Fields {
             ops: OpsConfig {
                 address: ops_address,
                 advertised: ops_advertised,
+            },
+            telemetry: TelemetryConfig {
+                log_format,
+                otlp_endpoint,
+                export_interval: Duration::from_millis(export_interval_ms),
+                service_name,
             },
             app,
         })

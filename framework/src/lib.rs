@@ -16,6 +16,7 @@
 //! - [`ops`]: the instance's HTTP server (health, readiness, metrics, state queries,
 //!   savepoints);
 //! - [`snapshot`]: checkpoints and savepoints in a snapshot store;
+//! - [`telemetry`]: log format and OpenTelemetry (OTLP) export;
 //! - [`error`]: the recovery action every error carries ([`ErrorAction`]);
 //! - [`test_driver`]: running a topology in memory for tests.
 
@@ -31,6 +32,7 @@ pub mod serde;
 pub mod snapshot;
 pub mod state;
 pub mod task;
+pub mod telemetry;
 pub mod test_driver;
 pub mod topology;
 

@@ -1,6 +1,7 @@
 //! Eddy tests against a real Apache Kafka broker: the test files are in `tests/`, the broker
 //! helpers in the `eddy-testkit` crate, and here the app-process harness and the word-count
-//! exactness check the tests share; [`ops`] calls an instance's ops HTTP server.
+//! exactness check the tests share; [`ops`] calls an instance's ops HTTP server and
+//! [`otlp`] receives its OpenTelemetry exports.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod ops;
+pub mod otlp;
 
 use anyhow::{anyhow, bail, Context};
 use eddy_testkit::ReadRecord;

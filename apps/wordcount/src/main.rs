@@ -36,14 +36,6 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
     let mut loader = ConfigLoader::new()
         .flag_opt("kafka.bootstrap_servers", args.bootstrap_servers)
@@ -63,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         })
     };
     let topology = wordcount::topology(&setting("input_topic")?, &setting("output_topic")?)?;
+    // `run` sets up logging as configured (`telemetry.log_format`, OTLP export).
     App::new(topology, config).run()?;
     Ok(())
 }

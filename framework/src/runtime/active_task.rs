@@ -34,6 +34,8 @@ pub(crate) struct ActiveTask {
     pub restores: Vec<StoreRestore>,
     /// When the task was created, to bound waiting for a stable changelog.
     pub created: Instant,
+    /// Its span: open from creation to close, entered while it processes a record.
+    pub span: tracing::Span,
 }
 
 impl ActiveTask {

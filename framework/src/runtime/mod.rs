@@ -101,6 +101,9 @@ pub enum RuntimeError {
     /// A savepoint or checkpoint could not be used or written.
     #[error(transparent)]
     Savepoint(#[from] crate::snapshot::SnapshotError),
+    /// Logging or telemetry export could not be set up.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// The ops HTTP server could not start.
     #[error(transparent)]
     Ops(#[from] crate::ops::OpsError),
@@ -188,6 +191,14 @@ impl App {
         let fingerprint = fingerprint(&self.topology);
         let metrics = Arc::new(Metrics::default());
         let status = Arc::new(Status::default());
+        crate::telemetry::register_metrics(
+            &metrics,
+            &status,
+            vec![
+                opentelemetry::KeyValue::new("application_id", config.application_id.clone()),
+                opentelemetry::KeyValue::new("instance_id", instance.instance_id().to_owned()),
+            ],
+        );
         let shared = Arc::new(Shared {
             topology: Arc::new(self.topology),
             config: Arc::clone(&config),
@@ -248,12 +259,22 @@ impl App {
         })
     }
 
-    /// Starts the app and runs it until SIGTERM or SIGINT (then shuts down cleanly) or
-    /// until a stream thread fails.
+    /// Installs logging and telemetry as configured (`telemetry.*`; skipped when the program
+    /// installed its own tracing subscriber), starts the app and runs it until SIGTERM or
+    /// SIGINT (then shuts down cleanly) or until a stream thread fails.
     ///
     /// # Errors
     /// The first error that stopped a stream thread, or a start-up error.
     pub fn run(self) -> Result<(), RuntimeError> {
+        // Logs (and OTLP export, when configured) unless the program installed its own
+        // subscriber; exporters flush when this guard drops at the end.
+        let _telemetry = if tracing::dispatcher::has_been_set() {
+            None
+        } else {
+            Some(crate::telemetry::Telemetry::install(
+                &self.config.telemetry,
+            )?)
+        };
         // Signal handlers go in before the threads start, so an early SIGTERM is clean too.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

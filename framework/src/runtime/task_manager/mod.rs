@@ -232,6 +232,7 @@ impl TaskManager {
             shared.plan.partitions.clone().into_iter().collect(),
         );
         Ok(ActiveTask {
+            span: tracing::info_span!("task", task = %id, thread = self.thread),
             id,
             topic,
             graph,
@@ -383,7 +384,9 @@ impl TaskManager {
         let mut out = std::mem::take(&mut self.out);
         let result = match self.tasks.get_mut(&id) {
             Some(task) => {
-                let result = task.graph.process(&raw, now, &mut out);
+                let result = task
+                    .span
+                    .in_scope(|| task.graph.process(&raw, now, &mut out));
                 task.next_offset = Some(msg.offset() + 1);
                 result
             }
@@ -519,7 +522,16 @@ impl TaskManager {
         // interval of processing before the next one.
         let started = Instant::now();
         let open = self.producer.in_transaction();
-        let result = self.commit_now(consumer);
+        let span = if open {
+            tracing::info_span!(
+                "commit",
+                commit = self.commits + 1,
+                tasks = self.tasks.len()
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let result = span.in_scope(|| self.commit_now(consumer));
         self.last_commit = Instant::now();
         if open && result.is_ok() && self.reset.is_none() {
             self.shared.metrics.commit.observe(started.elapsed());
