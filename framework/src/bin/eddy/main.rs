@@ -1,7 +1,9 @@
-//! The `eddy` command-line tool: operational commands for Eddy apps.
+//! The `eddy` command-line tool: new app projects, savepoints, and cluster checks.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+mod scaffold;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -36,6 +38,17 @@ enum Command {
     Savepoint {
         #[command(subcommand)]
         command: SavepointCommand,
+    },
+    /// Creates a new app project: a topology, its test, a Dockerfile, a compose file.
+    New {
+        /// The app's name (package, binary and default `application.id`).
+        name: String,
+        /// Directory to create the project in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The Eddy framework sources to depend on (an Eddy checkout's `framework/`).
+        #[arg(long)]
+        eddy_path: Option<PathBuf>,
     },
 }
 
@@ -83,6 +96,16 @@ fn main() -> anyhow::Result<()> {
             timeout_secs,
         } => check(&bootstrap_servers, Duration::from_secs(timeout_secs)),
         Command::Savepoint { command } => savepoint(command),
+        Command::New {
+            name,
+            dir,
+            eddy_path,
+        } => {
+            let created = scaffold::create(&name, &dir, eddy_path)?;
+            println!("created {}", created.display());
+            println!("next: cd {} && cargo test", created.display());
+            Ok(())
+        }
     }
 }
 
