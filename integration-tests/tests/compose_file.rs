@@ -138,3 +138,75 @@ fn the_compose_app_configuration_is_valid_eddy_configuration() {
     assert_eq!(config.app_setting("input_topic"), Some("lines"));
     assert_eq!(config.app_setting("output_topic"), Some("word-counts"));
 }
+
+#[test]
+fn compose_runs_the_registry_and_the_telemetry_pipeline_the_app_exports_to() {
+    let doc = compose_doc();
+    for service in [
+        "schema-registry",
+        "otel-collector",
+        "prometheus",
+        "jaeger",
+        "app",
+    ] {
+        assert!(
+            doc["services"][service].is_mapping(),
+            "compose has no `{service}` service"
+        );
+    }
+    let env = &doc["services"]["app"]["environment"];
+    let endpoint = env["EDDY__TELEMETRY__OTLP_ENDPOINT"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(endpoint, "http://otel-collector:4318");
+    let ops = env["EDDY__OPS__ADDRESS"].as_str().unwrap_or_default();
+    let ops_port = ops.rsplit(':').next().unwrap_or_default();
+
+    // The collector listens where the app exports, and sends traces to Jaeger and metrics to
+    // the port Prometheus scrapes.
+    let read = |name: &str| -> Value {
+        let path = repo_root().join("compose").join(name);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("parsing {name}: {e}"))
+    };
+    let collector = read("otel-collector.yaml");
+    assert_eq!(
+        collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"].as_str(),
+        Some("0.0.0.0:4318")
+    );
+    assert_eq!(
+        collector["exporters"]["otlp/jaeger"]["endpoint"].as_str(),
+        Some("jaeger:4317")
+    );
+    let prometheus_port = collector["exporters"]["prometheus"]["endpoint"]
+        .as_str()
+        .and_then(|e| e.rsplit(':').next())
+        .unwrap_or_default()
+        .to_owned();
+    let prometheus = read("prometheus.yml");
+    let jobs = prometheus["scrape_configs"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
+    let scrapes_app = jobs.iter().any(|job| {
+        job["dns_sd_configs"][0]["names"][0].as_str() == Some("app")
+            && job["dns_sd_configs"][0]["port"]
+                .as_u64()
+                .map(|p| p.to_string())
+                .as_deref()
+                == Some(ops_port)
+    });
+    assert!(
+        scrapes_app,
+        "Prometheus must scrape every app instance's ops port {ops_port}"
+    );
+    let scrapes_collector = jobs.iter().any(|job| {
+        job["static_configs"][0]["targets"][0].as_str()
+            == Some(&format!("otel-collector:{prometheus_port}"))
+    });
+    assert!(
+        scrapes_collector,
+        "Prometheus must scrape the collector's exporter"
+    );
+}

@@ -34,6 +34,14 @@ pub(crate) struct ActiveTask {
     pub restores: Vec<StoreRestore>,
     /// When the task was created, to bound waiting for a stable changelog.
     pub created: Instant,
+    /// Offset of the first input record it processed (logged once: where its owner resumed).
+    pub first_offset: Option<i64>,
+    /// The committed input offset when the task started (`None`: nothing committed yet).
+    pub start_offset: Option<i64>,
+    /// True once `start_offset` was looked up.
+    pub start_resolved: bool,
+    /// True once the consumer was asked to move up to `start_offset`.
+    pub seek_requested: bool,
     /// Its span: open from creation to close, entered while it processes a record.
     pub span: tracing::Span,
 }

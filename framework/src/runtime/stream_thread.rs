@@ -147,6 +147,7 @@ fn drive(
             return Ok(Ended::Reset(reason.to_owned()));
         }
         manager.restore_step(consumer)?;
+        manager.apply_seeks(consumer);
         manager.control_step(consumer)?;
         manager.punctuate()?;
         manager.publish_status(consumer);

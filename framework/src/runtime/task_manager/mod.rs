@@ -5,6 +5,7 @@ mod base;
 mod checkpoint;
 mod report;
 mod savepoint;
+mod start;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -77,6 +78,8 @@ pub(crate) struct TaskManager {
     /// When the thread last reported its status; `None` makes the next loop report.
     last_report: Option<Instant>,
     last_progress_log: Instant,
+    /// Consumer moves to committed offsets, applied at the next loop step.
+    seeks: Vec<(String, i32, i64)>,
 }
 
 impl TaskManager {
@@ -119,6 +122,7 @@ impl TaskManager {
             assigned: false,
             last_report: None,
             last_progress_log: Instant::now(),
+            seeks: Vec::new(),
         })
     }
 
@@ -233,6 +237,10 @@ impl TaskManager {
         );
         Ok(ActiveTask {
             span: tracing::info_span!("task", task = %id, thread = self.thread),
+            first_offset: None,
+            start_offset: None,
+            start_resolved: false,
+            seek_requested: false,
             id,
             topic,
             graph,
@@ -313,6 +321,10 @@ impl TaskManager {
         let now = wall_clock_ms();
         let mut resume = TopicPartitionList::new();
         for id in waiting {
+            let restored = self.tasks.get(&id).is_some_and(ActiveTask::restored);
+            if !restored || !self.resolve_start(consumer, id)? {
+                continue;
+            }
             let Some(task) = self.tasks.get_mut(&id) else {
                 continue;
             };
@@ -357,6 +369,9 @@ impl TaskManager {
             ));
             return Ok(());
         }
+        if self.below_start(id, msg.offset()) {
+            return Ok(());
+        }
         self.ensure_transaction()?;
         let raw = RawRecord {
             topic: msg.topic().to_owned(),
@@ -384,6 +399,10 @@ impl TaskManager {
         let mut out = std::mem::take(&mut self.out);
         let result = match self.tasks.get_mut(&id) {
             Some(task) => {
+                if task.first_offset.is_none() {
+                    task.first_offset = Some(msg.offset());
+                    tracing::info!(thread = self.thread, task = %id, offset = msg.offset(), "first input record");
+                }
                 let result = task
                     .span
                     .in_scope(|| task.graph.process(&raw, now, &mut out));
