@@ -3,13 +3,13 @@
 //! and state queries are shown.
 
 use std::io::Write;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use crate::load::SteadyLoad;
 use crate::ops::OpsClient;
-use crate::{expected_counts, generate_lines, AppProcess, WordcountRun};
+use crate::{expected_counts, AppProcess, WordcountRun};
 
 /// Lines per input chunk, and the pause between chunks.
 const CHUNK: usize = 100;
@@ -71,21 +71,7 @@ pub fn run(out: &mut dyn Write) -> anyhow::Result<DemoSummary> {
         "3 instances of wordcount are ready (GET /ready = 200 on each)",
     );
 
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let input = run.input.clone();
-    let kafka = run.kafka;
-    let producer = std::thread::spawn(move || -> anyhow::Result<Vec<String>> {
-        let mut produced = Vec::new();
-        let mut seed = 7_000;
-        // Waiting on the stop channel paces the load and ends it.
-        while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(TICK) {
-            let lines = generate_lines(seed, CHUNK, 300);
-            seed += 1;
-            kafka.produce(&input, lines.iter().map(|l| (None, l.as_bytes().to_vec())))?;
-            produced.extend(lines);
-        }
-        Ok(produced)
-    });
+    let load = SteadyLoad::start(run.kafka, &run.input, 7_000, CHUNK, 300, TICK);
     say(out, started, "feeding lines in chunks of 100");
     let wait_until = |at: Duration| {
         while started.elapsed() < at {
@@ -110,10 +96,7 @@ pub fn run(out: &mut dyn Write) -> anyhow::Result<DemoSummary> {
         "instance d joined and is ready: it took tasks over from checkpoints",
     );
     wait_until(Duration::from_secs(20));
-    let _ = stop_tx.send(());
-    let produced = producer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;
+    let produced = load.stop()?;
     let expected = expected_counts(produced.iter().map(String::as_str));
     let outputs: u64 = expected.values().sum();
     say(

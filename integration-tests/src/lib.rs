@@ -9,6 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod demo;
+pub mod load;
 pub mod ops;
 pub mod otlp;
 

@@ -2,10 +2,10 @@
 //! arriving, with checkpoints on. Every word's counts stay exactly 1..n, moved tasks start
 //! from checkpoints, and the processing pause of each step is printed.
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use eddy_integration_tests::{expected_counts, generate_lines, WordcountRun};
+use eddy_integration_tests::load::SteadyLoad;
+use eddy_integration_tests::{expected_counts, WordcountRun};
 
 /// Lines per input chunk and chunks per second of the steady load.
 const CHUNK: usize = 100;
@@ -21,22 +21,7 @@ fn scaling_out_and_in_under_load_keeps_exactly_once() -> anyhow::Result<()> {
         ("EDDY__SNAPSHOT__CHECKPOINT_INTERVAL_MS", "2000"),
     ];
 
-    // Steady load on its own thread until told to stop; it returns what it produced.
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let input = run.input.clone();
-    let kafka = run.kafka;
-    let producer = std::thread::spawn(move || -> anyhow::Result<Vec<String>> {
-        let mut produced = Vec::new();
-        let mut seed = 1_000;
-        // Waiting on the stop channel paces the load and ends it.
-        while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(TICK) {
-            let lines = generate_lines(seed, CHUNK, 400);
-            seed += 1;
-            kafka.produce(&input, lines.iter().map(|l| (None, l.as_bytes().to_vec())))?;
-            produced.extend(lines);
-        }
-        Ok(produced)
-    });
+    let load = SteadyLoad::start(run.kafka, &run.input, 1_000, CHUNK, 400, TICK);
 
     let mut apps = vec![run.start("a", &env)?];
     let mut tail = run.kafka.tail(&run.output)?;
@@ -63,10 +48,7 @@ fn scaling_out_and_in_under_load_keeps_exactly_once() -> anyhow::Result<()> {
             _ => {}
         }
     }
-    let _ = stop_tx.send(());
-    let produced = producer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;
+    let produced = load.stop()?;
     let expected = expected_counts(produced.iter().map(String::as_str));
 
     // The longest stretch without new output after each step (and before the first one).

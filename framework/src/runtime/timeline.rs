@@ -64,31 +64,25 @@ pub(crate) fn establish(
     let app = &config.application_id;
     let channel = ControlChannel::open(&config.kafka, app, &format!("{client_id}-start"), true)
         .map_err(snapshot_error)?;
-    let history = channel
+    let mut history = channel
         .read_to_end(Duration::from_secs(30))
         .map_err(snapshot_error)?;
-    let last = history.into_iter().rev().find_map(|m| match m {
-        ControlMessage::Restored {
-            savepoint,
-            path,
-            epoch,
-            positions,
-        } => Some((savepoint, path, epoch, positions)),
-        _ => None,
-    });
     if let Some(path) = &config.snapshot.from_savepoint {
         let (location, manifest) = read_manifest(path).map_err(snapshot_error)?;
         check(topology, plan, path, &manifest)?;
-        if last.as_ref().is_some_and(|(id, ..)| *id == manifest.id) {
+        if last_restore(&history).is_some_and(|(id, ..)| id == manifest.id) {
             tracing::info!(
                 savepoint = manifest.id,
                 "savepoint already applied; continuing from the app's own progress"
             );
-        } else {
+        } else if claim(config, &channel, &mut history, &manifest.id, client_id)? {
             let base = apply(config, plan, &channel, location, manifest)?;
             return Ok(Timeline { base: Some(base) });
+        } else {
+            follow(config, &channel, &mut history, &manifest.id)?;
         }
     }
+    let last = last_restore(&history);
     let Some((_, path, epoch, positions)) = last else {
         return Ok(Timeline::default());
     };
@@ -108,6 +102,105 @@ pub(crate) fn establish(
             positions,
         }),
     })
+}
+
+/// The last restore record: savepoint id, path, epoch and changelog positions.
+type Restore = (
+    String,
+    String,
+    String,
+    BTreeMap<String, BTreeMap<String, i64>>,
+);
+
+fn last_restore(history: &[ControlMessage]) -> Option<Restore> {
+    history.iter().rev().find_map(|m| match m {
+        ControlMessage::Restored {
+            savepoint,
+            path,
+            epoch,
+            positions,
+        } => Some((
+            savepoint.clone(),
+            path.clone(),
+            epoch.clone(),
+            positions.clone(),
+        )),
+        _ => None,
+    })
+}
+
+/// How long a restore claim stays valid: an instance that claimed and died must not block
+/// the next start forever.
+const CLAIM_VALID_MS: i64 = 120_000;
+
+/// Claims the right to apply savepoint `id`: writes a claim, reads the topic to its end, and
+/// wins when the first live claim for `id` is its own. Instances starting together thus agree
+/// on one of them, which the single partition's order decides.
+fn claim(
+    config: &EddyConfig,
+    channel: &ControlChannel,
+    history: &mut Vec<ControlMessage>,
+    id: &str,
+    instance: &str,
+) -> Result<bool, RuntimeError> {
+    let now = crate::record::wall_clock_ms();
+    channel
+        .send(
+            &ControlMessage::RestoreClaim {
+                savepoint: id.to_owned(),
+                instance: instance.to_owned(),
+                claimed_ms: now,
+            },
+            config.kafka.transaction_timeout,
+        )
+        .map_err(snapshot_error)?;
+    history.extend(
+        channel
+            .read_to_end(Duration::from_secs(30))
+            .map_err(snapshot_error)?,
+    );
+    let winner = history.iter().find_map(|m| match m {
+        ControlMessage::RestoreClaim {
+            savepoint,
+            instance,
+            claimed_ms,
+        } if savepoint == id && now - claimed_ms < CLAIM_VALID_MS => Some(instance.clone()),
+        _ => None,
+    });
+    let won = winner.as_deref() == Some(instance);
+    if !won {
+        tracing::info!(savepoint = id, winner = ?winner, "another instance applies the savepoint; waiting for it");
+    }
+    Ok(won)
+}
+
+/// Waits until the instance that won the claim wrote the restore record of savepoint `id`.
+fn follow(
+    config: &EddyConfig,
+    channel: &ControlChannel,
+    history: &mut Vec<ControlMessage>,
+    id: &str,
+) -> Result<(), RuntimeError> {
+    let deadline = Instant::now()
+        + config.session_timeout * 2
+        + config.kafka.transaction_timeout * 2
+        + Duration::from_secs(60);
+    while !last_restore(history).is_some_and(|(s, ..)| s == id) {
+        if Instant::now() >= deadline {
+            return Err(RuntimeError::Savepoint(SnapshotError::Failed {
+                id: id.to_owned(),
+                reason: "the instance that claimed its restore did not finish it; start again"
+                    .to_owned(),
+            }));
+        }
+        if let Some(message) = channel
+            .poll(Duration::from_millis(200))
+            .map_err(snapshot_error)?
+        {
+            history.push(message);
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a savepoint this version cannot use.
@@ -175,19 +268,28 @@ fn apply(
         .create()
         .map_err(kafka("creating the savepoint restore client".to_owned()))?;
     let timeout = Duration::from_secs(10);
-    let groups = consumer
-        .fetch_group_list(Some(app), timeout)
-        .map_err(kafka(format!("describing consumer group `{app}`")))?;
-    let members: Vec<String> = groups
-        .groups()
-        .iter()
-        .flat_map(|g| g.members().iter().map(|m| m.client_id().to_owned()))
-        .collect();
-    if !members.is_empty() {
-        return Err(RuntimeError::Savepoint(SnapshotError::Failed {
-            id: manifest.id.clone(),
-            reason: format!("stop every instance of `{app}` before restoring a savepoint (running: {members:?})"),
-        }));
+    // Instances that were just stopped may still be leaving (or, killed, waiting for their
+    // session to expire): give them that long before refusing.
+    let leave_deadline = Instant::now() + config.session_timeout * 2 + Duration::from_secs(5);
+    loop {
+        let groups = consumer
+            .fetch_group_list(Some(app), timeout)
+            .map_err(kafka(format!("describing consumer group `{app}`")))?;
+        let members: Vec<String> = groups
+            .groups()
+            .iter()
+            .flat_map(|g| g.members().iter().map(|m| m.client_id().to_owned()))
+            .collect();
+        if members.is_empty() {
+            break;
+        }
+        if Instant::now() >= leave_deadline {
+            return Err(RuntimeError::Savepoint(SnapshotError::Failed {
+                id: manifest.id.clone(),
+                reason: format!("stop every instance of `{app}` before restoring a savepoint (running: {members:?})"),
+            }));
+        }
+        std::thread::park_timeout(Duration::from_millis(200)); // back-off while members leave
     }
     // Ends are read once no transaction is open (a killed instance's may linger until the
     // broker aborts it).

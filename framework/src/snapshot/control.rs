@@ -101,6 +101,17 @@ pub enum ControlMessage {
         /// When it started (milliseconds since the epoch).
         started_ms: i64,
     },
+    /// An instance starting with `snapshot.from_savepoint` claims the right to apply it; the
+    /// first live claim on the (single-partition) topic wins, the others wait for its
+    /// `Restored` record.
+    RestoreClaim {
+        /// Savepoint id.
+        savepoint: String,
+        /// The claiming instance.
+        instance: String,
+        /// When it claimed (milliseconds since the epoch); stale claims are ignored.
+        claimed_ms: i64,
+    },
     /// A savepoint was applied to this app: tasks without state of this epoch load it.
     Restored {
         /// Savepoint id.
@@ -121,6 +132,11 @@ impl ControlMessage {
         match self {
             ControlMessage::Restored { .. } => "restored".to_owned(),
             ControlMessage::Instance { instance, .. } => format!("instance/{instance}"),
+            ControlMessage::RestoreClaim {
+                savepoint,
+                instance,
+                ..
+            } => format!("restore-claim/{savepoint}/{instance}"),
             ControlMessage::SavepointBegin { id, .. }
             | ControlMessage::SavepointDrain { id, .. }
             | ControlMessage::SavepointSnapshot { id }
