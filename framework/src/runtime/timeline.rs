@@ -185,7 +185,7 @@ fn follow(
         + config.session_timeout * 2
         + config.kafka.transaction_timeout * 2
         + Duration::from_secs(60);
-    while !last_restore(history).is_some_and(|(s, ..)| s == id) {
+    while last_restore(history).is_none_or(|(s, ..)| s != id) {
         if Instant::now() >= deadline {
             return Err(RuntimeError::Savepoint(SnapshotError::Failed {
                 id: id.to_owned(),
