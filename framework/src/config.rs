@@ -43,6 +43,9 @@ pub struct EddyConfig {
     pub guarantee: Guarantee,
     /// `processing.commit_interval_ms`: how often a stream thread commits (default 100).
     pub commit_interval: Duration,
+    /// `processing.standby_replicas`: standby copies kept of each stateful task on other
+    /// instances (default 0).
+    pub standby_replicas: usize,
     /// `processing.threads`: stream threads per instance (default 1).
     pub threads: usize,
     /// `processing.session_timeout_ms`: consumer group session timeout (default 6000).
@@ -143,6 +146,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("processing.guarantee", "exactly_once | at_least_once"),
     ("processing.commit_interval_ms", "commit interval"),
     ("processing.threads", "stream threads"),
+    (
+        "processing.standby_replicas",
+        "standby copies of each stateful task",
+    ),
     ("processing.session_timeout_ms", "group session timeout"),
     ("state.dir", "state directory"),
     ("errors.deserialization", "fail | skip | dead_letter"),
@@ -420,6 +427,7 @@ impl Fields {
             ));
         }
         let threads = self.number("processing.threads", 1, 1, 64);
+        let standby_replicas = self.number("processing.standby_replicas", 0, 0, 8);
         let session_timeout_ms =
             self.number("processing.session_timeout_ms", 6_000, 1_000, 3_600_000);
         let state_dir = PathBuf::from(
@@ -531,6 +539,7 @@ impl Fields {
             guarantee,
             commit_interval: Duration::from_millis(commit_interval_ms),
             threads: usize::try_from(threads).unwrap_or(1),
+            standby_replicas: usize::try_from(standby_replicas).unwrap_or(0),
             session_timeout: Duration::from_millis(session_timeout_ms),
             state_dir,
             deserialization,

@@ -2,6 +2,7 @@
 
 mod admin;
 mod classify;
+mod group;
 mod partitioner;
 mod settings;
 mod transactional_producer;
@@ -9,6 +10,7 @@ mod watermarks;
 
 pub use admin::{TopicAdmin, TopicAdminError, TopicSpec};
 pub use classify::classify;
+pub use group::{describe_group, GroupView, InstanceAssignment};
 pub use partitioner::{murmur2, murmur2_partition};
 pub use settings::KafkaSettings;
 pub use transactional_producer::{

@@ -292,6 +292,7 @@ async fn ready(State(server): State<Arc<Server>>) -> Response {
         "ready": ready,
         "instance_id": server.ctx.instance_id,
         "threads": status.threads(),
+        "standbys": status.standbys(),
     });
     json_response(if ready { 200 } else { 503 }, body)
 }

@@ -170,5 +170,20 @@ pub(crate) fn render(
             out.sample("eddy_rocksdb_memory_bytes", &[("task", &t.task)], bytes);
         }
     }
+    let standbys = status.standbys();
+    out.header(
+        "eddy_standby_tasks",
+        "gauge",
+        "Standby copies of other instances' tasks kept here.",
+    );
+    out.sample("eddy_standby_tasks", &[], standbys.len());
+    out.header(
+        "eddy_standby_lag_records",
+        "gauge",
+        "Changelog records a standby copy is behind.",
+    );
+    for s in &standbys {
+        out.sample("eddy_standby_lag_records", &[("task", &s.task)], s.lag);
+    }
     out.text
 }

@@ -28,6 +28,7 @@ mod metrics;
 mod plan;
 mod rebalance;
 mod restore;
+mod standby;
 mod status;
 mod stream_thread;
 mod task_manager;
@@ -40,7 +41,7 @@ use std::thread::JoinHandle;
 pub use histogram::{Histogram, HistogramSnapshot, BUCKETS as HISTOGRAM_BUCKETS};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub(crate) use plan::Plan;
-pub use status::{Status, TaskStatus, ThreadStatus};
+pub use status::{StandbyStatus, Status, TaskStatus, ThreadStatus};
 
 use crate::config::{DeserializationHandler, EddyConfig};
 use crate::kafka::{
@@ -209,6 +210,7 @@ impl App {
             snapshots,
             fingerprint,
             status: Arc::clone(&status),
+            standbys: standby::Standbys::default(),
         });
         let shutdown = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
@@ -234,6 +236,11 @@ impl App {
                 })?;
             threads.push(Some(handle));
         }
+        let standby = if config.standby_replicas > 0 {
+            Some(standby::spawn(Arc::clone(&shared), Arc::clone(&shutdown))?)
+        } else {
+            None
+        };
         let ops = match config.ops.address {
             Some(address) => Some(crate::ops::OpsServer::start(
                 address,
@@ -256,6 +263,7 @@ impl App {
             metrics,
             status,
             ops,
+            standby,
         })
     }
 
@@ -359,6 +367,8 @@ pub struct RunningApp {
     status: Arc<Status>,
     /// The ops HTTP server; stops when the app is dropped.
     ops: Option<crate::ops::OpsServer>,
+    /// The standby thread, when standbys are configured.
+    standby: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -412,6 +422,11 @@ impl RunningApp {
                 self.shutdown.store(true, Ordering::Relaxed);
                 first_error.get_or_insert(e);
             }
+        }
+        // The standby thread stops with the stream threads.
+        self.shutdown.store(true, Ordering::Relaxed);
+        if let Some(standby) = self.standby.take() {
+            let _ = standby.join();
         }
         first_error.map_or(Ok(()), Err)
     }

@@ -17,7 +17,41 @@ use crate::task::TaskId;
 const BATCH: usize = 5_000;
 
 /// Records replayed from one changelog partition, and the offset after the last of them.
-type Replayed = (Vec<(Vec<u8>, Option<Vec<u8>>)>, i64);
+pub(crate) type Replayed = (Vec<(Vec<u8>, Option<Vec<u8>>)>, i64);
+
+/// Replayed records per changelog partition `(topic, partition)`.
+pub(crate) type Batch = HashMap<(String, i32), Replayed>;
+
+/// Reads changelog records from `consumer` for up to `budget` (at most [`BATCH`]), grouped
+/// by partition; returns them with their count.
+pub(crate) fn read_batch(
+    consumer: &BaseConsumer,
+    budget: Duration,
+) -> Result<(Batch, usize), rdkafka::error::KafkaError> {
+    let deadline = Instant::now() + budget;
+    let mut buffered: Batch = HashMap::new();
+    let mut count = 0;
+    while count < BATCH {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(result) = consumer.poll(left) else {
+            break;
+        };
+        let msg = result?;
+        let entry = buffered
+            .entry((msg.topic().to_owned(), msg.partition()))
+            .or_insert_with(|| (Vec::new(), 0));
+        entry.0.push((
+            msg.key().map(<[u8]>::to_vec).unwrap_or_default(),
+            msg.payload().map(<[u8]>::to_vec),
+        ));
+        entry.1 = msg.offset() + 1;
+        count += 1;
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    Ok((buffered, count))
+}
 
 /// Reads changelogs for the tasks of one stream thread.
 pub(crate) struct Restorer {
@@ -189,31 +223,11 @@ impl Restorer {
         if self.reading.is_empty() {
             return Ok(());
         }
-        let deadline = Instant::now() + budget;
-        let mut buffered: HashMap<(String, i32), Replayed> = HashMap::new();
-        let mut count = 0;
-        while count < BATCH {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Some(result) = self.committed.poll(left) else {
-                break;
-            };
-            let msg = result.map_err(|source| RuntimeError::Kafka {
+        let (buffered, count) =
+            read_batch(&self.committed, budget).map_err(|source| RuntimeError::Kafka {
                 what: "reading a changelog".to_owned(),
                 source,
             })?;
-            let entry = buffered
-                .entry((msg.topic().to_owned(), msg.partition()))
-                .or_insert_with(|| (Vec::new(), 0));
-            entry.0.push((
-                msg.key().map(<[u8]>::to_vec).unwrap_or_default(),
-                msg.payload().map(<[u8]>::to_vec),
-            ));
-            entry.1 = msg.offset() + 1;
-            count += 1;
-            if Instant::now() >= deadline {
-                break;
-            }
-        }
         self.metrics.add_restored(u64::try_from(count).unwrap_or(0));
         for ((topic, partition), (records, next)) in buffered {
             if let Some(&(task, index, _)) = self.reading.get(&(topic, partition)) {

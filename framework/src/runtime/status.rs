@@ -46,8 +46,18 @@ impl ThreadStatus {
     }
 }
 
+/// A standby task this instance keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StandbyStatus {
+    /// The task.
+    pub task: String,
+    /// Changelog records its copy is behind the changelog ends.
+    pub lag: i64,
+}
+
 #[derive(Default)]
 struct Inner {
+    standbys: Vec<StandbyStatus>,
     threads: BTreeMap<String, ThreadStatus>,
     readers: BTreeMap<(String, i32), (TaskId, StoreReader)>,
     failure: Option<String>,
@@ -91,6 +101,16 @@ impl Status {
     /// Forgets the stores of tasks that closed.
     pub(crate) fn remove_readers(&self, tasks: &[TaskId]) {
         self.with(|inner| inner.readers.retain(|_, (task, _)| !tasks.contains(task)));
+    }
+
+    /// Replaces the standby report.
+    pub(crate) fn set_standbys(&self, standbys: Vec<StandbyStatus>) {
+        self.with(|inner| inner.standbys = standbys);
+    }
+
+    /// The standby tasks this instance keeps, as last reported.
+    pub fn standbys(&self) -> Vec<StandbyStatus> {
+        self.with(|inner| inner.standbys.clone())
     }
 
     /// Records that a stream thread failed: the instance is no longer healthy.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::TaskManager;
+use super::Shared;
 use crate::runtime::RuntimeError;
 use crate::snapshot::{download, get_json, SnapshotError, TaskSnapshot};
 use crate::state::{StateError, StoreBuilder, TaskStores};
@@ -18,121 +18,120 @@ pub(super) fn checkpoint_prefix(application_id: &str, task: TaskId) -> String {
     format!("{application_id}/checkpoints/{task}")
 }
 
-impl TaskManager {
-    fn open_local(&self, dir: &Path, defs: &[StoreBuilder]) -> Result<TaskStores, StateError> {
-        let app = &self.shared.config.application_id;
-        // A task moving between threads of this instance may still be closing elsewhere:
-        // RocksDB's lock tells, so retry briefly.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match TaskStores::open(Some(dir), defs, |store| changelog_topic(app, store)) {
-                Ok(stores) => return Ok(stores),
-                Err(e) if Instant::now() < deadline && e.is_lock_held() => {
-                    std::thread::park_timeout(Duration::from_millis(20)); // back-off between lock attempts
-                }
-                Err(e) => return Err(e),
+fn open_local(
+    shared: &Shared,
+    dir: &Path,
+    defs: &[StoreBuilder],
+) -> Result<TaskStores, StateError> {
+    let app = &shared.config.application_id;
+    // A task moving between threads of this instance may still be closing elsewhere:
+    // RocksDB's lock tells, so retry briefly.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match TaskStores::open(Some(dir), defs, |store| changelog_topic(app, store)) {
+            Ok(stores) => return Ok(stores),
+            Err(e) if Instant::now() < deadline && e.is_lock_held() => {
+                std::thread::park_timeout(Duration::from_millis(20)); // back-off between lock attempts
             }
+            Err(e) => return Err(e),
         }
     }
+}
 
-    /// Opens task `id`'s stores with the best starting state available.
-    pub(super) fn open_stores(
-        &self,
-        id: TaskId,
-        defs: &[StoreBuilder],
-    ) -> Result<TaskStores, RuntimeError> {
-        let task_error = |e: StateError| RuntimeError::Task {
-            task: id,
-            source: e.into(),
-        };
-        let dir = self.shared.instance.task_dir(&id.to_string());
-        let stores = self.open_local(&dir, defs).map_err(task_error)?;
-        let epoch = self.shared.timeline.epoch();
-        let local_epoch = stores.epoch().map_err(task_error)?;
-        let fresh = local_epoch.is_none()
-            && stores
-                .identities()
-                .map_err(task_error)?
-                .iter()
-                .all(|s| s.changelog_position.is_none());
-        if !fresh && local_epoch.as_deref() == epoch {
-            return Ok(stores);
-        }
-        let started = Instant::now();
-        if let Some(checkpoint) = self.latest_checkpoint(id, epoch)? {
-            drop(stores);
-            let store = self
-                .shared
-                .snapshots
-                .as_deref()
-                .ok_or_else(|| missing(id, "snapshot store"))?;
-            let bytes =
-                download(store, &checkpoint.files, &dir).map_err(RuntimeError::Savepoint)?;
-            let mut stores = self.open_local(&dir, defs).map_err(task_error)?;
-            stores
-                .set_base(epoch, &BTreeMap::new())
-                .map_err(task_error)?;
-            tracing::info!(task = %id, bytes, took = ?started.elapsed(), created_ms = checkpoint.created_ms, "task state loaded from its latest checkpoint");
-            return Ok(stores);
-        }
-        let Some(base) = &self.shared.timeline.base else {
-            return Ok(stores);
-        };
-        drop(stores);
-        let manifest = base.manifest.as_ref().ok_or_else(|| {
-            missing(
-                id,
-                &format!(
-                    "savepoint {} (its manifest cannot be read)",
-                    base.location.path().display()
-                ),
-            )
-        })?;
-        let part = manifest
-            .tasks
+/// Opens task `id`'s stores with the best starting state available (active tasks and
+/// standbys alike).
+pub(crate) fn open_stores(
+    shared: &Shared,
+    id: TaskId,
+    defs: &[StoreBuilder],
+) -> Result<TaskStores, RuntimeError> {
+    let task_error = |e: StateError| RuntimeError::Task {
+        task: id,
+        source: e.into(),
+    };
+    let dir = shared.instance.task_dir(&id.to_string());
+    let stores = open_local(shared, &dir, defs).map_err(task_error)?;
+    let epoch = shared.timeline.epoch();
+    let local_epoch = stores.epoch().map_err(task_error)?;
+    let fresh = local_epoch.is_none()
+        && stores
+            .identities()
+            .map_err(task_error)?
             .iter()
-            .find(|t| t.task == id.to_string())
-            .ok_or_else(|| missing(id, &format!("part of savepoint {}", manifest.id)))?;
-        let bytes =
-            download(&base.location.store(), &part.files, &dir).map_err(RuntimeError::Savepoint)?;
-        let mut stores = self.open_local(&dir, defs).map_err(task_error)?;
-        let positions = base
-            .positions
-            .get(&id.to_string())
-            .cloned()
-            .unwrap_or_default();
+            .all(|s| s.changelog_position.is_none());
+    if !fresh && local_epoch.as_deref() == epoch {
+        return Ok(stores);
+    }
+    let started = Instant::now();
+    if let Some(checkpoint) = latest_checkpoint(shared, id, epoch)? {
+        drop(stores);
+        let store = shared
+            .snapshots
+            .as_deref()
+            .ok_or_else(|| missing(id, "snapshot store"))?;
+        let bytes = download(store, &checkpoint.files, &dir).map_err(RuntimeError::Savepoint)?;
+        let mut stores = open_local(shared, &dir, defs).map_err(task_error)?;
         stores
-            .set_base(Some(&base.epoch), &positions)
+            .set_base(epoch, &BTreeMap::new())
             .map_err(task_error)?;
-        tracing::info!(task = %id, bytes, took = ?started.elapsed(), savepoint = manifest.id, "task state loaded from the savepoint");
-        Ok(stores)
+        tracing::info!(task = %id, bytes, took = ?started.elapsed(), created_ms = checkpoint.created_ms, "task state loaded from its latest checkpoint");
+        return Ok(stores);
     }
+    let Some(base) = &shared.timeline.base else {
+        return Ok(stores);
+    };
+    drop(stores);
+    let manifest = base.manifest.as_ref().ok_or_else(|| {
+        missing(
+            id,
+            &format!(
+                "savepoint {} (its manifest cannot be read)",
+                base.location.path().display()
+            ),
+        )
+    })?;
+    let part = manifest
+        .tasks
+        .iter()
+        .find(|t| t.task == id.to_string())
+        .ok_or_else(|| missing(id, &format!("part of savepoint {}", manifest.id)))?;
+    let bytes =
+        download(&base.location.store(), &part.files, &dir).map_err(RuntimeError::Savepoint)?;
+    let mut stores = open_local(shared, &dir, defs).map_err(task_error)?;
+    let positions = base
+        .positions
+        .get(&id.to_string())
+        .cloned()
+        .unwrap_or_default();
+    stores
+        .set_base(Some(&base.epoch), &positions)
+        .map_err(task_error)?;
+    tracing::info!(task = %id, bytes, took = ?started.elapsed(), savepoint = manifest.id, "task state loaded from the savepoint");
+    Ok(stores)
+}
 
-    /// The newest checkpoint of `id` on timeline `epoch`.
-    fn latest_checkpoint(
-        &self,
-        id: TaskId,
-        epoch: Option<&str>,
-    ) -> Result<Option<TaskSnapshot>, RuntimeError> {
-        let Some(store) = self.shared.snapshots.as_deref() else {
-            return Ok(None);
-        };
-        let prefix = checkpoint_prefix(&self.shared.config.application_id, id);
-        let names = store.list(&prefix).map_err(RuntimeError::Savepoint)?;
-        for name in names.iter().rev() {
-            match get_json::<TaskSnapshot>(store, &format!("{prefix}/{name}")) {
-                Ok(Some(snapshot)) if snapshot.epoch.as_deref() == epoch => {
-                    return Ok(Some(snapshot))
-                }
-                Ok(_) => {}
-                Err(e @ SnapshotError::Corrupt { .. }) => {
-                    tracing::warn!(task = %id, checkpoint = name, error = %e, "skipping an unreadable checkpoint");
-                }
-                Err(e) => return Err(RuntimeError::Savepoint(e)),
+/// The newest checkpoint of `id` on timeline `epoch`.
+fn latest_checkpoint(
+    shared: &Shared,
+    id: TaskId,
+    epoch: Option<&str>,
+) -> Result<Option<TaskSnapshot>, RuntimeError> {
+    let Some(store) = shared.snapshots.as_deref() else {
+        return Ok(None);
+    };
+    let prefix = checkpoint_prefix(&shared.config.application_id, id);
+    let names = store.list(&prefix).map_err(RuntimeError::Savepoint)?;
+    for name in names.iter().rev() {
+        match get_json::<TaskSnapshot>(store, &format!("{prefix}/{name}")) {
+            Ok(Some(snapshot)) if snapshot.epoch.as_deref() == epoch => return Ok(Some(snapshot)),
+            Ok(_) => {}
+            Err(e @ SnapshotError::Corrupt { .. }) => {
+                tracing::warn!(task = %id, checkpoint = name, error = %e, "skipping an unreadable checkpoint");
             }
+            Err(e) => return Err(RuntimeError::Savepoint(e)),
         }
-        Ok(None)
     }
+    Ok(None)
 }
 
 fn missing(task: TaskId, what: &str) -> RuntimeError {

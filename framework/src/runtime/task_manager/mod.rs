@@ -15,6 +15,8 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Headers as _};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+pub(crate) use base::open_stores;
+
 use super::active_task::{ActiveTask, StoreRestore};
 use super::fault::Fault;
 use super::instance::InstanceDir;
@@ -43,6 +45,8 @@ pub(crate) struct Shared {
     pub snapshots: Option<Arc<dyn SnapshotStore>>,
     /// What the threads own and how far they got, for the ops server.
     pub status: Arc<super::Status>,
+    /// Standby copies of other instances' tasks, kept by the standby thread.
+    pub standbys: super::standby::Standbys,
     /// Fingerprint of the topology's description.
     pub fingerprint: String,
 }
@@ -216,7 +220,8 @@ impl TaskManager {
             .iter()
             .filter_map(|name| shared.topology.stores.get(name).cloned())
             .collect();
-        let stores = self.open_stores(id, &defs)?;
+        self.shared.standbys.release(id);
+        let stores = base::open_stores(&self.shared, id, &defs)?;
         let restores = stores
             .changelogged()
             .into_iter()
@@ -288,6 +293,7 @@ impl TaskManager {
             }
         }
         self.shared.status.remove_readers(&closed);
+        self.shared.standbys.active_closed(&closed);
         self.last_report = None;
         if let Err(e) = self.restorer.forget(&closed) {
             self.fatal.get_or_insert(e);
@@ -694,6 +700,7 @@ impl TaskManager {
         let tasks = std::mem::take(&mut self.tasks);
         let ids: Vec<TaskId> = tasks.keys().copied().collect();
         self.shared.status.remove_readers(&ids);
+        self.shared.standbys.active_closed(&ids);
         for (_, mut task) in tasks {
             task.graph.stores_mut().discard_pending();
         }
@@ -711,9 +718,9 @@ impl TaskManager {
             return Ok(());
         }
         let tasks = std::mem::take(&mut self.tasks);
-        self.shared
-            .status
-            .remove_readers(&tasks.keys().copied().collect::<Vec<_>>());
+        let ids: Vec<TaskId> = tasks.keys().copied().collect();
+        self.shared.status.remove_readers(&ids);
+        self.shared.standbys.active_closed(&ids);
         for (_, mut task) in tasks {
             task.graph.close();
         }
