@@ -46,6 +46,12 @@ pub struct EddyConfig {
     /// `processing.standby_replicas`: standby copies kept of each stateful task on other
     /// instances (default 0).
     pub standby_replicas: usize,
+    /// `processing.warmup_before_join`: bring every stateful task's local state up to date
+    /// before joining the group (default false).
+    pub warmup_before_join: bool,
+    /// `processing.warmup_timeout_ms`: the longest warm-up before joining anyway (default
+    /// 300000).
+    pub warmup_timeout: Duration,
     /// `processing.threads`: stream threads per instance (default 1).
     pub threads: usize,
     /// `processing.session_timeout_ms`: consumer group session timeout (default 6000).
@@ -150,6 +156,11 @@ pub const KEYS: &[(&str, &str)] = &[
         "processing.standby_replicas",
         "standby copies of each stateful task",
     ),
+    (
+        "processing.warmup_before_join",
+        "warm every stateful task up before joining",
+    ),
+    ("processing.warmup_timeout_ms", "longest warm-up"),
     ("processing.session_timeout_ms", "group session timeout"),
     ("state.dir", "state directory"),
     ("errors.deserialization", "fail | skip | dead_letter"),
@@ -428,6 +439,13 @@ impl Fields {
         }
         let threads = self.number("processing.threads", 1, 1, 64);
         let standby_replicas = self.number("processing.standby_replicas", 0, 0, 8);
+        let warmup_before_join = self.choice(
+            "processing.warmup_before_join",
+            false,
+            &[("true", true), ("false", false)],
+        );
+        let warmup_timeout_ms =
+            self.number("processing.warmup_timeout_ms", 300_000, 1_000, 86_400_000);
         let session_timeout_ms =
             self.number("processing.session_timeout_ms", 6_000, 1_000, 3_600_000);
         let state_dir = PathBuf::from(
@@ -540,6 +558,8 @@ impl Fields {
             commit_interval: Duration::from_millis(commit_interval_ms),
             threads: usize::try_from(threads).unwrap_or(1),
             standby_replicas: usize::try_from(standby_replicas).unwrap_or(0),
+            warmup_before_join,
+            warmup_timeout: Duration::from_millis(warmup_timeout_ms),
             session_timeout: Duration::from_millis(session_timeout_ms),
             state_dir,
             deserialization,

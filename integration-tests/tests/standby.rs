@@ -109,3 +109,55 @@ fn a_killed_instances_tasks_resume_from_the_standby_copies() -> anyhow::Result<(
     run.finish_exactly(std::slice::from_mut(&mut b), &all)?;
     Ok(())
 }
+
+#[test]
+fn a_joining_instance_warms_up_every_stateful_task_before_it_takes_any() -> anyhow::Result<()> {
+    let run = WordcountRun::new("warmup", 4)?;
+    let mut a = run.start("a", &[])?;
+    a.ops()?.wait_status("/ready", 200, WAIT)?;
+    let batch1 = generate_lines(71, 20_000, 3_000);
+    let batch2 = generate_lines(72, 2_000, 3_000);
+    let words1: u64 = expected_counts(batch1.iter().map(String::as_str))
+        .values()
+        .sum();
+    let all = expected_counts(batch1.iter().chain(&batch2).map(String::as_str));
+    run.produce_lines(&batch1)?;
+    run.kafka.tail(&run.output)?.wait_for(words1, WAIT)?;
+
+    // b has no standbys: only its warm-up can give it copies of a's count tasks.
+    let mut b = run.start("b", &[("EDDY__PROCESSING__WARMUP_BEFORE_JOIN", "true")])?;
+    b.ops()?.wait_status("/ready", 200, WAIT)?;
+    let log = b.log_text();
+    let warmed = log
+        .find("warm-up done")
+        .ok_or_else(|| anyhow::anyhow!("b never finished its warm-up:\n{}", b.log_tail(40)))?;
+    let first_task = log.find("task assigned").unwrap_or(usize::MAX);
+    assert!(warmed < first_task, "b took tasks before it was warm");
+
+    // Whatever b owns after a dies starts from the warm copies.
+    a.kill9()?;
+    run.produce_lines(&batch2)?;
+    let total: u64 = all.values().sum();
+    run.kafka
+        .tail(&run.output)?
+        .wait_for(total, WAIT)
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", b.log_tail(30)))?;
+    let log = b.log_text();
+    for task in ["1_0", "1_1", "1_2", "1_3"] {
+        let (_, from, to) = restore_plans(&log)
+            .into_iter()
+            .rfind(|(t, ..)| t == task)
+            .ok_or_else(|| anyhow::anyhow!("no restore of {task} in b's log"))?;
+        println!(
+            "task {task}: restored from {from} to {to} (replayed {})",
+            to - from
+        );
+        assert!(
+            from > 0 && (to - from) * 10 <= to,
+            "task {task} replayed {} of {to} changelog records after the warm-up",
+            to - from
+        );
+    }
+    run.finish_exactly(std::slice::from_mut(&mut b), &all)?;
+    Ok(())
+}

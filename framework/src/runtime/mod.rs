@@ -213,6 +213,19 @@ impl App {
             standbys: standby::Standbys::default(),
         });
         let shutdown = Arc::new(AtomicBool::new(false));
+        // Standbys (and the warm-up) run before the stream threads join the group.
+        let standby = if config.standby_replicas > 0 || config.warmup_before_join {
+            let (warmed_tx, warmed_rx) = mpsc::channel();
+            let warmed = config.warmup_before_join.then_some(warmed_tx);
+            let handle = standby::spawn(Arc::clone(&shared), Arc::clone(&shutdown), warmed)?;
+            if config.warmup_before_join {
+                // The warm-up bounds itself by `processing.warmup_timeout_ms`.
+                let _ = warmed_rx.recv();
+            }
+            Some(handle)
+        } else {
+            None
+        };
         let (done_tx, done_rx) = mpsc::channel();
         let mut threads = Vec::new();
         for index in 0..config.threads {
@@ -236,11 +249,6 @@ impl App {
                 })?;
             threads.push(Some(handle));
         }
-        let standby = if config.standby_replicas > 0 {
-            Some(standby::spawn(Arc::clone(&shared), Arc::clone(&shutdown))?)
-        } else {
-            None
-        };
         let ops = match config.ops.address {
             Some(address) => Some(crate::ops::OpsServer::start(
                 address,

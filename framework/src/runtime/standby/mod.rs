@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+mod warmup;
+
 use super::restore::read_batch;
 use super::status::StandbyStatus;
 use super::task_manager::{open_stores, Shared};
@@ -129,10 +131,12 @@ fn placement(shared: &Shared, view: &GroupView, me: &str, replicas: usize) -> BT
     wanted
 }
 
-/// Starts the standby thread of the instance.
+/// Starts the standby thread of the instance; with `warmed`, it first warms up every
+/// stateful task (see [`warmup`]) and reports on `warmed` when done.
 pub(crate) fn spawn(
     shared: Arc<Shared>,
     shutdown: Arc<AtomicBool>,
+    warmed: Option<std::sync::mpsc::Sender<()>>,
 ) -> Result<JoinHandle<()>, RuntimeError> {
     let kafka = |what: &str| {
         let what = what.to_owned();
@@ -172,6 +176,10 @@ pub(crate) fn spawn(
                 assigned: BTreeSet::new(),
                 last_plan: None,
             };
+            if let Some(warmed) = warmed {
+                runner.warm_up(&shutdown);
+                let _ = warmed.send(());
+            }
             while !shutdown.load(Ordering::Relaxed) {
                 if let Err(e) = runner.step() {
                     // Standbys only save restore time: log and keep going.
@@ -243,7 +251,16 @@ impl Runner {
                 tracing::info!(task = %id, "standby dropped");
             }
         });
-        for id in missing {
+        self.open(&missing)?;
+        self.reassign()?;
+        self.publish()
+    }
+
+    /// Opens standbys of `ids` (loading checkpoints where the local state is missing or from
+    /// another timeline), unless they became active here meanwhile.
+    fn open(&mut self, ids: &[TaskId]) -> Result<(), RuntimeError> {
+        let shared = Arc::clone(&self.shared);
+        for &id in ids {
             let defs = standby_defs(&shared, id.sub_topology);
             // Opening may load a checkpoint: done without holding the registry.
             let stores = open_stores(&shared, id, &defs)?;
@@ -263,8 +280,7 @@ impl Runner {
                 tracing::info!(task = %id, "standby started");
             }
         }
-        self.reassign()?;
-        self.publish()
+        Ok(())
     }
 
     /// Assigns the changelog partitions of every standby, each from its stored position.
@@ -341,7 +357,20 @@ impl Runner {
 
     /// Reports each standby's distance from its changelogs' ends.
     fn publish(&self) -> Result<(), RuntimeError> {
-        let mut report = Vec::new();
+        let report = self
+            .lags()?
+            .into_iter()
+            .map(|(id, lag)| StandbyStatus {
+                task: id.to_string(),
+                lag,
+            })
+            .collect();
+        self.shared.status.set_standbys(report);
+        Ok(())
+    }
+
+    /// Changelog records each standby is behind the changelogs' ends.
+    fn lags(&self) -> Result<BTreeMap<TaskId, i64>, RuntimeError> {
         let positions: Vec<(TaskId, String, i64)> = self.shared.standbys.with(|inner| {
             inner
                 .tasks
@@ -381,13 +410,6 @@ impl Runner {
             })?;
             *lag.entry(id).or_default() += (end - at).max(0);
         }
-        for (id, lag) in lag {
-            report.push(StandbyStatus {
-                task: id.to_string(),
-                lag,
-            });
-        }
-        self.shared.status.set_standbys(report);
-        Ok(())
+        Ok(lag)
     }
 }
