@@ -1,6 +1,7 @@
 //! Rescaling under load against the real broker: 1 → 2 → 4 → 2 instances while input keeps
-//! arriving, with checkpoints on. Every word's counts stay exactly 1..n, moved tasks start
-//! from checkpoints, and the processing pause of each step is printed.
+//! arriving, with checkpoints on, and again with standbys and warm-up before join. Every
+//! word's counts stay exactly 1..n, moved tasks start from checkpoints, and the processing
+//! pause of each step is printed.
 
 use std::time::{Duration, Instant};
 
@@ -13,13 +14,31 @@ const TICK: Duration = Duration::from_millis(100);
 
 #[test]
 fn scaling_out_and_in_under_load_keeps_exactly_once() -> anyhow::Result<()> {
+    rescale("checkpoints", &[])
+}
+
+#[test]
+fn scaling_with_standbys_and_warm_up_keeps_exactly_once() -> anyhow::Result<()> {
+    rescale(
+        "checkpoints, 1 standby, warm-up before join",
+        &[
+            ("EDDY__PROCESSING__STANDBY_REPLICAS", "1"),
+            ("EDDY__PROCESSING__WARMUP_BEFORE_JOIN", "true"),
+        ],
+    )
+}
+
+/// Runs 1 → 2 → 4 → 2 under load with checkpoints and `extra` settings, prints the pauses
+/// and checks exactness.
+fn rescale(label: &str, extra: &[(&str, &str)]) -> anyhow::Result<()> {
     let run = WordcountRun::new("rescale", 6)?;
     let store = run.dir.path().join("snapshots");
     let store_s = store.display().to_string();
-    let env = [
+    let mut env = vec![
         ("EDDY__SNAPSHOT__DIR", store_s.as_str()),
         ("EDDY__SNAPSHOT__CHECKPOINT_INTERVAL_MS", "2000"),
     ];
+    env.extend_from_slice(extra);
 
     let load = SteadyLoad::start(run.kafka, &run.input, 1_000, CHUNK, 400, TICK);
 
@@ -66,8 +85,8 @@ fn scaling_out_and_in_under_load_keeps_exactly_once() -> anyhow::Result<()> {
         longest
     };
     println!(
-        "rescale under load ({} lines/s):",
-        CHUNK as u128 * 1000 / TICK.as_millis()
+        "rescale under load ({label}; {} lines per {TICK:?} offered):",
+        CHUNK
     );
     println!(
         "  steady, before any step: longest pause {:?}",
@@ -90,5 +109,14 @@ fn scaling_out_and_in_under_load_keeps_exactly_once() -> anyhow::Result<()> {
         logs.contains("task state loaded from its latest checkpoint"),
         "instances that took over tasks should have started them from checkpoints"
     );
+    if extra
+        .iter()
+        .any(|(k, v)| *k == "EDDY__PROCESSING__WARMUP_BEFORE_JOIN" && *v == "true")
+    {
+        assert!(
+            logs.contains("warm-up done"),
+            "joining instances warm up first"
+        );
+    }
     Ok(())
 }
