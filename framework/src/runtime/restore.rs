@@ -67,6 +67,9 @@ pub(crate) struct Restorer {
     /// restore fails; the broker aborts such a transaction after its timeout.
     stable_deadline: Duration,
     metrics: std::sync::Arc<super::Metrics>,
+    /// Changelog topics whose metadata both clients have: a watermark query for a partition
+    /// the client knows nothing about first waits for a metadata refresh.
+    known_topics: std::collections::HashSet<String>,
 }
 
 impl Restorer {
@@ -95,6 +98,7 @@ impl Restorer {
             uncommitted: make("read_uncommitted")?,
             reading: HashMap::new(),
             starts: HashMap::new(),
+            known_topics: std::collections::HashSet::new(),
             stable_deadline: settings.transaction_timeout * 2 + Duration::from_secs(10),
             metrics,
         })
@@ -125,6 +129,17 @@ impl Restorer {
         for (i, restore) in task.restores.iter_mut().enumerate() {
             if restore.done || restore.target.is_some() {
                 continue;
+            }
+            if !self.known_topics.contains(&restore.topic) {
+                for client in [&self.committed, &self.uncommitted] {
+                    client
+                        .fetch_metadata(Some(&restore.topic), Duration::from_secs(10))
+                        .map_err(|source| RuntimeError::Kafka {
+                            what: format!("reading the metadata of changelog `{}`", restore.topic),
+                            source,
+                        })?;
+                }
+                self.known_topics.insert(restore.topic.clone());
             }
             let watermarks = |consumer: &BaseConsumer| {
                 crate::kafka::watermarks(

@@ -84,6 +84,8 @@ pub(crate) struct TaskManager {
     last_progress_log: Instant,
     /// Consumer moves to committed offsets, applied at the next loop step.
     seeks: Vec<(String, i32, i64)>,
+    /// When restored tasks last asked for their committed offsets.
+    last_start_lookup: Option<Instant>,
 }
 
 impl TaskManager {
@@ -127,6 +129,7 @@ impl TaskManager {
             last_report: None,
             last_progress_log: Instant::now(),
             seeks: Vec::new(),
+            last_start_lookup: None,
         })
     }
 
@@ -324,11 +327,18 @@ impl TaskManager {
         }
         self.restorer
             .step(&mut self.tasks, Duration::from_millis(50))?;
+        let restored: Vec<TaskId> = waiting
+            .into_iter()
+            .filter(|id| self.tasks.get(id).is_some_and(ActiveTask::restored))
+            .collect();
+        if restored.is_empty() {
+            return Ok(());
+        }
+        self.resolve_starts(consumer, &restored)?;
         let now = wall_clock_ms();
         let mut resume = TopicPartitionList::new();
-        for id in waiting {
-            let restored = self.tasks.get(&id).is_some_and(ActiveTask::restored);
-            if !restored || !self.resolve_start(consumer, id)? {
+        for id in restored {
+            if !self.tasks.get(&id).is_some_and(|t| t.start_resolved) {
                 continue;
             }
             let Some(task) = self.tasks.get_mut(&id) else {

@@ -19,48 +19,64 @@ use crate::runtime::RuntimeError;
 use crate::task::TaskId;
 use crate::ErrorAction;
 
-/// How long one committed-offset lookup may block the stream thread.
-const LOOKUP_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long one committed-offset lookup may block the stream thread (its running tasks wait
+/// meanwhile), and how often it is tried while offsets are not stable.
+const LOOKUP_TIMEOUT: Duration = Duration::from_millis(100);
+const LOOKUP_INTERVAL: Duration = Duration::from_millis(100);
 
 impl TaskManager {
-    /// Looks up the committed input offset of task `id` once. Returns false while it is not
-    /// known yet (the previous owner's transaction is still settling); the task then waits.
-    pub(super) fn resolve_start<C: ConsumerContext>(
+    /// Looks up the committed input offsets of tasks `ids` that do not know theirs yet, in
+    /// one request. Tasks whose offset is not stable yet (the previous owner's transaction is
+    /// still settling) stay unresolved and wait.
+    pub(super) fn resolve_starts<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
-        id: TaskId,
-    ) -> Result<bool, RuntimeError> {
-        let Some(task) = self.tasks.get_mut(&id) else {
-            return Ok(false);
-        };
-        if task.start_resolved {
-            return Ok(true);
-        }
+        ids: &[TaskId],
+    ) -> Result<(), RuntimeError> {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&task.topic, id.partition);
-        match consumer.committed_offsets(tpl, LOOKUP_TIMEOUT) {
-            Ok(committed) => {
-                task.start_offset = committed
-                    .find_partition(&task.topic, id.partition)
-                    .and_then(|e| match e.offset() {
-                        Offset::Offset(o) if o >= 0 => Some(o),
-                        _ => None,
-                    });
-                task.start_resolved = true;
-                Ok(true)
+        for id in ids {
+            if let Some(task) = self.tasks.get(id).filter(|t| !t.start_resolved) {
+                tpl.add_partition(&task.topic, id.partition);
             }
-            Err(e) if crate::kafka::classify(&e) == ErrorAction::Retry => {
-                tracing::debug!(task = %id, error = %e, "committed offset not stable yet");
-                Ok(false)
-            }
-            Err(source) => Err(RuntimeError::Kafka {
-                what: format!(
-                    "reading the committed offset of {} [{}]",
-                    task.topic, id.partition
-                ),
-                source,
-            }),
         }
+        if tpl.count() == 0
+            || self
+                .last_start_lookup
+                .is_some_and(|at| at.elapsed() < LOOKUP_INTERVAL)
+        {
+            return Ok(());
+        }
+        self.last_start_lookup = Some(std::time::Instant::now());
+        let committed = match consumer.committed_offsets(tpl, LOOKUP_TIMEOUT) {
+            Ok(committed) => committed,
+            Err(e) if crate::kafka::classify(&e) == ErrorAction::Retry => {
+                tracing::debug!(error = %e, "committed offsets not stable yet");
+                return Ok(());
+            }
+            Err(source) => {
+                return Err(RuntimeError::Kafka {
+                    what: "reading the committed offsets of restored tasks".to_owned(),
+                    source,
+                })
+            }
+        };
+        for id in ids {
+            let Some(task) = self.tasks.get_mut(id) else {
+                continue;
+            };
+            let Some(entry) = committed.find_partition(&task.topic, id.partition) else {
+                continue;
+            };
+            if entry.error().is_err() {
+                continue; // this partition's offset is not stable yet
+            }
+            task.start_offset = match entry.offset() {
+                Offset::Offset(o) if o >= 0 => Some(o),
+                _ => None,
+            };
+            task.start_resolved = true;
+        }
+        Ok(())
     }
 
     /// True when the record at `offset` of task `id` lies below the task's committed offset:
