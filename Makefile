@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO_TARGET_DIR ?= $(HOME)/.cache/eddy/target
 export CARGO_TARGET_DIR
 
-.PHONY: setup demo test lint fmt kafka-start kafka-stop kafka-status
+.PHONY: setup demo test bench lint fmt kafka-start kafka-stop kafka-status
 
 setup:
 	@scripts/setup.sh
@@ -15,6 +15,10 @@ demo: setup
 
 test: setup
 	@scripts/test.sh
+
+# Eddy against Kafka Streams and raw librdkafka; BENCH_ARGS="--records N --repeats R".
+bench: setup
+	@scripts/bench.sh $(BENCH_ARGS)
 
 lint:
 	cargo fmt --all --check

@@ -1,0 +1,88 @@
+package dev.eddy.bench;
+
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.Properties;
+import java.util.concurrent.CountDownLatch;
+
+import org.apache.kafka.common.serialization.Serdes;
+import org.apache.kafka.streams.KafkaStreams;
+import org.apache.kafka.streams.StreamsBuilder;
+import org.apache.kafka.streams.StreamsConfig;
+import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.KStream;
+import org.apache.kafka.streams.kstream.Materialized;
+import org.apache.kafka.streams.kstream.Produced;
+
+/**
+ * The benchmark workloads in Kafka Streams, matching Eddy's:
+ * passthrough (drop blank lines, upper-case the rest) and wordcount (split on whitespace,
+ * lower-case, repartition by word, count in a RocksDB store, emit every new count).
+ *
+ * <p>Arguments: workload guarantee bootstrap application-id input output state-dir
+ */
+public final class StreamsBench {
+    private StreamsBench() {}
+
+    public static void main(String[] args) throws InterruptedException {
+        if (args.length != 7) {
+            System.err.println("usage: StreamsBench passthrough|wordcount exactly_once|at_least_once"
+                + " bootstrap application-id input output state-dir");
+            System.exit(2);
+        }
+        String workload = args[0];
+        String guarantee = args[1].equals("exactly_once")
+            ? StreamsConfig.EXACTLY_ONCE_V2 : StreamsConfig.AT_LEAST_ONCE;
+        Properties props = new Properties();
+        props.put(StreamsConfig.APPLICATION_ID_CONFIG, args[3]);
+        props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, args[2]);
+        props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
+        props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 100);
+        props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
+        props.put(StreamsConfig.STATE_DIR_CONFIG, args[6]);
+        props.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.String().getClass());
+        props.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.String().getClass());
+        props.put("auto.offset.reset", "earliest");
+        // Every count update is emitted, as Eddy's count does; the default record cache would
+        // coalesce updates and make wordcount a different (smaller-output) workload.
+        props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
+
+        StreamsBuilder builder = new StreamsBuilder();
+        KStream<String, String> lines =
+            builder.stream(args[4], Consumed.with(Serdes.String(), Serdes.String()));
+        switch (workload) {
+            case "passthrough":
+                lines.filter((k, v) -> v != null && !v.isBlank())
+                    .mapValues(v -> v.toUpperCase(Locale.ROOT))
+                    .to(args[5], Produced.with(Serdes.String(), Serdes.String()));
+                break;
+            case "wordcount":
+                lines.flatMapValues(v -> Arrays.asList(v.toLowerCase(Locale.ROOT).trim().split("\\s+")))
+                    .filter((k, w) -> !w.isEmpty())
+                    .selectKey((k, w) -> w)
+                    .groupByKey(Grouped.with("counts", Serdes.String(), Serdes.String()))
+                    .count(Materialized.as("counts"))
+                    .toStream()
+                    .mapValues(n -> Long.toString(n))
+                    .to(args[5], Produced.with(Serdes.String(), Serdes.String()));
+                break;
+            default:
+                System.err.println("unknown workload " + workload);
+                System.exit(2);
+        }
+        KafkaStreams streams = new KafkaStreams(builder.build(), props);
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            streams.close();
+            stopped.countDown();
+        }));
+        streams.setUncaughtExceptionHandler(e -> {
+            e.printStackTrace();
+            return org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler
+                .StreamThreadExceptionResponse.SHUTDOWN_APPLICATION;
+        });
+        streams.start();
+        stopped.await();
+    }
+}

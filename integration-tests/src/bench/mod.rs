@@ -1,0 +1,206 @@
+//! `make bench`: Eddy against Kafka Streams and a raw librdkafka loop on the same broker, the
+//! same pre-loaded input and the same commit interval, alternating systems between repeats.
+//!
+//! Each run starts one process with a fresh application id and output topic, waits for the
+//! first output record (start-up) and for the last (processing), and reads the process's CPU
+//! time and peak RSS from `/proc` before stopping it.
+
+pub mod process;
+pub mod report;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::{expected_counts, generate_lines, workspace_binary};
+use report::Run;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Input lines pre-loaded once.
+    pub records: usize,
+    /// Partitions of the input and output topics.
+    pub partitions: i32,
+    /// Repeats of every measurement.
+    pub repeats: usize,
+    /// `target` directory of the Kafka Streams build (`bench/kafka-streams/target`).
+    pub kafka_streams: PathBuf,
+    /// Where logs and the report go.
+    pub out_dir: PathBuf,
+}
+
+/// The systems compared, in the order of even repeats (odd repeats reverse it).
+const SYSTEMS: [&str; 3] = ["eddy", "kafka-streams", "raw"];
+
+/// The workloads and guarantees measured.
+const WORKLOADS: [&str; 2] = ["passthrough", "wordcount"];
+const GUARANTEES: [&str; 2] = ["exactly_once", "at_least_once"];
+
+struct Case<'a> {
+    system: &'a str,
+    workload: &'a str,
+    guarantee: &'a str,
+}
+
+/// Runs every measurement, writing progress to `out`; returns the runs.
+///
+/// # Errors
+/// The broker, a build or a process fails, or a run does not finish in 30 minutes.
+pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<Run>> {
+    let kafka = eddy_testkit::Kafka::shared()?;
+    std::fs::create_dir_all(&options.out_dir)?;
+    let input = eddy_testkit::unique_name("bench-lines");
+    kafka.create_topic(&input, options.partitions)?;
+    let lines = generate_lines(2_026, options.records, 10_000);
+    let words: u64 = expected_counts(lines.iter().map(String::as_str))
+        .values()
+        .sum();
+    let loading = Instant::now();
+    kafka.produce(&input, lines.iter().map(|l| (None, l.as_bytes().to_vec())))?;
+    let _ = writeln!(
+        out,
+        "input: {} lines ({words} words) in `{input}`, {} partitions, loaded in {:.1} s",
+        lines.len(),
+        options.partitions,
+        loading.elapsed().as_secs_f64()
+    );
+    let mut runs = Vec::new();
+    for repeat in 0..options.repeats {
+        let mut systems = SYSTEMS.to_vec();
+        if repeat % 2 == 1 {
+            systems.reverse();
+        }
+        for workload in WORKLOADS {
+            for guarantee in GUARANTEES {
+                for &system in &systems {
+                    // The raw loop is the physical reference for the stateless workload.
+                    if system == "raw" && workload != "passthrough" {
+                        continue;
+                    }
+                    let case = Case {
+                        system,
+                        workload,
+                        guarantee,
+                    };
+                    let expected = if workload == "wordcount" {
+                        words
+                    } else {
+                        lines.len() as u64
+                    };
+                    let run = measure(options, kafka, &input, &case, expected, lines.len() as u64)?;
+                    let _ = writeln!(
+                        out,
+                        "repeat {} {workload:<11} {guarantee:<13} {system:<13} {:>9.0} records/s {:>9.0} records/CPU-s {:>5} MiB peak, start-up {:.2} s",
+                        repeat + 1,
+                        run.records_per_second,
+                        run.records_per_cpu_second,
+                        run.peak_rss_bytes / (1024 * 1024),
+                        run.startup_seconds,
+                    );
+                    runs.push(run);
+                }
+            }
+        }
+    }
+    Ok(runs)
+}
+
+fn measure(
+    options: &Options,
+    kafka: &'static eddy_testkit::Kafka,
+    input: &str,
+    case: &Case<'_>,
+    expected: u64,
+    records: u64,
+) -> anyhow::Result<Run> {
+    let name = format!("{}-{}-{}", case.system, case.workload, case.guarantee);
+    let app = eddy_testkit::unique_name(&format!("bench-{name}"));
+    let output = format!("{app}-out");
+    kafka.create_topic(&output, options.partitions)?;
+    let state = options.out_dir.join("state").join(&app);
+    std::fs::create_dir_all(&state)?;
+    let log = std::fs::File::create(options.out_dir.join(format!("{app}.log")))?;
+    let bootstrap = kafka.bootstrap_servers();
+    let mut command = match case.system {
+        "eddy" => {
+            let binary = if case.workload == "wordcount" {
+                "wordcount"
+            } else {
+                "bench-passthrough"
+            };
+            let mut c = Command::new(workspace_binary(binary)?);
+            c.env("EDDY__APPLICATION__ID", &app)
+                .env("EDDY__KAFKA__BOOTSTRAP_SERVERS", bootstrap)
+                .env("EDDY__APP__INPUT_TOPIC", input)
+                .env("EDDY__APP__OUTPUT_TOPIC", &output)
+                .env("EDDY__STATE__DIR", &state)
+                .env("EDDY__PROCESSING__GUARANTEE", case.guarantee)
+                .env("EDDY__OPS__ADDRESS", "off")
+                .env("RUST_LOG", "warn");
+            c
+        }
+        "kafka-streams" => {
+            let classpath = format!(
+                "{}:{}/*",
+                options.kafka_streams.join("classes").display(),
+                options.kafka_streams.join("dependency").display()
+            );
+            let mut c = Command::new("java");
+            c.arg("-cp")
+                .arg(classpath)
+                .arg("dev.eddy.bench.StreamsBench")
+                .args([
+                    case.workload,
+                    case.guarantee,
+                    bootstrap,
+                    &app,
+                    input,
+                    &output,
+                ])
+                .arg(&state);
+            c
+        }
+        _ => {
+            let mut c = Command::new(workspace_binary("bench-raw")?);
+            c.args([case.guarantee, bootstrap, &app, input, &output]);
+            c
+        }
+    };
+    let mut tail = kafka.tail(&output)?;
+    let started = Instant::now();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let finished = (|| -> anyhow::Result<(Duration, Duration, process::ProcessCost)> {
+        tail.wait_for(1, Duration::from_secs(300))?;
+        let first = started.elapsed();
+        tail.wait_for(expected, Duration::from_secs(1_800))?;
+        let done = started.elapsed();
+        Ok((first, done, process::cost(child.id())?))
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    let (first, done, cost) =
+        finished.with_context(|| format!("{name} (log in {})", options.out_dir.display()))?;
+    let processing = (done - first).as_secs_f64().max(1e-3);
+    #[allow(clippy::cast_precision_loss)] // record counts far below 2^52
+    let records = records as f64;
+    Ok(Run {
+        system: case.system.to_owned(),
+        workload: case.workload.to_owned(),
+        guarantee: case.guarantee.to_owned(),
+        records: records as u64,
+        startup_seconds: first.as_secs_f64(),
+        processing_seconds: processing,
+        records_per_second: records / processing,
+        records_per_cpu_second: records / cost.cpu_seconds.max(1e-3),
+        peak_rss_bytes: cost.peak_rss_bytes,
+    })
+}

@@ -1,0 +1,25 @@
+//! The benchmark's stateless workload in Eddy: drop blank lines, upper-case the rest. Settings
+//! come from `EDDY__...` variables (`app.input_topic`, `app.output_topic`).
+
+use eddy::config::ConfigLoader;
+use eddy::dsl::StreamsBuilder;
+use eddy::serde::{StringSerde, UnitSerde};
+use eddy::App;
+
+fn main() -> anyhow::Result<()> {
+    let config = ConfigLoader::new().load()?;
+    let setting = |key: &str| {
+        config
+            .app_setting(key)
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("`app.{key}` is required"))
+    };
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(&setting("input_topic")?, UnitSerde, StringSerde)
+        .filter(|_: &(), line: &String| !line.trim().is_empty())
+        .map_values(|line: String| line.to_uppercase())
+        .to(&setting("output_topic")?, UnitSerde, StringSerde);
+    App::new(builder.build()?, config).run()?;
+    Ok(())
+}

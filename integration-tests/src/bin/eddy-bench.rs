@@ -1,0 +1,49 @@
+//! `make bench`: Eddy against Kafka Streams and a raw librdkafka loop; prints the report and
+//! writes `target/eddy-bench/report.md` and `report.json`.
+//!
+//! `eddy-bench [--records N] [--repeats R] [--partitions P]` (defaults 1,000,000, 3, 6). Uses
+//! `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker. Build the Kafka Streams side first:
+//! `mvn -f bench/kafka-streams/pom.xml package`.
+
+use eddy_integration_tests::bench::{self, report, Options};
+
+fn main() -> anyhow::Result<()> {
+    let mut options = Options {
+        records: 1_000_000,
+        partitions: 6,
+        repeats: 3,
+        kafka_streams: eddy_testkit::repository_root().join("bench/kafka-streams/target"),
+        out_dir: eddy_testkit::repository_root().join("target/eddy-bench"),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--records" => options.records = value.parse()?,
+            "--repeats" => options.repeats = value.parse()?,
+            "--partitions" => options.partitions = value.parse()?,
+            _ => anyhow::bail!("unknown flag {flag} (known: --records, --repeats, --partitions)"),
+        }
+    }
+    let mut out = std::io::stdout();
+    let runs = bench::run(&options, &mut out)?;
+    let summaries = report::summarize(&runs);
+    let header = format!(
+        "{} input lines, {} partitions, commit interval 100 ms, {} repeat(s), one process per system, on this machine ({} cores).",
+        options.records,
+        options.partitions,
+        options.repeats,
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+    );
+    let markdown = report::markdown(&summaries, &header);
+    println!("\n{markdown}");
+    std::fs::write(options.out_dir.join("report.md"), &markdown)?;
+    std::fs::write(
+        options.out_dir.join("report.json"),
+        serde_json::to_string_pretty(&serde_json::json!({"summaries": summaries, "runs": runs}))?,
+    )?;
+    println!("written to {}", options.out_dir.display());
+    Ok(())
+}

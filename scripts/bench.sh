@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The benchmark: Eddy against Kafka Streams and a raw librdkafka loop on a local Kafka (started
+# here and stopped after, unless one was running). Arguments go to eddy-bench
+# (--records N --repeats R --partitions P). The report lands in target/eddy-bench/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+source scripts/kafka-session.sh
+
+echo "bench: building release binaries (the first release build compiles librdkafka and RocksDB)" >&2
+cargo build --release --locked -p wordcount -p eddy-integration-tests --bins
+echo "bench: building the Kafka Streams side with Maven" >&2
+mvn -q -B -Dstyle.color=never -f bench/kafka-streams/pom.xml package -DskipTests
+bootstrap=$($kafka start | tail -n1)
+EDDY_BOOTSTRAP_SERVERS=$bootstrap "$CARGO_TARGET_DIR/release/eddy-bench" "$@"
