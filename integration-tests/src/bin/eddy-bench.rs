@@ -1,7 +1,8 @@
 //! `make bench`: Eddy against Kafka Streams and a raw librdkafka loop; prints the report and
 //! writes `target/eddy-bench/report.md` and `report.json`.
 //!
-//! `eddy-bench [--records N] [--repeats R] [--partitions P]` (defaults 1,000,000, 3, 6). Uses
+//! `eddy-bench [--records N] [--repeats R] [--partitions P] [--out DIR]` (defaults 1,000,000,
+//! 3, 6, `target/eddy-bench`). Uses
 //! `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker. Build the Kafka Streams side first:
 //! `mvn -f bench/kafka-streams/pom.xml package`.
 
@@ -24,7 +25,10 @@ fn main() -> anyhow::Result<()> {
             "--records" => options.records = value.parse()?,
             "--repeats" => options.repeats = value.parse()?,
             "--partitions" => options.partitions = value.parse()?,
-            _ => anyhow::bail!("unknown flag {flag} (known: --records, --repeats, --partitions)"),
+            "--out" => options.out_dir = value.into(),
+            _ => anyhow::bail!(
+                "unknown flag {flag} (known: --records, --repeats, --partitions, --out)"
+            ),
         }
     }
     let mut out = std::io::stdout();

@@ -1,0 +1,51 @@
+//! `make bench` at a tiny scale, so the benchmark keeps working: the Kafka Streams side builds
+//! with Maven, every system runs every workload, and the report holds a figure for each.
+
+use std::process::Command;
+
+use eddy_integration_tests::workspace_binary;
+
+#[test]
+fn the_benchmark_runs_every_system_and_writes_its_report() -> anyhow::Result<()> {
+    let kafka = eddy_testkit::Kafka::shared()?;
+    let root = eddy_testkit::repository_root();
+    let maven = Command::new("mvn")
+        .args(["-q", "-B", "-Dstyle.color=never", "-f"])
+        .arg(root.join("bench/kafka-streams/pom.xml"))
+        .args(["package", "-DskipTests"])
+        .output()?;
+    assert!(maven.status.success(), "mvn package failed: {maven:?}");
+    let out = tempfile::tempdir()?;
+    let bench = Command::new(workspace_binary("eddy-bench")?)
+        .args(["--records", "3000", "--repeats", "1", "--out"])
+        .arg(out.path())
+        .env("EDDY_BOOTSTRAP_SERVERS", kafka.bootstrap_servers())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&bench.stdout);
+    assert!(
+        bench.status.success(),
+        "eddy-bench failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json"))?)?;
+    let summaries = report["summaries"].as_array().cloned().unwrap_or_default();
+    // passthrough: 3 systems × 2 guarantees; wordcount: 2 systems × 2 guarantees.
+    assert_eq!(summaries.len(), 10, "{report}");
+    for s in &summaries {
+        for figure in [
+            "records_per_second",
+            "records_per_cpu_second",
+            "peak_rss_mib",
+        ] {
+            assert!(
+                s[figure]["median"].as_f64().is_some_and(|v| v > 0.0),
+                "{figure} in {s}"
+            );
+        }
+    }
+    let markdown = std::fs::read_to_string(out.path().join("report.md"))?;
+    assert!(markdown.contains("eddy / kafka-streams"), "{markdown}");
+    assert!(markdown.contains("eddy / raw"), "{markdown}");
+    Ok(())
+}
