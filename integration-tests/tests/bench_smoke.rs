@@ -17,7 +17,15 @@ fn the_benchmark_runs_every_system_and_writes_its_report() -> anyhow::Result<()>
     assert!(maven.status.success(), "mvn package failed: {maven:?}");
     let out = tempfile::tempdir()?;
     let bench = Command::new(workspace_binary("eddy-bench")?)
-        .args(["--records", "3000", "--repeats", "1", "--out"])
+        .args([
+            "--records",
+            "3000",
+            "--repeats",
+            "1",
+            "--latency-seconds",
+            "2",
+            "--out",
+        ])
         .arg(out.path())
         .env("EDDY_BOOTSTRAP_SERVERS", kafka.bootstrap_servers())
         .output()?;

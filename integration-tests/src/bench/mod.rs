@@ -3,8 +3,10 @@
 //!
 //! Each run starts one process with a fresh application id and output topic, waits for the
 //! first output record (start-up) and for the last (processing), and reads the process's CPU
-//! time and peak RSS from `/proc` before stopping it.
+//! time and peak RSS from `/proc` before stopping it. A second process of the same case then
+//! gets an empty input topic fed at a fixed rate, for end-to-end latency.
 
+pub mod latency;
 pub mod process;
 pub mod report;
 
@@ -31,6 +33,10 @@ pub struct Options {
     pub kafka_streams: PathBuf,
     /// Where logs and the report go.
     pub out_dir: PathBuf,
+    /// Input lines per second of the latency phase (below every system's saturation).
+    pub rate: u32,
+    /// How long the latency phase sends input.
+    pub latency_duration: Duration,
 }
 
 /// The systems compared, in the order of even repeats (odd repeats reverse it).
@@ -94,12 +100,14 @@ pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<Run>> {
                     let run = measure(options, kafka, &input, &case, expected, lines.len() as u64)?;
                     let _ = writeln!(
                         out,
-                        "repeat {} {workload:<11} {guarantee:<13} {system:<13} {:>9.0} records/s {:>9.0} records/CPU-s {:>5} MiB peak, start-up {:.2} s",
+                        "repeat {} {workload:<11} {guarantee:<13} {system:<13} {:>9.0} records/s {:>9.0} records/CPU-s {:>5} MiB peak, start-up {:.2} s, latency p50 {:.0} ms p99 {:.0} ms",
                         repeat + 1,
                         run.records_per_second,
                         run.records_per_cpu_second,
                         run.peak_rss_bytes / (1024 * 1024),
                         run.startup_seconds,
+                        run.latency_p50_ms,
+                        run.latency_p99_ms,
                     );
                     runs.push(run);
                 }
@@ -121,7 +129,94 @@ fn measure(
     let app = eddy_testkit::unique_name(&format!("bench-{name}"));
     let output = format!("{app}-out");
     kafka.create_topic(&output, options.partitions)?;
-    let state = options.out_dir.join("state").join(&app);
+    let mut command = command_for(options, kafka, case, &app, input, &output)?;
+    let mut tail = kafka.tail(&output)?;
+    let started = Instant::now();
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let finished = (|| -> anyhow::Result<(Duration, Duration, process::ProcessCost)> {
+        tail.wait_for(1, Duration::from_secs(300))?;
+        let first = started.elapsed();
+        tail.wait_for(expected, Duration::from_secs(1_800))?;
+        let done = started.elapsed();
+        Ok((first, done, process::cost(child.id())?))
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    let (first, done, cost) =
+        finished.with_context(|| format!("{name} (log in {})", options.out_dir.display()))?;
+    let latency = measure_latency(options, kafka, case)
+        .with_context(|| format!("{name}: latency (logs in {})", options.out_dir.display()))?;
+    let processing = (done - first).as_secs_f64().max(1e-3);
+    #[allow(clippy::cast_precision_loss)] // record counts far below 2^52
+    let records = records as f64;
+    Ok(Run {
+        system: case.system.to_owned(),
+        workload: case.workload.to_owned(),
+        guarantee: case.guarantee.to_owned(),
+        records: records as u64,
+        startup_seconds: first.as_secs_f64(),
+        processing_seconds: processing,
+        records_per_second: records / processing,
+        records_per_cpu_second: records / cost.cpu_seconds.max(1e-3),
+        peak_rss_bytes: cost.peak_rss_bytes,
+        latency_p50_ms: latency.p50_ms,
+        latency_p99_ms: latency.p99_ms,
+    })
+}
+
+/// Runs `case` on a fresh, empty input topic, waits until it answers one warm-up line, then
+/// feeds it `options.rate` lines per second and measures end-to-end latency.
+fn measure_latency(
+    options: &Options,
+    kafka: &'static eddy_testkit::Kafka,
+    case: &Case<'_>,
+) -> anyhow::Result<latency::Latency> {
+    let app = eddy_testkit::unique_name(&format!(
+        "latency-{}-{}-{}",
+        case.system, case.workload, case.guarantee
+    ));
+    let input = format!("{app}-in");
+    let output = format!("{app}-out");
+    kafka.create_topic(&input, options.partitions)?;
+    kafka.create_topic(&output, options.partitions)?;
+    let mut child = command_for(options, kafka, case, &app, &input, &output)?.spawn()?;
+    let result = (|| {
+        let mut tail = kafka.tail(&output)?;
+        kafka.produce(&input, [(None, b"warm up".to_vec())])?;
+        tail.wait_for(1, Duration::from_secs(300))?;
+        let per_line: fn(&str) -> usize = if case.workload == "wordcount" {
+            |line| line.split_whitespace().count()
+        } else {
+            |_| 1
+        };
+        latency::measure(
+            kafka,
+            &input,
+            &output,
+            options.partitions,
+            options.rate,
+            options.latency_duration,
+            per_line,
+        )
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+/// The command that runs `case` as application `app` from `input` to `output`, logging to a
+/// file in the output directory.
+fn command_for(
+    options: &Options,
+    kafka: &eddy_testkit::Kafka,
+    case: &Case<'_>,
+    app: &str,
+    input: &str,
+    output: &str,
+) -> anyhow::Result<Command> {
+    let state = options.out_dir.join("state").join(app);
     std::fs::create_dir_all(&state)?;
     let log = std::fs::File::create(options.out_dir.join(format!("{app}.log")))?;
     let bootstrap = kafka.bootstrap_servers();
@@ -133,10 +228,10 @@ fn measure(
                 "bench-passthrough"
             };
             let mut c = Command::new(workspace_binary(binary)?);
-            c.env("EDDY__APPLICATION__ID", &app)
+            c.env("EDDY__APPLICATION__ID", app)
                 .env("EDDY__KAFKA__BOOTSTRAP_SERVERS", bootstrap)
                 .env("EDDY__APP__INPUT_TOPIC", input)
-                .env("EDDY__APP__OUTPUT_TOPIC", &output)
+                .env("EDDY__APP__OUTPUT_TOPIC", output)
                 .env("EDDY__STATE__DIR", &state)
                 .env("EDDY__PROCESSING__GUARANTEE", case.guarantee)
                 .env("EDDY__OPS__ADDRESS", "off")
@@ -153,54 +248,19 @@ fn measure(
             c.arg("-cp")
                 .arg(classpath)
                 .arg("dev.eddy.bench.StreamsBench")
-                .args([
-                    case.workload,
-                    case.guarantee,
-                    bootstrap,
-                    &app,
-                    input,
-                    &output,
-                ])
+                .args([case.workload, case.guarantee, bootstrap, app, input, output])
                 .arg(&state);
             c
         }
         _ => {
             let mut c = Command::new(workspace_binary("bench-raw")?);
-            c.args([case.guarantee, bootstrap, &app, input, &output]);
+            c.args([case.guarantee, bootstrap, app, input, output]);
             c
         }
     };
-    let mut tail = kafka.tail(&output)?;
-    let started = Instant::now();
-    let mut child = command
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .with_context(|| format!("starting {name}"))?;
-    let finished = (|| -> anyhow::Result<(Duration, Duration, process::ProcessCost)> {
-        tail.wait_for(1, Duration::from_secs(300))?;
-        let first = started.elapsed();
-        tail.wait_for(expected, Duration::from_secs(1_800))?;
-        let done = started.elapsed();
-        Ok((first, done, process::cost(child.id())?))
-    })();
-    let _ = child.kill();
-    let _ = child.wait();
-    let (first, done, cost) =
-        finished.with_context(|| format!("{name} (log in {})", options.out_dir.display()))?;
-    let processing = (done - first).as_secs_f64().max(1e-3);
-    #[allow(clippy::cast_precision_loss)] // record counts far below 2^52
-    let records = records as f64;
-    Ok(Run {
-        system: case.system.to_owned(),
-        workload: case.workload.to_owned(),
-        guarantee: case.guarantee.to_owned(),
-        records: records as u64,
-        startup_seconds: first.as_secs_f64(),
-        processing_seconds: processing,
-        records_per_second: records / processing,
-        records_per_cpu_second: records / cost.cpu_seconds.max(1e-3),
-        peak_rss_bytes: cost.peak_rss_bytes,
-    })
+        .stderr(Stdio::from(log));
+    Ok(command)
 }

@@ -27,6 +27,10 @@ pub struct Run {
     pub records_per_cpu_second: f64,
     /// Peak resident memory.
     pub peak_rss_bytes: u64,
+    /// Median end-to-end latency at the fixed input rate, in milliseconds.
+    pub latency_p50_ms: f64,
+    /// 99th-percentile end-to-end latency, in milliseconds.
+    pub latency_p99_ms: f64,
 }
 
 /// Median, minimum and maximum of one figure over repeats.
@@ -76,6 +80,10 @@ pub struct Summary {
     pub peak_rss_mib: Spread,
     /// Start-up seconds.
     pub startup_seconds: Spread,
+    /// Median latency in milliseconds.
+    pub latency_p50_ms: Spread,
+    /// 99th-percentile latency in milliseconds.
+    pub latency_p99_ms: Spread,
 }
 
 /// Summaries of `runs`, grouped by workload, guarantee and system.
@@ -100,6 +108,8 @@ pub fn summarize(runs: &[Run]) -> Vec<Summary> {
                     .collect(),
             ),
             startup_seconds: spread(rs.iter().map(|r| r.startup_seconds).collect()),
+            latency_p50_ms: spread(rs.iter().map(|r| r.latency_p50_ms).collect()),
+            latency_p99_ms: spread(rs.iter().map(|r| r.latency_p99_ms).collect()),
             system,
             workload,
             guarantee,
@@ -123,12 +133,12 @@ pub fn markdown(summaries: &[Summary], header: &str) -> String {
     let _ = writeln!(out, "# Eddy benchmark\n\n{header}\n");
     let _ = writeln!(
         out,
-        "Medians, with min–max over the repeats.\n\n| workload | guarantee | system | records/s | records/CPU-s | peak RSS MiB | start-up s |\n|---|---|---|---|---|---|---|"
+        "Medians, with min–max over the repeats.\n\n| workload | guarantee | system | records/s | records/CPU-s | peak RSS MiB | start-up s | latency p50 ms | latency p99 ms |\n|---|---|---|---|---|---|---|---|---|"
     );
     for s in summaries {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.workload,
             s.guarantee,
             s.system,
@@ -136,6 +146,8 @@ pub fn markdown(summaries: &[Summary], header: &str) -> String {
             fmt(&s.records_per_cpu_second, 0),
             fmt(&s.peak_rss_mib, 0),
             fmt(&s.startup_seconds, 2),
+            fmt(&s.latency_p50_ms, 0),
+            fmt(&s.latency_p99_ms, 0),
         );
     }
     let _ = writeln!(

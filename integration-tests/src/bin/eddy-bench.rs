@@ -1,8 +1,8 @@
 //! `make bench`: Eddy against Kafka Streams and a raw librdkafka loop; prints the report and
 //! writes `target/eddy-bench/report.md` and `report.json`.
 //!
-//! `eddy-bench [--records N] [--repeats R] [--partitions P] [--out DIR]` (defaults 1,000,000,
-//! 3, 6, `target/eddy-bench`). Uses
+//! `eddy-bench [--records N] [--repeats R] [--partitions P] [--out DIR] [--rate LINES/S]
+//! [--latency-seconds S]` (defaults 1,000,000, 3, 6, `target/eddy-bench`, 1,000, 10). Uses
 //! `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker. Build the Kafka Streams side first:
 //! `mvn -f bench/kafka-streams/pom.xml package`.
 
@@ -15,6 +15,8 @@ fn main() -> anyhow::Result<()> {
         repeats: 3,
         kafka_streams: eddy_testkit::repository_root().join("bench/kafka-streams/target"),
         out_dir: eddy_testkit::repository_root().join("target/eddy-bench"),
+        rate: 1_000,
+        latency_duration: std::time::Duration::from_secs(10),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -26,8 +28,12 @@ fn main() -> anyhow::Result<()> {
             "--repeats" => options.repeats = value.parse()?,
             "--partitions" => options.partitions = value.parse()?,
             "--out" => options.out_dir = value.into(),
+            "--rate" => options.rate = value.parse()?,
+            "--latency-seconds" => {
+                options.latency_duration = std::time::Duration::from_secs(value.parse()?);
+            }
             _ => anyhow::bail!(
-                "unknown flag {flag} (known: --records, --repeats, --partitions, --out)"
+                "unknown flag {flag} (known: --records, --repeats, --partitions, --out, --rate, --latency-seconds)"
             ),
         }
     }
@@ -35,11 +41,13 @@ fn main() -> anyhow::Result<()> {
     let runs = bench::run(&options, &mut out)?;
     let summaries = report::summarize(&runs);
     let header = format!(
-        "{} input lines, {} partitions, commit interval 100 ms, {} repeat(s), one process per system, on this machine ({} cores).",
+        "{} input lines, {} partitions, commit interval 100 ms, {} repeat(s), one process per system, on this machine ({} cores). Latency: {} lines/s for {} s into an empty topic, output seen by a read_committed consumer.",
         options.records,
         options.partitions,
         options.repeats,
-        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+        options.rate,
+        options.latency_duration.as_secs()
     );
     let markdown = report::markdown(&summaries, &header);
     println!("\n{markdown}");

@@ -1,0 +1,131 @@
+//! End-to-end latency at a fixed input rate: input records carry their creation time, and the
+//! latency of an output record is when a read_committed consumer sees it minus that time
+//! (every workload keeps the input record's timestamp on its outputs).
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use crate::generate_lines;
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Output records measured.
+    pub samples: usize,
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Produces `rate` lines per second to `input` for `duration` (in steps of 10 ms), while
+/// reading `output` from `partitions` partitions, and returns the latency of the outputs that
+/// arrived for them: `outputs_per_line` of each line, waiting up to 30 s after the last input
+/// for stragglers.
+///
+/// # Errors
+/// A client cannot be created or a record cannot be produced.
+pub fn measure(
+    kafka: &eddy_testkit::Kafka,
+    input: &str,
+    output: &str,
+    partitions: i32,
+    rate: u32,
+    duration: Duration,
+    outputs_per_line: fn(&str) -> usize,
+) -> anyhow::Result<Latency> {
+    let producer: ThreadedProducer<DefaultProducerContext> = kafka
+        .config()
+        .set("linger.ms", "0")
+        .set("enable.idempotence", "true")
+        .create()?;
+    let consumer: BaseConsumer = kafka
+        .config()
+        .set("group.id", format!("{output}-latency"))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    // Explicit current ends: "end" would resolve at the first fetch and could skip the first
+    // outputs of the measurement.
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        let (_, end) = consumer.fetch_watermarks(output, p, Duration::from_secs(10))?;
+        tpl.add_partition_offset(output, p, Offset::Offset(end))?;
+    }
+    consumer.assign(&tpl)?;
+    let lines = generate_lines(99, 10_000, 1_000);
+    let step = Duration::from_millis(10);
+    let per_step = f64::from(rate) * step.as_secs_f64();
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    let mut sent = 0_usize;
+    let mut expected = 0_usize;
+    let mut next = started;
+    while started.elapsed() < duration {
+        // Pace the input: send what is due, then read outputs until the next step.
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let due = ((started.elapsed().as_secs_f64() / step.as_secs_f64()) * per_step) as usize;
+        while sent < due {
+            let line = &lines[sent % lines.len()];
+            let record = BaseRecord::<(), str>::to(input)
+                .payload(line.as_str())
+                .timestamp(wall_ms());
+            producer.send(record).map_err(|(e, _)| e)?;
+            sent += 1;
+            expected += outputs_per_line(line);
+        }
+        next += step;
+        while Instant::now() < next {
+            if let Some(message) = consumer.poll(next.saturating_duration_since(Instant::now())) {
+                let message = message?;
+                if let Some(ts) = message.timestamp().to_millis() {
+                    latencies.push(wall_ms() - ts);
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30))?;
+    let drain = Instant::now() + Duration::from_secs(30);
+    while latencies.len() < expected && Instant::now() < drain {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message?;
+            if let Some(ts) = message.timestamp().to_millis() {
+                latencies.push(wall_ms() - ts);
+            }
+        }
+    }
+    latencies.sort_unstable();
+    let at = |q: f64| -> f64 {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let i = ((latencies.len() - 1) as f64 * q).round() as usize;
+        #[allow(clippy::cast_precision_loss)]
+        let v = latencies[i] as f64;
+        v
+    };
+    Ok(Latency {
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+        samples: latencies.len(),
+    })
+}
