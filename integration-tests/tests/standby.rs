@@ -27,6 +27,32 @@ fn restore_plans(log: &str) -> Vec<(String, i64, i64)> {
         .collect()
 }
 
+/// Checks that each of `tasks` was last restored from a copy holding at least 90% of its
+/// changelog (`source` made the copy), printing what each replayed.
+fn assert_resumed_from_copies(
+    log: &str,
+    tasks: &[impl AsRef<str>],
+    source: &str,
+) -> anyhow::Result<()> {
+    for task in tasks {
+        let task = task.as_ref();
+        let (_, from, to) = restore_plans(log)
+            .into_iter()
+            .rfind(|(t, ..)| t == task)
+            .ok_or_else(|| anyhow::anyhow!("no restore of {task} in the log"))?;
+        println!(
+            "task {task}: restored from {from} to {to} (replayed {})",
+            to - from
+        );
+        assert!(
+            from > 0 && (to - from) * 10 <= to,
+            "task {task} replayed {} of {to} changelog records; {source} should have held at least 90%",
+            to - from
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn a_killed_instances_tasks_resume_from_the_standby_copies() -> anyhow::Result<()> {
     let run = WordcountRun::new("standby", 4)?;
@@ -90,22 +116,7 @@ fn a_killed_instances_tasks_resume_from_the_standby_copies() -> anyhow::Result<(
         "b never took over a standby:\n{}",
         b.log_tail(40)
     );
-    for task in &a_tasks {
-        let plan = restore_plans(&log)
-            .into_iter()
-            .rfind(|(t, ..)| t == task)
-            .ok_or_else(|| anyhow::anyhow!("no restore of {task} in b's log"))?;
-        let (_, from, to) = plan;
-        println!(
-            "task {task}: restored from {from} to {to} (replayed {})",
-            to - from
-        );
-        assert!(
-            from > 0 && (to - from) * 10 <= to,
-            "task {task} replayed {} of {to} changelog records; the standby should have held at least 90%",
-            to - from
-        );
-    }
+    assert_resumed_from_copies(&log, &a_tasks, "the standby")?;
     run.finish_exactly(std::slice::from_mut(&mut b), &all)?;
     Ok(())
 }
@@ -143,21 +154,7 @@ fn a_joining_instance_warms_up_every_stateful_task_before_it_takes_any() -> anyh
         .wait_for(total, WAIT)
         .map_err(|e| anyhow::anyhow!("{e}\n{}", b.log_tail(30)))?;
     let log = b.log_text();
-    for task in ["1_0", "1_1", "1_2", "1_3"] {
-        let (_, from, to) = restore_plans(&log)
-            .into_iter()
-            .rfind(|(t, ..)| t == task)
-            .ok_or_else(|| anyhow::anyhow!("no restore of {task} in b's log"))?;
-        println!(
-            "task {task}: restored from {from} to {to} (replayed {})",
-            to - from
-        );
-        assert!(
-            from > 0 && (to - from) * 10 <= to,
-            "task {task} replayed {} of {to} changelog records after the warm-up",
-            to - from
-        );
-    }
+    assert_resumed_from_copies(&log, &["1_0", "1_1", "1_2", "1_3"], "the warm-up")?;
     run.finish_exactly(std::slice::from_mut(&mut b), &all)?;
     Ok(())
 }
