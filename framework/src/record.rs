@@ -79,7 +79,7 @@ pub struct RawRecord {
 }
 
 /// Milliseconds since the Unix epoch by the wall clock.
-pub(crate) fn wall_clock_ms() -> i64 {
+pub fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

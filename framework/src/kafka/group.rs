@@ -26,6 +26,18 @@ pub struct GroupView {
 }
 
 impl GroupView {
+    /// Client ids of every member (stream thread) of the group.
+    pub fn threads(&self) -> impl Iterator<Item = &str> {
+        self.instances
+            .values()
+            .flat_map(|a| a.threads.iter().map(String::as_str))
+    }
+
+    /// True while the group is rebalancing (members joining or syncing).
+    pub fn rebalancing(&self) -> bool {
+        self.state == "PreparingRebalance" || self.state == "CompletingRebalance"
+    }
+
     /// The instance owning `topic` [`partition`], if any.
     pub fn owner(&self, topic: &str, partition: i32) -> Option<&str> {
         self.instances.iter().find_map(|(id, a)| {

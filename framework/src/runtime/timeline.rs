@@ -272,14 +272,9 @@ fn apply(
     // session to expire): give them that long before refusing.
     let leave_deadline = Instant::now() + config.session_timeout * 2 + Duration::from_secs(5);
     loop {
-        let groups = consumer
-            .fetch_group_list(Some(app), timeout)
+        let group = crate::kafka::describe_group(&consumer, app, timeout)
             .map_err(kafka(format!("describing consumer group `{app}`")))?;
-        let members: Vec<String> = groups
-            .groups()
-            .iter()
-            .flat_map(|g| g.members().iter().map(|m| m.client_id().to_owned()))
-            .collect();
+        let members: Vec<&str> = group.threads().collect();
         if members.is_empty() {
             break;
         }

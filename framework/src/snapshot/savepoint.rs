@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 
 use super::control::{ControlChannel, ControlMessage};
 use super::manifest::{Manifest, TaskSnapshot, MANIFEST_FORMAT};
@@ -149,22 +149,15 @@ fn group_threads(
             })?;
     let deadline = Instant::now() + timeout;
     loop {
-        let groups = consumer
-            .fetch_group_list(Some(application_id), timeout)
-            .map_err(|source| SnapshotError::Kafka {
-                what: format!("describing consumer group `{application_id}`"),
-                source,
+        let group =
+            crate::kafka::describe_group(&consumer, application_id, timeout).map_err(|source| {
+                SnapshotError::Kafka {
+                    what: format!("describing consumer group `{application_id}`"),
+                    source,
+                }
             })?;
-        let stable = groups
-            .groups()
-            .iter()
-            .all(|g| g.state() != "PreparingRebalance" && g.state() != "CompletingRebalance");
-        if stable || Instant::now() >= deadline {
-            return Ok(groups
-                .groups()
-                .iter()
-                .flat_map(|g| g.members().iter().map(|m| m.client_id().to_owned()))
-                .collect());
+        if !group.rebalancing() || Instant::now() >= deadline {
+            return Ok(group.threads().map(str::to_owned).collect());
         }
         std::thread::park_timeout(Duration::from_millis(200)); // back-off while the group rebalances
     }

@@ -9,6 +9,8 @@ use rdkafka::producer::DefaultProducerContext;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+use eddy::record::wall_clock_ms;
+
 use crate::generate_lines;
 
 /// Latency percentiles in milliseconds.
@@ -20,12 +22,6 @@ pub struct Latency {
     pub p99_ms: f64,
     /// Output records measured.
     pub samples: usize,
-}
-
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Produces `rate` lines per second to `input` for `duration` (in steps of 10 ms), while
@@ -83,7 +79,7 @@ pub fn measure(
             let line = &lines[sent % lines.len()];
             let record = BaseRecord::<(), str>::to(input)
                 .payload(line.as_str())
-                .timestamp(wall_ms());
+                .timestamp(wall_clock_ms());
             producer.send(record).map_err(|(e, _)| e)?;
             sent += 1;
             expected += outputs_per_line(line);
@@ -93,7 +89,7 @@ pub fn measure(
             if let Some(message) = consumer.poll(next.saturating_duration_since(Instant::now())) {
                 let message = message?;
                 if let Some(ts) = message.timestamp().to_millis() {
-                    latencies.push(wall_ms() - ts);
+                    latencies.push(wall_clock_ms() - ts);
                 }
             }
         }
@@ -104,7 +100,7 @@ pub fn measure(
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message?;
             if let Some(ts) = message.timestamp().to_millis() {
-                latencies.push(wall_ms() - ts);
+                latencies.push(wall_clock_ms() - ts);
             }
         }
     }
