@@ -56,6 +56,11 @@ pub struct EddyConfig {
     pub threads: usize,
     /// `processing.session_timeout_ms`: consumer group session timeout (default 6000).
     pub session_timeout: Duration,
+    /// `processing.static_membership`: join the group as a static member (`group.instance.id`
+    /// from the instance id and thread), so a restarted instance takes its partitions back
+    /// without a rebalance (default false). A stopped instance's partitions then move only
+    /// after the session timeout, since static members do not leave the group.
+    pub static_membership: bool,
     /// `state.dir`: where task state lives (default `./eddy-state`).
     pub state_dir: PathBuf,
     /// `errors.deserialization` (`fail`, `skip`, `dead_letter`) with
@@ -162,6 +167,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("processing.warmup_timeout_ms", "longest warm-up"),
     ("processing.session_timeout_ms", "group session timeout"),
+    (
+        "processing.static_membership",
+        "join as a static group member (fast restarts)",
+    ),
     ("state.dir", "state directory"),
     ("errors.deserialization", "fail | skip | dead_letter"),
     ("errors.dead_letter_topic", "topic for dead letters"),
@@ -448,6 +457,11 @@ impl Fields {
             self.number("processing.warmup_timeout_ms", 300_000, 1_000, 86_400_000);
         let session_timeout_ms =
             self.number("processing.session_timeout_ms", 6_000, 1_000, 3_600_000);
+        let static_membership = self.choice(
+            "processing.static_membership",
+            false,
+            &[("true", true), ("false", false)],
+        );
         let state_dir = PathBuf::from(
             self.text("state.dir")
                 .unwrap_or_else(|| "./eddy-state".to_owned()),
@@ -561,6 +575,7 @@ impl Fields {
             warmup_before_join,
             warmup_timeout: Duration::from_millis(warmup_timeout_ms),
             session_timeout: Duration::from_millis(session_timeout_ms),
+            static_membership,
             state_dir,
             deserialization,
             snapshot,

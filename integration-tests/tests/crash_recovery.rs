@@ -78,3 +78,47 @@ fn at_least_once_under_the_same_kind_of_crash_repeats_outputs() -> anyhow::Resul
     );
     Ok(())
 }
+
+#[test]
+fn a_static_member_restarted_after_kill_9_resumes_long_before_its_session_expires(
+) -> anyhow::Result<()> {
+    use std::time::Instant;
+    let run = WordcountRun::new("static-restart", 3)?;
+    let lines = generate_lines(9, 4_000, 200);
+    let (first, second) = lines.split_at(2_000);
+    let expected = expected_counts(lines.iter().map(String::as_str));
+    let first_words: u64 = expected_counts(first.iter().map(String::as_str))
+        .values()
+        .sum();
+    let total: u64 = expected.values().sum();
+    // A dynamic member's restart would wait for its dead predecessor's 60-s session to expire
+    // before the group assigns anything; a static member replaces it at once.
+    let env = [
+        ("EDDY__PROCESSING__STATIC_MEMBERSHIP", "true"),
+        ("EDDY__PROCESSING__SESSION_TIMEOUT_MS", "60000"),
+    ];
+    let mut app = run.start("a", &env)?;
+    run.produce_lines(first)?;
+    let mut tail = run.kafka.tail(&run.output)?;
+    tail.wait_for(first_words, Duration::from_secs(120))
+        .map_err(|e| anyhow::anyhow!("{e}; log:\n{}", app.log_tail(40)))?;
+
+    app.kill9()?;
+    let killed = Instant::now();
+    run.produce_lines(second)?;
+    app.restart()?;
+    tail.wait_for(total, Duration::from_secs(30))
+        .map_err(|e| anyhow::anyhow!("{e}; log:\n{}", app.log_tail(40)))?;
+    println!(
+        "all output {:.1} s after kill -9 (session timeout 60 s)",
+        killed.elapsed().as_secs_f64()
+    );
+    app.terminate(Duration::from_secs(60))?;
+    let violations = run.violations(&expected)?;
+    assert!(
+        violations.is_empty(),
+        "exactness violated:\n{}",
+        violations.join("\n")
+    );
+    Ok(())
+}

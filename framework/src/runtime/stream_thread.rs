@@ -47,7 +47,7 @@ fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
         Guarantee::ExactlyOnce => "read_committed",
         Guarantee::AtLeastOnce => "read_uncommitted",
     };
-    config.kafka.client_config_with(
+    let mut client = config.kafka.client_config_with(
         name,
         &[
             ("group.id", &config.application_id),
@@ -61,7 +61,15 @@ fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
             // Partition ends for the lag metric arrive with the statistics.
             ("statistics.interval.ms", "1000"),
         ],
-    )
+    );
+    if config.static_membership {
+        // `name` holds the instance id and thread index: stable across restarts.
+        client.set(
+            "group.instance.id",
+            format!("{}-{name}", config.application_id),
+        );
+    }
+    client
 }
 
 fn run_generation(
