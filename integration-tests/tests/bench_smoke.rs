@@ -1,5 +1,6 @@
 //! `make bench` at a tiny scale, so the benchmark keeps working: the Kafka Streams side builds
-//! with Maven, every system runs every workload, and the report holds a figure for each.
+//! with Maven, every system runs every workload, both large-state instances come back after
+//! kill -9, and the report holds a figure for each.
 
 use std::process::Command;
 
@@ -24,6 +25,8 @@ fn the_benchmark_runs_every_system_and_writes_its_report() -> anyhow::Result<()>
             "1",
             "--latency-seconds",
             "2",
+            "--state-mb",
+            "5",
             "--out",
         ])
         .arg(out.path())
@@ -52,7 +55,24 @@ fn the_benchmark_runs_every_system_and_writes_its_report() -> anyhow::Result<()>
             );
         }
     }
+    // Recovery after kill -9: both systems built their state and came back once.
+    let recovery = report["recovery"].as_array().cloned().unwrap_or_default();
+    let systems: Vec<&str> = recovery
+        .iter()
+        .filter_map(|r| r["system"].as_str())
+        .collect();
+    assert_eq!(systems, ["eddy", "kafka-streams"], "{report}");
+    for r in &recovery {
+        let seconds = r["recovery_seconds"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(seconds.len(), 1, "{r}");
+        assert!(seconds[0].as_f64().is_some_and(|s| s > 0.0), "{r}");
+        assert!(r["keys"].as_u64().is_some_and(|k| k > 0), "{r}");
+    }
     let markdown = std::fs::read_to_string(out.path().join("report.md"))?;
+    assert!(markdown.contains("Recovery after kill -9"), "{markdown}");
     assert!(markdown.contains("eddy / kafka-streams"), "{markdown}");
     assert!(markdown.contains("eddy / raw"), "{markdown}");
     Ok(())

@@ -87,7 +87,10 @@ impl Restorer {
                 .set("isolation.level", isolation)
                 .set("enable.auto.commit", "false")
                 .set("enable.auto.offset.store", "false")
-                .set("auto.offset.reset", "earliest");
+                .set("auto.offset.reset", "earliest")
+                // A changelog's tail is often only a transaction marker: a fetch that finds
+                // no record must not hold the restore for the default 500 ms.
+                .set("fetch.wait.max.ms", "10");
             config.create().map_err(|source| RuntimeError::Kafka {
                 what: "creating the restore consumer".to_owned(),
                 source,

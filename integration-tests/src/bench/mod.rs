@@ -8,6 +8,7 @@
 
 pub mod latency;
 pub mod process;
+pub mod recovery;
 pub mod report;
 
 use std::io::Write;
@@ -37,6 +38,13 @@ pub struct Options {
     pub rate: u32,
     /// How long the latency phase sends input.
     pub latency_duration: Duration,
+    /// Bytes of keys and values each system's large-state instance holds before it is killed
+    /// (0 = no recovery measurement).
+    pub state_bytes: u64,
+    /// Bytes of every value of the large state.
+    pub value_bytes: usize,
+    /// Whether to run the throughput, resource and latency measurements.
+    pub throughput: bool,
 }
 
 /// The systems compared, in the order of even repeats (odd repeats reverse it).
@@ -46,7 +54,7 @@ const SYSTEMS: [&str; 3] = ["eddy", "kafka-streams", "raw"];
 const WORKLOADS: [&str; 2] = ["passthrough", "wordcount"];
 const GUARANTEES: [&str; 2] = ["exactly_once", "at_least_once"];
 
-struct Case<'a> {
+pub(crate) struct Case<'a> {
     system: &'a str,
     workload: &'a str,
     guarantee: &'a str,
@@ -59,6 +67,9 @@ struct Case<'a> {
 pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<Run>> {
     let kafka = eddy_testkit::Kafka::shared()?;
     std::fs::create_dir_all(&options.out_dir)?;
+    if !options.throughput {
+        return Ok(Vec::new());
+    }
     let input = eddy_testkit::unique_name("bench-lines");
     kafka.create_topic(&input, options.partitions)?;
     let lines = generate_lines(2_026, options.records, 10_000);
@@ -208,7 +219,7 @@ fn measure_latency(
 
 /// The command that runs `case` as application `app` from `input` to `output`, logging to a
 /// file in the output directory.
-fn command_for(
+pub(crate) fn command_for(
     options: &Options,
     kafka: &eddy_testkit::Kafka,
     case: &Case<'_>,
@@ -218,24 +229,35 @@ fn command_for(
 ) -> anyhow::Result<Command> {
     let state = options.out_dir.join("state").join(app);
     std::fs::create_dir_all(&state)?;
-    let log = std::fs::File::create(options.out_dir.join(format!("{app}.log")))?;
+    // Appended to, so that a restarted instance's log follows its predecessor's.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(options.out_dir.join(format!("{app}.log")))?;
     let bootstrap = kafka.bootstrap_servers();
     let mut command = match case.system {
         "eddy" => {
-            let binary = if case.workload == "wordcount" {
-                "wordcount"
-            } else {
-                "bench-passthrough"
+            let binary = match case.workload {
+                "wordcount" => "wordcount",
+                "latest" => "bench-latest",
+                _ => "bench-passthrough",
             };
             let mut c = Command::new(workspace_binary(binary)?);
+            if case.workload == "latest" {
+                // Restarted after kill -9 as the same static member (Kafka Streams too), and
+                // logging its restore plans.
+                c.env("EDDY__PROCESSING__STATIC_MEMBERSHIP", "true")
+                    .env("RUST_LOG", "info");
+            } else {
+                c.env("RUST_LOG", "warn");
+            }
             c.env("EDDY__APPLICATION__ID", app)
                 .env("EDDY__KAFKA__BOOTSTRAP_SERVERS", bootstrap)
                 .env("EDDY__APP__INPUT_TOPIC", input)
                 .env("EDDY__APP__OUTPUT_TOPIC", output)
                 .env("EDDY__STATE__DIR", &state)
                 .env("EDDY__PROCESSING__GUARANTEE", case.guarantee)
-                .env("EDDY__OPS__ADDRESS", "off")
-                .env("RUST_LOG", "warn");
+                .env("EDDY__OPS__ADDRESS", "off");
             c
         }
         "kafka-streams" => {

@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::recovery::Recovery;
+
 /// One measured run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Run {
@@ -131,6 +133,9 @@ fn fmt(s: &Spread, decimals: usize) -> String {
 pub fn markdown(summaries: &[Summary], header: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Eddy benchmark\n\n{header}\n");
+    if summaries.is_empty() {
+        return out;
+    }
     let _ = writeln!(
         out,
         "Medians, with min–max over the repeats.\n\n| workload | guarantee | system | records/s | records/CPU-s | peak RSS MiB | start-up s | latency p50 ms | latency p99 ms |\n|---|---|---|---|---|---|---|---|---|"
@@ -186,6 +191,64 @@ pub fn markdown(summaries: &[Summary], header: &str) -> String {
         }
     }
     out
+}
+
+/// The recovery section of the report (empty when recovery was not measured).
+pub fn recovery_markdown(recoveries: &[Recovery]) -> String {
+    let mut out = String::new();
+    if recoveries.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\n## Recovery after kill -9\n\nOne instance per system holds the latest value of every key (random values, exactly-once, restarted on its own state directory as the same static group member). Seconds from kill -9 to a new record on every partition processed and committed; medians with min–max.\n\n| system | keys | state MB | on disk MB | build s | recovery s |\n|---|---|---|---|---|---|"
+    );
+    for r in recoveries {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.1} | {} |",
+            r.system,
+            r.keys,
+            r.state_bytes / 1_000_000,
+            r.state_dir_bytes / 1_000_000,
+            r.build_seconds,
+            fmt(&spread(r.recovery_seconds.clone()), 2),
+        );
+    }
+    let median = |system: &str| {
+        recoveries
+            .iter()
+            .find(|r| r.system == system)
+            .map(|r| spread(r.recovery_seconds.clone()).median)
+    };
+    if let (Some(eddy), Some(peer)) = (median("eddy"), median("kafka-streams")) {
+        if eddy > 0.0 {
+            let _ = writeln!(
+                out,
+                "\nEddy recovers {:.1}× faster than Kafka Streams (ratio of medians).",
+                peer / eddy
+            );
+        }
+    }
+    out
+}
+
+/// The recovery runs with their spreads, for `report.json`.
+pub fn recovery_json(recoveries: &[Recovery]) -> serde_json::Value {
+    recoveries
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "system": r.system,
+                "keys": r.keys,
+                "state_bytes": r.state_bytes,
+                "state_dir_bytes": r.state_dir_bytes,
+                "build_seconds": r.build_seconds,
+                "recovery_seconds": r.recovery_seconds,
+                "recovery": spread(r.recovery_seconds.clone()),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! writes `target/eddy-bench/report.md` and `report.json`.
 //!
 //! `eddy-bench [--records N] [--repeats R] [--partitions P] [--out DIR] [--rate LINES/S]
-//! [--latency-seconds S]` (defaults 1,000,000, 3, 6, `target/eddy-bench`, 1,000, 10). Uses
+//! [--latency-seconds S] [--state-mb MB] [--only throughput|recovery]` (defaults 1,000,000,
+//! 3, 6, `target/eddy-bench`, 1,000, 10, 1,000, both). Uses
 //! `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker. Build the Kafka Streams side first:
 //! `mvn -f bench/kafka-streams/pom.xml package`.
 
@@ -17,6 +18,9 @@ fn main() -> anyhow::Result<()> {
         out_dir: eddy_testkit::repository_root().join("target/eddy-bench"),
         rate: 1_000,
         latency_duration: std::time::Duration::from_secs(10),
+        state_bytes: 1_000_000_000,
+        value_bytes: 1_000,
+        throughput: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -32,13 +36,24 @@ fn main() -> anyhow::Result<()> {
             "--latency-seconds" => {
                 options.latency_duration = std::time::Duration::from_secs(value.parse()?);
             }
+            "--state-mb" => options.state_bytes = value.parse::<u64>()? * 1_000_000,
+            "--only" => match value.as_str() {
+                "throughput" => options.state_bytes = 0,
+                "recovery" => options.throughput = false,
+                _ => anyhow::bail!("--only takes `throughput` or `recovery`, not `{value}`"),
+            },
             _ => anyhow::bail!(
-                "unknown flag {flag} (known: --records, --repeats, --partitions, --out, --rate, --latency-seconds)"
+                "unknown flag {flag} (known: --records, --repeats, --partitions, --out, --rate, --latency-seconds, --state-mb, --only)"
             ),
         }
     }
     let mut out = std::io::stdout();
     let runs = bench::run(&options, &mut out)?;
+    let recoveries = if options.state_bytes > 0 {
+        bench::recovery::run(&options, eddy_testkit::Kafka::shared()?, &mut out)?
+    } else {
+        Vec::new()
+    };
     let summaries = report::summarize(&runs);
     let header = format!(
         "{} input lines, {} partitions, commit interval 100 ms, {} repeat(s), one process per system, on this machine ({} cores). Latency: {} lines/s for {} s into an empty topic, output seen by a read_committed consumer.",
@@ -49,12 +64,15 @@ fn main() -> anyhow::Result<()> {
         options.rate,
         options.latency_duration.as_secs()
     );
-    let markdown = report::markdown(&summaries, &header);
+    let mut markdown = report::markdown(&summaries, &header);
+    markdown.push_str(&report::recovery_markdown(&recoveries));
     println!("\n{markdown}");
     std::fs::write(options.out_dir.join("report.md"), &markdown)?;
     std::fs::write(
         options.out_dir.join("report.json"),
-        serde_json::to_string_pretty(&serde_json::json!({"summaries": summaries, "runs": runs}))?,
+        serde_json::to_string_pretty(
+            &serde_json::json!({"summaries": summaries, "runs": runs, "recovery": report::recovery_json(&recoveries)}),
+        )?,
     )?;
     println!("written to {}", options.out_dir.display());
     Ok(())

@@ -353,6 +353,12 @@ impl TaskManager {
                     .status
                     .add_readers(id, task.graph.stores_mut().readers());
                 resume.add_partition(&task.topic, id.partition);
+                if let Some(start) = task.start_offset {
+                    // librdkafka does not wake its fetcher when a partition resumes, so the
+                    // first fetch may wait up to a second; a seek to where the task starts
+                    // anyway starts fetching at once.
+                    self.seeks.push((task.topic.clone(), id.partition, start));
+                }
                 tracing::info!(thread = self.thread, task = %id, "task running");
             }
         }

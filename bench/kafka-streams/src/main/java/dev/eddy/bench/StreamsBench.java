@@ -5,6 +5,7 @@ import java.util.Locale;
 import java.util.Properties;
 import java.util.concurrent.CountDownLatch;
 
+import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsBuilder;
@@ -14,11 +15,15 @@ import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.state.KeyValueStore;
+import org.apache.kafka.common.utils.Bytes;
 
 /**
  * The benchmark workloads in Kafka Streams, matching Eddy's:
- * passthrough (drop blank lines, upper-case the rest) and wordcount (split on whitespace,
- * lower-case, repartition by word, count in a RocksDB store, emit every new count).
+ * passthrough (drop blank lines, upper-case the rest), wordcount (split on whitespace,
+ * lower-case, repartition by word, count in a RocksDB store, emit every new count) and latest
+ * (keep the latest value of every key in a RocksDB store, emit each value's length; the
+ * recovery benchmark's large state, run as a static group member like Eddy's).
  *
  * <p>Arguments: workload guarantee bootstrap application-id input output state-dir
  */
@@ -27,7 +32,7 @@ public final class StreamsBench {
 
     public static void main(String[] args) throws InterruptedException {
         if (args.length != 7) {
-            System.err.println("usage: StreamsBench passthrough|wordcount exactly_once|at_least_once"
+            System.err.println("usage: StreamsBench passthrough|wordcount|latest exactly_once|at_least_once"
                 + " bootstrap application-id input output state-dir");
             System.exit(2);
         }
@@ -47,24 +52,39 @@ public final class StreamsBench {
         // Every count update is emitted, as Eddy's count does; the default record cache would
         // coalesce updates and make wordcount a different (smaller-output) workload.
         props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
+        if (workload.equals("latest")) {
+            // A restart after kill -9 rejoins as the same member instead of waiting for the
+            // dead one's session to expire; the benchmark measures state recovery.
+            props.put(StreamsConfig.consumerPrefix(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG),
+                args[3] + "-instance");
+        }
 
         StreamsBuilder builder = new StreamsBuilder();
-        KStream<String, String> lines =
-            builder.stream(args[4], Consumed.with(Serdes.String(), Serdes.String()));
         switch (workload) {
             case "passthrough":
-                lines.filter((k, v) -> v != null && !v.isBlank())
+                lines(builder, args[4]).filter((k, v) -> v != null && !v.isBlank())
                     .mapValues(v -> v.toUpperCase(Locale.ROOT))
                     .to(args[5], Produced.with(Serdes.String(), Serdes.String()));
                 break;
             case "wordcount":
-                lines.flatMapValues(v -> Arrays.asList(v.toLowerCase(Locale.ROOT).trim().split("\\s+")))
+                lines(builder, args[4]).flatMapValues(v -> Arrays.asList(v.toLowerCase(Locale.ROOT).trim().split("\\s+")))
                     .filter((k, w) -> !w.isEmpty())
                     .selectKey((k, w) -> w)
                     .groupByKey(Grouped.with("counts", Serdes.String(), Serdes.String()))
                     .count(Materialized.as("counts"))
                     .toStream()
                     .mapValues(n -> Long.toString(n))
+                    .to(args[5], Produced.with(Serdes.String(), Serdes.String()));
+                break;
+            case "latest":
+                builder.stream(args[4], Consumed.with(Serdes.String(), Serdes.ByteArray()))
+                    .groupByKey(Grouped.with(Serdes.String(), Serdes.ByteArray()))
+                    .reduce((old, latest) -> latest,
+                        Materialized.<String, byte[], KeyValueStore<Bytes, byte[]>>as("latest")
+                            .withKeySerde(Serdes.String())
+                            .withValueSerde(Serdes.ByteArray()))
+                    .toStream()
+                    .mapValues(v -> Integer.toString(v.length))
                     .to(args[5], Produced.with(Serdes.String(), Serdes.String()));
                 break;
             default:
@@ -84,5 +104,9 @@ public final class StreamsBench {
         });
         streams.start();
         stopped.await();
+    }
+
+    private static KStream<String, String> lines(StreamsBuilder builder, String topic) {
+        return builder.stream(topic, Consumed.with(Serdes.String(), Serdes.String()));
     }
 }
