@@ -61,6 +61,16 @@ pub struct EddyConfig {
     /// without a rebalance (default false). A stopped instance's partitions then move only
     /// after the session timeout, since static members do not leave the group.
     pub static_membership: bool,
+    /// `memory.malloc_arena_max`: glibc malloc arenas the process may use (default 2; 0 keeps
+    /// glibc's default of eight per core). Fewer arenas keep freed memory of librdkafka's and
+    /// RocksDB's threads from staying resident.
+    pub malloc_arena_max: u32,
+    /// `state.block_cache_mb`: the RocksDB block cache every store of the instance shares
+    /// (default 32).
+    pub rocksdb_block_cache_bytes: usize,
+    /// `state.write_buffer_mb`: the budget for the write buffers (memtables) of every RocksDB
+    /// store of the instance together (default 64); the largest is flushed when it is reached.
+    pub rocksdb_write_buffer_bytes: usize,
     /// `state.dir`: where task state lives (default `./eddy-state`).
     pub state_dir: PathBuf,
     /// `errors.deserialization` (`fail`, `skip`, `dead_letter`) with
@@ -171,7 +181,19 @@ pub const KEYS: &[(&str, &str)] = &[
         "processing.static_membership",
         "join as a static group member (fast restarts)",
     ),
+    (
+        "memory.malloc_arena_max",
+        "glibc malloc arenas (0 = glibc default)",
+    ),
     ("state.dir", "state directory"),
+    (
+        "state.block_cache_mb",
+        "RocksDB block cache shared by all stores",
+    ),
+    (
+        "state.write_buffer_mb",
+        "RocksDB write-buffer budget of all stores",
+    ),
     ("errors.deserialization", "fail | skip | dead_letter"),
     ("errors.dead_letter_topic", "topic for dead letters"),
     ("snapshot.dir", "snapshot store directory"),
@@ -462,6 +484,9 @@ impl Fields {
             false,
             &[("true", true), ("false", false)],
         );
+        let malloc_arena_max = self.number("memory.malloc_arena_max", 2, 0, 1_024);
+        let block_cache_mb = self.number("state.block_cache_mb", 32, 0, 1 << 20);
+        let write_buffer_mb = self.number("state.write_buffer_mb", 64, 1, 1 << 20);
         let state_dir = PathBuf::from(
             self.text("state.dir")
                 .unwrap_or_else(|| "./eddy-state".to_owned()),
@@ -576,6 +601,9 @@ impl Fields {
             warmup_timeout: Duration::from_millis(warmup_timeout_ms),
             session_timeout: Duration::from_millis(session_timeout_ms),
             static_membership,
+            malloc_arena_max: u32::try_from(malloc_arena_max).unwrap_or(2),
+            rocksdb_block_cache_bytes: usize::try_from(block_cache_mb << 20).unwrap_or(32 << 20),
+            rocksdb_write_buffer_bytes: usize::try_from(write_buffer_mb << 20).unwrap_or(64 << 20),
             state_dir,
             deserialization,
             snapshot,

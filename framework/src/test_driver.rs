@@ -68,9 +68,13 @@ impl TopologyTestDriver {
                     def
                 })
                 .collect();
-            let stores = TaskStores::open(None, &defs, |store| {
-                changelog_topic(TEST_APPLICATION_ID, store)
-            })?;
+            // Without a directory every store is in memory; RocksDB memory goes unused.
+            let stores = TaskStores::open(
+                None,
+                &defs,
+                |store| changelog_topic(TEST_APPLICATION_ID, store),
+                &crate::state::RocksMemory::default(),
+            )?;
             let mut graph = TaskGraph::new(
                 &topology,
                 sub,

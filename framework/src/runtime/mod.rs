@@ -24,6 +24,7 @@ mod active_task;
 mod fault;
 mod histogram;
 mod instance;
+mod memory;
 mod metrics;
 mod plan;
 mod rebalance;
@@ -149,6 +150,8 @@ impl App {
     /// Fails when the state directory is held by another instance, a topic the topology
     /// needs is missing, or Kafka cannot be reached.
     pub fn start(self) -> Result<RunningApp, RuntimeError> {
+        // Before librdkafka's and RocksDB's threads exist, so none gets an arena of its own.
+        memory::limit_malloc_arenas(self.config.malloc_arena_max);
         let config = Arc::new(self.config);
         let instance = Arc::new(InstanceDir::claim(
             &config.state_dir,
@@ -209,6 +212,10 @@ impl App {
             timeline: Arc::new(timeline),
             snapshots,
             fingerprint,
+            rocks: crate::state::RocksMemory::new(
+                config.rocksdb_block_cache_bytes,
+                config.rocksdb_write_buffer_bytes,
+            ),
             status: Arc::clone(&status),
             standbys: standby::Standbys::default(),
         });
@@ -282,6 +289,8 @@ impl App {
     /// # Errors
     /// The first error that stopped a stream thread, or a start-up error.
     pub fn run(self) -> Result<(), RuntimeError> {
+        // First of all: every thread started from here on shares the capped arenas.
+        memory::limit_malloc_arenas(self.config.malloc_arena_max);
         // Logs (and OTLP export, when configured) unless the program installed its own
         // subscriber; exporters flush when this guard drops at the end.
         let _telemetry = if tracing::dispatcher::has_been_set() {

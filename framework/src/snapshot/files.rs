@@ -137,9 +137,12 @@ mod tests {
     fn a_second_snapshot_copies_only_new_files_and_a_download_reopens_with_its_positions() {
         let dir = tempfile::tempdir().unwrap();
         let defs = [StoreBuilder::rocksdb("counts", StringSerde, I64Serde)];
-        let mut stores = TaskStores::open(Some(&dir.path().join("db")), &defs, |s| {
-            format!("app-{s}-changelog")
-        })
+        let mut stores = TaskStores::open(
+            Some(&dir.path().join("db")),
+            &defs,
+            |s| format!("app-{s}-changelog"),
+            &crate::state::RocksMemory::default(),
+        )
         .unwrap();
         let store = DirectoryStore::new(dir.path().join("store"));
         let mut cache = HashCache::default();
@@ -159,8 +162,13 @@ mod tests {
 
         let restored = dir.path().join("restored");
         download(&store, &files, &restored).unwrap();
-        let mut back =
-            TaskStores::open(Some(&restored), &defs, |s| format!("app-{s}-changelog")).unwrap();
+        let mut back = TaskStores::open(
+            Some(&restored),
+            &defs,
+            |s| format!("app-{s}-changelog"),
+            &crate::state::RocksMemory::default(),
+        )
+        .unwrap();
         assert_eq!(back.changelog_position("counts").unwrap(), Some(11));
         let view = back.typed::<String, i64>("counts").unwrap();
         assert_eq!(view.get(&"key-00020099".to_owned()).unwrap(), Some(20_099));

@@ -2,6 +2,7 @@
 //! RocksDB or memory.
 
 mod builder;
+mod memory;
 mod reader;
 mod task_stores;
 mod transactional;
@@ -9,6 +10,7 @@ mod transactional;
 use std::marker::PhantomData;
 
 pub use builder::{StoreBuilder, StoreKind};
+pub use memory::RocksMemory;
 pub use reader::StoreReader;
 pub(crate) use task_stores::TaskStores;
 pub(crate) use transactional::TransactionalStore;

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rocksdb::{Options, WriteBatch, DB};
+use rocksdb::{ColumnFamilyDescriptor, WriteBatch, DB};
 
 use super::transactional::Backend;
-use super::{KeyValueStore, StateError, StoreBuilder, StoreKind, TransactionalStore};
+use super::{KeyValueStore, RocksMemory, StateError, StoreBuilder, StoreKind, TransactionalStore};
 use crate::serde::Serde;
 
 /// Column family holding the changelog position each store's data corresponds to.
@@ -39,11 +39,12 @@ pub(crate) struct TaskStores {
 
 impl TaskStores {
     /// Opens (or creates) the stores of a task. RocksDB stores share one database in `dir`
-    /// with a column family per store.
+    /// with a column family per store, drawing on `memory`.
     pub(crate) fn open(
         dir: Option<&Path>,
         defs: &[StoreBuilder],
         changelog_topic: impl Fn(&str) -> String,
+        memory: &RocksMemory,
     ) -> Result<Self, StateError> {
         let rocks: Vec<&StoreBuilder> = defs
             .iter()
@@ -60,7 +61,7 @@ impl TaskStores {
                 path: dir.display().to_string(),
                 message: e.to_string(),
             })?;
-            let mut options = Options::default();
+            let mut options = memory.options();
             options.create_if_missing(true);
             options.create_missing_column_families(true);
             let mut cfs: Vec<String> = rocks.iter().map(|d| d.name.clone()).collect();
@@ -74,7 +75,10 @@ impl TaskStores {
                     }
                 }
             }
-            let db = DB::open_cf(&options, dir, &cfs).map_err(|e| {
+            let descriptors = cfs
+                .iter()
+                .map(|cf| ColumnFamilyDescriptor::new(cf, memory.options()));
+            let db = DB::open_cf_descriptors(&options, dir, descriptors).map_err(|e| {
                 let path = dir.display().to_string();
                 // RocksDB reports a held LOCK file as an I/O error.
                 if e.kind() == rocksdb::ErrorKind::IOError && e.to_string().contains("lock") {
@@ -378,7 +382,13 @@ mod tests {
     }
 
     fn open(dir: &Path) -> TaskStores {
-        TaskStores::open(Some(dir), &defs(), |s| format!("app-{s}-changelog")).unwrap()
+        TaskStores::open(
+            Some(dir),
+            &defs(),
+            |s| format!("app-{s}-changelog"),
+            &RocksMemory::default(),
+        )
+        .unwrap()
     }
 
     #[test]

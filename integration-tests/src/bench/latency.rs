@@ -48,6 +48,8 @@ pub fn measure(
     let consumer: BaseConsumer = kafka
         .config()
         .set("group.id", format!("{output}-latency"))
+        // Committed output shows at once, not after a parked fetch's timeout.
+        .set("fetch.wait.max.ms", "10")
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .create()?;

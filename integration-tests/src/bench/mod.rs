@@ -45,13 +45,19 @@ pub struct Options {
     pub value_bytes: usize,
     /// Whether to run the throughput, resource and latency measurements.
     pub throughput: bool,
+    /// The systems measured (a subset of `eddy`, `kafka-streams`, `raw`).
+    pub systems: Vec<String>,
+    /// The workloads measured (a subset of `passthrough`, `wordcount`).
+    pub workloads: Vec<String>,
 }
 
 /// The systems compared, in the order of even repeats (odd repeats reverse it).
-const SYSTEMS: [&str; 3] = ["eddy", "kafka-streams", "raw"];
+pub const SYSTEMS: [&str; 3] = ["eddy", "kafka-streams", "raw"];
 
-/// The workloads and guarantees measured.
-const WORKLOADS: [&str; 2] = ["passthrough", "wordcount"];
+/// The throughput workloads.
+pub const WORKLOADS: [&str; 2] = ["passthrough", "wordcount"];
+
+/// The guarantees measured.
 const GUARANTEES: [&str; 2] = ["exactly_once", "at_least_once"];
 
 pub(crate) struct Case<'a> {
@@ -87,11 +93,17 @@ pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<Run>> {
     );
     let mut runs = Vec::new();
     for repeat in 0..options.repeats {
-        let mut systems = SYSTEMS.to_vec();
+        let mut systems: Vec<&str> = SYSTEMS
+            .into_iter()
+            .filter(|s| options.systems.iter().any(|o| o == s))
+            .collect();
         if repeat % 2 == 1 {
             systems.reverse();
         }
-        for workload in WORKLOADS {
+        for workload in WORKLOADS
+            .into_iter()
+            .filter(|w| options.workloads.iter().any(|o| o == w))
+        {
             for guarantee in GUARANTEES {
                 for &system in &systems {
                     // The raw loop is the physical reference for the stateless workload.
@@ -249,7 +261,11 @@ pub(crate) fn command_for(
                 c.env("EDDY__PROCESSING__STATIC_MEMBERSHIP", "true")
                     .env("RUST_LOG", "info");
             } else {
-                c.env("RUST_LOG", "warn");
+                // `EDDY_BENCH_LOG` (a `RUST_LOG` filter) shows more of what the apps do.
+                c.env(
+                    "RUST_LOG",
+                    std::env::var("EDDY_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned()),
+                );
             }
             c.env("EDDY__APPLICATION__ID", app)
                 .env("EDDY__KAFKA__BOOTSTRAP_SERVERS", bootstrap)

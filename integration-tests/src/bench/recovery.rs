@@ -81,7 +81,10 @@ pub fn run(
         loading.elapsed().as_secs_f64()
     );
     let mut instances = Vec::new();
-    for system in ["eddy", "kafka-streams"] {
+    for system in ["eddy", "kafka-streams"]
+        .into_iter()
+        .filter(|s| options.systems.iter().any(|o| o == s))
+    {
         let instance = build(options, kafka, system, &input, keys, per_record)?;
         let _ = writeln!(
             out,

@@ -2,12 +2,27 @@
 //! writes `target/eddy-bench/report.md` and `report.json`.
 //!
 //! `eddy-bench [--records N] [--repeats R] [--partitions P] [--out DIR] [--rate LINES/S]
-//! [--latency-seconds S] [--state-mb MB] [--only throughput|recovery]` (defaults 1,000,000,
-//! 3, 6, `target/eddy-bench`, 1,000, 10, 1,000, both). Uses
+//! [--latency-seconds S] [--state-mb MB] [--only throughput|recovery] [--systems LIST]
+//! [--workloads LIST]` (defaults 1,000,000, 3, 6, `target/eddy-bench`, 1,000, 10, 1,000,
+//! both, `eddy,kafka-streams,raw`, `passthrough,wordcount`). Uses
 //! `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker. Build the Kafka Streams side first:
 //! `mvn -f bench/kafka-streams/pom.xml package`.
 
 use eddy_integration_tests::bench::{self, report, Options};
+
+/// The comma-separated `value`, each checked against `known`.
+fn list(value: &str, known: &[&str]) -> anyhow::Result<Vec<String>> {
+    value
+        .split(',')
+        .map(|v| {
+            if known.contains(&v) {
+                Ok(v.to_owned())
+            } else {
+                Err(anyhow::anyhow!("`{v}` is not one of {known:?}"))
+            }
+        })
+        .collect()
+}
 
 fn main() -> anyhow::Result<()> {
     let mut options = Options {
@@ -21,6 +36,8 @@ fn main() -> anyhow::Result<()> {
         state_bytes: 1_000_000_000,
         value_bytes: 1_000,
         throughput: true,
+        systems: bench::SYSTEMS.map(str::to_owned).to_vec(),
+        workloads: bench::WORKLOADS.map(str::to_owned).to_vec(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -37,13 +54,15 @@ fn main() -> anyhow::Result<()> {
                 options.latency_duration = std::time::Duration::from_secs(value.parse()?);
             }
             "--state-mb" => options.state_bytes = value.parse::<u64>()? * 1_000_000,
+            "--systems" => options.systems = list(&value, &bench::SYSTEMS)?,
+            "--workloads" => options.workloads = list(&value, &bench::WORKLOADS)?,
             "--only" => match value.as_str() {
                 "throughput" => options.state_bytes = 0,
                 "recovery" => options.throughput = false,
                 _ => anyhow::bail!("--only takes `throughput` or `recovery`, not `{value}`"),
             },
             _ => anyhow::bail!(
-                "unknown flag {flag} (known: --records, --repeats, --partitions, --out, --rate, --latency-seconds, --state-mb, --only)"
+                "unknown flag {flag} (known: --records, --repeats, --partitions, --out, --rate, --latency-seconds, --state-mb, --only, --systems, --workloads)"
             ),
         }
     }

@@ -28,7 +28,12 @@ fn open_local(
     // RocksDB's lock tells, so retry briefly.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match TaskStores::open(Some(dir), defs, |store| changelog_topic(app, store)) {
+        match TaskStores::open(
+            Some(dir),
+            defs,
+            |store| changelog_topic(app, store),
+            &shared.rocks,
+        ) {
             Ok(stores) => return Ok(stores),
             Err(e) if Instant::now() < deadline && e.is_lock_held() => {
                 std::thread::park_timeout(Duration::from_millis(20)); // back-off between lock attempts

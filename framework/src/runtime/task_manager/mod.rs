@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub standbys: super::standby::Standbys,
     /// Fingerprint of the topology's description.
     pub fingerprint: String,
+    /// The block cache and write-buffer budget every RocksDB store of the instance shares.
+    pub rocks: crate::state::RocksMemory,
 }
 
 /// The tasks and transaction of one stream thread.
