@@ -2,6 +2,7 @@
 
 mod admin;
 mod classify;
+mod drain;
 mod group;
 mod partitioner;
 mod settings;
@@ -10,6 +11,7 @@ mod watermarks;
 
 pub use admin::{TopicAdmin, TopicAdminError, TopicSpec};
 pub use classify::classify;
+pub use drain::drain;
 pub use group::{describe_group, GroupView, InstanceAssignment};
 pub use partitioner::{murmur2, murmur2_partition};
 pub use settings::KafkaSettings;

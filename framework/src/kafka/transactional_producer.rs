@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -322,27 +322,9 @@ impl TransactionalProducer {
         self.drain().map_err(|e| self.error("flush", e))
     }
 
-    /// Sends what lingers at once and serves delivery reports until nothing is in flight.
-    ///
-    /// rust-rdkafka's own `flush` (which `commit_transaction` also calls first) waits in
-    /// slices of 100 ms that always run to their end, so every commit would last at least
-    /// 100 ms however fast the brokers acknowledge; this waits in 1 ms slices instead.
+    /// Waits for every delivery report (see [`super::drain`]).
     fn drain(&self) -> Result<(), KafkaError> {
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            // A zero-timeout flush asks the brokers to send without lingering and reports
-            // whether anything is still in flight.
-            match self.producer.flush(Duration::ZERO) {
-                Ok(()) => return Ok(()),
-                Err(KafkaError::Flush(code)) if code == RDKafkaErrorCode::OperationTimedOut => {
-                    if Instant::now() >= deadline {
-                        return Err(KafkaError::Flush(code));
-                    }
-                    self.producer.poll(Duration::from_millis(1));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        super::drain(&self.producer, self.timeout)
     }
 
     /// Serves delivery reports, waiting up to `timeout` for one.

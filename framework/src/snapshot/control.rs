@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
@@ -154,7 +154,8 @@ impl ControlMessage {
 /// Reads and writes the control topic.
 pub struct ControlChannel {
     topic: String,
-    producer: ThreadedProducer<DefaultProducerContext>,
+    /// Delivery reports are served by [`crate::kafka::drain`] after each send.
+    producer: BaseProducer,
     consumer: BaseConsumer,
 }
 
@@ -253,9 +254,7 @@ impl ControlChannel {
                 what: format!("sending to `{}`", self.topic),
                 source,
             })?;
-        self.producer
-            .flush(timeout)
-            .map_err(kafka("flushing the control producer"))
+        crate::kafka::drain(&self.producer, timeout).map_err(kafka("flushing the control producer"))
     }
 
     /// The next message, waiting up to `timeout`. Messages that do not decode (written by a

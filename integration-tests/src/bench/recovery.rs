@@ -10,7 +10,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord};
 use serde::Serialize;
 
 use super::{command_for, Case, Options};
@@ -72,7 +72,7 @@ pub fn run(
         let value = random_bytes(&mut random, options.value_bytes);
         send(&producer, &input, None, &key, &value)?;
     }
-    producer.flush(Duration::from_secs(600))?;
+    eddy::kafka::drain(&producer, Duration::from_secs(600))?;
     let _ = writeln!(
         out,
         "recovery: {keys} keys × {} bytes ({} MB of state) in `{input}`, loaded in {:.1} s",
@@ -217,7 +217,7 @@ fn kill_and_recover(
         let value = random_bytes(&mut random, options.value_bytes);
         send(producer, input, Some(partition), &key, &value)?;
     }
-    producer.flush(Duration::from_secs(60))?;
+    eddy::kafka::drain(producer, Duration::from_secs(60))?;
     let deadline = Duration::from_secs(600);
     while instance.tail.count(Duration::from_millis(10))? < expected_outputs {
         if killed.elapsed() > deadline {
