@@ -21,6 +21,20 @@ use anyhow::Context;
 use crate::{expected_counts, generate_lines, workspace_binary};
 use report::Run;
 
+/// `app.input_topic` and `app.output_topic` of a benchmarked Eddy app's configuration.
+///
+/// # Errors
+/// One of them is not set.
+pub fn app_topics(config: &eddy::config::EddyConfig) -> anyhow::Result<(String, String)> {
+    let setting = |key: &str| {
+        config
+            .app_setting(key)
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("`app.{key}` is required"))
+    };
+    Ok((setting("input_topic")?, setting("output_topic")?))
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {

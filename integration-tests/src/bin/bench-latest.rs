@@ -9,20 +9,15 @@ use eddy::App;
 
 fn main() -> anyhow::Result<()> {
     let config = ConfigLoader::new().load()?;
-    let setting = |key: &str| {
-        config
-            .app_setting(key)
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow::anyhow!("`app.{key}` is required"))
-    };
+    let (input, output) = eddy_integration_tests::bench::app_topics(&config)?;
     let builder = StreamsBuilder::new();
     builder
-        .stream(&setting("input_topic")?, StringSerde, BytesSerde)
+        .stream(&input, StringSerde, BytesSerde)
         .group_by_key(StringSerde, BytesSerde)
         .reduce("latest", |_old, new| new)
         .to_stream()
         .map_values(|value: Vec<u8>| value.len().to_string())
-        .to(&setting("output_topic")?, StringSerde, StringSerde);
+        .to(&output, StringSerde, StringSerde);
     App::new(builder.build()?, config).run()?;
     Ok(())
 }

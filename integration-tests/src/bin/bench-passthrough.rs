@@ -8,18 +8,13 @@ use eddy::App;
 
 fn main() -> anyhow::Result<()> {
     let config = ConfigLoader::new().load()?;
-    let setting = |key: &str| {
-        config
-            .app_setting(key)
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow::anyhow!("`app.{key}` is required"))
-    };
+    let (input, output) = eddy_integration_tests::bench::app_topics(&config)?;
     let builder = StreamsBuilder::new();
     builder
-        .stream(&setting("input_topic")?, UnitSerde, StringSerde)
+        .stream(&input, UnitSerde, StringSerde)
         .filter(|_: &(), line: &String| !line.trim().is_empty())
         .map_values(|line: String| line.to_uppercase())
-        .to(&setting("output_topic")?, UnitSerde, StringSerde);
+        .to(&output, UnitSerde, StringSerde);
     App::new(builder.build()?, config).run()?;
     Ok(())
 }
