@@ -181,6 +181,7 @@ fn measure(
     })();
     let _ = child.kill();
     let _ = child.wait();
+    remove_state(options, &app);
     let (first, done, cost) =
         finished.with_context(|| format!("{name} (log in {})", options.out_dir.display()))?;
     let latency = measure_latency(options, kafka, case)
@@ -240,7 +241,14 @@ fn measure_latency(
     })();
     let _ = child.kill();
     let _ = child.wait();
+    remove_state(options, &app);
     result
+}
+
+/// Deletes the state directory of a finished run: a full benchmark would otherwise leave
+/// gigabytes of RocksDB files behind.
+pub(crate) fn remove_state(options: &Options, app: &str) {
+    let _ = std::fs::remove_dir_all(options.out_dir.join("state").join(app));
 }
 
 /// The command that runs `case` as application `app` from `input` to `output`, logging to a

@@ -132,6 +132,7 @@ pub fn run(
     for mut instance in instances {
         let _ = instance.child.kill();
         let _ = instance.child.wait();
+        super::remove_state(options, &instance.app);
         stopped.push(instance.result);
     }
     outcome.map(|()| stopped)
@@ -162,6 +163,7 @@ fn build(
     if let Err(e) = tail.wait_for(keys, Duration::from_secs(3_600)) {
         let _ = child.kill();
         let _ = child.wait();
+        super::remove_state(options, &app);
         return Err(anyhow::anyhow!(
             "{system} did not process the state input: {e} (log in {})",
             options.out_dir.display()
