@@ -60,11 +60,6 @@ fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
             ("isolation.level", isolation),
             // Partition ends for the lag metric arrive with the statistics.
             ("statistics.interval.ms", "1000"),
-            // Half of librdkafka's 1 MiB per partition and fetch: prefetched fetch responses
-            // stay resident while any of their records waits, and with a backlog this default
-            // kept wordcount's peak about 70 MiB lower for about 15% less catch-up throughput
-            // (the benchmark's figures). Larger records are still fetched whole.
-            ("fetch.message.max.bytes", "524288"),
         ],
     );
     if config.static_membership {
