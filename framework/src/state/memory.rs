@@ -53,11 +53,6 @@ impl RocksMemory {
         options.set_max_write_buffer_number(2);
         options
     }
-
-    /// Bytes the write buffers of every store hold now.
-    pub fn write_buffer_usage(&self) -> usize {
-        self.write_buffers.get_usage()
-    }
 }
 
 impl Default for RocksMemory {

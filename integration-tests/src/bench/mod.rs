@@ -248,7 +248,12 @@ fn measure_latency(
 /// Deletes the state directory of a finished run: a full benchmark would otherwise leave
 /// gigabytes of RocksDB files behind.
 pub(crate) fn remove_state(options: &Options, app: &str) {
-    let _ = std::fs::remove_dir_all(options.out_dir.join("state").join(app));
+    let _ = std::fs::remove_dir_all(state_dir(options, app));
+}
+
+/// Where application `app` of a benchmark run keeps its state.
+pub(crate) fn state_dir(options: &Options, app: &str) -> PathBuf {
+    options.out_dir.join("state").join(app)
 }
 
 /// The command that runs `case` as application `app` from `input` to `output`, logging to a
@@ -261,7 +266,7 @@ pub(crate) fn command_for(
     input: &str,
     output: &str,
 ) -> anyhow::Result<Command> {
-    let state = options.out_dir.join("state").join(app);
+    let state = state_dir(options, app);
     std::fs::create_dir_all(&state)?;
     // Appended to, so that a restarted instance's log follows its predecessor's.
     let log = std::fs::OpenOptions::new()

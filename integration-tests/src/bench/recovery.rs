@@ -170,7 +170,7 @@ fn build(
         ));
     }
     let build_seconds = started.elapsed().as_secs_f64();
-    let state_dir_bytes = directory_bytes(&options.out_dir.join("state").join(&app));
+    let state_dir_bytes = directory_bytes(&super::state_dir(options, &app));
     Ok(Instance {
         case,
         app,
@@ -240,24 +240,11 @@ fn send(
     key: &str,
     value: &[u8],
 ) -> anyhow::Result<()> {
-    loop {
-        let mut record = BaseRecord::to(topic).key(key).payload(value);
-        if let Some(p) = partition {
-            record = record.partition(p);
-        }
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((
-                rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::QueueFull,
-                ),
-                _,
-            )) => {
-                producer.poll(Duration::from_millis(10));
-            }
-            Err((e, _)) => return Err(e).with_context(|| format!("producing to {topic}")),
-        }
+    let mut record = BaseRecord::to(topic).key(key).payload(value);
+    if let Some(p) = partition {
+        record = record.partition(p);
     }
+    eddy_testkit::send_waiting(producer, record).with_context(|| format!("producing to {topic}"))
 }
 
 /// `len` pseudo-random bytes (xorshift64), so that no store compresses them away.

@@ -57,20 +57,10 @@ fn fill(run: &WordcountRun, topic: &str, from: u64, count: u64) -> anyhow::Resul
         let k = key(i);
         let v = (i64::try_from(i % 1000)? + 1).to_be_bytes();
         bytes += (k.len() + v.len()) as u64;
-        loop {
-            match producer.send(BaseRecord::to(topic).partition(0).key(&k).payload(&v[..])) {
-                Ok(()) => break,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    _,
-                )) => {
-                    producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
+        eddy_testkit::send_waiting(
+            &producer,
+            BaseRecord::to(topic).partition(0).key(&k).payload(&v[..]),
+        )?;
     }
     producer.flush(Duration::from_secs(300))?;
     Ok(bytes)

@@ -322,22 +322,11 @@ impl Kafka {
             .create()
             .map_err(kafka_err("creating a producer"))?;
         for (key, value) in records {
-            loop {
-                let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(&value);
-                if let Some(k) = key.as_deref() {
-                    record = record.key(k);
-                }
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((
-                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                        _,
-                    )) => {
-                        producer.poll(Duration::from_millis(50));
-                    }
-                    Err((e, _)) => return Err(kafka_err(format!("producing to {topic}"))(e)),
-                }
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(&value);
+            if let Some(k) = key.as_deref() {
+                record = record.key(k);
             }
+            send_waiting(&producer, record).map_err(kafka_err(format!("producing to {topic}")))?;
         }
         producer
             .flush(DEFAULT_DEADLINE)
@@ -579,6 +568,34 @@ impl Tail {
             }
         }
         Ok(self.seen)
+    }
+}
+
+/// Sends `record`, serving delivery reports while librdkafka's queue is full instead of
+/// failing.
+///
+/// # Errors
+/// Any send error other than a full queue.
+pub fn send_waiting<K, P>(
+    producer: &BaseProducer,
+    mut record: BaseRecord<'_, K, P>,
+) -> Result<(), KafkaError>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((
+                KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                back,
+            )) => {
+                record = back;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(e),
+        }
     }
 }
 
