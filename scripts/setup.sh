@@ -17,8 +17,18 @@ command -v make >/dev/null || missing+=(make)
 command -v flock >/dev/null || missing+=(util-linux)
 command -v curl >/dev/null || missing+=(curl)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
-# librocksdb-sys generates its bindings with bindgen, which loads libclang.
-compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null || missing+=(libclang-dev)
+# librocksdb-sys generates its bindings with bindgen, whose clang-sys loads libclang.so or
+# libclang-N.so(.M); libclang-cpp (the C++ interface some packages pull in) is not it.
+have_libclang() {
+  local f
+  for f in "${LIBCLANG_PATH:-/nonexistent}"/libclang.so \
+    /usr/lib/llvm-*/lib/libclang.so /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+    /usr/lib/*-linux-gnu/libclang.so /usr/lib/*-linux-gnu/libclang-[0-9]*.so*; do
+    [[ -e $f ]] && return 0
+  done
+  return 1
+}
+have_libclang || missing+=(libclang-dev)
 # librdkafka's bundled build links zlib.
 dpkg-query -W -f='${Status}' zlib1g-dev 2>/dev/null | grep -q 'install ok installed' || missing+=(zlib1g-dev)
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Local Apache Kafka (KRaft, official jars from Maven Central) without Docker: fetch, start, stop, status.
 #
-# Usage: compose/local/kafka.sh fetch | start [--brokers N] | stop | status | restart-broker ID | logs
-#        | print-config [BROKERS [ID]]
+# Usage: compose/local/kafka.sh fetch | start [--brokers N] | stop | status
+#        | restart-broker ID [--kill] | logs | print-config [BROKERS [ID]]
+#
+# restart-broker stops broker ID with SIGTERM (with --kill: SIGKILL, no shutdown at all),
+# starts it again and waits until the whole cluster answers.
 #
 # Environment:
 #   EDDY_CACHE_DIR             cache root (default ~/.cache/eddy); jars in kafka-<version>/libs
@@ -11,6 +14,7 @@
 #   EDDY_KAFKA_RUN_DIR         data, config, pid and log files (default $EDDY_CACHE_DIR/run/kafka-PORT)
 #   EDDY_KAFKA_HEAP            JVM heap per broker (default 512m)
 #   EDDY_KAFKA_START_TIMEOUT   seconds to wait for readiness (default 180)
+#   EDDY_KAFKA_CLUSTER_ID      the KRaft cluster id to format with (default: a random one)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -174,11 +178,13 @@ cmd_start() {
   mkdir -p "$RUN_DIR"
   echo "$n" >"$RUN_DIR/brokers"
   local cluster_id i
-  cluster_id=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+  # A random id is URL-safe base64 and may begin with `-`; the `--cluster-id=` form keeps the
+  # format tool from reading such an id as an option.
+  cluster_id=${EDDY_KAFKA_CLUSTER_ID:-$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')}
   for ((i = 1; i <= n; i++)); do
     mkdir -p "$RUN_DIR/broker-$i"
     write_config "$i" "$n" "$RUN_DIR/broker-$i"
-    java -cp "$LIBS/*" kafka.tools.StorageTool format -t "$cluster_id" \
+    java -cp "$LIBS/*" kafka.tools.StorageTool format --cluster-id="$cluster_id" \
       -c "$RUN_DIR/broker-$i/server.properties" >"$RUN_DIR/broker-$i/format.log" 2>&1 ||
       die "formatting broker $i storage failed; see $RUN_DIR/broker-$i/format.log"
   done
@@ -208,20 +214,22 @@ cmd_status() {
 }
 
 cmd_restart_broker() {
-  local id=${1:?restart-broker needs a broker id} n pid deadline
+  local id=${1:?restart-broker needs a broker id} signal=TERM n pid deadline
+  [[ ${2:-} == --kill ]] && signal=KILL
+  [[ -z ${2:-} || ${2:-} == --kill ]] || die "unknown restart-broker option: $2"
   with_lock
   n=$(broker_count)
   ((id >= 1 && id <= n)) || die "no broker $id in the running cluster"
   if alive "$id"; then
     pid=$(pid_of "$id")
-    kill -TERM "$pid"
+    kill -"$signal" "$pid"
     deadline=$((SECONDS + STOP_TIMEOUT))
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
     kill -KILL "$pid" 2>/dev/null || true
   fi
   start_broker "$id"
   wait_ready "$n"
-  log "broker $id restarted"
+  log "broker $id restarted (SIG$signal)"
 }
 
 case ${1:-} in
@@ -238,5 +246,5 @@ case ${1:-} in
     sed "s|$tmp|<run-dir>|" "$tmp/server.properties"
     rm -rf "$tmp"
     ;;
-  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -16,16 +16,34 @@ pub enum Guarantee {
     AtLeastOnce,
 }
 
-/// What happens to an input record whose key or value cannot be decoded.
+/// What happens to an input record that cannot be decoded (`errors.deserialization`) or whose
+/// processing failed or panicked (`errors.processing`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeserializationHandler {
-    /// Stop the app with an error naming topic, partition and offset (the default).
+pub enum RecordErrorHandler {
+    /// Stop the app with an error naming topic, partition and offset (the default); nothing
+    /// of the open transaction commits.
     Fail,
     /// Log the record's position, count it in a metric and go on.
     Skip,
     /// Write the raw record, with headers naming its origin and the error, to this topic in
     /// the same transaction, and go on.
     DeadLetter(String),
+}
+
+/// The handler of input records that cannot be decoded (the name it had before processing
+/// errors got a handler of their own).
+pub type DeserializationHandler = RecordErrorHandler;
+
+/// Settings of the internal topics Eddy creates (changelogs, repartition topics, the control
+/// topic).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicsConfig {
+    /// `topics.replication_factor`: replicas of each internal topic partition; unset uses the
+    /// broker's `default.replication.factor`. Topics that exist keep theirs.
+    pub replication_factor: Option<i32>,
+    /// `topics.min_insync_replicas`: the `min.insync.replicas` of each internal topic; unset
+    /// uses the broker's.
+    pub min_insync_replicas: Option<i32>,
 }
 
 /// A validated app configuration.
@@ -76,6 +94,18 @@ pub struct EddyConfig {
     /// `errors.deserialization` (`fail`, `skip`, `dead_letter`) with
     /// `errors.dead_letter_topic`.
     pub deserialization: DeserializationHandler,
+    /// `errors.processing` (`fail`, `skip`, `dead_letter`): what happens to an input record
+    /// whose processing returned an error or panicked. The open transaction is aborted first
+    /// either way, so nothing the record half-did commits; `skip` and `dead_letter` then
+    /// process the transaction's records again without it.
+    pub processing_errors: RecordErrorHandler,
+    /// `processing.restart_deadline_ms`: how long a stream thread keeps starting over after
+    /// recoverable errors (a broker restarting, a coordinator moving, aborted transactions)
+    /// without committing anything before it gives up and stops the instance (default
+    /// 300000). Start-overs back off from 100 ms to 10 s.
+    pub restart_deadline: Duration,
+    /// `topics.*`: settings of the internal topics.
+    pub topics: TopicsConfig,
     /// `snapshot.*`: checkpoints and savepoints.
     pub snapshot: SnapshotConfig,
     /// `ops.*`: the instance's ops HTTP server.
@@ -196,6 +226,19 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("errors.deserialization", "fail | skip | dead_letter"),
     ("errors.dead_letter_topic", "topic for dead letters"),
+    ("errors.processing", "fail | skip | dead_letter"),
+    (
+        "processing.restart_deadline_ms",
+        "longest run of start-overs without a commit",
+    ),
+    (
+        "topics.replication_factor",
+        "replicas of internal topics (default: broker's)",
+    ),
+    (
+        "topics.min_insync_replicas",
+        "min.insync.replicas of internal topics",
+    ),
     ("snapshot.dir", "snapshot store directory"),
     (
         "snapshot.checkpoint_interval_ms",
@@ -215,6 +258,26 @@ pub const KEYS: &[(&str, &str)] = &[
         "host:port other instances reach the ops server at",
     ),
 ];
+
+/// Why the librdkafka property `name` may not be set through `kafka.properties.*`, when it may
+/// not: exactly-once depends on these, or Eddy sets them from keys of its own.
+pub fn protected_property(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "isolation.level" => "Eddy reads read_committed under exactly-once and read_uncommitted under at-least-once (processing.guarantee)",
+        "transactional.id" => "Eddy derives one transactional id per instance and thread so a restart fences its predecessor",
+        "enable.idempotence" => "transactions and Eddy's ordering depend on the idempotent producer",
+        "enable.auto.commit" | "enable.auto.offset.store" => "input offsets commit inside Eddy's transactions, never on their own",
+        "group.id" => "the consumer group is the application id (application.id)",
+        "group.instance.id" => "static membership is derived from the instance id (processing.static_membership)",
+        "auto.offset.reset" => "tasks start from their committed offsets or the beginning, never elsewhere",
+        "client.id" => "Eddy names every client after the instance and thread it serves",
+        "bootstrap.servers" => "set it with kafka.bootstrap_servers",
+        "transaction.timeout.ms" => "set it with kafka.transaction_timeout_ms",
+        "session.timeout.ms" => "set it with processing.session_timeout_ms",
+        "partition.assignment.strategy" | "group.protocol" => "the rebalance handling depends on the cooperative-sticky assignor",
+        _ => return None,
+    })
+}
 
 /// Layers configuration sources, lowest precedence first: defaults, file, environment, flags.
 ///
@@ -433,6 +496,49 @@ impl Fields {
         }
     }
 
+    /// A whole number in `min..=max` from an entry already taken, or `None` without one.
+    fn optional_number(
+        &mut self,
+        key: &str,
+        entry: Option<Entry>,
+        min: i32,
+        max: i32,
+    ) -> Option<i32> {
+        let e = entry?;
+        match e.value.trim().parse::<i32>() {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.problems.push(format!(
+                    "`{key}` = `{}` (set by {}) is not a whole number from {min} to {max}",
+                    e.value, e.origin
+                ));
+                None
+            }
+        }
+    }
+
+    /// The handler `name` chose for `key`, with the dead-letter topic it may need.
+    fn record_handler(
+        &mut self,
+        key: &str,
+        name: &str,
+        dead_letter_topic: &Option<String>,
+    ) -> RecordErrorHandler {
+        match (name, dead_letter_topic) {
+            ("skip", _) => RecordErrorHandler::Skip,
+            ("dead_letter", Some(topic)) if !topic.is_empty() => {
+                RecordErrorHandler::DeadLetter(topic.clone())
+            }
+            ("dead_letter", _) => {
+                self.problems.push(format!(
+                    "`{key}` = `dead_letter` needs `errors.dead_letter_topic`"
+                ));
+                RecordErrorHandler::Fail
+            }
+            _ => RecordErrorHandler::Fail,
+        }
+    }
+
     fn name(&mut self, key: &str, value: &str) {
         let ok = value
             .chars()
@@ -500,21 +606,35 @@ impl Fields {
                 ("dead_letter", "dead_letter"),
             ],
         );
+        let processing_handler = self.choice(
+            "errors.processing",
+            "fail",
+            &[
+                ("fail", "fail"),
+                ("skip", "skip"),
+                ("dead_letter", "dead_letter"),
+            ],
+        );
         let dead_letter_topic = self.text("errors.dead_letter_topic");
-        let deserialization = match (handler, dead_letter_topic) {
-            ("skip", _) => DeserializationHandler::Skip,
-            ("dead_letter", Some(topic)) if !topic.is_empty() => {
-                DeserializationHandler::DeadLetter(topic)
+        let deserialization =
+            self.record_handler("errors.deserialization", handler, &dead_letter_topic);
+        let processing_errors =
+            self.record_handler("errors.processing", processing_handler, &dead_letter_topic);
+        let restart_deadline_ms =
+            self.number("processing.restart_deadline_ms", 300_000, 1_000, 86_400_000);
+        let replication_factor = self.take("topics.replication_factor");
+        let replication_factor =
+            self.optional_number("topics.replication_factor", replication_factor, 1, 32);
+        let min_isr = self.take("topics.min_insync_replicas");
+        let min_insync_replicas =
+            self.optional_number("topics.min_insync_replicas", min_isr, 1, 32);
+        if let (Some(rf), Some(isr)) = (replication_factor, min_insync_replicas) {
+            if isr > rf {
+                self.problems.push(format!(
+                    "`topics.min_insync_replicas` ({isr}) exceeds `topics.replication_factor` ({rf}): no write could ever be acknowledged"
+                ));
             }
-            ("dead_letter", _) => {
-                self.problems.push(
-                    "`errors.deserialization` = `dead_letter` needs `errors.dead_letter_topic`"
-                        .to_owned(),
-                );
-                DeserializationHandler::Fail
-            }
-            _ => DeserializationHandler::Fail,
-        };
+        }
         let snapshot_dir = self.text("snapshot.dir").map(PathBuf::from);
         let interval_ms = self.number("snapshot.checkpoint_interval_ms", 60_000, 0, 86_400_000);
         let from_savepoint = self.text("snapshot.from_savepoint").map(PathBuf::from);
@@ -571,7 +691,15 @@ impl Fields {
             match key.strip_prefix("kafka.properties.") {
                 // librdkafka names never hold `_`; environment keys cannot hold `.`.
                 Some(name) => {
-                    client_properties.insert(name.replace('_', "."), entry.value);
+                    let name = name.replace('_', ".");
+                    if let Some(why) = protected_property(&name) {
+                        self.problems.push(format!(
+                            "`{key}` (set by {}) cannot be set: {why}",
+                            entry.origin
+                        ));
+                        continue;
+                    }
+                    client_properties.insert(name, entry.value);
                 }
                 None => self.problems.push(format!(
                     "unknown key `{key}` (set by {}); known keys: {}, kafka.properties.*, app.*",
@@ -606,6 +734,12 @@ impl Fields {
             rocksdb_write_buffer_bytes: usize::try_from(write_buffer_mb << 20).unwrap_or(64 << 20),
             state_dir,
             deserialization,
+            processing_errors,
+            restart_deadline: Duration::from_millis(restart_deadline_ms),
+            topics: TopicsConfig {
+                replication_factor,
+                min_insync_replicas,
+            },
             snapshot,
             ops: OpsConfig {
                 address: ops_address,
@@ -707,6 +841,68 @@ mod tests {
         }
         assert_eq!(err.problems.len(), 6, "{text}");
         assert!(text.contains("environment"), "origin named: {text}");
+    }
+
+    #[test]
+    fn properties_exactly_once_depends_on_are_refused_naming_the_key() {
+        let err = base()
+            .environment_from([
+                ("EDDY__APPLICATION__ID", "app-1"),
+                ("EDDY__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+                (
+                    "EDDY__KAFKA__PROPERTIES__ISOLATION_LEVEL",
+                    "read_uncommitted",
+                ),
+                ("EDDY__KAFKA__PROPERTIES__ENABLE_AUTO_COMMIT", "true"),
+            ])
+            .flag("kafka.properties.transactional.id", "mine")
+            .flag("kafka.properties.socket.timeout.ms", "5000")
+            .load()
+            .unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "`kafka.properties.isolation_level` (set by environment variable",
+            "`kafka.properties.enable_auto_commit`",
+            "`kafka.properties.transactional.id` (set by a command-line flag) cannot be set",
+        ] {
+            assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+        }
+        assert_eq!(
+            err.problems.len(),
+            3,
+            "socket.timeout.ms is allowed: {text}"
+        );
+    }
+
+    #[test]
+    fn topic_settings_and_the_processing_handler_parse() {
+        let config = base()
+            .flag("topics.replication_factor", "3")
+            .flag("topics.min_insync_replicas", "2")
+            .flag("errors.processing", "skip")
+            .flag("processing.restart_deadline_ms", "5000")
+            .load()
+            .unwrap();
+        assert_eq!(config.topics.replication_factor, Some(3));
+        assert_eq!(config.topics.min_insync_replicas, Some(2));
+        assert_eq!(config.processing_errors, RecordErrorHandler::Skip);
+        assert_eq!(config.restart_deadline, Duration::from_secs(5));
+        let defaults = base().load().unwrap();
+        assert_eq!(defaults.topics, TopicsConfig::default());
+        assert_eq!(defaults.processing_errors, RecordErrorHandler::Fail);
+        let err = base()
+            .flag("topics.replication_factor", "2")
+            .flag("topics.min_insync_replicas", "3")
+            .flag("errors.processing", "dead_letter")
+            .load()
+            .unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(err
+            .to_string()
+            .contains("exceeds `topics.replication_factor`"));
+        assert!(err
+            .to_string()
+            .contains("`errors.processing` = `dead_letter` needs"));
     }
 
     #[test]

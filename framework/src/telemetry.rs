@@ -166,7 +166,7 @@ pub(crate) fn register_metrics(
     labels: Vec<KeyValue>,
 ) {
     let meter = opentelemetry::global::meter_provider().meter("eddy");
-    let counters: [Counter; 5] = [
+    let counters: [Counter; 7] = [
         ("eddy.records.in", "Input records processed", |m| {
             m.records_in
         }),
@@ -181,6 +181,14 @@ pub(crate) fn register_metrics(
         }),
         ("eddy.restore.records", "Changelog records replayed", |m| {
             m.restored
+        }),
+        (
+            "eddy.processing.errors",
+            "Input records whose processing failed or panicked",
+            |m| m.processing_errors,
+        ),
+        ("eddy.thread.restarts", "Stream thread start-overs", |m| {
+            m.restarts
         }),
     ];
     for (name, description, read) in counters {

@@ -184,6 +184,14 @@ impl AppProcess {
         }
     }
 
+    /// The exit status when the process has ended by now, without waiting.
+    ///
+    /// # Errors
+    /// Fails when the process cannot be checked.
+    pub fn exited(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
     /// SIGTERM, then waits for a clean exit.
     ///
     /// # Errors
@@ -418,7 +426,18 @@ impl WordcountRun {
     /// # Errors
     /// Fails when Kafka cannot be reached or the topics cannot be created.
     pub fn new(prefix: &str, partitions: i32) -> anyhow::Result<Self> {
-        let kafka = eddy_testkit::Kafka::shared()?;
+        Self::on(eddy_testkit::Kafka::shared()?, prefix, partitions)
+    }
+
+    /// As [`new`](Self::new), on the cluster `kafka` (a test's own cluster).
+    ///
+    /// # Errors
+    /// Fails when Kafka cannot be reached or the topics cannot be created.
+    pub fn on(
+        kafka: &'static eddy_testkit::Kafka,
+        prefix: &str,
+        partitions: i32,
+    ) -> anyhow::Result<Self> {
         let run = WordcountRun {
             kafka,
             application_id: eddy_testkit::unique_name(prefix),

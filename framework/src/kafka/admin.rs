@@ -208,6 +208,35 @@ impl TopicAdmin {
         Ok(())
     }
 
+    /// The fewest replicas any partition of `topic` has and the number of brokers in the
+    /// cluster, or `None` when the topic does not exist.
+    ///
+    /// # Errors
+    /// Fails when the metadata request fails.
+    pub fn replication(&self, topic: &str) -> Result<Option<(usize, usize)>, TopicAdminError> {
+        let md = self
+            .metadata
+            .fetch_metadata(Some(topic), self.timeout)
+            .map_err(|source| TopicAdminError::Kafka {
+                what: format!("fetching metadata of topic `{topic}`"),
+                source,
+            })?;
+        let brokers = md.brokers().len();
+        Ok(md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| {
+                let fewest = t
+                    .partitions()
+                    .iter()
+                    .map(|p| p.replicas().len())
+                    .min()
+                    .unwrap_or(0);
+                (fewest, brokers)
+            }))
+    }
+
     /// Checks that `topic` exists and returns its partition count.
     ///
     /// # Errors

@@ -28,10 +28,23 @@ pub fn classify(err: &KafkaError) -> ErrorAction {
         other => match other.rdkafka_error_code() {
             Some(code) if is_fencing(code) => ErrorAction::Rejoin,
             Some(code) if is_transient(code) => ErrorAction::Retry,
+            // Every retry would meet it again (a record too large for its topic, say).
+            Some(code) if super::is_deterministic(code) => ErrorAction::Fatal,
             Some(_) => ErrorAction::AbortTransaction,
             None => ErrorAction::Fatal,
         },
     }
+}
+
+/// True for a consumer error that only reports a condition the client recovers from by itself
+/// (a lost or refused broker connection, a leader moving, a partition end): the reader logs it
+/// and polls on. librdkafka hands these out of *every* consumer's poll while a broker restarts;
+/// errors it cannot recover from arrive as [`KafkaError::MessageConsumptionFatal`].
+pub fn is_report(err: &KafkaError) -> bool {
+    matches!(
+        err,
+        KafkaError::MessageConsumption(_) | KafkaError::PartitionEOF(_)
+    )
 }
 
 fn is_fencing(code: RDKafkaErrorCode) -> bool {
@@ -65,6 +78,18 @@ fn is_transient(code: RDKafkaErrorCode) -> bool {
             | RDKafkaErrorCode::LeaderNotAvailable
             | RDKafkaErrorCode::NetworkException
             | RDKafkaErrorCode::UnstableOffsetCommit
+            // What a broker restart or a leader move looks like from a client.
+            | RDKafkaErrorCode::DestroyBroker
+            | RDKafkaErrorCode::TimedOutQueue
+            | RDKafkaErrorCode::MessageTimedOut
+            | RDKafkaErrorCode::NotEnoughReplicas
+            | RDKafkaErrorCode::NotEnoughReplicasAfterAppend
+            | RDKafkaErrorCode::KafkaStorageError
+            | RDKafkaErrorCode::FencedLeaderEpoch
+            | RDKafkaErrorCode::UnknownLeaderEpoch
+            | RDKafkaErrorCode::OffsetNotAvailable
+            | RDKafkaErrorCode::PreferredLeaderNotAvailable
+            | RDKafkaErrorCode::NotController
     )
 }
 
@@ -81,6 +106,15 @@ mod tests {
     }
 
     #[test]
+    fn lost_connections_are_reports_and_fatal_consumer_errors_are_not() {
+        let lost = KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure);
+        assert!(is_report(&lost));
+        assert!(is_report(&KafkaError::PartitionEOF(3)));
+        let fatal = KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::Fatal);
+        assert!(!is_report(&fatal));
+    }
+
+    #[test]
     fn transient_codes_mean_retry() {
         let err = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
         assert_eq!(classify(&err), ErrorAction::Retry);
@@ -88,8 +122,12 @@ mod tests {
 
     #[test]
     fn other_broker_errors_abort_and_errors_without_code_are_fatal() {
-        let err = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        let err = KafkaError::MessageProduction(RDKafkaErrorCode::InvalidTransactionalState);
         assert_eq!(classify(&err), ErrorAction::AbortTransaction);
+        let err = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert_eq!(classify(&err), ErrorAction::Fatal, "no retry can send it");
+        let err = KafkaError::MetadataFetch(RDKafkaErrorCode::DestroyBroker);
+        assert_eq!(classify(&err), ErrorAction::Retry, "a broker restarting");
         assert_eq!(classify(&KafkaError::Canceled), ErrorAction::Fatal);
     }
 }

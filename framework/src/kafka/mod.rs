@@ -2,6 +2,7 @@
 
 mod admin;
 mod classify;
+mod delivery;
 mod drain;
 mod group;
 mod partitioner;
@@ -10,13 +11,14 @@ mod transactional_producer;
 mod watermarks;
 
 pub use admin::{TopicAdmin, TopicAdminError, TopicSpec};
-pub use classify::classify;
+pub use classify::{classify, is_report};
+pub use delivery::{is_deterministic, DeliveredOffsets, RecordOrigin, RejectedRecord};
 pub use drain::drain;
 pub use group::{describe_group, GroupView, InstanceAssignment};
 pub use partitioner::{murmur2, murmur2_partition};
 pub use settings::KafkaSettings;
 pub use transactional_producer::{
-    DeliveredOffsets, OutgoingRecord, TransactionalProducer, TransactionalProducerError,
+    OutgoingRecord, TransactionalProducer, TransactionalProducerError,
 };
 pub use watermarks::watermarks;
 

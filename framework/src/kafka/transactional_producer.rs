@@ -1,25 +1,27 @@
 //! The one component that owns every Kafka transaction call of a stream thread.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{
-    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
-};
-use rdkafka::{ClientContext, TopicPartitionList};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, PurgeConfig};
+use rdkafka::TopicPartitionList;
 
+use super::delivery::{
+    is_deterministic, DeliveredOffsets, DeliveryContext, DeliveryStats, RecordOrigin,
+    RejectedRecord,
+};
 use super::{classify, KafkaSettings};
 use crate::ErrorAction;
 
 /// A failed transactional operation, with the action the runtime must take.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{operation} failed for transactional id `{transactional_id}` (action: {action}): {source}"
+    "{operation} failed for transactional id `{transactional_id}` (action: {action}): {source}{}",
+    rejected.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
 )]
 pub struct TransactionalProducerError {
     /// The operation that failed (`init`, `begin`, `send`, `send_offsets`, `commit`, `abort`).
@@ -31,6 +33,9 @@ pub struct TransactionalProducerError {
     /// The underlying Kafka client error.
     #[source]
     pub source: Box<KafkaError>,
+    /// The record every retry would have refused again, when that is why it failed; the
+    /// action is then [`ErrorAction::Fatal`].
+    pub rejected: Option<Box<RejectedRecord>>,
 }
 
 impl TransactionalProducerError {
@@ -57,70 +62,6 @@ pub struct OutgoingRecord<'a> {
     pub headers: &'a [(String, Vec<u8>)],
 }
 
-/// Highest acknowledged offset per topic and partition.
-pub type DeliveredOffsets = HashMap<String, HashMap<i32, i64>>;
-
-/// Delivery outcome counters shared with the producer's callback.
-#[derive(Debug, Default)]
-struct DeliveryStats {
-    delivered: AtomicU64,
-    failed: AtomicU64,
-    first_failure: Mutex<Option<String>>,
-    /// Highest acknowledged offset per topic partition since the last take.
-    offsets: Mutex<DeliveredOffsets>,
-}
-
-/// Records delivery outcomes; a failed delivery makes the transaction abortable in librdkafka,
-/// and the first failure is kept so the commit error can name it.
-#[derive(Debug, Default)]
-struct DeliveryContext {
-    stats: Arc<DeliveryStats>,
-}
-
-impl ClientContext for DeliveryContext {}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
-        match result {
-            Ok(msg) => {
-                use rdkafka::Message;
-                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut offsets) = self.stats.offsets.lock() {
-                    let partitions = match offsets.get_mut(msg.topic()) {
-                        Some(p) => p,
-                        None => offsets.entry(msg.topic().to_owned()).or_default(),
-                    };
-                    let max = partitions.entry(msg.partition()).or_insert(msg.offset());
-                    *max = (*max).max(msg.offset());
-                }
-            }
-            Err((
-                KafkaError::MessageProduction(
-                    RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
-                ),
-                _,
-            )) => {
-                // Purged on purpose by an abort: not a delivery failure.
-            }
-            Err((err, msg)) => {
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                use rdkafka::Message;
-                let text = format!(
-                    "delivery to {} [{}] failed: {err}",
-                    msg.topic(),
-                    msg.partition()
-                );
-                tracing::warn!("{text}");
-                if let Ok(mut first) = self.stats.first_failure.lock() {
-                    first.get_or_insert(text);
-                }
-            }
-        }
-    }
-}
-
 /// A transactional Kafka producer: the single owner of `begin`, `send_offsets`, `commit` and
 /// `abort` for one stream thread.
 ///
@@ -136,6 +77,13 @@ pub struct TransactionalProducer {
     transactional: bool,
     /// Failed deliveries counted when the current batch began.
     failed_at_begin: u64,
+    /// The input records of the open transaction that outputs were sent for, in order; a
+    /// record's delivery opaque is its origin's index plus one.
+    origins: Vec<RecordOrigin>,
+    /// The opaque of records sent now (0: no origin).
+    current_origin: usize,
+    /// The origin named last, added to `origins` when a record is sent for it.
+    pending_origin: Option<RecordOrigin>,
 }
 
 impl std::fmt::Debug for TransactionalProducer {
@@ -167,16 +115,30 @@ impl TransactionalProducer {
             transactional_id: transactional_id.to_owned(),
             action: ErrorAction::Fatal,
             source: Box::new(source),
+            rejected: None,
         };
         let producer: BaseProducer<DeliveryContext> = settings
             .transactional_producer_config(transactional_id)
             .create_with_context(context)
             .map_err(err)?;
         let this = Self::with_producer(producer, transactional_id, settings, stats, true);
-        this.producer
-            .init_transactions(this.timeout)
-            .map_err(|e| this.error("init", e))?;
-        Ok(this)
+        // On a fresh or restarting cluster the coordinator answers "not coordinator", "load in
+        // progress" or not at all for a while; librdkafka allows calling init again after a
+        // retriable error.
+        let deadline = std::time::Instant::now() + this.timeout;
+        loop {
+            match this.producer.init_transactions(this.timeout) {
+                Ok(()) => return Ok(this),
+                Err(e) => {
+                    let err = this.error("init", e);
+                    if err.action != ErrorAction::Retry || std::time::Instant::now() >= deadline {
+                        return Err(err);
+                    }
+                    tracing::warn!(error = %err, "retrying init_transactions");
+                    std::thread::park_timeout(Duration::from_millis(200)); // back-off before asking the coordinator again
+                }
+            }
+        }
     }
 
     /// Creates an idempotent producer without transactions, for at-least-once processing:
@@ -201,6 +163,7 @@ impl TransactionalProducer {
                 transactional_id: client_id.to_owned(),
                 action: ErrorAction::Fatal,
                 source: Box::new(source),
+                rejected: None,
             })?;
         Ok(Self::with_producer(
             producer, client_id, settings, stats, false,
@@ -222,6 +185,9 @@ impl TransactionalProducer {
             stats,
             transactional,
             failed_at_begin: 0,
+            origins: Vec::new(),
+            current_origin: 0,
+            pending_origin: None,
         }
     }
 
@@ -262,6 +228,12 @@ impl TransactionalProducer {
     /// Fails when a transaction is already open or the producer was fenced.
     pub fn begin(&mut self) -> Result<(), TransactionalProducerError> {
         self.failed_at_begin = self.stats.failed.load(Ordering::Relaxed);
+        self.origins.clear();
+        self.current_origin = 0;
+        self.pending_origin = None;
+        if let Ok(mut rejection) = self.stats.first_rejection.lock() {
+            *rejection = None;
+        }
         if !self.transactional {
             self.in_transaction = true;
             return Ok(());
@@ -273,14 +245,27 @@ impl TransactionalProducer {
         Ok(())
     }
 
+    /// Names the input record that the records sent from now on are produced for (`None`:
+    /// records of no input record, such as changelog records), so that a record the brokers
+    /// refuse can be traced back to it.
+    pub fn set_origin(&mut self, origin: Option<RecordOrigin>) {
+        self.current_origin = 0;
+        self.pending_origin = origin;
+    }
+
     /// Sends one record in the open transaction. When librdkafka's local queue is full this
     /// serves delivery reports until there is room, so a burst never drops a record.
     ///
     /// # Errors
     /// Fails when the record cannot be queued; the error's action says whether to abort.
     pub fn send(&mut self, record: OutgoingRecord<'_>) -> Result<(), TransactionalProducerError> {
+        if let Some(origin) = self.pending_origin.take() {
+            self.origins.push(origin);
+            self.current_origin = self.origins.len();
+        }
         loop {
-            let mut base: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(record.topic);
+            let mut base: BaseRecord<'_, [u8], [u8], usize> =
+                BaseRecord::with_opaque_to(record.topic, self.current_origin);
             if let Some(p) = record.partition {
                 base = base.partition(p);
             }
@@ -308,7 +293,24 @@ impl TransactionalProducer {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     self.producer.poll(Duration::from_millis(10));
                 }
-                Err((e, _)) => return Err(self.error("send", e)),
+                Err((e, _)) => {
+                    let mut err = self.error("send", e);
+                    if let Some(code) = err
+                        .source
+                        .rdkafka_error_code()
+                        .filter(|c| is_deterministic(*c))
+                    {
+                        err.action = ErrorAction::Fatal;
+                        err.rejected = Some(Box::new(RejectedRecord {
+                            topic: record.topic.to_owned(),
+                            bytes: record.key.map_or(0, <[u8]>::len)
+                                + record.value.map_or(0, <[u8]>::len),
+                            code,
+                            origin: self.origin_of(self.current_origin),
+                        }));
+                    }
+                    return Err(err);
+                }
             }
         }
     }
@@ -369,11 +371,23 @@ impl TransactionalProducer {
                 Ok(())
             }
             Err(e) => {
-                let err = self.error("commit", e);
+                let mut err = self.error("commit", e);
                 if let Ok(first) = self.stats.first_failure.lock() {
                     if let Some(failure) = first.as_ref() {
                         tracing::warn!(transactional_id = %self.transactional_id, "{failure}");
                     }
+                }
+                // Reprocessing would produce the refused record again: no retry can commit.
+                let rejection = self
+                    .stats
+                    .first_rejection
+                    .lock()
+                    .ok()
+                    .and_then(|mut r| r.take());
+                if let Some((mut rejected, opaque)) = rejection {
+                    rejected.origin = self.origin_of(opaque);
+                    err.action = ErrorAction::Fatal;
+                    err.rejected = Some(Box::new(rejected));
                 }
                 Err(err)
             }
@@ -417,6 +431,15 @@ impl TransactionalProducer {
             transactional_id: self.transactional_id.clone(),
             action: classify(&source),
             source: Box::new(source),
+            rejected: None,
         }
+    }
+
+    /// The origin a delivery opaque stands for.
+    fn origin_of(&self, opaque: usize) -> Option<RecordOrigin> {
+        opaque
+            .checked_sub(1)
+            .and_then(|i| self.origins.get(i))
+            .cloned()
     }
 }

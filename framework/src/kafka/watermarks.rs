@@ -3,15 +3,15 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::ErrorAction;
 
 /// The low and high watermarks of `topic` [`partition`], as the consumer's isolation level sees
 /// them (a `read_committed` consumer's high watermark is the last stable offset).
 ///
-/// Retriable errors (a partition whose leader is moving or not yet elected on a topic that was
-/// just created, a broker restarting) are retried with a short back-off until `timeout` has
+/// Retriable errors (a partition whose leader is moving or not yet elected, a topic that was
+/// just created and is not yet known to the broker asked, a broker restarting) are retried with a short back-off until `timeout` has
 /// passed; the last error is returned then.
 ///
 /// # Errors
@@ -27,10 +27,38 @@ pub fn watermarks<C: ConsumerContext>(
         let left = deadline.saturating_duration_since(Instant::now());
         match consumer.fetch_watermarks(topic, partition, left.max(Duration::from_millis(100))) {
             Ok(ends) => return Ok(ends),
-            Err(e) if super::classify(&e) == ErrorAction::Retry && Instant::now() < deadline => {
+            Err(e) if retriable(&e) && Instant::now() < deadline => {
                 std::thread::park_timeout(Duration::from_millis(100)); // back-off before asking again
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Transient for a watermark read: what [`super::classify`] retries, and an unknown partition,
+/// which a topic created a moment ago is to brokers that have not seen its metadata yet.
+fn retriable(err: &KafkaError) -> bool {
+    super::classify(err) == ErrorAction::Retry
+        || matches!(
+            err.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::UnknownPartition | RDKafkaErrorCode::UnknownTopicOrPartition)
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_partition_is_retried_but_an_authorization_failure_is_not() {
+        assert!(retriable(&KafkaError::MetadataFetch(
+            RDKafkaErrorCode::UnknownPartition
+        )));
+        assert!(retriable(&KafkaError::MetadataFetch(
+            RDKafkaErrorCode::BrokerTransportFailure
+        )));
+        assert!(!retriable(&KafkaError::MetadataFetch(
+            RDKafkaErrorCode::TopicAuthorizationFailed
+        )));
     }
 }

@@ -94,13 +94,23 @@ pub(crate) fn render(
     );
     out.counter(
         "eddy_records_skipped_total",
-        "Input records skipped because they could not be decoded.",
+        "Input records skipped by a skip handler (undecodable, or processing failed).",
         m.skipped,
     );
     out.counter(
         "eddy_records_dead_lettered_total",
         "Input records sent to the dead-letter topic.",
         m.dead_lettered,
+    );
+    out.counter(
+        "eddy_processing_errors_total",
+        "Input records whose processing failed or panicked; each aborted its transaction.",
+        m.processing_errors,
+    );
+    out.counter(
+        "eddy_thread_restarts_total",
+        "Times a stream thread started over with a new consumer and producer.",
+        m.restarts,
     );
     out.counter(
         "eddy_restore_records_total",

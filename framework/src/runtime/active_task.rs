@@ -24,6 +24,8 @@ pub(crate) struct ActiveTask {
     pub id: TaskId,
     /// Its source topic (resolved).
     pub topic: String,
+    /// The same, shared by the origins of the records it sends.
+    pub origin_topic: std::sync::Arc<str>,
     /// The instantiated processors and stores.
     pub graph: TaskGraph,
     /// Where it is in its life cycle.

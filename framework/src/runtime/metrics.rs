@@ -14,6 +14,8 @@ pub struct Metrics {
     skipped: AtomicU64,
     dead_lettered: AtomicU64,
     restored: AtomicU64,
+    restarts: AtomicU64,
+    processing_errors: AtomicU64,
     /// Time to process one input record (its processors and sends).
     pub processing: Histogram,
     /// Time to commit one transaction (changelogs, offsets, commit, RocksDB apply).
@@ -31,12 +33,16 @@ pub struct MetricsSnapshot {
     pub commits: u64,
     /// Transactions aborted.
     pub aborts: u64,
-    /// Input records skipped by the `skip` deserialization handler.
+    /// Input records skipped by a `skip` handler (deserialization or processing errors).
     pub skipped: u64,
     /// Input records sent to the dead-letter topic.
     pub dead_lettered: u64,
     /// Changelog records replayed into stores.
     pub restored: u64,
+    /// Times a stream thread started over with a new consumer and producer.
+    pub restarts: u64,
+    /// Input records whose processing failed or panicked (each aborted its transaction).
+    pub processing_errors: u64,
 }
 
 impl Metrics {
@@ -58,6 +64,12 @@ impl Metrics {
     pub(crate) fn add_dead_lettered(&self) {
         self.dead_lettered.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn add_restart(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_processing_error(&self) {
+        self.processing_errors.fetch_add(1, Ordering::Relaxed);
+    }
     pub(crate) fn add_restored(&self, n: u64) {
         self.restored.fetch_add(n, Ordering::Relaxed);
     }
@@ -73,6 +85,8 @@ impl Metrics {
             skipped: get(&self.skipped),
             dead_lettered: get(&self.dead_lettered),
             restored: get(&self.restored),
+            restarts: get(&self.restarts),
+            processing_errors: get(&self.processing_errors),
         }
     }
 }

@@ -28,7 +28,9 @@ mod memory;
 mod metrics;
 mod plan;
 mod rebalance;
+mod restarts;
 mod restore;
+mod setup;
 mod standby;
 mod status;
 mod stream_thread;
@@ -44,7 +46,7 @@ pub use metrics::{Metrics, MetricsSnapshot};
 pub(crate) use plan::Plan;
 pub use status::{StandbyStatus, Status, TaskStatus, ThreadStatus};
 
-use crate::config::{DeserializationHandler, EddyConfig};
+use crate::config::{EddyConfig, RecordErrorHandler};
 use crate::kafka::{
     KafkaError, TopicAdmin, TopicAdminError, TopicSpec, TransactionalProducerError,
 };
@@ -92,6 +94,16 @@ pub enum RuntimeError {
         #[source]
         source: TaskError,
     },
+    /// An input record failed and the handler for it is `fail`.
+    #[error("task {task}: the record at {record} failed: {error}")]
+    RecordFailed {
+        /// The task.
+        task: TaskId,
+        /// Topic, partition and offset of the record.
+        record: String,
+        /// What went wrong.
+        error: String,
+    },
     /// A task's stores could not be restored.
     #[error("restoring task {task}: {message}")]
     Restore {
@@ -112,13 +124,45 @@ pub enum RuntimeError {
     /// A stream thread panicked.
     #[error("stream thread {0} panicked")]
     ThreadPanicked(usize),
+    /// Code run by a stream thread panicked outside the record handlers; the open transaction
+    /// was aborted.
+    #[error("panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+    /// A stream thread kept starting over without committing anything.
+    #[error("no progress for {after:?} of start-overs; the last: {reason}")]
+    Stalled {
+        /// Why the last generation ended.
+        reason: String,
+        /// How long the thread went without a commit.
+        after: std::time::Duration,
+    },
 }
 
 impl RuntimeError {
-    /// What to do about it: these errors reach the app only after the runtime's own recovery
-    /// (abort, rejoin) did not apply, so they stop the app.
+    /// What to do about it. Kafka errors carry their classification: a transient one (a
+    /// broker restarting, a coordinator moving, a topic just created) is worth starting the
+    /// stream thread over with back-off, and so is a fencing or abortable one; everything else
+    /// (a task's own error, a bad state directory, an incompatible savepoint) stops the app.
     pub fn action(&self) -> ErrorAction {
-        ErrorAction::Fatal
+        match self {
+            RuntimeError::Kafka { source, .. } => crate::kafka::classify(source),
+            RuntimeError::Topics(TopicAdminError::Kafka { source, .. }) => {
+                crate::kafka::classify(source)
+            }
+            RuntimeError::Producer(e) => e.action,
+            RuntimeError::Savepoint(e) => e.action(),
+            RuntimeError::Ops(e) => e.action(),
+            _ => ErrorAction::Fatal,
+        }
+    }
+
+    /// True when starting over (a new consumer, producer and tasks from the last commit) may
+    /// get past the error.
+    pub fn is_recoverable(&self) -> bool {
+        self.action() != ErrorAction::Fatal
     }
 }
 
@@ -158,29 +202,9 @@ impl App {
             &config.application_id,
             config.instance_id.as_deref(),
         )?);
-        let admin = TopicAdmin::new(&config.kafka)?;
-        let mut lookup_error = None;
-        let plan = plan::plan(&self.topology, &config.application_id, |topic| match admin
-            .partitions(topic)
-        {
-            Ok(n) => n,
-            Err(e) => {
-                lookup_error.get_or_insert(e);
-                None
-            }
-        });
-        if let Some(e) = lookup_error {
-            return Err(e.into());
-        }
-        let plan = plan.map_err(RuntimeError::Plan)?;
-        admin.ensure(&plan.internal)?;
-        // An existing dead-letter topic is used as it is; a missing one is created. Dead
-        // letters are sent unpartitioned, so the plan needs no partition count for it.
-        if let DeserializationHandler::DeadLetter(topic) = &config.deserialization {
-            if admin.partitions(topic)?.is_none() {
-                admin.ensure(&[TopicSpec::new(topic.clone(), 1)])?;
-            }
-        }
+        let plan = setup::retrying(config.restart_deadline, "preparing the topics", || {
+            prepare_topics(&self.topology, &config)
+        })?;
         tracing::info!(
             application_id = config.application_id,
             instance_id = instance.instance_id(),
@@ -218,6 +242,7 @@ impl App {
             ),
             status: Arc::clone(&status),
             standbys: standby::Standbys::default(),
+            poisoned: std::sync::Mutex::default(),
         });
         let shutdown = Arc::new(AtomicBool::new(false));
         // Standbys (and the warm-up) run before the stream threads join the group.
@@ -327,6 +352,49 @@ impl App {
         let _ = runtime.block_on(waiter);
         result
     }
+}
+
+/// Plans the topology against the topics as they are, creates the internal topics (with
+/// `topics.*` applied) and a missing dead-letter topic.
+fn prepare_topics(topology: &Topology, config: &EddyConfig) -> Result<Plan, RuntimeError> {
+    let admin = TopicAdmin::new(&config.kafka)?;
+    let mut lookup_error = None;
+    let plan = plan::plan(topology, &config.application_id, |topic| {
+        match admin.partitions(topic) {
+            Ok(n) => n,
+            Err(e) => {
+                lookup_error.get_or_insert(e);
+                None
+            }
+        }
+    });
+    if let Some(e) = lookup_error {
+        return Err(e.into());
+    }
+    let mut plan = plan.map_err(RuntimeError::Plan)?;
+    for spec in &mut plan.internal {
+        spec.replication_factor = config.topics.replication_factor;
+        if let Some(isr) = config.topics.min_insync_replicas {
+            spec.configs
+                .insert("min.insync.replicas".to_owned(), isr.to_string());
+        }
+    }
+    admin.ensure(&plan.internal)?;
+    setup::warn_on_single_replicas(&admin, &plan.internal);
+    // An existing dead-letter topic is used as it is; a missing one is created. Dead
+    // letters are sent unpartitioned, so the plan needs no partition count for it.
+    let dead_letter = [&config.deserialization, &config.processing_errors]
+        .into_iter()
+        .find_map(|h| match h {
+            RecordErrorHandler::DeadLetter(topic) => Some(topic.clone()),
+            _ => None,
+        });
+    if let Some(topic) = dead_letter {
+        if admin.partitions(&topic)?.is_none() {
+            admin.ensure(&[TopicSpec::new(topic, 1)])?;
+        }
+    }
+    Ok(plan)
 }
 
 /// A short hash of the topology's description: equal for equal topologies.

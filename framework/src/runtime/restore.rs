@@ -23,7 +23,8 @@ pub(crate) type Replayed = (Vec<(Vec<u8>, Option<Vec<u8>>)>, i64);
 pub(crate) type Batch = HashMap<(String, i32), Replayed>;
 
 /// Reads changelog records from `consumer` for up to `budget` (at most [`BATCH`]), grouped
-/// by partition; returns them with their count.
+/// by partition; returns them with their count. Reports (a lost broker connection) are logged
+/// and read past.
 pub(crate) fn read_batch(
     consumer: &BaseConsumer,
     budget: Duration,
@@ -36,7 +37,18 @@ pub(crate) fn read_batch(
         let Some(result) = consumer.poll(left) else {
             break;
         };
-        let msg = result?;
+        let msg = match result {
+            Ok(msg) => msg,
+            // A lost broker connection: librdkafka reconnects and fetches on by itself.
+            Err(e) if crate::kafka::is_report(&e) => {
+                tracing::debug!(error = %e, "changelog reader report");
+                if Instant::now() >= deadline {
+                    break;
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let entry = buffered
             .entry((msg.topic().to_owned(), msg.partition()))
             .or_insert_with(|| (Vec::new(), 0));

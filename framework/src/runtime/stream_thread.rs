@@ -1,13 +1,16 @@
 //! A stream thread: one consumer and one producer driving its tasks until shutdown.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::fault::Fault;
 use super::rebalance::RebalanceHandler;
+use super::restarts::{Restart, RestartPolicy};
 use super::task_manager::{Shared, TaskManager};
 use super::RuntimeError;
 use crate::config::Guarantee;
@@ -19,7 +22,13 @@ enum Ended {
     Reset(String),
 }
 
-/// Runs stream thread `index` until `shutdown` is set or a fatal error occurs.
+/// Runs stream thread `index` until `shutdown` is set or an error stops it.
+///
+/// A generation (one consumer, producer and set of tasks) that ends with a recoverable error
+/// (a broker restarting, a coordinator moving, an aborted or fenced transaction) is replaced by
+/// a new one from the last commit, after a back-off that doubles from 100 ms to 10 s while the
+/// start-overs make no progress. When they make none for `processing.restart_deadline_ms`, the
+/// last error stops the thread.
 pub(crate) fn run(
     shared: Arc<Shared>,
     index: usize,
@@ -28,13 +37,50 @@ pub(crate) fn run(
     let fault = Fault::from_env();
     let name = format!("{}-{index}", shared.instance.instance_id());
     let _span = tracing::info_span!("stream_thread", thread = %name).entered();
+    let mut policy = RestartPolicy::new(shared.config.restart_deadline);
     loop {
-        match run_generation(&shared, &name, fault, &shutdown)? {
-            Ended::Shutdown => return Ok(()),
-            Ended::Reset(reason) => {
+        let started = Instant::now();
+        let (ended, committed) = run_generation(&shared, &name, fault, &shutdown);
+        let failure = match ended {
+            Ok(Ended::Shutdown) => return Ok(()),
+            Ok(Ended::Reset(reason)) => Ok(reason),
+            Err(e) if e.is_recoverable() && !shutdown.load(Ordering::Relaxed) => Err(e),
+            Err(e) => return Err(e),
+        };
+        shared.metrics.add_restart();
+        match policy.next(started, Instant::now(), committed) {
+            Restart::Now => {
+                let reason = failure.unwrap_or_else(|e| e.to_string());
                 tracing::info!(reason, "starting over with a new consumer and producer");
             }
+            Restart::After(pause) => {
+                let reason = failure.unwrap_or_else(|e| e.to_string());
+                tracing::warn!(reason, pause = ?pause, "starting over with a new consumer and producer after a pause");
+                wait_unless_shutdown(&shutdown, pause);
+                if shutdown.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+            }
+            Restart::GiveUp(after) => {
+                tracing::error!(stalled_for = ?after, "giving up: the thread made no progress");
+                return Err(match failure {
+                    Err(e) => e,
+                    Ok(reason) => RuntimeError::Stalled { reason, after },
+                });
+            }
         }
+    }
+}
+
+/// Waits `pause`, returning early when `shutdown` is set.
+fn wait_unless_shutdown(shutdown: &AtomicBool, pause: Duration) {
+    let until = Instant::now() + pause;
+    while !shutdown.load(Ordering::Relaxed) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::park_timeout(left.min(Duration::from_millis(50))); // back-off, checking for shutdown
     }
 }
 
@@ -72,12 +118,46 @@ fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
     client
 }
 
+/// Runs one generation; returns how it ended and whether it committed a transaction.
 fn run_generation(
     shared: &Arc<Shared>,
     name: &str,
     fault: Fault,
     shutdown: &AtomicBool,
-) -> Result<Ended, RuntimeError> {
+) -> (Result<Ended, RuntimeError>, bool) {
+    let consumer = match start_generation(shared, name, fault) {
+        Ok(consumer) => consumer,
+        Err(e) => return (Err(e), false),
+    };
+    // A panic that escapes the record handlers (a bug, or user code outside them) must not
+    // unwind past this point: dropping the consumer runs the revoke callback, which would
+    // commit the open transaction with the half-processed record's effects.
+    let result = match std::panic::catch_unwind(AssertUnwindSafe(|| drive(&consumer, shutdown))) {
+        Ok(result) => result,
+        Err(panic) => Err(RuntimeError::Panicked {
+            message: crate::task::panic_message(panic.as_ref()),
+        }),
+    };
+    let committed = {
+        let mut manager = consumer.context().manager();
+        if result.is_err() {
+            manager.abandon();
+        }
+        manager.committed_any()
+    };
+    // Leaving the group: the revoke callback this triggers finds nothing left to commit.
+    consumer.unsubscribe();
+    drop(consumer);
+    (result, committed)
+}
+
+/// Creates the generation's producer (registering its transactional id), task manager and
+/// consumer, and subscribes.
+fn start_generation(
+    shared: &Arc<Shared>,
+    name: &str,
+    fault: Fault,
+) -> Result<BaseConsumer<RebalanceHandler>, RuntimeError> {
     let config = &shared.config;
     let app = &config.application_id;
     let producer = match config.guarantee {
@@ -113,14 +193,7 @@ fn run_generation(
             what: format!("subscribing to {topics:?}"),
             source,
         })?;
-    let result = drive(&consumer, shutdown);
-    if result.is_err() {
-        consumer.context().manager().abandon();
-    }
-    // Leaving the group: the revoke callback this triggers finds nothing left to commit.
-    consumer.unsubscribe();
-    drop(consumer);
-    result
+    Ok(consumer)
 }
 
 fn drive(

@@ -258,7 +258,8 @@ impl ControlChannel {
     }
 
     /// The next message, waiting up to `timeout`. Messages that do not decode (written by a
-    /// newer version) are logged and skipped.
+    /// newer version) are logged and skipped; so are the consumer's reports of lost broker
+    /// connections, which the client recovers from by itself.
     ///
     /// # Errors
     /// The consumer failed.
@@ -269,7 +270,17 @@ impl ControlChannel {
             let Some(result) = self.consumer.poll(left) else {
                 return Ok(None);
             };
-            let msg = result.map_err(kafka("reading the control topic"))?;
+            let msg = match result {
+                Ok(msg) => msg,
+                Err(e) if crate::kafka::is_report(&e) => {
+                    tracing::debug!(topic = self.topic, error = %e, "control topic reader report");
+                    if Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(kafka("reading the control topic")(e)),
+            };
             match msg.payload().map(serde_json::from_slice::<ControlMessage>) {
                 Some(Ok(message)) => return Ok(Some(message)),
                 other => tracing::warn!(

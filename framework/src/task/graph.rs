@@ -189,10 +189,35 @@ impl TaskGraph {
         });
         self.ctx.wall_clock = wall_clock;
         self.ctx.stream_time = self.ctx.stream_time.max(input.timestamp);
-        let result = self.route(source, vec![(None, record)], out);
+        let result = self.guarded(|graph| {
+            let routed = graph.route(source, vec![(None, record)], out);
+            graph.ctx.metadata = None;
+            routed?;
+            graph.punctuate(PunctuationType::StreamTime, graph.ctx.stream_time, out)
+        });
         self.ctx.metadata = None;
-        result?;
-        self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time, out)
+        result
+    }
+
+    /// Runs `f`, turning a panic of the user code inside it into [`TaskError::Panicked`]
+    /// naming the processor that ran. The task's state is then suspect: the runtime aborts
+    /// the transaction and drops the task without applying anything.
+    fn guarded(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<(), TaskError>,
+    ) -> Result<(), TaskError> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(result) => result,
+            Err(payload) => Err(TaskError::Panicked {
+                node: self
+                    .ctx
+                    .node_names
+                    .get(self.ctx.current_node)
+                    .cloned()
+                    .unwrap_or_default(),
+                message: super::panic_message(payload.as_ref()),
+            }),
+        }
     }
 
     /// Fires wall-clock punctuations that are due at `now`.
@@ -202,7 +227,7 @@ impl TaskGraph {
         out: &mut Vec<RawRecord>,
     ) -> Result<(), TaskError> {
         self.ctx.wall_clock = now;
-        self.punctuate(PunctuationType::WallClockTime, now, out)
+        self.guarded(|graph| graph.punctuate(PunctuationType::WallClockTime, now, out))
     }
 
     fn punctuate(

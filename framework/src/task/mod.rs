@@ -84,12 +84,45 @@ pub enum TaskError {
     /// A record came from a topic the task does not read.
     #[error("task has no source for topic `{0}`")]
     UnknownTopic(String),
+    /// User code (a processor, a DSL closure, a serde) panicked.
+    #[error("processor `{node}` panicked: {message}")]
+    Panicked {
+        /// The processor that was running.
+        node: String,
+        /// The panic's message.
+        message: String,
+    },
+}
+
+/// The message a panic carried (`panic!` with a literal or a formatted string), or a note that
+/// it carried something else.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
 }
 
 impl TaskError {
     /// What the runtime does about it: deserialization errors go to the app's handler
-    /// first; everything else stops the app, since reprocessing would fail the same way.
+    /// first, errors and panics of processing a record to the processing-error handler;
+    /// everything else stops the app, since reprocessing would fail the same way.
     pub fn action(&self) -> ErrorAction {
         ErrorAction::Fatal
+    }
+
+    /// True when the error is the input record's own doing (a processor's error or panic, an
+    /// output that cannot be encoded), so the processing-error handler may skip or
+    /// dead-letter that record; false for the store and the runtime's failures.
+    pub fn is_processing_error(&self) -> bool {
+        matches!(
+            self,
+            TaskError::Process { .. }
+                | TaskError::Serialization { .. }
+                | TaskError::Panicked { .. }
+        )
     }
 }

@@ -20,6 +20,10 @@ use rdkafka::message::{Headers as _, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+mod cluster;
+
+pub use cluster::{BrokerStop, OwnCluster};
+
 /// How long a read or wait in the testkit may take before it fails.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -229,7 +233,8 @@ impl Kafka {
         config
     }
 
-    /// Creates a topic with `partitions` partitions and replication factor 1.
+    /// Creates a topic with `partitions` partitions and the cluster's default replication
+    /// factor (1 on a single broker, 3 on the local script's clusters of three).
     ///
     /// # Errors
     /// Fails when the topic exists already or the broker refuses it.
@@ -238,7 +243,7 @@ impl Kafka {
             .config()
             .create()
             .map_err(kafka_err("creating an admin client"))?;
-        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(-1));
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         let results = futures::executor::block_on(admin.create_topics([&topic], &options))
             .map_err(kafka_err(format!("creating topic {name}")))?;
@@ -468,6 +473,8 @@ impl Kafka {
                         }
                     }
                 }
+                // A lost broker connection is a report; the client reconnects by itself.
+                Err(KafkaError::MessageConsumption(_)) => {}
                 Err(e) => return Err(kafka_err(format!("reading {topic}"))(e)),
             }
         }
@@ -544,6 +551,8 @@ impl Tail {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.consumer.poll(left) {
                 Some(Ok(_)) => self.seen += 1,
+                // A lost broker connection is a report; the client reconnects by itself.
+                Some(Err(KafkaError::MessageConsumption(_))) => {}
                 Some(Err(e)) => return Err(kafka_err("tailing")(e)),
                 None => return Ok(self.seen),
             }

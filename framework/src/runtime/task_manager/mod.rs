@@ -24,8 +24,10 @@ use super::plan::Plan;
 use super::restore::Restorer;
 use super::timeline::Timeline;
 use super::{Metrics, RuntimeError};
-use crate::config::{DeserializationHandler, EddyConfig};
-use crate::kafka::{OutgoingRecord, TransactionalProducer, TransactionalProducerError};
+use crate::config::{EddyConfig, RecordErrorHandler};
+use crate::kafka::{
+    OutgoingRecord, RecordOrigin, TransactionalProducer, TransactionalProducerError,
+};
 use crate::record::{wall_clock_ms, RawRecord};
 use crate::snapshot::{ControlChannel, SnapshotStore};
 use crate::task::{TaskError, TaskGraph, TaskId, TaskState};
@@ -51,6 +53,11 @@ pub(crate) struct Shared {
     pub fingerprint: String,
     /// The block cache and write-buffer budget every RocksDB store of the instance shares.
     pub rocks: crate::state::RocksMemory,
+    /// Input records whose processing failed, by `(topic, partition, offset)`, with the
+    /// error: the transaction that held them was aborted, and the processing-error handler
+    /// skips or dead-letters them when they come again. Shared by the threads, since the
+    /// task may come back on another one.
+    pub poisoned: std::sync::Mutex<std::collections::HashMap<(String, i32, i64), String>>,
 }
 
 /// The tasks and transaction of one stream thread.
@@ -252,6 +259,7 @@ impl TaskManager {
             start_resolved: false,
             seek_requested: false,
             id,
+            origin_topic: std::sync::Arc::from(topic.as_str()),
             topic,
             graph,
             state: TaskState::Restoring,
@@ -323,7 +331,14 @@ impl TaskManager {
             self.last_stable_check = Instant::now();
             for id in &waiting {
                 if let Some(task) = self.tasks.get_mut(id) {
-                    self.restorer.start(task)?;
+                    match self.restorer.start(task) {
+                        Ok(()) => {}
+                        // A broker restarting or a leader moving: ask again at the next check.
+                        Err(e) if e.is_recoverable() => {
+                            tracing::warn!(task = %id, error = %e, "cannot plan the restore yet");
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
@@ -397,27 +412,16 @@ impl TaskManager {
             return Ok(());
         }
         self.ensure_transaction()?;
-        let raw = RawRecord {
-            topic: msg.topic().to_owned(),
-            partition: Some(msg.partition()),
-            offset: msg.offset(),
-            key: msg.key().map(<[u8]>::to_vec),
-            value: msg.payload().map(<[u8]>::to_vec),
-            timestamp: msg.timestamp().to_millis().unwrap_or_else(wall_clock_ms),
-            headers: msg
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_owned(),
-                                h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
+        if let Some(error) = self.take_poisoned(msg.topic(), msg.partition(), msg.offset()) {
+            let raw = raw_record(msg);
+            self.shared.metrics.add_in(1);
+            if let Some(task) = self.tasks.get_mut(&id) {
+                task.next_offset = Some(msg.offset() + 1);
+            }
+            let handler = self.shared.config.processing_errors.clone();
+            return self.divert(&handler, id, &raw, &error);
+        }
+        let raw = raw_record(msg);
         let started = Instant::now();
         let now = wall_clock_ms();
         let mut out = std::mem::take(&mut self.out);
@@ -427,6 +431,11 @@ impl TaskManager {
                     task.first_offset = Some(msg.offset());
                     tracing::info!(thread = self.thread, task = %id, offset = msg.offset(), "first input record");
                 }
+                self.producer.set_origin(Some(RecordOrigin {
+                    topic: std::sync::Arc::clone(&task.origin_topic),
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                }));
                 let result = task
                     .span
                     .in_scope(|| task.graph.process(&raw, now, &mut out));
@@ -443,6 +452,11 @@ impl TaskManager {
                 self.out = out;
                 return self.on_bad_record(id, &raw, err);
             }
+            Err(err) if err.is_processing_error() => {
+                out.clear();
+                self.out = out;
+                return self.on_processing_error(id, &raw, err);
+            }
             Err(source) => return Err(RuntimeError::Task { task: id, source }),
         }
         let sent = self.send_all(&out);
@@ -458,29 +472,89 @@ impl TaskManager {
         raw: &RawRecord,
         err: TaskError,
     ) -> Result<(), RuntimeError> {
-        match &self.shared.config.deserialization {
-            DeserializationHandler::Fail => Err(RuntimeError::Task { task, source: err }),
-            DeserializationHandler::Skip => {
-                tracing::warn!(task = %task, error = %err, "skipping a record that cannot be decoded");
+        let handler = self.shared.config.deserialization.clone();
+        if handler == RecordErrorHandler::Fail {
+            return Err(RuntimeError::Task { task, source: err });
+        }
+        self.divert(&handler, task, raw, &err.to_string())
+    }
+
+    /// A record's processing failed or panicked, possibly after it changed state or sent
+    /// output: the transaction is aborted so none of that commits. Under the `fail` handler
+    /// the thread stops; otherwise the record is remembered and the thread starts over from
+    /// the last commit, skipping or dead-lettering it when it comes again.
+    fn on_processing_error(
+        &mut self,
+        task: TaskId,
+        raw: &RawRecord,
+        err: TaskError,
+    ) -> Result<(), RuntimeError> {
+        self.shared.metrics.add_processing_error();
+        let partition = raw.partition.unwrap_or(task.partition);
+        let at = format!("{} [{partition}] offset {}", raw.topic, raw.offset);
+        if self.shared.config.processing_errors == RecordErrorHandler::Fail {
+            tracing::error!(task = %task, error = %err, record = at, "processing failed; aborting the transaction and stopping (errors.processing = fail)");
+            return Err(RuntimeError::RecordFailed {
+                task,
+                record: at,
+                error: err.to_string(),
+            });
+        }
+        tracing::warn!(task = %task, error = %err, record = at, "processing failed; aborting the transaction to process it again without this record");
+        self.shared
+            .poisoned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((raw.topic.clone(), partition, raw.offset), err.to_string());
+        self.reset_dirty(&format!("processing the record at {at} failed: {err}"));
+        Ok(())
+    }
+
+    /// The error a failed record was remembered with, taken once.
+    fn take_poisoned(&self, topic: &str, partition: i32, offset: i64) -> Option<String> {
+        self.shared
+            .poisoned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&(topic.to_owned(), partition, offset))
+    }
+
+    /// Skips `raw` or sends it to the dead-letter topic, as `handler` says, in the open
+    /// transaction.
+    fn divert(
+        &mut self,
+        handler: &RecordErrorHandler,
+        task: TaskId,
+        raw: &RawRecord,
+        error: &str,
+    ) -> Result<(), RuntimeError> {
+        let partition = raw.partition.unwrap_or(task.partition);
+        match handler {
+            RecordErrorHandler::Fail => Err(RuntimeError::RecordFailed {
+                task,
+                record: format!("{} [{partition}] offset {}", raw.topic, raw.offset),
+                error: error.to_owned(),
+            }),
+            RecordErrorHandler::Skip => {
+                tracing::warn!(task = %task, error, topic = raw.topic, partition, offset = raw.offset, "skipping a record");
                 self.shared.metrics.add_skipped();
                 Ok(())
             }
-            DeserializationHandler::DeadLetter(topic) => {
-                tracing::warn!(task = %task, error = %err, dead_letter_topic = topic, "sending a record that cannot be decoded to the dead-letter topic");
-                let topic = topic.clone();
+            RecordErrorHandler::DeadLetter(topic) => {
+                tracing::warn!(task = %task, error, topic = raw.topic, partition, offset = raw.offset, dead_letter_topic = topic, "sending a record to the dead-letter topic");
                 let mut headers = raw.headers.clone();
-                headers.push(("eddy.error".to_owned(), err.to_string().into_bytes()));
+                headers.push(("eddy.error".to_owned(), error.as_bytes().to_vec()));
                 headers.push(("eddy.topic".to_owned(), raw.topic.clone().into_bytes()));
                 headers.push((
                     "eddy.partition".to_owned(),
-                    task.partition.to_string().into_bytes(),
+                    partition.to_string().into_bytes(),
                 ));
                 headers.push((
                     "eddy.offset".to_owned(),
                     raw.offset.to_string().into_bytes(),
                 ));
                 let record = RawRecord {
-                    topic,
+                    topic: topic.clone(),
                     partition: None,
                     offset: -1,
                     key: raw.key.clone(),
@@ -512,6 +586,7 @@ impl TaskManager {
         let result = if out.is_empty() {
             Ok(())
         } else {
+            self.producer.set_origin(None);
             self.ensure_transaction().and_then(|()| self.send_all(&out))
         };
         out.clear();
@@ -592,6 +667,7 @@ impl TaskManager {
         let started = Instant::now();
         let mut offsets = TopicPartitionList::new();
         let mut changes = 0_usize;
+        self.producer.set_origin(None);
         for task in self.tasks.values_mut() {
             let partition = task.id.partition;
             for (topic, key, value) in task.graph.stores_mut().pending_changelog() {
@@ -747,8 +823,38 @@ impl TaskManager {
         Ok(())
     }
 
+    /// True once this generation committed a transaction.
+    pub(crate) fn committed_any(&self) -> bool {
+        self.commits > 0
+    }
+
     /// After a fatal error: aborts what is open so nothing half-done commits.
     pub(crate) fn abandon(&mut self) {
         self.reset_dirty("stopping after an error");
+    }
+}
+
+/// An input message as the task graph takes it.
+fn raw_record(msg: &BorrowedMessage<'_>) -> RawRecord {
+    RawRecord {
+        topic: msg.topic().to_owned(),
+        partition: Some(msg.partition()),
+        offset: msg.offset(),
+        key: msg.key().map(<[u8]>::to_vec),
+        value: msg.payload().map(<[u8]>::to_vec),
+        timestamp: msg.timestamp().to_millis().unwrap_or_else(wall_clock_ms),
+        headers: msg
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }

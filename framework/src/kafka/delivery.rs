@@ -1,0 +1,194 @@
+//! Delivery reports of a stream thread's producer: acknowledged offsets, failures, and the
+//! records the brokers refuse for good, traced back to the input record that produced them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::{ClientContext, Message};
+
+/// Highest acknowledged offset per topic and partition.
+pub type DeliveredOffsets = HashMap<String, HashMap<i32, i64>>;
+
+/// The input record an output was produced for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOrigin {
+    /// Input topic.
+    pub topic: Arc<str>,
+    /// Input partition.
+    pub partition: i32,
+    /// Input offset.
+    pub offset: i64,
+}
+
+impl std::fmt::Display for RecordOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} [{}] offset {}",
+            self.topic, self.partition, self.offset
+        )
+    }
+}
+
+/// A record the brokers (or librdkafka's own checks) refuse whatever the number of tries: too
+/// large for the topic, invalid, or for a topic that does not exist or may not be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRecord {
+    /// The topic it was for.
+    pub topic: String,
+    /// Its size in bytes (key plus value).
+    pub bytes: usize,
+    /// Why it was refused.
+    pub code: RDKafkaErrorCode,
+    /// The input record it came from; `None` for changelog records, which a commit writes.
+    pub origin: Option<RecordOrigin>,
+}
+
+impl std::fmt::Display for RejectedRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a record of {} bytes for topic `{}` was refused ({})",
+            self.bytes, self.topic, self.code
+        )?;
+        if is_too_large(self.code) {
+            f.write_str(
+                ": it exceeds the topic's max.message.bytes or the producer's message.max.bytes",
+            )?;
+        }
+        match &self.origin {
+            Some(origin) => write!(f, "; it came from the input record at {origin}"),
+            None => f.write_str("; it is a changelog record of the commit"),
+        }
+    }
+}
+
+/// True for produce errors that every retry meets again.
+pub fn is_deterministic(code: RDKafkaErrorCode) -> bool {
+    is_too_large(code)
+        || matches!(
+            code,
+            RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::InvalidTopic
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::PolicyViolation
+        )
+}
+
+fn is_too_large(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::MessageBatchTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+    )
+}
+
+/// Delivery outcome counters shared with the producer's callback.
+#[derive(Debug, Default)]
+pub(super) struct DeliveryStats {
+    pub(super) delivered: AtomicU64,
+    pub(super) failed: AtomicU64,
+    pub(super) first_failure: Mutex<Option<String>>,
+    /// The first record refused for good since the transaction began, with the index of its
+    /// origin (see [`DeliveryContext`]).
+    pub(super) first_rejection: Mutex<Option<(RejectedRecord, usize)>>,
+    /// Highest acknowledged offset per topic partition since the last take.
+    pub(super) offsets: Mutex<DeliveredOffsets>,
+}
+
+/// Records delivery outcomes; a failed delivery makes the transaction abortable in librdkafka,
+/// and the first failure is kept so the commit error can name it. Each record's opaque is the
+/// index of its origin plus one (0: none), which the producer turns back into the origin.
+#[derive(Debug, Default)]
+pub(super) struct DeliveryContext {
+    pub(super) stats: Arc<DeliveryStats>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, origin: usize) {
+        match result {
+            Ok(msg) => {
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut offsets) = self.stats.offsets.lock() {
+                    let partitions = match offsets.get_mut(msg.topic()) {
+                        Some(p) => p,
+                        None => offsets.entry(msg.topic().to_owned()).or_default(),
+                    };
+                    let max = partitions.entry(msg.partition()).or_insert(msg.offset());
+                    *max = (*max).max(msg.offset());
+                }
+            }
+            Err((
+                KafkaError::MessageProduction(
+                    RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
+                ),
+                _,
+            )) => {
+                // Purged on purpose by an abort: not a delivery failure.
+            }
+            Err((err, msg)) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                let text = format!(
+                    "delivery to {} [{}] failed: {err}",
+                    msg.topic(),
+                    msg.partition()
+                );
+                tracing::warn!("{text}");
+                if let Ok(mut first) = self.stats.first_failure.lock() {
+                    first.get_or_insert(text);
+                }
+                if let Some(code) = err.rdkafka_error_code().filter(|c| is_deterministic(*c)) {
+                    let rejected = RejectedRecord {
+                        topic: msg.topic().to_owned(),
+                        bytes: msg.payload_len() + msg.key().map_or(0, <[u8]>::len),
+                        code,
+                        origin: None,
+                    };
+                    if let Ok(mut first) = self.stats.first_rejection.lock() {
+                        first.get_or_insert((rejected, origin));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejection_names_its_size_topic_limit_and_origin() {
+        let rejected = RejectedRecord {
+            topic: "out".to_owned(),
+            bytes: 5_000,
+            code: RDKafkaErrorCode::MessageSizeTooLarge,
+            origin: Some(RecordOrigin {
+                topic: Arc::from("in"),
+                partition: 2,
+                offset: 41,
+            }),
+        };
+        let text = rejected.to_string();
+        for needle in [
+            "5000 bytes",
+            "`out`",
+            "max.message.bytes",
+            "in [2] offset 41",
+        ] {
+            assert!(text.contains(needle), "missing `{needle}` in {text}");
+        }
+        assert!(is_deterministic(RDKafkaErrorCode::MessageSizeTooLarge));
+        assert!(!is_deterministic(RDKafkaErrorCode::NotLeaderForPartition));
+    }
+}

@@ -1,0 +1,129 @@
+//! Broker faults while an app runs, on a 3-broker cluster of the test's own: kill -9 of brokers
+//! one at a time, a clean rolling restart of every broker, and kill -9 of app instances, in one
+//! run. No instance may stop because a broker went away, and every word's counts are exactly
+//! 1, 2, ..., n.
+
+use std::time::{Duration, Instant};
+
+use eddy_integration_tests::{expected_counts, generate_lines, AppProcess, WordcountRun};
+use eddy_testkit::{BrokerStop, OwnCluster};
+
+const LINES: usize = 80_000;
+const INSTANCES: usize = 3;
+/// Client port of the first broker; clear of the shared test broker on 9092.
+const PORT: u16 = 19_092;
+
+/// One fault injected between two chunks of input.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Broker N: SIGKILL, then started again.
+    KillBroker(u32),
+    /// Every broker in turn: SIGTERM, started again, waiting for the cluster in between.
+    RollingRestart,
+    /// App instance N: SIGKILL, then started again.
+    KillInstance(usize),
+}
+
+const FAULTS: [Fault; 7] = [
+    Fault::KillBroker(1),
+    Fault::KillBroker(2),
+    Fault::KillBroker(3),
+    Fault::RollingRestart,
+    Fault::KillInstance(0),
+    Fault::KillBroker(2),
+    Fault::KillInstance(2),
+];
+
+#[test]
+fn instances_ride_out_broker_kills_and_a_rolling_restart_counting_exactly_once(
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let cluster = OwnCluster::start(3, PORT, &[])?;
+    let run = WordcountRun::on(cluster.kafka(), "brokerfaults", 6)?;
+    let lines = generate_lines(17, LINES, 1_500);
+    let expected = expected_counts(lines.iter().map(String::as_str));
+    let total: u64 = expected.values().sum();
+    let mut apps = (0..INSTANCES)
+        .map(|i| run.start(&format!("i{i}"), &[]))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut tail = run.kafka.tail(&run.output)?;
+    let (mut broker_kills, mut broker_restarts, mut instance_kills) = (0, 0, 0);
+
+    for (chunk, fault) in lines.chunks(LINES / FAULTS.len() + 1).zip(FAULTS) {
+        run.produce_lines(chunk)?;
+        // Some processing before the fault; the tail read doubles as the pause.
+        tail.count(Duration::from_millis(1_500))?;
+        match fault {
+            Fault::KillBroker(id) => {
+                cluster.restart_broker(id, BrokerStop::Kill)?;
+                broker_kills += 1;
+            }
+            Fault::RollingRestart => {
+                for id in 1..=cluster.brokers() {
+                    cluster.restart_broker(id, BrokerStop::Clean)?;
+                    broker_restarts += 1;
+                }
+            }
+            Fault::KillInstance(i) => {
+                apps[i].kill9()?;
+                apps[i].restart()?;
+                instance_kills += 1;
+            }
+        }
+        tail.count(Duration::from_millis(500))?;
+        assert_all_running(&mut apps, &format!("after {fault:?}"))?;
+    }
+    let seen = tail
+        .wait_for(total, Duration::from_secs(300))
+        .map_err(|e| {
+            let logs: Vec<String> = apps
+                .iter()
+                .map(|a| format!("--- {}:\n{}", a.name(), a.log_tail(30)))
+                .collect();
+            anyhow::anyhow!("{e}\n{}", logs.join("\n"))
+        })?;
+    assert_all_running(&mut apps, "once the output was complete")?;
+    for app in &apps {
+        app.ops()?
+            .wait_status("/health", 200, Duration::from_secs(30))?;
+    }
+    run.finish_exactly(&mut apps, &expected)?;
+    println!(
+        "broker faults: {LINES} lines, {total} words, {seen} outputs, {broker_kills} broker kill -9s, \
+         {broker_restarts} clean broker restarts, {instance_kills} instance kill -9s, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Fails naming every instance that exited by itself, with its log's tail.
+fn assert_all_running(apps: &mut [AppProcess], when: &str) -> anyhow::Result<()> {
+    let mut exited = Vec::new();
+    for app in apps.iter_mut() {
+        if let Some(status) = app.exited()? {
+            exited.push(format!(
+                "--- {} exited with {status}:\n{}",
+                app.name(),
+                app.log_tail(30)
+            ));
+        }
+    }
+    if !exited.is_empty() {
+        anyhow::bail!("instances stopped {when}:\n{}", exited.join("\n"));
+    }
+    Ok(())
+}
+
+/// A cluster id beginning with `-` (one random id in 64 does) still formats and starts.
+#[test]
+fn a_cluster_id_beginning_with_a_dash_starts() -> anyhow::Result<()> {
+    let cluster = OwnCluster::start(
+        1,
+        PORT + 100,
+        &[("EDDY_KAFKA_CLUSTER_ID", "-AAAAAAAAAAAAAAAAAAAAA")],
+    )?;
+    let topic = eddy_testkit::unique_name("dash-id");
+    cluster.kafka().create_topic(&topic, 1)?;
+    assert_eq!(cluster.kafka().partitions(&topic)?, 1);
+    Ok(())
+}
