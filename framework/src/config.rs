@@ -141,7 +141,7 @@ pub struct TelemetryConfig {
 }
 
 /// The ops HTTP server (health, readiness, metrics, state queries, savepoints).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct OpsConfig {
     /// `ops.address`: where the server listens (default `127.0.0.1:0`, a free port, written
     /// to `<state.dir>/<application.id>/ops-address`); `off` runs no server.
@@ -149,6 +149,26 @@ pub struct OpsConfig {
     /// `ops.advertised_address`: the `host:port` other instances use to reach this one's ops
     /// server (forwarded state queries); defaults to the bound address.
     pub advertised: Option<String>,
+    /// `ops.admin_token`: when set, mutating routes (`POST /savepoints`) need the header
+    /// `Authorization: Bearer <token>`. Never logged.
+    pub admin_token: Option<String>,
+    /// `ops.savepoint_dirs`: comma-separated directories (besides `snapshot.dir`) that
+    /// `POST /savepoints?store=` may write to; a store anywhere else is refused.
+    pub savepoint_dirs: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for OpsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpsConfig")
+            .field("address", &self.address)
+            .field("advertised", &self.advertised)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("savepoint_dirs", &self.savepoint_dirs)
+            .finish()
+    }
 }
 
 /// Where snapshots go and when they are taken.
@@ -256,6 +276,14 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "ops.advertised_address",
         "host:port other instances reach the ops server at",
+    ),
+    (
+        "ops.admin_token",
+        "bearer token mutating ops routes require",
+    ),
+    (
+        "ops.savepoint_dirs",
+        "directories POST /savepoints may write to",
     ),
 ];
 
@@ -660,6 +688,25 @@ impl Fields {
             }
         };
         let ops_advertised = self.text("ops.advertised_address");
+        let admin_token = self
+            .text("ops.admin_token")
+            .filter(|t| !t.trim().is_empty());
+        let savepoint_dirs: Vec<PathBuf> = self
+            .text("ops.savepoint_dirs")
+            .map(|dirs| {
+                dirs.split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(relative) = savepoint_dirs.iter().find(|d| d.is_relative()) {
+            self.problems.push(format!(
+                "`ops.savepoint_dirs` holds `{}`, which is not an absolute path",
+                relative.display()
+            ));
+        }
         let log_format = self.choice(
             "telemetry.log_format",
             LogFormat::Pretty,
@@ -744,6 +791,8 @@ impl Fields {
             ops: OpsConfig {
                 address: ops_address,
                 advertised: ops_advertised,
+                admin_token,
+                savepoint_dirs,
             },
             telemetry: TelemetryConfig {
                 log_format,

@@ -61,8 +61,27 @@ impl OpsClient {
     /// # Errors
     /// The server cannot be reached.
     pub fn request(&self, method: &str, path: &str) -> anyhow::Result<HttpResponse> {
-        http_request(&self.address, method, path, &[], Duration::from_secs(60))
-            .with_context(|| format!("{method} http://{}{path}", self.address))
+        self.request_with(method, path, &[])
+    }
+
+    /// `method path` with request `headers`, answered within 60 s.
+    ///
+    /// # Errors
+    /// The server cannot be reached.
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<HttpResponse> {
+        http_request(
+            &self.address,
+            method,
+            path,
+            headers,
+            Duration::from_secs(60),
+        )
+        .with_context(|| format!("{method} http://{}{path}", self.address))
     }
 
     /// `GET path`.

@@ -32,6 +32,9 @@ fn wait_caught_up(clients: &[&OpsClient], partitions: usize) -> anyhow::Result<V
     }
 }
 
+/// The admin token of instance `b`.
+const TOKEN: &str = "ops-test-token";
+
 #[test]
 fn the_ops_server_reports_health_readiness_metrics_state_and_takes_savepoints() -> anyhow::Result<()>
 {
@@ -39,7 +42,18 @@ fn the_ops_server_reports_health_readiness_metrics_state_and_takes_savepoints() 
     let lines = generate_lines(31, 3_000, 80);
     let expected = expected_counts(lines.iter().map(String::as_str));
     let words: u64 = expected.values().sum();
-    let apps = [run.start("a", &[])?, run.start("b", &[])?];
+    let allowed = run.dir.path().join("snapshots");
+    let allowed_text = allowed.display().to_string();
+    let apps = [
+        run.start("a", &[])?,
+        run.start(
+            "b",
+            &[
+                ("EDDY__OPS__ADMIN_TOKEN", TOKEN),
+                ("EDDY__OPS__SAVEPOINT_DIRS", &allowed_text),
+            ],
+        )?,
+    ];
     let clients = [apps[0].ops()?, apps[1].ops()?];
     for client in &clients {
         let (status, body) = client.get_json("/health")?;
@@ -182,9 +196,23 @@ fn the_ops_server_reports_health_readiness_metrics_state_and_takes_savepoints() 
         "{body}"
     );
 
+    // Savepoints pause every instance: only a caller with the admin token, only into an
+    // allowed store, only for a bounded time.
+    let store = allowed;
+    let post = format!("/savepoints?store={}", store.display());
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [("Authorization", bearer.as_str())];
+    assert_eq!(clients[1].request("POST", &post)?.status, 401, "no token");
+    let elsewhere = format!(
+        "/savepoints?store={}",
+        run.dir.path().join("other").display()
+    );
+    let refused = clients[1].request_with("POST", &elsewhere, &auth)?;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let endless = clients[1].request_with("POST", &format!("{post}&timeout_secs=86400"), &auth)?;
+    assert_eq!(endless.status, 400, "{}", endless.body);
     // A savepoint triggered over HTTP on one instance covers the whole app.
-    let store = run.dir.path().join("snapshots");
-    let response = clients[1].request("POST", &format!("/savepoints?store={}", store.display()))?;
+    let response = clients[1].request_with("POST", &post, &auth)?;
     assert_eq!(response.status, 200, "{}", response.body);
     let body: serde_json::Value = serde_json::from_str(&response.body)?;
     let path = std::path::PathBuf::from(body["path"].as_str().unwrap_or_default());

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -235,6 +235,30 @@ impl TopicAdmin {
                     .unwrap_or(0);
                 (fewest, brokers)
             }))
+    }
+
+    /// The value of topic-level config `key` of `topic` (for example `max.message.bytes`),
+    /// or `None` when the broker reports none.
+    ///
+    /// # Errors
+    /// Fails when the configs cannot be described.
+    pub fn topic_config(&self, topic: &str, key: &str) -> Result<Option<String>, TopicAdminError> {
+        let err = |source| TopicAdminError::Kafka {
+            what: format!("describing the configs of topic `{topic}`"),
+            source,
+        };
+        let options = AdminOptions::new().request_timeout(Some(self.timeout));
+        let resource = ResourceSpecifier::Topic(topic);
+        let results =
+            futures::executor::block_on(self.admin.describe_configs([&resource], &options))
+                .map_err(err)?;
+        for result in results {
+            let resource = result.map_err(|code| err(KafkaError::AdminOp(code)))?;
+            if let Some(entry) = resource.get(key) {
+                return Ok(entry.value.clone());
+            }
+        }
+        Ok(None)
     }
 
     /// Checks that `topic` exists and returns its partition count.

@@ -45,6 +45,15 @@ pub struct RejectedRecord {
     pub code: RDKafkaErrorCode,
     /// The input record it came from; `None` for changelog records, which a commit writes.
     pub origin: Option<RecordOrigin>,
+    /// The topic's `max.message.bytes`, when it was too large and the limit could be read.
+    pub limit: Option<String>,
+}
+
+impl RejectedRecord {
+    /// True when it was refused for its size.
+    pub fn is_too_large(&self) -> bool {
+        is_too_large(self.code)
+    }
 }
 
 impl std::fmt::Display for RejectedRecord {
@@ -55,9 +64,15 @@ impl std::fmt::Display for RejectedRecord {
             self.bytes, self.topic, self.code
         )?;
         if is_too_large(self.code) {
-            f.write_str(
-                ": it exceeds the topic's max.message.bytes or the producer's message.max.bytes",
-            )?;
+            match &self.limit {
+                Some(limit) => write!(
+                    f,
+                    ": it exceeds the topic's max.message.bytes ({limit}) or the producer's message.max.bytes"
+                )?,
+                None => f.write_str(
+                    ": it exceeds the topic's max.message.bytes or the producer's message.max.bytes",
+                )?,
+            }
         }
         match &self.origin {
             Some(origin) => write!(f, "; it came from the input record at {origin}"),
@@ -95,9 +110,10 @@ pub(super) struct DeliveryStats {
     pub(super) delivered: AtomicU64,
     pub(super) failed: AtomicU64,
     pub(super) first_failure: Mutex<Option<String>>,
-    /// The first record refused for good since the transaction began, with the index of its
-    /// origin (see [`DeliveryContext`]).
-    pub(super) first_rejection: Mutex<Option<(RejectedRecord, usize)>>,
+    /// The largest record refused for good since the transaction began (a broker refuses a
+    /// whole batch for one record too large), with its origin's opaque (see
+    /// [`DeliveryContext`]).
+    pub(super) worst_rejection: Mutex<Option<(RejectedRecord, usize)>>,
     /// Highest acknowledged offset per topic partition since the last take.
     pub(super) offsets: Mutex<DeliveredOffsets>,
 }
@@ -153,9 +169,13 @@ impl ProducerContext for DeliveryContext {
                         bytes: msg.payload_len() + msg.key().map_or(0, <[u8]>::len),
                         code,
                         origin: None,
+                        limit: None,
                     };
-                    if let Ok(mut first) = self.stats.first_rejection.lock() {
-                        first.get_or_insert((rejected, origin));
+                    // The broker refuses a whole batch; its largest record is the culprit.
+                    if let Ok(mut worst) = self.stats.worst_rejection.lock() {
+                        if worst.as_ref().is_none_or(|(w, _)| w.bytes < rejected.bytes) {
+                            *worst = Some((rejected, origin));
+                        }
                     }
                 }
             }
@@ -178,6 +198,7 @@ mod tests {
                 partition: 2,
                 offset: 41,
             }),
+            limit: Some("2000".to_owned()),
         };
         let text = rejected.to_string();
         for needle in [

@@ -231,7 +231,7 @@ impl TransactionalProducer {
         self.origins.clear();
         self.current_origin = 0;
         self.pending_origin = None;
-        if let Ok(mut rejection) = self.stats.first_rejection.lock() {
+        if let Ok(mut rejection) = self.stats.worst_rejection.lock() {
             *rejection = None;
         }
         if !self.transactional {
@@ -307,6 +307,7 @@ impl TransactionalProducer {
                                 + record.value.map_or(0, <[u8]>::len),
                             code,
                             origin: self.origin_of(self.current_origin),
+                            limit: None,
                         }));
                     }
                     return Err(err);
@@ -371,23 +372,11 @@ impl TransactionalProducer {
                 Ok(())
             }
             Err(e) => {
-                let mut err = self.error("commit", e);
+                let err = self.error("commit", e);
                 if let Ok(first) = self.stats.first_failure.lock() {
                     if let Some(failure) = first.as_ref() {
                         tracing::warn!(transactional_id = %self.transactional_id, "{failure}");
                     }
-                }
-                // Reprocessing would produce the refused record again: no retry can commit.
-                let rejection = self
-                    .stats
-                    .first_rejection
-                    .lock()
-                    .ok()
-                    .and_then(|mut r| r.take());
-                if let Some((mut rejected, opaque)) = rejection {
-                    rejected.origin = self.origin_of(opaque);
-                    err.action = ErrorAction::Fatal;
-                    err.rejected = Some(Box::new(rejected));
                 }
                 Err(err)
             }
@@ -425,14 +414,38 @@ impl TransactionalProducer {
         Ok(())
     }
 
+    /// The error of `operation`. When a record of the transaction was refused for good, that
+    /// is what made the operation fail (librdkafka fails the rest of an abortable
+    /// transaction), and the error is fatal: reprocessing would produce the record again.
     fn error(&self, operation: &'static str, source: KafkaError) -> TransactionalProducerError {
+        let rejected = self.take_rejected();
         TransactionalProducerError {
             operation,
             transactional_id: self.transactional_id.clone(),
-            action: classify(&source),
+            action: if rejected.is_some() {
+                ErrorAction::Fatal
+            } else {
+                classify(&source)
+            },
             source: Box::new(source),
-            rejected: None,
+            rejected,
         }
+    }
+
+    /// The record of the transaction that was refused for good, if one was, taken once.
+    /// Its delivery report may arrive after the error it caused: after an abort (which serves
+    /// every report) this says whether reprocessing can ever succeed.
+    pub fn take_rejected(&self) -> Option<Box<RejectedRecord>> {
+        let rejection = self
+            .stats
+            .worst_rejection
+            .lock()
+            .ok()
+            .and_then(|mut r| r.take());
+        rejection.map(|(mut rejected, opaque)| {
+            rejected.origin = self.origin_of(opaque);
+            Box::new(rejected)
+        })
     }
 
     /// The origin a delivery opaque stands for.

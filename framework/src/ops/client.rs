@@ -42,9 +42,21 @@ pub fn http_request(
     request.push_str("\r\n");
     stream.write_all(request.as_bytes())?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    // Another instance's answer is not trusted to be small: read one byte past the bound to
+    // tell a full answer from a truncated one.
+    (&mut stream)
+        .take(MAX_RESPONSE_BYTES + 1)
+        .read_to_end(&mut raw)?;
+    if raw.len() as u64 > MAX_RESPONSE_BYTES {
+        return Err(invalid(format!(
+            "the answer of {address} exceeds {MAX_RESPONSE_BYTES} bytes"
+        )));
+    }
     parse(&raw)
 }
+
+/// The largest answer read from a server (forwarded state queries, instance lists).
+pub const MAX_RESPONSE_BYTES: u64 = 16 << 20;
 
 fn invalid(message: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, message)

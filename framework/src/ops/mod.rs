@@ -10,6 +10,7 @@
 //! | `GET /state/{store}/{key}` | the committed value, from this instance or forwarded to the owner |
 //! | `POST /savepoints?store=<dir>` | takes a savepoint of the whole app and returns its path |
 
+mod admin;
 mod client;
 mod members;
 mod prometheus;
@@ -27,7 +28,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-pub use client::{encode_path_segment, http_request, HttpResponse};
+pub use client::{encode_path_segment, http_request, HttpResponse, MAX_RESPONSE_BYTES};
 pub use members::{Member, Ownership};
 
 use crate::config::EddyConfig;
@@ -442,22 +443,29 @@ struct SavepointParams {
     timeout_secs: Option<u64>,
 }
 
+/// The longest round a caller may ask a savepoint for: every instance pauses its inputs
+/// while a round runs.
+const MAX_SAVEPOINT_TIMEOUT_SECS: u64 = 600;
+
 async fn savepoint(
     State(server): State<Arc<Server>>,
+    headers: axum::http::HeaderMap,
     Query(params): Query<SavepointParams>,
 ) -> Response {
+    if let Err(refused) = admin::authorize(&server.ctx.config.ops, &headers) {
+        return refused.into_response();
+    }
     let result = blocking(move || {
         let config = &server.ctx.config;
-        let store = params
-            .store
-            .or_else(|| config.snapshot.dir.clone())
-            .ok_or_else(|| {
-                reply(
-                    400,
-                    json!({"error": "no snapshot store: pass ?store=<dir> or configure `snapshot.dir`"}),
-                )
-            })?;
-        let timeout = Duration::from_secs(params.timeout_secs.unwrap_or(120));
+        let store = admin::savepoint_store(config, params.store)?;
+        let timeout_secs = params.timeout_secs.unwrap_or(120);
+        if !(1..=MAX_SAVEPOINT_TIMEOUT_SECS).contains(&timeout_secs) {
+            return Err(reply(
+                400,
+                json!({"error": format!("timeout_secs must be from 1 to {MAX_SAVEPOINT_TIMEOUT_SECS}, got {timeout_secs}")}),
+            ));
+        }
+        let timeout = Duration::from_secs(timeout_secs);
         let mut progress = |line: &str| tracing::info!(progress = line, "savepoint");
         let (path, manifest) = crate::snapshot::create_savepoint_retrying(
             &config.kafka,

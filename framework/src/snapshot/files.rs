@@ -105,13 +105,57 @@ pub fn download(
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| io("removing old state", e))?;
     }
+    // Names come from JSON documents anyone with access to the store could have written:
+    // every one must be a plain file name and a content hash before anything is touched.
+    for file in files {
+        check_file_name(&file.name)?;
+        check_blob_name(&file.blob)?;
+    }
     std::fs::create_dir_all(dir).map_err(|e| io("creating", e))?;
     let mut bytes = 0;
     for file in files {
-        store.get_file(&file.blob, &dir.join(&file.name))?;
+        let local = dir.join(&file.name);
+        store.get_file(&file.blob, &local)?;
+        let actual = content_hash(&local)?;
+        if actual != file.blob {
+            return Err(SnapshotError::Corrupt {
+                what: format!("snapshot file `{}` (blob {})", file.name, file.blob),
+                message: format!("its content hashes to {actual}"),
+            });
+        }
         bytes += file.size;
     }
     Ok(bytes)
+}
+
+/// Refuses a snapshot file name that is not a plain name inside the task directory.
+fn check_file_name(name: &str) -> Result<(), SnapshotError> {
+    let plain =
+        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    if plain {
+        Ok(())
+    } else {
+        Err(SnapshotError::Corrupt {
+            what: "a snapshot's file list".to_owned(),
+            message: format!("`{name}` is not a plain file name"),
+        })
+    }
+}
+
+/// Refuses a blob name that is not a SHA-256 content hash (64 lowercase hex digits).
+pub(crate) fn check_blob_name(blob: &str) -> Result<(), SnapshotError> {
+    let hash = blob.len() == 64
+        && blob
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if hash {
+        Ok(())
+    } else {
+        Err(SnapshotError::Corrupt {
+            what: "a snapshot's file list".to_owned(),
+            message: format!("`{blob}` is not a content hash"),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -173,5 +217,50 @@ mod tests {
         let view = back.typed::<String, i64>("counts").unwrap();
         assert_eq!(view.get(&"key-00020099".to_owned()).unwrap(), Some(20_099));
         assert_eq!(view.get(&"key-00000000".to_owned()).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn planted_names_and_altered_blobs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirectoryStore::new(dir.path().join("store"));
+        let source = dir.path().join("CURRENT");
+        std::fs::write(&source, b"MANIFEST-000001\n").unwrap();
+        let blob = content_hash(&source).unwrap();
+        store.put_file(&blob, &source).unwrap();
+        let task = dir.path().join("task");
+        for name in ["../escaped", "/tmp/absolute", "..", "sub/dir", ""] {
+            let files = [SnapshotFile {
+                name: name.to_owned(),
+                blob: blob.clone(),
+                size: 16,
+            }];
+            let err = download(&store, &files, &task).unwrap_err();
+            assert!(
+                err.to_string().contains("not a plain file name"),
+                "{name}: {err}"
+            );
+        }
+        assert!(
+            !dir.path().join("escaped").exists(),
+            "nothing written outside"
+        );
+        let files = [SnapshotFile {
+            name: "CURRENT".to_owned(),
+            blob: "../../etc/passwd".to_owned(),
+            size: 16,
+        }];
+        assert!(download(&store, &files, &task)
+            .unwrap_err()
+            .to_string()
+            .contains("not a content hash"));
+        // A blob whose content no longer matches its name.
+        std::fs::write(dir.path().join("store/files").join(&blob), b"tampered").unwrap();
+        let files = [SnapshotFile {
+            name: "CURRENT".to_owned(),
+            blob: blob.clone(),
+            size: 16,
+        }];
+        let err = download(&store, &files, &task).unwrap_err();
+        assert!(err.to_string().contains("hashes to"), "{err}");
     }
 }

@@ -73,8 +73,25 @@ impl DirectoryStore {
         &self.root
     }
 
-    fn blob_path(&self, blob: &str) -> PathBuf {
-        self.root.join("files").join(blob)
+    fn blob_path(&self, blob: &str) -> Result<PathBuf, SnapshotError> {
+        super::files::check_blob_name(blob)?;
+        Ok(self.root.join("files").join(blob))
+    }
+
+    /// The path of document (or prefix) `key`, refused unless it is a relative path of
+    /// plain names: keys are built from ids that callers and control messages provide.
+    fn document_path(&self, key: &str) -> Result<PathBuf, SnapshotError> {
+        let relative = Path::new(key);
+        let plain = relative
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !plain || key.is_empty() {
+            return Err(SnapshotError::Corrupt {
+                what: format!("snapshot store key `{key}`"),
+                message: "not a relative path of plain names".to_owned(),
+            });
+        }
+        Ok(self.root.join(relative))
     }
 }
 
@@ -101,7 +118,7 @@ fn copy_atomically(from: &Path, to: &Path) -> Result<(), SnapshotError> {
 
 impl SnapshotStore for DirectoryStore {
     fn put_file(&self, blob: &str, local: &Path) -> Result<bool, SnapshotError> {
-        let target = self.blob_path(blob);
+        let target = self.blob_path(blob)?;
         if target.exists() {
             return Ok(false);
         }
@@ -110,7 +127,7 @@ impl SnapshotStore for DirectoryStore {
     }
 
     fn get_file(&self, blob: &str, local: &Path) -> Result<(), SnapshotError> {
-        let source = self.blob_path(blob);
+        let source = self.blob_path(blob)?;
         if !source.exists() {
             return Err(SnapshotError::Missing(format!(
                 "file {} (blob {blob})",
@@ -121,7 +138,7 @@ impl SnapshotStore for DirectoryStore {
     }
 
     fn put_document(&self, key: &str, bytes: &[u8]) -> Result<(), SnapshotError> {
-        let path = self.root.join(key);
+        let path = self.document_path(key)?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io(parent, "creating", &e))?;
         }
@@ -134,7 +151,7 @@ impl SnapshotStore for DirectoryStore {
     }
 
     fn get_document(&self, key: &str) -> Result<Option<Vec<u8>>, SnapshotError> {
-        let path = self.root.join(key);
+        let path = self.document_path(key)?;
         match std::fs::File::open(&path) {
             Ok(mut f) => {
                 let mut bytes = Vec::new();
@@ -148,7 +165,7 @@ impl SnapshotStore for DirectoryStore {
     }
 
     fn delete_document(&self, key: &str) -> Result<(), SnapshotError> {
-        let path = self.root.join(key);
+        let path = self.document_path(key)?;
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -157,7 +174,7 @@ impl SnapshotStore for DirectoryStore {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, SnapshotError> {
-        let dir = self.root.join(prefix);
+        let dir = self.document_path(prefix)?;
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -256,8 +273,18 @@ mod tests {
         let back = dir.path().join("back");
         store.get_file(&hash, &back).unwrap();
         assert_eq!(std::fs::read(&back).unwrap(), b"same bytes");
-        let missing = store.get_file("00", &back).unwrap_err();
-        assert!(missing.to_string().contains("blob 00"), "{missing}");
+        let absent = "0".repeat(64);
+        let missing = store.get_file(&absent, &back).unwrap_err();
+        assert!(
+            missing.to_string().contains(&format!("blob {absent}")),
+            "{missing}"
+        );
+        let planted = store.get_document("../outside.json").unwrap_err();
+        assert!(
+            planted.to_string().contains("not a relative path"),
+            "{planted}"
+        );
+        assert!(store.put_document("/abs/doc.json", b"{}").is_err());
 
         store
             .put_document("app/savepoints/s1/manifest.json", b"{}")

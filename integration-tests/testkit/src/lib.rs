@@ -239,11 +239,28 @@ impl Kafka {
     /// # Errors
     /// Fails when the topic exists already or the broker refuses it.
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<(), TestkitError> {
+        self.create_topic_with(name, partitions, &[])
+    }
+
+    /// Creates a topic as [`create_topic`](Self::create_topic) does, with topic-level
+    /// `configs` (for example `max.message.bytes`).
+    ///
+    /// # Errors
+    /// Fails when the topic exists already or the broker refuses it.
+    pub fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<(), TestkitError> {
         let admin: AdminClient<DefaultClientContext> = self
             .config()
             .create()
             .map_err(kafka_err("creating an admin client"))?;
-        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(-1));
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(-1));
+        for (key, value) in configs {
+            topic = topic.set(key, value);
+        }
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         let results = futures::executor::block_on(admin.create_topics([&topic], &options))
             .map_err(kafka_err(format!("creating topic {name}")))?;

@@ -760,14 +760,35 @@ impl TaskManager {
 
     /// Handles a producer error by its action: abortable and fencing errors make the thread
     /// start over from the last commit; fatal ones stop it.
-    fn on_producer_error(&mut self, e: TransactionalProducerError) -> Result<(), RuntimeError> {
+    fn on_producer_error(&mut self, mut e: TransactionalProducerError) -> Result<(), RuntimeError> {
         match e.action {
-            ErrorAction::Fatal => Err(RuntimeError::Producer(e)),
+            ErrorAction::Fatal => Err(self.named_rejection(e)),
             ErrorAction::Retry | ErrorAction::AbortTransaction | ErrorAction::Rejoin => {
                 self.reset_dirty(&e.to_string());
+                // The abort served every delivery report: one may show a record that every
+                // retry would have refused again.
+                if let Some(rejected) = self.producer.take_rejected() {
+                    e.action = ErrorAction::Fatal;
+                    e.rejected = Some(rejected);
+                    return Err(self.named_rejection(e));
+                }
                 Ok(())
             }
         }
+    }
+
+    /// The fatal error `e`, with the limit a too-large record exceeded read from its topic,
+    /// so the operator sees which setting to raise.
+    fn named_rejection(&self, mut e: TransactionalProducerError) -> RuntimeError {
+        if let Some(rejected) = e.rejected.as_mut().filter(|r| r.is_too_large()) {
+            rejected.limit = crate::kafka::TopicAdmin::new(&self.shared.config.kafka)
+                .and_then(|admin| admin.topic_config(&rejected.topic, "max.message.bytes"))
+                .unwrap_or_else(|lookup| {
+                    tracing::warn!(error = %lookup, "cannot read the topic's max.message.bytes");
+                    None
+                });
+        }
+        RuntimeError::Producer(e)
     }
 
     /// Aborts the open transaction, drops every task without applying its state, and marks
