@@ -106,6 +106,10 @@ pub struct EddyConfig {
     pub restart_deadline: Duration,
     /// `topics.*`: settings of the internal topics.
     pub topics: TopicsConfig,
+    /// `processing.repartition_purge_interval_ms`: how often each stream thread deletes the
+    /// records of its repartition inputs that it has committed past (default 30000; 0 never).
+    /// Repartition topics keep records without a time limit, so this is what bounds them.
+    pub repartition_purge_interval: Duration,
     /// `snapshot.*`: checkpoints and savepoints.
     pub snapshot: SnapshotConfig,
     /// `ops.*`: the instance's ops HTTP server.
@@ -250,6 +254,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "processing.restart_deadline_ms",
         "longest run of start-overs without a commit",
+    ),
+    (
+        "processing.repartition_purge_interval_ms",
+        "how often committed repartition records are deleted (0 = never)",
     ),
     (
         "topics.replication_factor",
@@ -648,6 +656,12 @@ impl Fields {
             self.record_handler("errors.deserialization", handler, &dead_letter_topic);
         let processing_errors =
             self.record_handler("errors.processing", processing_handler, &dead_letter_topic);
+        let purge_interval_ms = self.number(
+            "processing.repartition_purge_interval_ms",
+            30_000,
+            0,
+            86_400_000,
+        );
         let restart_deadline_ms =
             self.number("processing.restart_deadline_ms", 300_000, 1_000, 86_400_000);
         let replication_factor = self.take("topics.replication_factor");
@@ -783,6 +797,7 @@ impl Fields {
             deserialization,
             processing_errors,
             restart_deadline: Duration::from_millis(restart_deadline_ms),
+            repartition_purge_interval: Duration::from_millis(purge_interval_ms),
             topics: TopicsConfig {
                 replication_factor,
                 min_insync_replicas,

@@ -64,6 +64,19 @@ pub enum TopicAdminError {
         /// Partitions the topic has.
         actual: i32,
     },
+    /// An existing internal topic has a config that loses data the app relies on (a
+    /// changelog that is not compacted deletes state by age).
+    #[error("topic `{topic}` has {key}={actual} but the app needs {key}={expected}; fix the topic (kafka-configs --alter) or delete it")]
+    ConfigMismatch {
+        /// The topic.
+        topic: String,
+        /// The topic config.
+        key: String,
+        /// What the app needs.
+        expected: String,
+        /// What the topic has.
+        actual: String,
+    },
     /// A topic the app reads does not exist.
     #[error("topic `{topic}` does not exist (create it before starting the app)")]
     Missing {
@@ -153,7 +166,7 @@ impl TopicAdmin {
                         actual,
                     })
                 }
-                Some(_) => {}
+                Some(_) => self.check_existing(spec)?,
                 None => to_create.push(spec),
             }
         }
@@ -259,6 +272,29 @@ impl TopicAdmin {
             }
         }
         Ok(None)
+    }
+
+    /// Checks that an existing topic keeps what `spec` needs kept: a compacted topic (a
+    /// changelog, the control topic) must still be compacted.
+    fn check_existing(&self, spec: &TopicSpec) -> Result<(), TopicAdminError> {
+        let Some(expected) = spec.configs.get("cleanup.policy") else {
+            return Ok(());
+        };
+        if expected != "compact" {
+            return Ok(());
+        }
+        let actual = self
+            .topic_config(&spec.name, "cleanup.policy")?
+            .unwrap_or_default();
+        if actual.split(',').any(|p| p.trim() == "compact") {
+            return Ok(());
+        }
+        Err(TopicAdminError::ConfigMismatch {
+            topic: spec.name.clone(),
+            key: "cleanup.policy".to_owned(),
+            expected: expected.clone(),
+            actual,
+        })
     }
 
     /// Checks that `topic` exists and returns its partition count.

@@ -149,8 +149,12 @@ impl RuntimeError {
     pub fn action(&self) -> ErrorAction {
         match self {
             RuntimeError::Kafka { source, .. } => crate::kafka::classify(source),
-            RuntimeError::Topics(TopicAdminError::Kafka { source, .. }) => {
-                crate::kafka::classify(source)
+            // Creating or describing topics is not transactional: only a transient error
+            // (the cluster starting or restarting) is worth another try.
+            RuntimeError::Topics(TopicAdminError::Kafka { source, .. })
+                if crate::kafka::classify(source) == ErrorAction::Retry =>
+            {
+                ErrorAction::Retry
             }
             RuntimeError::Producer(e) => e.action,
             RuntimeError::Savepoint(e) => e.action(),

@@ -153,7 +153,15 @@ pub(crate) fn plan(
     for (name, count) in &repartition {
         let topic = TopicRef::Internal(name.clone()).resolve(application_id);
         partitions.insert(topic.clone(), *count);
-        internal.push(TopicSpec::new(topic, *count).config("cleanup.policy", "delete"));
+        // Kept until every reading task committed past them, then purged (DeleteRecords):
+        // a time limit would drop the records of a lagging downstream sub-topology. Segments
+        // roll every 10 minutes so purged records leave the disk.
+        internal.push(
+            TopicSpec::new(topic, *count)
+                .config("cleanup.policy", "delete")
+                .config("retention.ms", "-1")
+                .config("segment.ms", "600000"),
+        );
     }
     // (A missing source topic already explains an underived count.)
     for name in topology.repartition_topics().keys() {

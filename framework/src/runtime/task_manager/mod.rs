@@ -3,6 +3,7 @@
 
 mod base;
 mod checkpoint;
+mod purge;
 mod report;
 mod savepoint;
 mod start;
@@ -95,6 +96,8 @@ pub(crate) struct TaskManager {
     seeks: Vec<(String, i32, i64)>,
     /// When restored tasks last asked for their committed offsets.
     last_start_lookup: Option<Instant>,
+    /// Deletes committed records of the repartition topics this thread reads.
+    purger: purge::Purger,
 }
 
 impl TaskManager {
@@ -117,7 +120,6 @@ impl TaskManager {
         )
         .map_err(RuntimeError::Savepoint)?;
         Ok(TaskManager {
-            shared,
             thread,
             producer,
             restorer,
@@ -139,6 +141,8 @@ impl TaskManager {
             last_progress_log: Instant::now(),
             seeks: Vec::new(),
             last_start_lookup: None,
+            purger: purge::Purger::new(shared.config.repartition_purge_interval),
+            shared,
         })
     }
 
@@ -733,6 +737,14 @@ impl TaskManager {
         }
         self.shared.metrics.add_commit();
         tracing::debug!(commit = n, took = ?started.elapsed(), partitions = offsets.count(), changes, "committed");
+        for e in offsets.elements() {
+            if let (true, Offset::Offset(next)) =
+                (self.shared.plan.repartition.contains(e.topic()), e.offset())
+            {
+                self.purger.committed(e.topic(), e.partition(), next);
+            }
+        }
+        self.purger.step(&self.shared.config.kafka);
         let delivered = self.producer.take_delivered_offsets();
         for task in self.tasks.values_mut() {
             let partition = task.id.partition;

@@ -1,0 +1,100 @@
+//! The internal topics an app creates and relies on: repartition records are kept without a
+//! time limit and purged once committed; `topics.*` settings reach the topics; an existing
+//! changelog that is not compacted is refused before it can lose state.
+
+use std::time::{Duration, Instant};
+
+use eddy::kafka::{KafkaSettings, TopicAdmin};
+use eddy_integration_tests::{expected_counts, generate_lines, WordcountRun};
+use eddy_testkit::Isolation;
+
+#[test]
+fn repartition_records_never_expire_and_are_purged_once_committed() -> anyhow::Result<()> {
+    let run = WordcountRun::new("purge", 2)?;
+    let lines = generate_lines(5, 2_000, 40);
+    let expected = expected_counts(lines.iter().map(String::as_str));
+    let total: u64 = expected.values().sum();
+    let mut apps = [run.start(
+        "a",
+        &[("EDDY__PROCESSING__REPARTITION_PURGE_INTERVAL_MS", "200")],
+    )?];
+    run.produce_lines(&lines)?;
+    run.kafka
+        .tail(&run.output)?
+        .wait_for(total, Duration::from_secs(120))?;
+    let repartition = format!("{}-counts-repartition", run.application_id);
+    let admin = TopicAdmin::new(&KafkaSettings::new(run.kafka.bootstrap_servers()))?;
+    assert_eq!(
+        admin.topic_config(&repartition, "retention.ms")?.as_deref(),
+        Some("-1"),
+        "repartition records must not expire before they are read"
+    );
+    // Input keeps arriving so commits (and with them purges) go on.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let written = run
+        .kafka
+        .end_offsets(&repartition, Isolation::ReadUncommitted)?;
+    loop {
+        run.produce_lines(&lines[..10])?;
+        let starts = low_watermarks(&run, &repartition)?;
+        if starts.iter().zip(&written).all(|(s, w)| *s > 0 && s >= w) {
+            break;
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "repartition topic not purged: log starts {starts:?}, written {written:?}\n{}",
+                apps[0].log_tail(20)
+            );
+        }
+        std::thread::park_timeout(Duration::from_millis(300)); // poll interval of a deadline wait
+    }
+    for app in &mut apps {
+        app.terminate(Duration::from_secs(60))?;
+    }
+    Ok(())
+}
+
+fn low_watermarks(run: &WordcountRun, topic: &str) -> anyhow::Result<Vec<i64>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = run.kafka.config().create()?;
+    (0..run.kafka.partitions(topic)?)
+        .map(|p| {
+            let (low, _) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+            Ok(low)
+        })
+        .collect()
+}
+
+#[test]
+fn a_changelog_that_is_not_compacted_is_refused_naming_it() -> anyhow::Result<()> {
+    let run = WordcountRun::new("not-compacted", 1)?;
+    let changelog = format!("{}-counts-changelog", run.application_id);
+    run.kafka
+        .create_topic_with(&changelog, 1, &[("cleanup.policy", "delete")])?;
+    let mut app = run.start("a", &[])?;
+    let status = app.wait_exit(Duration::from_secs(60))?;
+    assert!(!status.success());
+    let log = app.log_text();
+    assert!(
+        log.contains(&format!("topic `{changelog}` has cleanup.policy=delete")),
+        "{}",
+        app.log_tail(10)
+    );
+    Ok(())
+}
+
+#[test]
+fn the_replication_setting_reaches_the_internal_topics() -> anyhow::Result<()> {
+    // One broker cannot hold two replicas: the app must refuse to start, naming why.
+    let run = WordcountRun::new("replication", 1)?;
+    let mut app = run.start("a", &[("EDDY__TOPICS__REPLICATION_FACTOR", "2")])?;
+    let status = app.wait_exit(Duration::from_secs(120))?;
+    assert!(!status.success());
+    let log = app.log_text();
+    assert!(
+        log.contains("InvalidReplicationFactor") || log.contains("replication factor"),
+        "{}",
+        app.log_tail(10)
+    );
+    Ok(())
+}
