@@ -57,6 +57,9 @@ pub struct WordcountSpec {
     pub state_dir: PathBuf,
     /// Extra environment variables (`EDDY__...` settings, `EDDY_FAULT`).
     pub env: Vec<(String, String)>,
+    /// The workspace binary to run: `wordcount`, or another app taking the same flags
+    /// (`ticker`).
+    pub binary: String,
 }
 
 /// A running app process whose stderr goes to a log file.
@@ -92,7 +95,7 @@ impl AppProcess {
             .append(true)
             .open(log)
             .with_context(|| format!("opening {log:?}"))?;
-        let mut command = Command::new(workspace_binary("wordcount")?);
+        let mut command = Command::new(workspace_binary(&spec.binary)?);
         command
             .arg("--bootstrap-servers")
             .arg(&spec.bootstrap_servers)
@@ -112,7 +115,9 @@ impl AppProcess {
         for (k, v) in &spec.env {
             command.env(k, v);
         }
-        command.spawn().context("starting wordcount")
+        command
+            .spawn()
+            .with_context(|| format!("starting {}", spec.binary))
     }
 
     /// The instance's ops server, once it wrote its address (within 60 s).
@@ -462,6 +467,7 @@ impl WordcountRun {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            binary: "wordcount".to_owned(),
         }
     }
 

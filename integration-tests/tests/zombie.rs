@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use eddy_integration_tests::{expected_counts, generate_lines, WordcountRun};
+use eddy_integration_tests::{expected_counts, generate_lines, AppProcess, WordcountRun};
 
 #[test]
 fn a_frozen_instance_is_fenced_when_it_wakes_up() -> anyhow::Result<()> {
@@ -52,6 +52,59 @@ fn a_frozen_instance_is_fenced_when_it_wakes_up() -> anyhow::Result<()> {
         zombie.log_text().contains("aborting and rejoining"),
         "the zombie must notice it lost its partitions and start over:\n{}",
         zombie.log_tail(30)
+    );
+    Ok(())
+}
+
+/// A zombie whose next transaction would carry only punctuation output (no input offsets):
+/// frozen right after a commit, thawed after its task moved. Its punctuation must not commit,
+/// so every tick count appears once in the committed output.
+#[test]
+fn a_frozen_instance_cannot_commit_punctuation_output_after_its_task_moved() -> anyhow::Result<()> {
+    let run = WordcountRun::new("zombie-tick", 1)?;
+    let spec = |name: &str| {
+        let mut spec = run.spec(name, &[("EDDY__APP__TICK_MS", "1500")]);
+        spec.binary = "ticker".to_owned();
+        spec
+    };
+    // Input records give the task committed offsets to fence with.
+    run.kafka.produce(
+        &run.input,
+        (0..3).map(|i| (Some(format!("k{i}").into_bytes()), b"x".to_vec())),
+    )?;
+    let mut tail = run.kafka.tail(&run.output)?;
+    let mut zombie = AppProcess::start("zombie", spec("zombie"))?;
+    let seen = tail.wait_for(3, Duration::from_secs(120))?;
+    // A tick just committed: the next one is 1.5 s away, so no transaction is open.
+    tail.wait_for(seen + 1, Duration::from_secs(30))?;
+    zombie.signal("STOP")?;
+
+    let mut successor = AppProcess::start("successor", spec("successor"))?;
+    let before = tail.count(Duration::ZERO)?;
+    tail.wait_for(before + 3, Duration::from_secs(120))
+        .map_err(|e| anyhow::anyhow!("{e}; successor log:\n{}", successor.log_tail(30)))?;
+
+    // Thawed, the zombie's tick is overdue: it fires at once, with state the successor
+    // has moved past.
+    zombie.signal("CONT")?;
+    let thawed = tail.count(Duration::ZERO)?;
+    tail.wait_for(thawed + 3, Duration::from_secs(60))?;
+    zombie.terminate(Duration::from_secs(60))?;
+    successor.terminate(Duration::from_secs(60))?;
+
+    let output = run
+        .kafka
+        .read_all(&run.output, eddy_testkit::Isolation::ReadCommitted)?;
+    let ticks: Vec<u64> = output
+        .iter()
+        .filter_map(|r| r.value_str().parse().ok())
+        .collect();
+    let expected: Vec<u64> = (1..=ticks.len() as u64).collect();
+    assert_eq!(
+        ticks,
+        expected,
+        "each tick count exactly once, in order; zombie log:\n{}",
+        zombie.log_tail(20)
     );
     Ok(())
 }

@@ -40,6 +40,10 @@ pub(crate) struct ActiveTask {
     pub first_offset: Option<i64>,
     /// The committed input offset when the task started (`None`: nothing committed yet).
     pub start_offset: Option<i64>,
+    /// The input offset the group last committed for the task, as far as this thread knows
+    /// (`start_offset`, then each commit's): sent with transactions that carry no input of
+    /// the task, so a member that lost the task cannot commit them.
+    pub committed_offset: Option<i64>,
     /// True once `start_offset` was looked up.
     pub start_resolved: bool,
     /// True once the consumer was asked to move up to `start_offset`.

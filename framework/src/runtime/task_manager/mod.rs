@@ -260,6 +260,7 @@ impl TaskManager {
             span: tracing::info_span!("task", task = %id, thread = self.thread),
             first_offset: None,
             start_offset: None,
+            committed_offset: None,
             start_resolved: false,
             seek_requested: false,
             id,
@@ -688,7 +689,11 @@ impl TaskManager {
                     return self.on_producer_error(e);
                 }
             }
-            if let Some(next) = task.next_offset {
+            // A transaction without input of a task (punctuation output only) still carries
+            // the task's committed offset: the group coordinator then refuses it from a
+            // member that lost the task, as it refuses any other.
+            let fence = task.next_offset.or(task.committed_offset);
+            if let Some(next) = fence {
                 offsets
                     .add_partition_offset(&task.topic, partition, Offset::Offset(next))
                     .map_err(|source| RuntimeError::Kafka {
@@ -765,7 +770,9 @@ impl TaskManager {
                     task: task.id,
                     source: e.into(),
                 })?;
-            task.next_offset = None;
+            if let Some(next) = task.next_offset.take() {
+                task.committed_offset = Some(next);
+            }
         }
         self.maybe_checkpoint()
     }

@@ -74,6 +74,7 @@ impl TaskManager {
                 Offset::Offset(o) if o >= 0 => Some(o),
                 _ => None,
             };
+            task.committed_offset = task.start_offset;
             task.start_resolved = true;
         }
         Ok(())
