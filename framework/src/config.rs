@@ -769,6 +769,16 @@ impl Fields {
                 )),
             }
         }
+        let kafka = KafkaSettings {
+            bootstrap_servers,
+            transaction_timeout: Duration::from_millis(transaction_timeout_ms),
+            client_properties,
+        };
+        if let Err((property, reason)) = kafka.check_properties() {
+            self.problems.push(format!(
+                "`kafka.properties.{property}` is refused by the Kafka client: {reason}"
+            ));
+        }
         if !self.problems.is_empty() {
             return Err(ConfigError {
                 problems: self.problems,
@@ -777,11 +787,7 @@ impl Fields {
         Ok(EddyConfig {
             application_id,
             instance_id,
-            kafka: KafkaSettings {
-                bootstrap_servers,
-                transaction_timeout: Duration::from_millis(transaction_timeout_ms),
-                client_properties,
-            },
+            kafka,
             guarantee,
             commit_interval: Duration::from_millis(commit_interval_ms),
             threads: usize::try_from(threads).unwrap_or(1),
@@ -935,6 +941,33 @@ mod tests {
             err.problems.len(),
             3,
             "socket.timeout.ms is allowed: {text}"
+        );
+    }
+
+    #[test]
+    fn secrets_never_show_in_errors_or_debug_output() {
+        let err = base()
+            .flag("kafka.properties.sasl.password", "hunter2-secret")
+            .flag("kafka.properties.ssl.key.password", "hunter2-secret")
+            .flag("kafka.properties.no.such.property", "x")
+            .load()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("`kafka.properties.no.such.property` is refused"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        let settings = crate::kafka::KafkaSettings {
+            client_properties: [("sasl.password".to_owned(), "hunter2-secret".to_owned())]
+                .into_iter()
+                .collect(),
+            ..crate::kafka::KafkaSettings::new("127.0.0.1:9092")
+        };
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        assert_eq!(
+            settings.redact("Invalid value \"hunter2-secret\" for sasl.password"),
+            "Invalid value \"<redacted>\" for sasl.password"
         );
     }
 

@@ -98,3 +98,46 @@ fn the_replication_setting_reaches_the_internal_topics() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A local copy whose changelog position lies beyond a recreated (empty) changelog holds state
+/// the changelog no longer describes: it is wiped and restored, not replayed forward.
+#[test]
+fn a_local_copy_ahead_of_a_recreated_changelog_is_wiped_and_restored() -> anyhow::Result<()> {
+    let run = WordcountRun::new("recreated", 1)?;
+    let mut app = run.start("a", &[])?;
+    run.produce_lines(&vec!["alpha beta".to_owned(); 5])?;
+    run.kafka
+        .tail(&run.output)?
+        .wait_for(10, Duration::from_secs(120))?;
+    app.terminate(Duration::from_secs(60))?;
+
+    let changelog = format!("{}-counts-changelog", run.application_id);
+    run.kafka.delete_topic(&changelog)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Deletion finishes on the brokers after the topic leaves the metadata.
+    while let Err(e) = run
+        .kafka
+        .create_topic_with(&changelog, 1, &[("cleanup.policy", "compact")])
+    {
+        if Instant::now() > deadline {
+            return Err(e.into());
+        }
+        std::thread::park_timeout(Duration::from_millis(200)); // poll interval of a deadline wait
+    }
+    app.restart()?;
+    run.produce_lines(&["alpha".to_owned()])?;
+    run.kafka
+        .tail(&run.output)?
+        .wait_for(11, Duration::from_secs(120))?;
+    app.terminate(Duration::from_secs(60))?;
+    let output = run.kafka.read_all(&run.output, Isolation::ReadCommitted)?;
+    let last = output.last().map(|r| (r.key_str(), r.value_str()));
+    assert_eq!(
+        last,
+        Some(("alpha".to_owned(), "1".to_owned())),
+        "the state follows the recreated changelog; log:\n{}",
+        app.log_tail(15)
+    );
+    assert!(app.log_text().contains("the local copy cannot be trusted"));
+    Ok(())
+}

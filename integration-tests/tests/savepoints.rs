@@ -156,3 +156,45 @@ fn a_fork_from_a_savepoint_produces_the_same_outputs_as_the_original() -> anyhow
     assert_eq!(run.kafka.group_members(&fork_id)?, 0);
     Ok(())
 }
+
+/// An instance frozen while the app was restored from a savepoint rejoins without restarting:
+/// it must not bring its old timeline's state into the new one. It stops, saying why.
+#[test]
+fn an_instance_that_slept_through_a_restore_stops_instead_of_writing_its_old_timeline(
+) -> anyhow::Result<()> {
+    let run = WordcountRun::new("sp-sleeper", 2)?;
+    let store = run.dir.path().join("snapshots");
+    let batch1 = generate_lines(41, 2_000, 100);
+    let words1: u64 = expected_counts(batch1.iter().map(String::as_str))
+        .values()
+        .sum();
+    let mut sleeper = run.start("sleeper", &[])?;
+    run.produce_lines(&batch1)?;
+    run.kafka.tail(&run.output)?.wait_for(words1, WAIT)?;
+    let savepoint = create_savepoint(&run, &store)?;
+    sleeper.signal("STOP")?;
+
+    // The restore waits until the frozen member's session has expired.
+    let from = savepoint.display().to_string();
+    let mut restored = run.start("restored", &[("EDDY__SNAPSHOT__FROM_SAVEPOINT", &from)])?;
+    let batch2 = generate_lines(42, 500, 100);
+    let words2: u64 = expected_counts(batch2.iter().map(String::as_str))
+        .values()
+        .sum();
+    run.produce_lines(&batch2)?;
+    run.kafka
+        .tail(&run.output)?
+        .wait_for(words1 + words2, WAIT)
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", restored.log_tail(30)))?;
+
+    sleeper.signal("CONT")?;
+    let status = sleeper.wait_exit(Duration::from_secs(120))?;
+    assert!(!status.success());
+    assert!(
+        sleeper.log_text().contains("was applied to the app"),
+        "{}",
+        sleeper.log_tail(20)
+    );
+    restored.terminate(Duration::from_secs(60))?;
+    Ok(())
+}

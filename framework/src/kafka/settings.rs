@@ -7,7 +7,8 @@ use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
 /// Connection settings shared by every Kafka client (consumer, producer, admin) of an app.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Debug output redacts the values of secret properties (see [`is_sensitive`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSettings {
     /// Comma-separated `host:port` list of brokers to bootstrap from.
@@ -23,6 +24,48 @@ pub struct KafkaSettings {
     pub client_properties: BTreeMap<String, String>,
 }
 
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .client_properties
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_sensitive(k) {
+                    REDACTED
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaSettings")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("transaction_timeout", &self.transaction_timeout)
+            .field("client_properties", &properties)
+            .finish()
+    }
+}
+
+/// What stands for a secret in errors and logs.
+pub const REDACTED: &str = "<redacted>";
+
+/// True for librdkafka properties whose values are secrets (passwords, keys, tokens, JAAS
+/// configs), which Eddy never shows in errors, logs or debug output.
+pub fn is_sensitive(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "jaas",
+        "token",
+        "ssl.key.pem",
+        "ssl_key",
+        "private",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
 fn default_transaction_timeout() -> Duration {
     Duration::from_secs(30)
 }
@@ -34,6 +77,35 @@ impl KafkaSettings {
             bootstrap_servers: bootstrap_servers.into(),
             transaction_timeout: default_transaction_timeout(),
             client_properties: BTreeMap::new(),
+        }
+    }
+
+    /// `text` with the value of every secret property replaced by `<redacted>`.
+    pub fn redact(&self, text: &str) -> String {
+        self.client_properties
+            .iter()
+            .filter(|(k, v)| is_sensitive(k) && !v.is_empty())
+            .fold(text.to_owned(), |out, (_, v)| {
+                out.replace(v.as_str(), REDACTED)
+            })
+    }
+
+    /// Hands every property to librdkafka once, without connecting, so a bad name or value
+    /// is found at start-up and reported naming the property, with secrets redacted (
+    /// librdkafka's own message echoes the value).
+    ///
+    /// # Errors
+    /// The first property librdkafka refuses: `(property, redacted reason)`.
+    pub fn check_properties(&self) -> Result<(), (String, String)> {
+        match self
+            .client_config("eddy-config-check")
+            .create_native_config()
+        {
+            Ok(_) => Ok(()),
+            Err(rdkafka::error::KafkaError::ClientConfig(_, description, key, _)) => {
+                Err((key, self.redact(&description)))
+            }
+            Err(other) => Err((String::new(), self.redact(&other.to_string()))),
         }
     }
 

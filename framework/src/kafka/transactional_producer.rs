@@ -39,9 +39,27 @@ pub struct TransactionalProducerError {
 }
 
 impl TransactionalProducerError {
-    /// True when another producer with the same transactional id fenced this one.
+    /// True when the instance must close its tasks and rejoin (fenced, or it lost its group
+    /// generation).
     pub fn is_fenced(&self) -> bool {
         self.action == ErrorAction::Rejoin
+    }
+
+    /// True when another producer registered the same transactional id after this one (or
+    /// the broker aborted this producer's timed-out transaction, which bumps its epoch).
+    pub fn is_producer_fenced(&self) -> bool {
+        let code = match self.source.as_ref() {
+            KafkaError::Transaction(rd) => Some(rd.code()),
+            other => other.rdkafka_error_code(),
+        };
+        matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+                    | RDKafkaErrorCode::Fenced
+            )
+        )
     }
 }
 

@@ -131,6 +131,25 @@ pub enum RuntimeError {
         /// The panic's message.
         message: String,
     },
+    /// Another process runs with this instance's id (a copied state directory, or the same
+    /// `application.instance_id` given twice): each one's start fences the other.
+    #[error("another process runs with instance id `{instance_id}`: it keeps registering transactional id `{transactional_id}` and fencing this one (a copied state directory, or application.instance_id set twice?); give every instance its own state directory and instance id")]
+    DuplicateInstance {
+        /// The instance id both use.
+        instance_id: String,
+        /// The transactional id they contend for.
+        transactional_id: String,
+    },
+    /// A savepoint was applied to the app while this instance ran on an older timeline.
+    #[error("savepoint {savepoint} was applied to the app (timeline {epoch}) while this instance ran on timeline {ours}: restart it to join the new timeline; its local state belongs to the old one")]
+    TimelineMoved {
+        /// The savepoint applied.
+        savepoint: String,
+        /// The app's timeline now.
+        epoch: String,
+        /// The timeline this instance ran on.
+        ours: String,
+    },
     /// A stream thread kept starting over without committing anything.
     #[error("no progress for {after:?} of start-overs; the last: {reason}")]
     Stalled {
@@ -247,6 +266,7 @@ impl App {
             status: Arc::clone(&status),
             standbys: standby::Standbys::default(),
             poisoned: std::sync::Mutex::default(),
+            task_locks: task_manager::TaskLocks::default(),
         });
         let shutdown = Arc::new(AtomicBool::new(false));
         // Standbys (and the warm-up) run before the stream threads join the group.

@@ -10,6 +10,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use super::active_task::ActiveTask;
 use super::RuntimeError;
 use crate::kafka::KafkaSettings;
+use crate::record::wall_clock_ms;
 use crate::state::StateError;
 use crate::task::TaskId;
 
@@ -82,6 +83,9 @@ pub(crate) struct Restorer {
     /// Changelog topics whose metadata both clients have: a watermark query for a partition
     /// the client knows nothing about first waits for a metadata refresh.
     known_topics: std::collections::HashSet<String>,
+    /// Each changelog's `delete.retention.ms`, read once (`None`: unknown).
+    retention: HashMap<String, Option<i64>>,
+    settings: KafkaSettings,
 }
 
 impl Restorer {
@@ -114,9 +118,30 @@ impl Restorer {
             reading: HashMap::new(),
             starts: HashMap::new(),
             known_topics: std::collections::HashSet::new(),
+            retention: HashMap::new(),
+            settings: settings.clone(),
             stable_deadline: settings.transaction_timeout * 2 + Duration::from_secs(10),
             metrics,
         })
+    }
+
+    /// The `delete.retention.ms` of changelog `topic`, read from the brokers once; `None`
+    /// when it cannot be read (then only the position decides whether a copy is stale).
+    fn delete_retention(&mut self, topic: &str) -> Option<i64> {
+        if let Some(known) = self.retention.get(topic) {
+            return *known;
+        }
+        let read = crate::kafka::TopicAdmin::new(&self.settings)
+            .and_then(|admin| admin.topic_config(topic, "delete.retention.ms"));
+        let value = match read {
+            Ok(value) => value.and_then(|v| v.parse().ok()),
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "cannot read the changelog's delete.retention.ms");
+                return None; // asked again next time
+            }
+        };
+        self.retention.insert(topic.to_owned(), value);
+        value
     }
 
     /// True while some changelog partition is being read.
@@ -187,12 +212,33 @@ impl Restorer {
                 }
                 continue;
             }
-            let position = task
-                .graph
-                .stores_mut()
+            let stores = task.graph.stores_mut();
+            let position = stores
                 .changelog_position(&restore.store)
                 .map_err(|e| state_error(task.id, e))?;
-            let start = position.unwrap_or(low).max(low);
+            let synced_at = stores
+                .synced_at(&restore.store)
+                .map_err(|e| state_error(task.id, e))?;
+            let retention = self.delete_retention(&restore.topic);
+            let stale = stale_copy(position, synced_at, (low, high), retention, wall_clock_ms());
+            let position = match stale {
+                Some(why) => {
+                    tracing::warn!(
+                        task = %task.id,
+                        store = restore.store,
+                        changelog = restore.topic,
+                        partition,
+                        "the local copy cannot be trusted ({why}): wiping it and restoring from the changelog"
+                    );
+                    task.graph
+                        .stores_mut()
+                        .wipe(&restore.store)
+                        .map_err(|e| state_error(task.id, e))?;
+                    None
+                }
+                None => position,
+            };
+            let start = position.unwrap_or(low);
             restore.target = Some(stable);
             tracing::info!(
                 task = %task.id,
@@ -311,9 +357,69 @@ impl Restorer {
     }
 }
 
+/// Why a local copy at changelog `position`, last synced at `synced_at`, cannot be replayed
+/// forward from there: its position is outside the changelog (recreated, truncated or purged:
+/// what it holds is not what the changelog describes), or it is older than the changelog's
+/// `delete.retention.ms`, so compaction may have removed deletes it never saw. `None` when it
+/// can.
+fn stale_copy(
+    position: Option<i64>,
+    synced_at: Option<i64>,
+    (low, high): (i64, i64),
+    delete_retention_ms: Option<i64>,
+    now_ms: i64,
+) -> Option<String> {
+    let position = position?;
+    if position < low || position > high {
+        return Some(format!(
+            "its changelog position {position} is outside the changelog's offsets {low}..{high}"
+        ));
+    }
+    let (Some(synced), Some(retention)) = (synced_at, delete_retention_ms) else {
+        return None;
+    };
+    let age = now_ms.saturating_sub(synced);
+    (retention >= 0 && age > retention).then(|| {
+        format!("it was last synced {age} ms ago, longer than the changelog's delete.retention.ms of {retention}")
+    })
+}
+
 fn state_error(task: TaskId, source: StateError) -> RuntimeError {
     RuntimeError::Task {
         task,
         source: source.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn copies_outside_the_changelog_or_older_than_its_delete_retention_are_stale() {
+        let now = 10 * DAY;
+        let fresh = Some(now - 1_000);
+        assert_eq!(stale_copy(Some(50), fresh, (0, 100), Some(DAY), now), None);
+        assert_eq!(stale_copy(None, None, (0, 100), Some(DAY), now), None);
+        assert_eq!(
+            stale_copy(Some(100), fresh, (0, 100), Some(DAY), now),
+            None,
+            "at the end"
+        );
+        let beyond = stale_copy(Some(120), fresh, (0, 100), Some(DAY), now).unwrap();
+        assert!(beyond.contains("position 120 is outside"), "{beyond}");
+        assert!(
+            stale_copy(Some(5), fresh, (10, 100), Some(DAY), now).is_some(),
+            "purged"
+        );
+        let old = stale_copy(Some(50), Some(now - 2 * DAY), (0, 100), Some(DAY), now).unwrap();
+        assert!(old.contains("delete.retention.ms"), "{old}");
+        assert_eq!(
+            stale_copy(Some(50), Some(now - 2 * DAY), (0, 100), None, now),
+            None,
+            "unknown retention: the position decides"
+        );
     }
 }

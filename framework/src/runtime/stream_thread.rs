@@ -38,9 +38,17 @@ pub(crate) fn run(
     let name = format!("{}-{index}", shared.instance.instance_id());
     let _span = tracing::info_span!("stream_thread", thread = %name).entered();
     let mut policy = RestartPolicy::new(shared.config.restart_deadline);
+    let mut fencings = Fencings::default();
     loop {
         let started = Instant::now();
-        let (ended, committed) = run_generation(&shared, &name, fault, &shutdown);
+        let (ended, committed, fenced) = run_generation(&shared, &name, fault, &shutdown);
+        if fenced && fencings.fenced_again(Instant::now()) {
+            let app = &shared.config.application_id;
+            return Err(RuntimeError::DuplicateInstance {
+                instance_id: shared.instance.instance_id().to_owned(),
+                transactional_id: format!("{app}-{name}"),
+            });
+        }
         let failure = match ended {
             Ok(Ended::Shutdown) => return Ok(()),
             Ok(Ended::Reset(reason)) => Ok(reason),
@@ -118,16 +126,43 @@ fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
     client
 }
 
-/// Runs one generation; returns how it ended and whether it committed a transaction.
+/// Recent times another producer registered this thread's transactional id.
+#[derive(Debug, Default)]
+struct Fencings(std::collections::VecDeque<Instant>);
+
+impl Fencings {
+    /// How many fencings within [`Fencings::WINDOW`] mean that two processes share the
+    /// instance id: each start of one fences the other, endlessly. A restarted instance
+    /// fences its dead predecessor, and a frozen one is fenced once when its transaction
+    /// times out; neither is fenced again and again.
+    const LIMIT: usize = 3;
+    const WINDOW: Duration = Duration::from_secs(120);
+
+    /// Notes a fencing at `now`; true when it makes too many.
+    fn fenced_again(&mut self, now: Instant) -> bool {
+        self.0.push_back(now);
+        while self
+            .0
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > Self::WINDOW)
+        {
+            self.0.pop_front();
+        }
+        self.0.len() >= Self::LIMIT
+    }
+}
+
+/// Runs one generation; returns how it ended, whether it committed a transaction and whether
+/// another producer fenced its transactional id.
 fn run_generation(
     shared: &Arc<Shared>,
     name: &str,
     fault: Fault,
     shutdown: &AtomicBool,
-) -> (Result<Ended, RuntimeError>, bool) {
+) -> (Result<Ended, RuntimeError>, bool, bool) {
     let consumer = match start_generation(shared, name, fault) {
         Ok(consumer) => consumer,
-        Err(e) => return (Err(e), false),
+        Err(e) => return (Err(e), false, false),
     };
     // A panic that escapes the record handlers (a bug, or user code outside them) must not
     // unwind past this point: dropping the consumer runs the revoke callback, which would
@@ -138,17 +173,17 @@ fn run_generation(
             message: crate::task::panic_message(panic.as_ref()),
         }),
     };
-    let committed = {
+    let (committed, fenced) = {
         let mut manager = consumer.context().manager();
         if result.is_err() {
             manager.abandon();
         }
-        manager.committed_any()
+        (manager.committed_any(), manager.producer_fenced())
     };
     // Leaving the group: the revoke callback this triggers finds nothing left to commit.
     consumer.unsubscribe();
     drop(consumer);
-    (result, committed)
+    (result, committed, fenced)
 }
 
 /// Creates the generation's producer (registering its transactional id), task manager and
@@ -238,5 +273,23 @@ fn drive(
         if let Some(reason) = manager.reset_reason() {
             return Ok(Ended::Reset(reason.to_owned()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_fencing_within_the_window_means_a_duplicate() {
+        let t0 = Instant::now();
+        let mut once_in_a_while = Fencings::default();
+        for minutes in [0, 3, 6, 9] {
+            assert!(!once_in_a_while.fenced_again(t0 + Duration::from_secs(60 * minutes)));
+        }
+        let mut mutual = Fencings::default();
+        assert!(!mutual.fenced_again(t0));
+        assert!(!mutual.fenced_again(t0 + Duration::from_secs(5)));
+        assert!(mutual.fenced_again(t0 + Duration::from_secs(10)));
     }
 }

@@ -125,7 +125,104 @@ pub enum ControlMessage {
     },
 }
 
+/// An id written into paths and keys: ASCII letters, digits, `.`, `_`, `-`, `@`.
+fn plain_id(what: &str, id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{what} `{id}` is not a plain id"))
+    }
+}
+
+/// A directory instances write to or read from: absolute, without `..`.
+fn plain_dir(what: &str, path: &str) -> Result<(), String> {
+    let p = std::path::Path::new(path);
+    let climbs = p
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir));
+    if p.is_absolute() && !climbs && !path.contains('\0') {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} `{path}` is not an absolute path without `..`"
+        ))
+    }
+}
+
+/// A `host:port` other instances send HTTP requests to.
+fn host_port(address: &str) -> Result<(), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("ops address `{address}` has no port"))?;
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if host_ok && port.parse::<u16>().is_ok() {
+        Ok(())
+    } else {
+        Err(format!("ops address `{address}` is not a host:port"))
+    }
+}
+
 impl ControlMessage {
+    /// Checks what the message names before anyone acts on it: anyone allowed to write the
+    /// control topic could otherwise point savepoint writes at any directory or forwarded
+    /// queries at any address.
+    ///
+    /// # Errors
+    /// What is wrong, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            ControlMessage::SavepointBegin { id, target, .. } => {
+                plain_id("savepoint id", id)?;
+                plain_dir("savepoint store", target)
+            }
+            ControlMessage::SavepointPaused { id, thread, .. }
+            | ControlMessage::SavepointDrained { id, thread, .. }
+            | ControlMessage::SavepointSnapshotted { id, thread, .. }
+            | ControlMessage::SavepointFailed { id, thread, .. } => {
+                plain_id("savepoint id", id)?;
+                plain_id("thread", thread)
+            }
+            ControlMessage::SavepointDrain { id, .. }
+            | ControlMessage::SavepointSnapshot { id }
+            | ControlMessage::SavepointEnd { id, .. } => plain_id("savepoint id", id),
+            ControlMessage::Instance {
+                instance,
+                ops_address,
+                ..
+            } => {
+                plain_id("instance", instance)?;
+                host_port(ops_address)
+            }
+            ControlMessage::RestoreClaim {
+                savepoint,
+                instance,
+                ..
+            } => {
+                plain_id("savepoint id", savepoint)?;
+                plain_id("instance", instance)
+            }
+            ControlMessage::Restored {
+                savepoint,
+                path,
+                epoch,
+                ..
+            } => {
+                plain_id("savepoint id", savepoint)?;
+                plain_id("epoch", epoch)?;
+                plain_dir("savepoint directory", path)
+            }
+        }
+    }
+
     /// The compaction key: the last restore record, and each thread's last word on each
     /// savepoint, survive compaction.
     fn key(&self) -> String {
@@ -154,6 +251,8 @@ impl ControlMessage {
 /// Reads and writes the control topic.
 pub struct ControlChannel {
     topic: String,
+    /// The offset after the last message read (the start before the first).
+    next: std::sync::atomic::AtomicI64,
     /// Delivery reports are served by [`crate::kafka::drain`] after each send.
     producer: BaseProducer,
     consumer: BaseConsumer,
@@ -227,6 +326,10 @@ impl ControlChannel {
             .assign(&tpl)
             .map_err(kafka("assigning the control topic"))?;
         Ok(ControlChannel {
+            next: std::sync::atomic::AtomicI64::new(match start {
+                Offset::Offset(o) => o,
+                _ => 0,
+            }),
             topic,
             producer,
             consumer,
@@ -281,8 +384,18 @@ impl ControlChannel {
                 }
                 Err(e) => return Err(kafka("reading the control topic")(e)),
             };
+            self.next
+                .fetch_max(msg.offset() + 1, std::sync::atomic::Ordering::Relaxed);
             match msg.payload().map(serde_json::from_slice::<ControlMessage>) {
-                Some(Ok(message)) => return Ok(Some(message)),
+                Some(Ok(message)) => match message.validate() {
+                    Ok(()) => return Ok(Some(message)),
+                    Err(why) => tracing::warn!(
+                        topic = self.topic,
+                        offset = msg.offset(),
+                        error = why,
+                        "ignoring a control message that names something it may not"
+                    ),
+                },
                 other => tracing::warn!(
                     topic = self.topic,
                     offset = msg.offset(),
@@ -308,13 +421,16 @@ impl ControlChannel {
             return Ok(out);
         }
         loop {
+            // The consumer's position is unknown until it consumed something; what was read
+            // (or where reading started) is known.
             let position = self
                 .consumer
                 .position()
                 .map_err(kafka("reading the control position"))?
                 .find_partition(&self.topic, 0)
                 .and_then(|e| e.offset().to_raw())
-                .unwrap_or(-1);
+                .unwrap_or(-1)
+                .max(self.next.load(std::sync::atomic::Ordering::Relaxed));
             if position >= end {
                 return Ok(out);
             }
@@ -328,5 +444,40 @@ impl ControlChannel {
                 out.push(message);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_naming_paths_or_addresses_they_may_not_are_refused() {
+        let begin = |target: &str| ControlMessage::SavepointBegin {
+            id: "sp-1".to_owned(),
+            target: target.to_owned(),
+            deadline_ms: 0,
+        };
+        assert!(begin("/data/snapshots").validate().is_ok());
+        assert!(begin("relative/dir").validate().is_err());
+        assert!(begin("/data/../etc").validate().is_err());
+        let instance = |address: &str| ControlMessage::Instance {
+            instance: "abc123".to_owned(),
+            ops_address: address.to_owned(),
+            started_ms: 0,
+        };
+        assert!(instance("10.0.0.7:9464").validate().is_ok());
+        assert!(instance("app-1.svc.cluster.local:9464").validate().is_ok());
+        assert!(instance("[::1]:9464").validate().is_ok());
+        assert!(instance("evil.example/path:80").validate().is_err());
+        assert!(instance("user@host:80").validate().is_err());
+        assert!(instance("host").validate().is_err());
+        let restored = ControlMessage::Restored {
+            savepoint: "../../x".to_owned(),
+            path: "/data/sp".to_owned(),
+            epoch: "sp-1@1700000000000".to_owned(),
+            positions: BTreeMap::new(),
+        };
+        assert!(restored.validate().is_err());
     }
 }

@@ -89,10 +89,12 @@ pub fn upload(
     Ok((files, stats))
 }
 
-/// Replaces `dir` with the files of a snapshot.
+/// Replaces `dir` with the files of a snapshot, atomically: the files are fetched and verified
+/// into a sibling directory that is renamed into place only when complete, so a failure or a
+/// crash mid-download leaves `dir` as it was (or, at worst, absent), never half-written.
 ///
 /// # Errors
-/// A blob is missing or cannot be copied.
+/// A name is not plain, a blob is missing, cannot be copied or does not match its hash.
 pub fn download(
     store: &dyn SnapshotStore,
     files: &[SnapshotFile],
@@ -102,16 +104,51 @@ pub fn download(
         path: dir.display().to_string(),
         message: format!("{what}: {e}"),
     };
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| io("removing old state", e))?;
-    }
     // Names come from JSON documents anyone with access to the store could have written:
     // every one must be a plain file name and a content hash before anything is touched.
     for file in files {
         check_file_name(&file.name)?;
         check_blob_name(&file.blob)?;
     }
-    std::fs::create_dir_all(dir).map_err(|e| io("creating", e))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = dir.with_file_name(format!("{name}.download-{}", std::process::id()));
+    remove_leftovers(dir, &name);
+    std::fs::create_dir_all(&staging).map_err(|e| io("creating the download directory", e))?;
+    let fetched = fetch_all(store, files, &staging);
+    if let Err(e) = fetched {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| io("removing old state", e))?;
+    }
+    std::fs::rename(&staging, dir).map_err(|e| io("moving the download into place", e))?;
+    fetched
+}
+
+/// Removes download directories a crashed process left beside `dir`.
+fn remove_leftovers(dir: &Path, name: &str) {
+    let Some(parent) = dir.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let prefix = format!("{name}.download-");
+    for entry in entries.filter_map(Result::ok) {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Fetches and verifies every file into `dir`; returns the bytes.
+fn fetch_all(
+    store: &dyn SnapshotStore,
+    files: &[SnapshotFile],
+    dir: &Path,
+) -> Result<u64, SnapshotError> {
     let mut bytes = 0;
     for file in files {
         let local = dir.join(&file.name);
@@ -253,6 +290,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not a content hash"));
+        assert!(
+            !dir.path().join("task").exists(),
+            "failed downloads leave nothing behind"
+        );
         // A blob whose content no longer matches its name.
         std::fs::write(dir.path().join("store/files").join(&blob), b"tampered").unwrap();
         let files = [SnapshotFile {
@@ -262,5 +303,42 @@ mod tests {
         }];
         let err = download(&store, &files, &task).unwrap_err();
         assert!(err.to_string().contains("hashes to"), "{err}");
+    }
+
+    #[test]
+    fn a_download_that_fails_midway_leaves_the_old_state_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirectoryStore::new(dir.path().join("store"));
+        let task = dir.path().join("0_1");
+        std::fs::create_dir_all(&task).unwrap();
+        std::fs::write(task.join("CURRENT"), b"old state").unwrap();
+        let good = dir.path().join("good");
+        std::fs::write(&good, b"new file").unwrap();
+        let blob = content_hash(&good).unwrap();
+        store.put_file(&blob, &good).unwrap();
+        let files = [
+            SnapshotFile {
+                name: "000001.sst".to_owned(),
+                blob,
+                size: 8,
+            },
+            SnapshotFile {
+                name: "CURRENT".to_owned(),
+                blob: "f".repeat(64),
+                size: 8,
+            },
+        ];
+        assert!(
+            download(&store, &files, &task).is_err(),
+            "the second blob is missing"
+        );
+        assert_eq!(std::fs::read(task.join("CURRENT")).unwrap(), b"old state");
+        assert!(!task.join("000001.sst").exists(), "no half-written state");
+        let leftovers = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains(".download-"))
+            .count();
+        assert_eq!(leftovers, 0);
     }
 }

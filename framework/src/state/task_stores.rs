@@ -17,6 +17,10 @@ fn position_key(store: &str) -> Vec<u8> {
     format!("changelog-position/{store}").into_bytes()
 }
 
+fn synced_key(store: &str) -> Vec<u8> {
+    format!("synced-at/{store}").into_bytes()
+}
+
 /// Meta key of the state timeline (the savepoint restore) the data belongs to.
 const EPOCH_KEY: &[u8] = b"epoch";
 
@@ -236,15 +240,70 @@ impl TaskStores {
         let cf = db
             .cf_handle(META_CF)
             .ok_or_else(|| self.rocks_error("meta column family missing"))?;
+        let now = crate::record::wall_clock_ms();
         for (store, position) in positions {
             if matches!(
                 self.slots.get(store).map(|s| s.store.backend()),
                 Some(Backend::Rocks { .. })
             ) {
                 batch.put_cf(cf, position_key(store), position.to_be_bytes());
+                batch.put_cf(cf, synced_key(store), now.to_be_bytes());
             }
         }
         Ok(())
+    }
+
+    /// When store `name` last took changelog records (milliseconds since the epoch): a copy
+    /// that has not for longer than the changelog's `delete.retention.ms` may miss deletes
+    /// that compaction has since removed. `None` for stores that never recorded it.
+    pub(crate) fn synced_at(&self, name: &str) -> Result<Option<i64>, StateError> {
+        let Some(db) = &self.db else { return Ok(None) };
+        let cf = db
+            .cf_handle(META_CF)
+            .ok_or_else(|| self.rocks_error("meta column family missing"))?;
+        let raw = db
+            .get_cf(cf, synced_key(name))
+            .map_err(|e| self.rocks_error(e))?;
+        Ok(raw.and_then(|b| {
+            <[u8; 8]>::try_from(b.as_slice())
+                .ok()
+                .map(i64::from_be_bytes)
+        }))
+    }
+
+    /// Deletes every key of store `name` and its changelog position, in one batch: the local
+    /// copy cannot be trusted and the store is restored from its changelog's beginning.
+    pub(crate) fn wipe(&mut self, name: &str) -> Result<(), StateError> {
+        let slot = self
+            .slots
+            .get_mut(name)
+            .ok_or_else(|| StateError::Unknown(name.to_owned()))?;
+        slot.store.discard_pending();
+        let db = match slot.store.backend_mut() {
+            Backend::Memory(map) => {
+                map.clear();
+                return Ok(());
+            }
+            Backend::Rocks { db, .. } => Arc::clone(db),
+        };
+        let (Some(cf), Some(meta)) = (db.cf_handle(name), db.cf_handle(META_CF)) else {
+            return Err(self.rocks_error(format!("column family of `{name}` missing")));
+        };
+        let mut batch = WriteBatch::default();
+        // The range's end is exclusive: one byte past the last key covers it.
+        let last = db
+            .iterator_cf(cf, rocksdb::IteratorMode::End)
+            .next()
+            .transpose()
+            .map_err(|e| self.rocks_error(e))?;
+        if let Some((last, _)) = last {
+            let mut end = last.to_vec();
+            end.push(0);
+            batch.delete_range_cf(cf, Vec::<u8>::new(), end);
+        }
+        batch.delete_cf(meta, position_key(name));
+        batch.delete_cf(meta, synced_key(name));
+        db.write(batch).map_err(|e| self.rocks_error(e))
     }
 
     /// Writes records replayed from store `name`'s changelog, and the position after them.
@@ -365,6 +424,38 @@ fn stage(
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod wipe_tests {
+    use super::*;
+    use crate::serde::{I64Serde, StringSerde};
+
+    #[test]
+    fn a_wiped_store_is_empty_and_restores_from_the_beginning() {
+        let dir = tempfile::tempdir().unwrap();
+        let defs = [StoreBuilder::rocksdb("counts", StringSerde, I64Serde)];
+        let mut stores = TaskStores::open(
+            Some(dir.path()),
+            &defs,
+            |s| format!("app-{s}-changelog"),
+            &RocksMemory::default(),
+        )
+        .unwrap();
+        let records = (0..100)
+            .map(|i| (format!("k{i}").into_bytes(), Some(vec![i])))
+            .collect();
+        stores.apply_restored("counts", records, 100).unwrap();
+        assert_eq!(stores.changelog_position("counts").unwrap(), Some(100));
+        assert!(stores.synced_at("counts").unwrap().is_some());
+        stores.wipe("counts").unwrap();
+        assert_eq!(stores.changelog_position("counts").unwrap(), None);
+        assert_eq!(stores.synced_at("counts").unwrap(), None);
+        let view = stores.typed::<String, i64>("counts").unwrap();
+        for key in ["k0", "k50", "k99"] {
+            assert_eq!(view.get(&key.to_owned()).unwrap(), None, "{key} survived");
         }
     }
 }

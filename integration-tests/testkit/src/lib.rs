@@ -275,6 +275,53 @@ impl Kafka {
         self.wait_for_partitions(name, partitions)
     }
 
+    /// Deletes `topic` and waits until the cluster no longer lists it.
+    ///
+    /// # Errors
+    /// Fails when the broker refuses or the topic is still listed after the deadline.
+    pub fn delete_topic(&self, topic: &str) -> Result<(), TestkitError> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .config()
+            .create()
+            .map_err(kafka_err("creating an admin client"))?;
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = futures::executor::block_on(admin.delete_topics(&[topic], &options))
+            .map_err(kafka_err(format!("deleting topic {topic}")))?;
+        for result in results {
+            if let Err((topic, code)) = result {
+                return Err(TestkitError::Kafka {
+                    what: format!("deleting topic {topic}"),
+                    source: KafkaError::AdminOp(code),
+                });
+            }
+        }
+        let consumer: BaseConsumer = self
+            .config()
+            .create()
+            .map_err(kafka_err("creating a metadata client"))?;
+        let start = Instant::now();
+        loop {
+            let listed = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
+                .map(|md| {
+                    md.topics()
+                        .iter()
+                        .any(|t| t.name() == topic && t.error().is_none())
+                })
+                .unwrap_or(true);
+            if !listed {
+                return Ok(());
+            }
+            if start.elapsed() > DEFAULT_DEADLINE {
+                return Err(TestkitError::Timeout {
+                    what: format!("topic {topic} gone"),
+                    after: DEFAULT_DEADLINE,
+                });
+            }
+            std::thread::park_timeout(Duration::from_millis(100)); // poll interval of a deadline wait
+        }
+    }
+
     fn wait_for_partitions(&self, topic: &str, partitions: i32) -> Result<(), TestkitError> {
         let consumer: BaseConsumer = self
             .config()

@@ -13,6 +13,24 @@ use crate::state::{StateError, StoreBuilder, TaskStores};
 use crate::task::TaskId;
 use crate::topology::changelog_topic;
 
+/// One lock per task directory of the instance: whoever opens a task's stores (a stream
+/// thread, the standby thread) holds it until the stores are open, so no one opens the
+/// directory while another replaces it with a downloaded checkpoint.
+#[derive(Debug, Default)]
+pub(crate) struct TaskLocks(
+    std::sync::Mutex<std::collections::HashMap<TaskId, std::sync::Arc<std::sync::Mutex<()>>>>,
+);
+
+impl TaskLocks {
+    fn of(&self, id: TaskId) -> std::sync::Arc<std::sync::Mutex<()>> {
+        let mut locks = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::sync::Arc::clone(locks.entry(id).or_default())
+    }
+}
+
 /// Where a task's checkpoints live in the snapshot store.
 pub(super) fn checkpoint_prefix(application_id: &str, task: TaskId) -> String {
     format!("{application_id}/checkpoints/{task}")
@@ -54,6 +72,10 @@ pub(crate) fn open_stores(
         task: id,
         source: e.into(),
     };
+    let lock = shared.task_locks.of(id);
+    let _held = lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = shared.instance.task_dir(&id.to_string());
     let stores = open_local(shared, &dir, defs).map_err(task_error)?;
     let epoch = shared.timeline.epoch();

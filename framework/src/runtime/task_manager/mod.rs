@@ -16,7 +16,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Headers as _};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-pub(crate) use base::open_stores;
+pub(crate) use base::{open_stores, TaskLocks};
 
 use super::active_task::{ActiveTask, StoreRestore};
 use super::fault::Fault;
@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     /// skips or dead-letters them when they come again. Shared by the threads, since the
     /// task may come back on another one.
     pub poisoned: std::sync::Mutex<std::collections::HashMap<(String, i32, i64), String>>,
+    /// Held while a task's stores are opened (and its directory perhaps replaced).
+    pub task_locks: TaskLocks,
 }
 
 /// The tasks and transaction of one stream thread.
@@ -98,6 +100,8 @@ pub(crate) struct TaskManager {
     last_start_lookup: Option<Instant>,
     /// Deletes committed records of the repartition topics this thread reads.
     purger: purge::Purger,
+    /// Set when another producer registered this thread's transactional id.
+    producer_fenced: bool,
 }
 
 impl TaskManager {
@@ -142,6 +146,7 @@ impl TaskManager {
             seeks: Vec::new(),
             last_start_lookup: None,
             purger: purge::Purger::new(shared.config.repartition_purge_interval),
+            producer_fenced: false,
             shared,
         })
     }
@@ -190,6 +195,7 @@ impl TaskManager {
         if assigned.count() == 0 {
             return Ok(());
         }
+        self.check_timeline()?;
         self.abandon_round(consumer);
         consumer
             .pause(assigned)
@@ -424,7 +430,7 @@ impl TaskManager {
                 task.next_offset = Some(msg.offset() + 1);
             }
             let handler = self.shared.config.processing_errors.clone();
-            return self.divert(&handler, id, &raw, &error);
+            return self.divert(&handler, id, &raw, &error, "whose processing failed");
         }
         let raw = raw_record(msg);
         let started = Instant::now();
@@ -481,7 +487,13 @@ impl TaskManager {
         if handler == RecordErrorHandler::Fail {
             return Err(RuntimeError::Task { task, source: err });
         }
-        self.divert(&handler, task, raw, &err.to_string())
+        self.divert(
+            &handler,
+            task,
+            raw,
+            &err.to_string(),
+            "that cannot be decoded",
+        )
     }
 
     /// A record's processing failed or panicked, possibly after it changed state or sent
@@ -532,6 +544,7 @@ impl TaskManager {
         task: TaskId,
         raw: &RawRecord,
         error: &str,
+        what: &str,
     ) -> Result<(), RuntimeError> {
         let partition = raw.partition.unwrap_or(task.partition);
         match handler {
@@ -541,12 +554,12 @@ impl TaskManager {
                 error: error.to_owned(),
             }),
             RecordErrorHandler::Skip => {
-                tracing::warn!(task = %task, error, topic = raw.topic, partition, offset = raw.offset, "skipping a record");
+                tracing::warn!(task = %task, error, topic = raw.topic, partition, offset = raw.offset, "skipping a record {what}");
                 self.shared.metrics.add_skipped();
                 Ok(())
             }
             RecordErrorHandler::DeadLetter(topic) => {
-                tracing::warn!(task = %task, error, topic = raw.topic, partition, offset = raw.offset, dead_letter_topic = topic, "sending a record to the dead-letter topic");
+                tracing::warn!(task = %task, error, topic = raw.topic, partition, offset = raw.offset, dead_letter_topic = topic, "sending a record {what} to the dead-letter topic");
                 let mut headers = raw.headers.clone();
                 headers.push(("eddy.error".to_owned(), error.as_bytes().to_vec()));
                 headers.push(("eddy.topic".to_owned(), raw.topic.clone().into_bytes()));
@@ -780,6 +793,7 @@ impl TaskManager {
     /// Handles a producer error by its action: abortable and fencing errors make the thread
     /// start over from the last commit; fatal ones stop it.
     fn on_producer_error(&mut self, mut e: TransactionalProducerError) -> Result<(), RuntimeError> {
+        self.producer_fenced |= e.is_producer_fenced();
         match e.action {
             ErrorAction::Fatal => Err(self.named_rejection(e)),
             ErrorAction::Retry | ErrorAction::AbortTransaction | ErrorAction::Rejoin => {
@@ -861,6 +875,53 @@ impl TaskManager {
         // Later rebalance callbacks (leaving the group) find nothing to commit.
         self.reset = Some("shutting down".to_owned());
         Ok(())
+    }
+
+    /// Before tasks are created: reads the control topic to its end and stops the thread when
+    /// a savepoint was applied to the app since this instance established its timeline (it
+    /// was paused or cut off meanwhile and rejoined without restarting). Its local state
+    /// belongs to the old timeline, and writing it into the new one would undo the restore.
+    fn check_timeline(&mut self) -> Result<(), RuntimeError> {
+        // The last restore record survives compaction (key `restored`); the thread's own
+        // channel starts at the topic's end, so read it from the beginning.
+        let history = ControlChannel::open(
+            &self.shared.config.kafka,
+            &self.shared.config.application_id,
+            &format!("{}-timeline", self.thread),
+            true,
+        )
+        .and_then(|channel| channel.read_to_end(Duration::from_secs(10)));
+        let messages = match history {
+            Ok(messages) => messages,
+            Err(e) => {
+                // A restore needs the control topic too; without it none can have happened
+                // that this instance could learn of.
+                tracing::warn!(error = %e, "cannot read the control topic to check the timeline");
+                return Ok(());
+            }
+        };
+        let ours = self.shared.timeline.epoch();
+        let last_restore = messages.iter().rev().find_map(|m| match m {
+            crate::snapshot::ControlMessage::Restored {
+                savepoint, epoch, ..
+            } => Some((savepoint.clone(), epoch.clone())),
+            _ => None,
+        });
+        let moved = last_restore.filter(|(_, epoch)| Some(epoch.as_str()) != ours);
+        match moved {
+            Some((savepoint, epoch)) => Err(RuntimeError::TimelineMoved {
+                savepoint,
+                epoch,
+                ours: ours.unwrap_or("none").to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// True when another producer registered this thread's transactional id during the
+    /// generation.
+    pub(crate) fn producer_fenced(&self) -> bool {
+        self.producer_fenced
     }
 
     /// True once this generation committed a transaction.
