@@ -91,6 +91,9 @@ pub struct EddyConfig {
     pub rocksdb_write_buffer_bytes: usize,
     /// `state.dir`: where task state lives (default `./eddy-state`).
     pub state_dir: PathBuf,
+    /// `state.cleanup_delay_ms`: the state of a task this instance has owned neither as
+    /// active nor as standby for this long is deleted (default 600000; 0 keeps it forever).
+    pub state_cleanup_delay: Option<Duration>,
     /// `errors.deserialization` (`fail`, `skip`, `dead_letter`) with
     /// `errors.dead_letter_topic`.
     pub deserialization: DeserializationHandler,
@@ -240,6 +243,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "glibc malloc arenas (0 = glibc default)",
     ),
     ("state.dir", "state directory"),
+    (
+        "state.cleanup_delay_ms",
+        "delete state of tasks not owned for this long (0 = never)",
+    ),
     (
         "state.block_cache_mb",
         "RocksDB block cache shared by all stores",
@@ -629,6 +636,7 @@ impl Fields {
         let malloc_arena_max = self.number("memory.malloc_arena_max", 2, 0, 1_024);
         let block_cache_mb = self.number("state.block_cache_mb", 32, 0, 1 << 20);
         let write_buffer_mb = self.number("state.write_buffer_mb", 64, 1, 1 << 20);
+        let cleanup_delay_ms = self.number("state.cleanup_delay_ms", 600_000, 0, 604_800_000);
         let state_dir = PathBuf::from(
             self.text("state.dir")
                 .unwrap_or_else(|| "./eddy-state".to_owned()),
@@ -800,6 +808,8 @@ impl Fields {
             rocksdb_block_cache_bytes: usize::try_from(block_cache_mb << 20).unwrap_or(32 << 20),
             rocksdb_write_buffer_bytes: usize::try_from(write_buffer_mb << 20).unwrap_or(64 << 20),
             state_dir,
+            state_cleanup_delay: (cleanup_delay_ms > 0)
+                .then(|| Duration::from_millis(cleanup_delay_ms)),
             deserialization,
             processing_errors,
             restart_deadline: Duration::from_millis(restart_deadline_ms),

@@ -141,3 +141,38 @@ fn a_local_copy_ahead_of_a_recreated_changelog_is_wiped_and_restored() -> anyhow
     assert!(app.log_text().contains("the local copy cannot be trusted"));
     Ok(())
 }
+
+/// The state of a task this instance no longer owns is deleted after `state.cleanup_delay_ms`;
+/// the state of the tasks it runs stays.
+#[test]
+fn state_of_tasks_no_longer_owned_is_removed_after_the_delay() -> anyhow::Result<()> {
+    let run = WordcountRun::new("cleanup", 1)?;
+    let mut app = run.start("a", &[("EDDY__STATE__CLEANUP_DELAY_MS", "1000")])?;
+    run.produce_lines(&["one two".to_owned()])?;
+    run.kafka
+        .tail(&run.output)?
+        .wait_for(2, Duration::from_secs(120))?;
+    let tasks = run
+        .dir
+        .path()
+        .join("a")
+        .join(&run.application_id)
+        .join("tasks");
+    // What a task that moved away for good leaves behind.
+    let gone = tasks.join("7_3");
+    std::fs::create_dir_all(&gone)?;
+    std::fs::write(gone.join("CURRENT"), b"MANIFEST-000001\n")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while gone.exists() {
+        if Instant::now() > deadline {
+            anyhow::bail!("{gone:?} still exists:\n{}", app.log_tail(10));
+        }
+        std::thread::park_timeout(Duration::from_millis(200)); // poll interval of a deadline wait
+    }
+    assert!(
+        tasks.join("1_0").join("CURRENT").exists(),
+        "the running task's state stays"
+    );
+    app.terminate(Duration::from_secs(60))?;
+    Ok(())
+}

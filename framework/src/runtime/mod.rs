@@ -24,6 +24,7 @@ mod active_task;
 mod fault;
 mod histogram;
 mod instance;
+mod janitor;
 mod memory;
 mod metrics;
 mod plan;
@@ -320,6 +321,7 @@ impl App {
             )?),
             None => None,
         };
+        let janitor = janitor::spawn(Arc::clone(&shared), Arc::clone(&shutdown))?;
         Ok(RunningApp {
             shutdown,
             threads,
@@ -328,6 +330,7 @@ impl App {
             status,
             ops,
             standby,
+            janitor,
         })
     }
 
@@ -478,6 +481,8 @@ pub struct RunningApp {
     ops: Option<crate::ops::OpsServer>,
     /// The standby thread, when standbys are configured.
     standby: Option<JoinHandle<()>>,
+    /// The thread removing state of tasks no longer owned here.
+    janitor: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -536,6 +541,9 @@ impl RunningApp {
         self.shutdown.store(true, Ordering::Relaxed);
         if let Some(standby) = self.standby.take() {
             let _ = standby.join();
+        }
+        if let Some(janitor) = self.janitor.take() {
+            let _ = janitor.join();
         }
         first_error.map_or(Ok(()), Err)
     }

@@ -67,6 +67,12 @@ impl Standbys {
         }
     }
 
+    /// True while task `id` is active on a stream thread of this instance or kept as a
+    /// standby here: its directory is in use.
+    pub(crate) fn in_use(&self, id: TaskId) -> bool {
+        self.with(|inner| inner.active.contains(&id) || inner.tasks.contains_key(&id))
+    }
+
     /// Tasks that stopped being active here may become standbys again.
     pub(crate) fn active_closed(&self, ids: &[TaskId]) {
         self.with(|inner| {

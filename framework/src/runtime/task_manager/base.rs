@@ -22,7 +22,7 @@ pub(crate) struct TaskLocks(
 );
 
 impl TaskLocks {
-    fn of(&self, id: TaskId) -> std::sync::Arc<std::sync::Mutex<()>> {
+    pub(crate) fn of(&self, id: TaskId) -> std::sync::Arc<std::sync::Mutex<()>> {
         let mut locks = self
             .0
             .lock()
