@@ -17,6 +17,10 @@ command -v make >/dev/null || missing+=(make)
 command -v flock >/dev/null || missing+=(util-linux)
 command -v curl >/dev/null || missing+=(curl)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
+# librdkafka's TLS comes from OpenSSL built from source (openssl-src), which needs perl.
+command -v perl >/dev/null || missing+=(perl)
+# The TLS test makes its certificate with the JDK's keytool.
+command -v keytool >/dev/null || missing+=(openjdk-17-jre-headless)
 # librocksdb-sys generates its bindings with bindgen, whose clang-sys loads libclang.so or
 # libclang-N.so(.M); libclang-cpp (the C++ interface some packages pull in) is not it.
 have_libclang() {

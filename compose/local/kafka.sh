@@ -15,6 +15,11 @@
 #   EDDY_KAFKA_HEAP            JVM heap per broker (default 512m)
 #   EDDY_KAFKA_START_TIMEOUT   seconds to wait for readiness (default 180)
 #   EDDY_KAFKA_CLUSTER_ID      the KRaft cluster id to format with (default: a random one)
+#   EDDY_KAFKA_SSL_KEYSTORE    a PKCS12 keystore (with EDDY_KAFKA_SSL_PASSWORD): broker i also
+#                              listens with TLS on its client port + 100, and with SASL_SSL
+#                              (SCRAM-SHA-512) on its client port + 200
+#   EDDY_KAFKA_SCRAM_USERS     `name=password` pairs separated by spaces, created at format time
+#                              for the SASL_SSL listener
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -62,19 +67,28 @@ fetch() {
 }
 
 write_config() {
-  local id=$1 n=$2 dir=$3 voters="" i rf isr
+  local id=$1 n=$2 dir=$3 voters="" i rf isr listeners advertised protocols
   for ((i = 1; i <= n; i++)); do voters+="${voters:+,}$i@127.0.0.1:$(controller_port "$i")"; done
   rf=$((n < 3 ? n : 3))
   isr=$((n < 3 ? 1 : 2))
+  listeners="PLAINTEXT://127.0.0.1:$(client_port "$id"),CONTROLLER://127.0.0.1:$(controller_port "$id")"
+  advertised="PLAINTEXT://127.0.0.1:$(client_port "$id")"
+  protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if [[ -n ${EDDY_KAFKA_SSL_KEYSTORE:-} ]]; then
+    local tls="127.0.0.1:$(($(client_port "$id") + 100))" sasl="127.0.0.1:$(($(client_port "$id") + 200))"
+    listeners+=",SSL://$tls,SASL_SSL://$sasl"
+    advertised+=",SSL://$tls,SASL_SSL://$sasl"
+    protocols+=",SSL:SSL,SASL_SSL:SASL_SSL"
+  fi
   cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$(client_port "$id"),CONTROLLER://127.0.0.1:$(controller_port "$id")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(client_port "$id")
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$dir/data
 num.partitions=1
 default.replication.factor=$rf
@@ -93,6 +107,24 @@ transaction.remove.expired.transaction.cleanup.interval.ms=60000
 log.segment.bytes=67108864
 log.retention.check.interval.ms=60000
 PROPS
+  if [[ -n ${EDDY_KAFKA_SSL_KEYSTORE:-} ]]; then
+    cat >>"$dir/server.properties" <<PROPS
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$EDDY_KAFKA_SSL_KEYSTORE
+ssl.keystore.password=${EDDY_KAFKA_SSL_PASSWORD:?EDDY_KAFKA_SSL_PASSWORD is needed with EDDY_KAFKA_SSL_KEYSTORE}
+ssl.key.password=$EDDY_KAFKA_SSL_PASSWORD
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+PROPS
+  fi
+}
+
+# `--add-scram` arguments of the format tool for EDDY_KAFKA_SCRAM_USERS.
+scram_args() {
+  local pair
+  for pair in ${EDDY_KAFKA_SCRAM_USERS:-}; do
+    printf '%s\n' "--add-scram" "SCRAM-SHA-512=[name=${pair%%=*},password=${pair#*=}]"
+  done
 }
 
 start_broker() {
@@ -184,8 +216,10 @@ cmd_start() {
   for ((i = 1; i <= n; i++)); do
     mkdir -p "$RUN_DIR/broker-$i"
     write_config "$i" "$n" "$RUN_DIR/broker-$i"
+    local extra=()
+    mapfile -t extra < <(scram_args)
     java -cp "$LIBS/*" kafka.tools.StorageTool format --cluster-id="$cluster_id" \
-      -c "$RUN_DIR/broker-$i/server.properties" >"$RUN_DIR/broker-$i/format.log" 2>&1 ||
+      -c "$RUN_DIR/broker-$i/server.properties" "${extra[@]}" >"$RUN_DIR/broker-$i/format.log" 2>&1 ||
       die "formatting broker $i storage failed; see $RUN_DIR/broker-$i/format.log"
   done
   for ((i = 1; i <= n; i++)); do start_broker "$i"; done
@@ -246,5 +280,5 @@ case ${1:-} in
     sed "s|$tmp|<run-dir>|" "$tmp/server.properties"
     rm -rf "$tmp"
     ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -43,11 +43,17 @@ pub(crate) fn run(
         let started = Instant::now();
         let (ended, committed, fenced) = run_generation(&shared, &name, fault, &shutdown);
         if fenced && fencings.fenced_again(Instant::now()) {
-            let app = &shared.config.application_id;
-            return Err(RuntimeError::DuplicateInstance {
-                instance_id: shared.instance.instance_id().to_owned(),
-                transactional_id: format!("{app}-{name}"),
-            });
+            if twin_in_group(&shared, &name) {
+                let app = &shared.config.application_id;
+                return Err(RuntimeError::DuplicateInstance {
+                    instance_id: shared.instance.instance_id().to_owned(),
+                    transactional_id: format!("{app}-{name}"),
+                });
+            }
+            tracing::warn!(
+                "fenced again and again, but no other member uses this thread's id; going on"
+            );
+            fencings = Fencings::default();
         }
         let failure = match ended {
             Ok(Ended::Shutdown) => return Ok(()),
@@ -124,6 +130,38 @@ fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
         );
     }
     client
+}
+
+/// True when the group shows, within a few seconds, a member with this thread's client id
+/// while this thread is out of the group (between generations; it left cleanly): another
+/// process runs with this instance id. (Repeated fencing alone could also be the coordinator
+/// aborting transactions while brokers restart.)
+fn twin_in_group(shared: &Shared, name: &str) -> bool {
+    let app = &shared.config.application_id;
+    let client: BaseConsumer = match shared
+        .config
+        .kafka
+        .client_config(&format!("{name}-twin-check"))
+        .create()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot create a client to check for a twin");
+            return false;
+        }
+    };
+    for _ in 0..10 {
+        match crate::kafka::describe_group(&client, app, Duration::from_secs(5)) {
+            Ok(view) => {
+                if view.threads().any(|t| t == name) {
+                    return true;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "describing the group"),
+        }
+        std::thread::park_timeout(Duration::from_millis(500)); // between samples of the group
+    }
+    false
 }
 
 /// Recent times another producer registered this thread's transactional id.
