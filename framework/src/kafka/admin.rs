@@ -85,6 +85,17 @@ pub enum TopicAdminError {
     },
 }
 
+/// What the metadata shows of one topic.
+struct TopicShape {
+    partitions: i32,
+    /// Partitions that have a leader.
+    led: i32,
+    /// The fewest replicas any partition has.
+    fewest_replicas: usize,
+    /// Brokers in the cluster.
+    brokers: usize,
+}
+
 /// Creates and inspects topics.
 pub struct TopicAdmin {
     admin: AdminClient<DefaultClientContext>,
@@ -118,8 +129,9 @@ impl TopicAdmin {
         })
     }
 
-    /// `(partitions, partitions with a leader)` of `topic`, or `None` when it does not exist.
-    fn describe(&self, topic: &str) -> Result<Option<(i32, i32)>, TopicAdminError> {
+    /// The shape of `topic` as the cluster's metadata shows it, or `None` when it does not
+    /// exist.
+    fn describe(&self, topic: &str) -> Result<Option<TopicShape>, TopicAdminError> {
         let md = self
             .metadata
             .fetch_metadata(Some(topic), self.timeout)
@@ -128,17 +140,28 @@ impl TopicAdmin {
                 source,
             })?;
         let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        let brokers = md.brokers().len();
         Ok(md
             .topics()
             .iter()
             .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
             .map(|t| {
-                let led = t
-                    .partitions()
-                    .iter()
-                    .filter(|p| p.error().is_none() && p.leader() >= 0)
-                    .count();
-                (count(t.partitions().len()), count(led))
+                let partitions = t.partitions();
+                TopicShape {
+                    partitions: count(partitions.len()),
+                    led: count(
+                        partitions
+                            .iter()
+                            .filter(|p| p.error().is_none() && p.leader() >= 0)
+                            .count(),
+                    ),
+                    fewest_replicas: partitions
+                        .iter()
+                        .map(|p| p.replicas().len())
+                        .min()
+                        .unwrap_or(0),
+                    brokers,
+                }
             }))
     }
 
@@ -147,7 +170,7 @@ impl TopicAdmin {
     /// # Errors
     /// Fails when the metadata request fails.
     pub fn partitions(&self, topic: &str) -> Result<Option<i32>, TopicAdminError> {
-        Ok(self.describe(topic)?.map(|(partitions, _)| partitions))
+        Ok(self.describe(topic)?.map(|shape| shape.partitions))
     }
 
     /// Creates every topic that does not exist and checks that existing ones have the
@@ -209,7 +232,7 @@ impl TopicAdmin {
         // with a leader, so the first read or write of a new topic does not fail.
         let deadline = std::time::Instant::now() + self.timeout;
         for spec in to_create {
-            while self.describe(&spec.name)?.map(|(_, led)| led) != Some(spec.partitions) {
+            while self.describe(&spec.name)?.map(|shape| shape.led) != Some(spec.partitions) {
                 if std::time::Instant::now() > deadline {
                     return Err(TopicAdminError::Missing {
                         topic: spec.name.clone(),
@@ -227,27 +250,9 @@ impl TopicAdmin {
     /// # Errors
     /// Fails when the metadata request fails.
     pub fn replication(&self, topic: &str) -> Result<Option<(usize, usize)>, TopicAdminError> {
-        let md = self
-            .metadata
-            .fetch_metadata(Some(topic), self.timeout)
-            .map_err(|source| TopicAdminError::Kafka {
-                what: format!("fetching metadata of topic `{topic}`"),
-                source,
-            })?;
-        let brokers = md.brokers().len();
-        Ok(md
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
-            .map(|t| {
-                let fewest = t
-                    .partitions()
-                    .iter()
-                    .map(|p| p.replicas().len())
-                    .min()
-                    .unwrap_or(0);
-                (fewest, brokers)
-            }))
+        Ok(self
+            .describe(topic)?
+            .map(|shape| (shape.fewest_replicas, shape.brokers)))
     }
 
     /// The value of topic-level config `key` of `topic` (for example `max.message.bytes`),

@@ -57,6 +57,20 @@ pub enum TestkitError {
     },
 }
 
+/// The first topic an admin request (`verb`: creating, deleting) failed for, as an error.
+fn every_topic_done(
+    results: Vec<rdkafka::admin::TopicResult>,
+    verb: &str,
+) -> Result<(), TestkitError> {
+    match results.into_iter().find_map(Result::err) {
+        Some((topic, code)) => Err(TestkitError::Kafka {
+            what: format!("{verb} topic {topic}"),
+            source: KafkaError::AdminOp(code),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn kafka_err(what: impl Into<String>) -> impl FnOnce(KafkaError) -> TestkitError {
     let what = what.into();
     move |source| TestkitError::Kafka { what, source }
@@ -264,14 +278,7 @@ impl Kafka {
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         let results = futures::executor::block_on(admin.create_topics([&topic], &options))
             .map_err(kafka_err(format!("creating topic {name}")))?;
-        for result in results {
-            if let Err((topic, code)) = result {
-                return Err(TestkitError::Kafka {
-                    what: format!("creating topic {topic}"),
-                    source: KafkaError::AdminOp(code),
-                });
-            }
-        }
+        every_topic_done(results, "creating")?;
         self.wait_for_partitions(name, partitions)
     }
 
@@ -287,14 +294,7 @@ impl Kafka {
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         let results = futures::executor::block_on(admin.delete_topics(&[topic], &options))
             .map_err(kafka_err(format!("deleting topic {topic}")))?;
-        for result in results {
-            if let Err((topic, code)) = result {
-                return Err(TestkitError::Kafka {
-                    what: format!("deleting topic {topic}"),
-                    source: KafkaError::AdminOp(code),
-                });
-            }
-        }
+        every_topic_done(results, "deleting")?;
         let consumer: BaseConsumer = self
             .config()
             .create()
