@@ -203,7 +203,9 @@ impl AppProcess {
     /// Fails when it does not exit in time or exits unsuccessfully.
     pub fn terminate(&mut self, deadline: Duration) -> anyhow::Result<()> {
         self.signal("TERM")?;
-        let status = self.wait_exit(deadline)?;
+        let status = self
+            .wait_exit(deadline)
+            .map_err(|e| anyhow!("{e}\nits threads:\n{}", self.stacks()))?;
         if !status.success() {
             bail!(
                 "{} exited with {status} after SIGTERM; log:\n{}",
@@ -212,6 +214,28 @@ impl AppProcess {
             );
         }
         Ok(())
+    }
+
+    /// Every thread's stack of the running process (with gdb), to show where it hangs.
+    pub fn stacks(&self) -> String {
+        let output = Command::new("gdb")
+            .args([
+                "-p",
+                &self.child.id().to_string(),
+                "-batch",
+                "-ex",
+                "thread apply all bt",
+            ])
+            .output();
+        match output {
+            Ok(out) => String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.starts_with('#') || l.starts_with("Thread"))
+                .take(400)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => format!("(gdb could not run: {e})"),
+        }
     }
 
     /// Starts the process again with the same settings and state directory, changing its

@@ -1,6 +1,7 @@
 //! Kafka clients configured for exactly-once processing, and error classification.
 
 mod admin;
+mod bounded;
 mod classify;
 mod delivery;
 mod drain;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::ConsumerGroupMetadata;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, PurgeConfig};
 use rdkafka::TopicPartitionList;
@@ -86,7 +86,9 @@ pub struct OutgoingRecord<'a> {
 /// All calls block (librdkafka's transaction API is synchronous); call them from a stream
 /// thread or `spawn_blocking`, never from an async worker.
 pub struct TransactionalProducer {
-    producer: BaseProducer<DeliveryContext>,
+    /// Shared with the helper thread of a transaction call in progress (see
+    /// [`super::bounded`]).
+    producer: Arc<BaseProducer<DeliveryContext>>,
     transactional_id: String,
     timeout: Duration,
     in_transaction: bool,
@@ -102,6 +104,10 @@ pub struct TransactionalProducer {
     current_origin: usize,
     /// The origin named last, added to `origins` when a record is sent for it.
     pending_origin: Option<RecordOrigin>,
+    /// Set when a transaction call overran its deadline: librdkafka may still be inside
+    /// it, so every later transaction call fails at once and the owner replaces the
+    /// producer.
+    wedged: bool,
 }
 
 impl std::fmt::Debug for TransactionalProducer {
@@ -196,7 +202,8 @@ impl TransactionalProducer {
         transactional: bool,
     ) -> Self {
         TransactionalProducer {
-            producer,
+            producer: Arc::new(producer),
+            wedged: false,
             transactional_id: id.to_owned(),
             timeout: settings.transaction_timeout,
             in_transaction: false,
@@ -361,14 +368,48 @@ impl TransactionalProducer {
     pub fn send_offsets(
         &mut self,
         offsets: &TopicPartitionList,
-        group: &ConsumerGroupMetadata,
+        group: ConsumerGroupMetadata,
     ) -> Result<(), TransactionalProducerError> {
         if !self.transactional {
             return Ok(());
         }
-        self.producer
-            .send_offsets_to_transaction(offsets, group, self.timeout)
-            .map_err(|e| self.error("send_offsets", e))
+        let offsets = offsets.clone();
+        let timeout = self.timeout;
+        self.bounded("send_offsets", move |p| {
+            p.send_offsets_to_transaction(&offsets, &group, timeout)
+        })
+    }
+
+    /// Runs transaction call `operation` with a deadline (see [`super::bounded`]); a call that
+    /// overruns wedges the producer and fails with a fencing error, so the owner starts over
+    /// with a new producer, whose registration fences this one.
+    fn bounded(
+        &mut self,
+        operation: &'static str,
+        call: impl FnOnce(&BaseProducer<DeliveryContext>) -> KafkaResult<()> + Send + 'static,
+    ) -> Result<(), TransactionalProducerError> {
+        if self.wedged {
+            return Err(self.wedged_error(operation));
+        }
+        match super::bounded::run(&self.producer, self.timeout, call) {
+            Ok(()) => Ok(()),
+            Err(Some(e)) => Err(self.error(operation, e)),
+            Err(None) => {
+                tracing::error!(transactional_id = %self.transactional_id, operation, "a transaction call did not return in time; giving this producer up");
+                self.wedged = true;
+                Err(self.wedged_error(operation))
+            }
+        }
+    }
+
+    fn wedged_error(&self, operation: &'static str) -> TransactionalProducerError {
+        TransactionalProducerError {
+            operation,
+            transactional_id: self.transactional_id.clone(),
+            action: ErrorAction::Rejoin,
+            source: Box::new(super::bounded::stuck()),
+            rejected: None,
+        }
     }
 
     /// Flushes and commits the open transaction.
@@ -379,8 +420,16 @@ impl TransactionalProducer {
     pub fn commit(&mut self) -> Result<(), TransactionalProducerError> {
         let result = if self.transactional {
             // Drained first, `commit_transaction`'s own flush finds nothing to wait for.
-            self.drain()
-                .and_then(|()| self.producer.commit_transaction(self.timeout))
+            match self.drain() {
+                Ok(()) => {
+                    let timeout = self.timeout;
+                    return self
+                        .bounded("commit", move |p| p.commit_transaction(timeout))
+                        .map(|()| self.in_transaction = false)
+                        .inspect_err(|_| self.log_first_failure());
+                }
+                Err(e) => Err(e),
+            }
         } else {
             self.flush_at_least_once()
         };
@@ -391,12 +440,17 @@ impl TransactionalProducer {
             }
             Err(e) => {
                 let err = self.error("commit", e);
-                if let Ok(first) = self.stats.first_failure.lock() {
-                    if let Some(failure) = first.as_ref() {
-                        tracing::warn!(transactional_id = %self.transactional_id, "{failure}");
-                    }
-                }
+                self.log_first_failure();
                 Err(err)
+            }
+        }
+    }
+
+    /// Logs the first failed delivery of the transaction, which explains a failed commit.
+    fn log_first_failure(&self) {
+        if let Ok(first) = self.stats.first_failure.lock() {
+            if let Some(failure) = first.as_ref() {
+                tracing::warn!(transactional_id = %self.transactional_id, "{failure}");
             }
         }
     }
@@ -414,9 +468,8 @@ impl TransactionalProducer {
             .purge(PurgeConfig::default().queue().inflight());
         self.drain().map_err(|e| self.error("abort", e))?;
         if self.transactional {
-            self.producer
-                .abort_transaction(self.timeout)
-                .map_err(|e| self.error("abort", e))?;
+            let timeout = self.timeout;
+            self.bounded("abort", move |p| p.abort_transaction(timeout))?;
         }
         self.in_transaction = false;
         Ok(())

@@ -255,7 +255,28 @@ pub struct ControlChannel {
     next: std::sync::atomic::AtomicI64,
     /// Delivery reports are served by [`crate::kafka::drain`] after each send.
     producer: BaseProducer,
-    consumer: BaseConsumer,
+    /// Shared only with the thread that closes it when the channel is dropped.
+    consumer: std::sync::Arc<BaseConsumer>,
+}
+
+impl Drop for ControlChannel {
+    fn drop(&mut self) {
+        // Closing a consumer waits for librdkafka's group handler to terminate, which can
+        // take long (or hang) while the group coordinator is away; the control consumer
+        // only reads, so it closes on a thread of its own and never holds up its owner.
+        let consumer = std::sync::Arc::clone(&self.consumer);
+        let spawned = std::thread::Builder::new()
+            .name("eddy-close".to_owned())
+            .spawn(move || {
+                while std::sync::Arc::strong_count(&consumer) > 1 {
+                    std::thread::park_timeout(Duration::from_millis(1)); // until the owner let go
+                }
+                drop(consumer);
+            });
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "closing the control consumer in place");
+        }
+    }
 }
 
 impl std::fmt::Debug for ControlChannel {
@@ -332,7 +353,7 @@ impl ControlChannel {
             }),
             topic,
             producer,
-            consumer,
+            consumer: std::sync::Arc::new(consumer),
         })
     }
 

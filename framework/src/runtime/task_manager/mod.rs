@@ -102,6 +102,10 @@ pub(crate) struct TaskManager {
     purger: purge::Purger,
     /// Set when another producer registered this thread's transactional id.
     producer_fenced: bool,
+    /// Reads the control topic from its beginning for the timeline check.
+    timeline_reader: Option<ControlChannel>,
+    /// The last restore record the timeline check saw: `(savepoint, epoch)`.
+    last_restore: Option<(String, String)>,
 }
 
 impl TaskManager {
@@ -147,6 +151,8 @@ impl TaskManager {
             last_start_lookup: None,
             purger: purge::Purger::new(shared.config.repartition_purge_interval),
             producer_fenced: false,
+            timeline_reader: None,
+            last_restore: None,
             shared,
         })
     }
@@ -728,7 +734,7 @@ impl TaskManager {
                     source: rdkafka::error::KafkaError::NoMessageReceived,
                 });
             };
-            if let Err(e) = self.producer.send_offsets(&offsets, &group) {
+            if let Err(e) = self.producer.send_offsets(&offsets, group) {
                 return self.on_producer_error(e);
             }
         }
@@ -883,15 +889,26 @@ impl TaskManager {
     /// belongs to the old timeline, and writing it into the new one would undo the restore.
     fn check_timeline(&mut self) -> Result<(), RuntimeError> {
         // The last restore record survives compaction (key `restored`); the thread's own
-        // channel starts at the topic's end, so read it from the beginning.
-        let history = ControlChannel::open(
-            &self.shared.config.kafka,
-            &self.shared.config.application_id,
-            &format!("{}-timeline", self.thread),
-            true,
-        )
-        .and_then(|channel| channel.read_to_end(Duration::from_secs(10)));
-        let messages = match history {
+        // channel starts at the topic's end, so one reader per generation reads the topic
+        // from its beginning, and then on from where it stopped.
+        if self.timeline_reader.is_none() {
+            match ControlChannel::open(
+                &self.shared.config.kafka,
+                &self.shared.config.application_id,
+                &format!("{}-timeline", self.thread),
+                true,
+            ) {
+                Ok(reader) => self.timeline_reader = Some(reader),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the control topic to check the timeline");
+                    return Ok(());
+                }
+            }
+        }
+        let Some(reader) = &self.timeline_reader else {
+            return Ok(());
+        };
+        let messages = match reader.read_to_end(Duration::from_secs(10)) {
             Ok(messages) => messages,
             Err(e) => {
                 // A restore needs the control topic too; without it none can have happened
@@ -901,13 +918,18 @@ impl TaskManager {
             }
         };
         let ours = self.shared.timeline.epoch();
-        let last_restore = messages.iter().rev().find_map(|m| match m {
+        if let Some(latest) = messages.iter().rev().find_map(|m| match m {
             crate::snapshot::ControlMessage::Restored {
                 savepoint, epoch, ..
             } => Some((savepoint.clone(), epoch.clone())),
             _ => None,
-        });
-        let moved = last_restore.filter(|(_, epoch)| Some(epoch.as_str()) != ours);
+        }) {
+            self.last_restore = Some(latest);
+        }
+        let moved = self
+            .last_restore
+            .clone()
+            .filter(|(_, epoch)| Some(epoch.as_str()) != ours);
         match moved {
             Some((savepoint, epoch)) => Err(RuntimeError::TimelineMoved {
                 savepoint,
