@@ -199,13 +199,16 @@ impl TaskStores {
         let Backend::Rocks { .. } = slot.store.backend() else {
             return Ok(None);
         };
+        self.meta_i64(&position_key(name))
+    }
+
+    /// An `i64` kept under `key` in the meta column family, if any.
+    fn meta_i64(&self, key: &[u8]) -> Result<Option<i64>, StateError> {
         let Some(db) = &self.db else { return Ok(None) };
         let cf = db
             .cf_handle(META_CF)
             .ok_or_else(|| self.rocks_error("meta column family missing"))?;
-        let raw = db
-            .get_cf(cf, position_key(name))
-            .map_err(|e| self.rocks_error(e))?;
+        let raw = db.get_cf(cf, key).map_err(|e| self.rocks_error(e))?;
         Ok(raw.and_then(|b| {
             <[u8; 8]>::try_from(b.as_slice())
                 .ok()
@@ -257,18 +260,7 @@ impl TaskStores {
     /// that has not for longer than the changelog's `delete.retention.ms` may miss deletes
     /// that compaction has since removed. `None` for stores that never recorded it.
     pub(crate) fn synced_at(&self, name: &str) -> Result<Option<i64>, StateError> {
-        let Some(db) = &self.db else { return Ok(None) };
-        let cf = db
-            .cf_handle(META_CF)
-            .ok_or_else(|| self.rocks_error("meta column family missing"))?;
-        let raw = db
-            .get_cf(cf, synced_key(name))
-            .map_err(|e| self.rocks_error(e))?;
-        Ok(raw.and_then(|b| {
-            <[u8; 8]>::try_from(b.as_slice())
-                .ok()
-                .map(i64::from_be_bytes)
-        }))
+        self.meta_i64(&synced_key(name))
     }
 
     /// Deletes every key of store `name` and its changelog position, in one batch: the local

@@ -221,10 +221,7 @@ impl Kafka {
     /// # Errors
     /// Times out when no broker answers before `deadline`.
     pub fn wait_until_answering(&self, deadline: Duration) -> Result<(), TestkitError> {
-        let consumer: BaseConsumer = self
-            .config()
-            .create()
-            .map_err(kafka_err("creating a metadata client"))?;
+        let consumer = self.metadata_client()?;
         let start = Instant::now();
         loop {
             match consumer.fetch_metadata(None, Duration::from_secs(2)) {
@@ -238,6 +235,13 @@ impl Kafka {
                 _ => {}
             }
         }
+    }
+
+    /// A client for metadata and watermark requests.
+    fn metadata_client(&self) -> Result<BaseConsumer, TestkitError> {
+        self.config()
+            .create()
+            .map_err(kafka_err("creating a metadata client"))
     }
 
     /// A client configuration pointing at this cluster.
@@ -295,10 +299,7 @@ impl Kafka {
         let results = futures::executor::block_on(admin.delete_topics(&[topic], &options))
             .map_err(kafka_err(format!("deleting topic {topic}")))?;
         every_topic_done(results, "deleting")?;
-        let consumer: BaseConsumer = self
-            .config()
-            .create()
-            .map_err(kafka_err("creating a metadata client"))?;
+        let consumer = self.metadata_client()?;
         let start = Instant::now();
         loop {
             let listed = consumer
@@ -323,10 +324,7 @@ impl Kafka {
     }
 
     fn wait_for_partitions(&self, topic: &str, partitions: i32) -> Result<(), TestkitError> {
-        let consumer: BaseConsumer = self
-            .config()
-            .create()
-            .map_err(kafka_err("creating a metadata client"))?;
+        let consumer = self.metadata_client()?;
         let start = Instant::now();
         loop {
             if let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
@@ -354,10 +352,7 @@ impl Kafka {
     /// # Errors
     /// Fails when the metadata request fails or the topic does not exist.
     pub fn partitions(&self, topic: &str) -> Result<i32, TestkitError> {
-        let consumer: BaseConsumer = self
-            .config()
-            .create()
-            .map_err(kafka_err("creating a metadata client"))?;
+        let consumer = self.metadata_client()?;
         let md = consumer
             .fetch_metadata(Some(topic), Duration::from_secs(10))
             .map_err(kafka_err(format!("metadata of {topic}")))?;

@@ -4,6 +4,7 @@
 mod base;
 mod checkpoint;
 mod purge;
+mod record_errors;
 mod report;
 mod savepoint;
 mod start;
@@ -13,10 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::message::{BorrowedMessage, Headers as _};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 pub(crate) use base::{open_stores, TaskLocks};
+use record_errors::raw_record;
 
 use super::active_task::{ActiveTask, StoreRestore};
 use super::fault::Fault;
@@ -25,7 +27,7 @@ use super::plan::Plan;
 use super::restore::Restorer;
 use super::timeline::Timeline;
 use super::{Metrics, RuntimeError};
-use crate::config::{EddyConfig, RecordErrorHandler};
+use crate::config::EddyConfig;
 use crate::kafka::{
     OutgoingRecord, RecordOrigin, TransactionalProducer, TransactionalProducerError,
 };
@@ -483,116 +485,6 @@ impl TaskManager {
         sent
     }
 
-    fn on_bad_record(
-        &mut self,
-        task: TaskId,
-        raw: &RawRecord,
-        err: TaskError,
-    ) -> Result<(), RuntimeError> {
-        let handler = self.shared.config.deserialization.clone();
-        if handler == RecordErrorHandler::Fail {
-            return Err(RuntimeError::Task { task, source: err });
-        }
-        self.divert(
-            &handler,
-            task,
-            raw,
-            &err.to_string(),
-            "that cannot be decoded",
-        )
-    }
-
-    /// A record's processing failed or panicked, possibly after it changed state or sent
-    /// output: the transaction is aborted so none of that commits. Under the `fail` handler
-    /// the thread stops; otherwise the record is remembered and the thread starts over from
-    /// the last commit, skipping or dead-lettering it when it comes again.
-    fn on_processing_error(
-        &mut self,
-        task: TaskId,
-        raw: &RawRecord,
-        err: TaskError,
-    ) -> Result<(), RuntimeError> {
-        self.shared.metrics.add_processing_error();
-        let partition = raw.partition.unwrap_or(task.partition);
-        let at = format!("{} [{partition}] offset {}", raw.topic, raw.offset);
-        if self.shared.config.processing_errors == RecordErrorHandler::Fail {
-            tracing::error!(task = %task, error = %err, record = at, "processing failed; aborting the transaction and stopping (errors.processing = fail)");
-            return Err(RuntimeError::RecordFailed {
-                task,
-                record: at,
-                error: err.to_string(),
-            });
-        }
-        tracing::warn!(task = %task, error = %err, record = at, "processing failed; aborting the transaction to process it again without this record");
-        self.shared
-            .poisoned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert((raw.topic.clone(), partition, raw.offset), err.to_string());
-        self.reset_dirty(&format!("processing the record at {at} failed: {err}"));
-        Ok(())
-    }
-
-    /// The error a failed record was remembered with, taken once.
-    fn take_poisoned(&self, topic: &str, partition: i32, offset: i64) -> Option<String> {
-        self.shared
-            .poisoned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&(topic.to_owned(), partition, offset))
-    }
-
-    /// Skips `raw` or sends it to the dead-letter topic, as `handler` says, in the open
-    /// transaction.
-    fn divert(
-        &mut self,
-        handler: &RecordErrorHandler,
-        task: TaskId,
-        raw: &RawRecord,
-        error: &str,
-        what: &str,
-    ) -> Result<(), RuntimeError> {
-        let partition = raw.partition.unwrap_or(task.partition);
-        match handler {
-            RecordErrorHandler::Fail => Err(RuntimeError::RecordFailed {
-                task,
-                record: format!("{} [{partition}] offset {}", raw.topic, raw.offset),
-                error: error.to_owned(),
-            }),
-            RecordErrorHandler::Skip => {
-                tracing::warn!(task = %task, error, topic = raw.topic, partition, offset = raw.offset, "skipping a record {what}");
-                self.shared.metrics.add_skipped();
-                Ok(())
-            }
-            RecordErrorHandler::DeadLetter(topic) => {
-                tracing::warn!(task = %task, error, topic = raw.topic, partition, offset = raw.offset, dead_letter_topic = topic, "sending a record {what} to the dead-letter topic");
-                let mut headers = raw.headers.clone();
-                headers.push(("eddy.error".to_owned(), error.as_bytes().to_vec()));
-                headers.push(("eddy.topic".to_owned(), raw.topic.clone().into_bytes()));
-                headers.push((
-                    "eddy.partition".to_owned(),
-                    partition.to_string().into_bytes(),
-                ));
-                headers.push((
-                    "eddy.offset".to_owned(),
-                    raw.offset.to_string().into_bytes(),
-                ));
-                let record = RawRecord {
-                    topic: topic.clone(),
-                    partition: None,
-                    offset: -1,
-                    key: raw.key.clone(),
-                    value: raw.value.clone(),
-                    timestamp: raw.timestamp,
-                    headers,
-                };
-                self.send_all(std::slice::from_ref(&record))?;
-                self.shared.metrics.add_dead_lettered();
-                Ok(())
-            }
-        }
-    }
-
     /// Fires due wall-clock punctuations of running tasks.
     pub(crate) fn punctuate(&mut self) -> Result<(), RuntimeError> {
         let now = wall_clock_ms();
@@ -954,30 +846,5 @@ impl TaskManager {
     /// After a fatal error: aborts what is open so nothing half-done commits.
     pub(crate) fn abandon(&mut self) {
         self.reset_dirty("stopping after an error");
-    }
-}
-
-/// An input message as the task graph takes it.
-fn raw_record(msg: &BorrowedMessage<'_>) -> RawRecord {
-    RawRecord {
-        topic: msg.topic().to_owned(),
-        partition: Some(msg.partition()),
-        offset: msg.offset(),
-        key: msg.key().map(<[u8]>::to_vec),
-        value: msg.payload().map(<[u8]>::to_vec),
-        timestamp: msg.timestamp().to_millis().unwrap_or_else(wall_clock_ms),
-        headers: msg
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_owned(),
-                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
     }
 }
