@@ -73,12 +73,17 @@ pub struct AppProcess {
 }
 
 impl AppProcess {
-    /// Starts wordcount as `name`, logging to `<state_dir>.log`.
+    /// Starts wordcount as `name`, logging to `<state_dir>.log`, or to
+    /// `$EDDY_TEST_LOG_DIR/<application id>-<name>.log` when that variable names a directory
+    /// (logs kept after the test, for investigating a failure).
     ///
     /// # Errors
     /// Fails when the binary is missing or cannot start.
     pub fn start(name: &str, spec: WordcountSpec) -> anyhow::Result<Self> {
-        let log = spec.state_dir.with_extension("log");
+        let log = match std::env::var_os("EDDY_TEST_LOG_DIR") {
+            Some(dir) => PathBuf::from(dir).join(format!("{}-{name}.log", spec.application_id)),
+            None => spec.state_dir.with_extension("log"),
+        };
         let child = Self::spawn(&spec, &log)?;
         Ok(AppProcess {
             name: name.to_owned(),
@@ -189,6 +194,18 @@ impl AppProcess {
         }
     }
 
+    /// True while the process is stopped (SIGSTOP): its state in `/proc` is `T`.
+    pub fn is_stopped(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .ok()
+            .and_then(|stat| {
+                // The state follows the command name, which is in parentheses.
+                let after = stat.rsplit_once(')')?.1;
+                after.split_whitespace().next().map(|state| state == "T")
+            })
+            .unwrap_or(false)
+    }
+
     /// The exit status when the process has ended by now, without waiting.
     ///
     /// # Errors
@@ -282,6 +299,25 @@ impl Drop for AppProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits until `condition` holds, checking every 50 ms, failing with `what` after `deadline`.
+///
+/// # Errors
+/// Fails when the condition still does not hold at the deadline.
+pub fn eventually(
+    what: &str,
+    deadline: Duration,
+    mut condition: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while !condition() {
+        if start.elapsed() > deadline {
+            bail!("{what}: not within {deadline:?}");
+        }
+        std::thread::park_timeout(Duration::from_millis(50)); // poll interval of a deadline wait
+    }
+    Ok(())
 }
 
 /// Deterministic input lines: `count` lines of 1 to 3 words drawn from `vocabulary` words,

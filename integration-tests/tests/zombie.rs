@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use eddy_integration_tests::{expected_counts, generate_lines, AppProcess, WordcountRun};
+use eddy_integration_tests::{
+    eventually, expected_counts, generate_lines, AppProcess, WordcountRun,
+};
 
 #[test]
 fn a_frozen_instance_is_fenced_when_it_wakes_up() -> anyhow::Result<()> {
@@ -106,5 +108,48 @@ fn a_frozen_instance_cannot_commit_punctuation_output_after_its_task_moved() -> 
         "each tick count exactly once, in order; zombie log:\n{}",
         zombie.log_tail(20)
     );
+    Ok(())
+}
+
+/// A zombie frozen after its input offsets joined a transaction but before its changelog
+/// records reached the brokers (as when the changelog's leader is unreachable), thawed once
+/// its successor owns the task. The zombie's transaction may still commit: the successor must
+/// not take the changelog's end as its restore target before the committed offset settled,
+/// or it would run on state missing that transaction's changes and count its words again
+/// from lower values.
+#[test]
+fn a_successor_restores_what_a_zombie_commits_after_the_task_moved() -> anyhow::Result<()> {
+    let run = WordcountRun::new("zombie-late-changelog", 1)?;
+    let lines = generate_lines(23, 6_000, 200);
+    let (first, second) = lines.split_at(3_000);
+    // The zombie's transaction must outlive its session, so the successor is waiting on it.
+    let long_transactions = ("EDDY__KAFKA__TRANSACTION_TIMEOUT_MS", "90000");
+    let zombie = run.start(
+        "zombie",
+        &[("EDDY_FAULT", "stop_after_offsets:1"), long_transactions],
+    )?;
+    run.produce_lines(first)?;
+    eventually(
+        "the zombie stops itself after sending its offsets",
+        Duration::from_secs(120),
+        || zombie.is_stopped(),
+    )?;
+
+    let successor = run.start("successor", &[])?;
+    eventually(
+        "the successor waits for the zombie's offsets to settle",
+        Duration::from_secs(120),
+        || {
+            successor
+                .log_text()
+                .contains("waiting for the committed offset to settle")
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}; successor log:\n{}", successor.log_tail(30)))?;
+    zombie.signal("CONT")?;
+
+    run.produce_lines(second)?;
+    let expected = expected_counts(lines.iter().map(String::as_str));
+    run.finish_exactly(&mut [zombie, successor], &expected)?;
     Ok(())
 }

@@ -34,8 +34,11 @@ pub(crate) struct ActiveTask {
     pub next_offset: Option<i64>,
     /// Stores still being restored.
     pub restores: Vec<StoreRestore>,
-    /// When the task was created, to bound waiting for a stable changelog.
+    /// When the task was created (how long it has been restoring, for progress logs).
     pub created: Instant,
+    /// When its committed offset settled and it began waiting for stable changelogs, to
+    /// bound that wait.
+    pub settled: Option<Instant>,
     /// Offset of the first input record it processed (logged once: where its owner resumed).
     pub first_offset: Option<i64>,
     /// The committed input offset when the task started (`None`: nothing committed yet).
@@ -46,6 +49,8 @@ pub(crate) struct ActiveTask {
     pub committed_offset: Option<i64>,
     /// True once `start_offset` was looked up.
     pub start_resolved: bool,
+    /// True once a lookup found the committed offset unsettled (logged once).
+    pub start_waiting: bool,
     /// True once the consumer was asked to move up to `start_offset`.
     pub seek_requested: bool,
     /// Its span: open from creation to close, entered while it processes a record.

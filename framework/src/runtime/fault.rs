@@ -1,13 +1,19 @@
-//! Fault injection for crash tests: abort the process at a chosen point of the commit.
+//! Fault injection for crash tests: abort or freeze the process at a chosen point of the
+//! commit.
 
-/// Where to crash, read from the `EDDY_FAULT` environment variable as `<point>:<n>`:
+/// Where to fail, read from the `EDDY_FAULT` environment variable as `<point>:<n>`:
 /// `crash_before_commit:<n>` aborts the process on the `n`-th commit after the outputs and
 /// changelog records are sent but before the commit; `crash_after_commit:<n>` aborts after the
-/// `n`-th Kafka commit succeeded but before the state is applied to RocksDB.
+/// `n`-th Kafka commit succeeded but before the state is applied to RocksDB;
+/// `stop_after_offsets:<n>` freezes the process (SIGSTOP to itself) on the `n`-th commit with
+/// state changes once its input offsets joined the transaction, holding back its changelog
+/// records until it is continued: a zombie whose changelog writes the brokers have not seen
+/// yet, as when the changelog's leader is unreachable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Fault {
     before_commit: Option<u64>,
     after_commit: Option<u64>,
+    stop_after_offsets: Option<u64>,
 }
 
 impl Fault {
@@ -35,6 +41,10 @@ impl Fault {
                 after_commit: Some(n),
                 ..Fault::default()
             }),
+            "stop_after_offsets" => Some(Fault {
+                stop_after_offsets: Some(n),
+                ..Fault::default()
+            }),
             _ => None,
         }
     }
@@ -59,6 +69,29 @@ impl Fault {
     }
 }
 
+impl Fault {
+    /// True when the changelog records of the `n`-th commit with state changes are to be
+    /// held back until [`stop_after_offsets`](Self::stop_after_offsets) returns.
+    pub(crate) fn holds_changelog(&self, n: u64) -> bool {
+        self.stop_after_offsets == Some(n)
+    }
+
+    /// Called once the input offsets of the `n`-th commit with state changes joined the
+    /// transaction: freezes the process until it receives SIGCONT.
+    pub(crate) fn stop_after_offsets(&self, n: u64) {
+        if self.stop_after_offsets == Some(n) {
+            eprintln!("EDDY_FAULT: stopping the process after the offsets of commit {n}");
+            let stopped = std::process::Command::new("kill")
+                .arg("-STOP")
+                .arg(std::process::id().to_string())
+                .status();
+            if let Err(e) = stopped {
+                crash(&format!("(kill -STOP failed: {e})"), n);
+            }
+        }
+    }
+}
+
 fn crash(point: &str, n: u64) -> ! {
     eprintln!("EDDY_FAULT: aborting the process {point} commit {n}");
     std::process::abort()
@@ -74,13 +107,15 @@ mod tests {
             Fault::parse("crash_after_commit:3"),
             Some(Fault {
                 before_commit: None,
-                after_commit: Some(3)
+                after_commit: Some(3),
+                stop_after_offsets: None,
             })
         );
         assert_eq!(
             Fault::parse("crash_before_commit: 1").map(|f| f.before_commit),
             Some(Some(1))
         );
+        assert!(Fault::parse("stop_after_offsets:2").is_some_and(|f| f.holds_changelog(2)));
         assert_eq!(Fault::parse("crash_sometime:1"), None);
         assert_eq!(Fault::parse("crash_after_commit"), None);
     }

@@ -276,6 +276,7 @@ impl TaskManager {
             start_offset: None,
             committed_offset: None,
             start_resolved: false,
+            start_waiting: false,
             seek_requested: false,
             id,
             origin_topic: std::sync::Arc::from(topic.as_str()),
@@ -285,6 +286,7 @@ impl TaskManager {
             next_offset: None,
             restores,
             created: Instant::now(),
+            settled: None,
         })
     }
 
@@ -346,10 +348,15 @@ impl TaskManager {
         if waiting.is_empty() {
             return Ok(());
         }
+        // The committed offset first: it settles only once the previous owner's last
+        // transaction has ended, and only then does the changelog's end hold every change
+        // that offset stands for. (That transaction's changelog records may still be on their
+        // way to the brokers after its offsets were accepted.)
+        self.resolve_starts(consumer, &waiting)?;
         if self.last_stable_check.elapsed() >= Duration::from_millis(100) {
             self.last_stable_check = Instant::now();
             for id in &waiting {
-                if let Some(task) = self.tasks.get_mut(id) {
+                if let Some(task) = self.tasks.get_mut(id).filter(|t| t.start_resolved) {
                     match self.restorer.start(task) {
                         Ok(()) => {}
                         // A broker restarting or a leader moving: ask again at the next check.
@@ -365,22 +372,19 @@ impl TaskManager {
             .step(&mut self.tasks, Duration::from_millis(50))?;
         let restored: Vec<TaskId> = waiting
             .into_iter()
-            .filter(|id| self.tasks.get(id).is_some_and(ActiveTask::restored))
+            .filter(|id| {
+                self.tasks
+                    .get(id)
+                    .is_some_and(|t| t.start_resolved && t.restored())
+            })
             .collect();
         if restored.is_empty() {
             return Ok(());
         }
-        self.resolve_starts(consumer, &restored)?;
         let now = wall_clock_ms();
         let mut resume = TopicPartitionList::new();
         for id in restored {
-            if !self.tasks.get(&id).is_some_and(|t| t.start_resolved) {
-                continue;
-            }
-            let Some(task) = self.tasks.get_mut(&id) else {
-                continue;
-            };
-            if task.restored() {
+            if let Some(task) = self.tasks.get_mut(&id) {
                 task.graph
                     .init(now)
                     .map_err(|source| RuntimeError::Task { task: id, source })?;
@@ -395,7 +399,7 @@ impl TaskManager {
                     // anyway starts fetching at once.
                     self.seeks.push((task.topic.clone(), id.partition, start));
                 }
-                tracing::info!(thread = self.thread, task = %id, "task running");
+                tracing::info!(thread = self.thread, task = %id, start = ?task.start_offset, "task running");
             }
         }
         if resume.count() > 0 {
@@ -584,10 +588,22 @@ impl TaskManager {
         let mut offsets = TopicPartitionList::new();
         let mut changes = 0_usize;
         self.producer.set_origin(None);
+        // Changelog records a fault test holds back until the offsets joined the transaction.
+        let hold = self.fault.holds_changelog(self.state_commits + 1);
+        let mut held = Vec::new();
         for task in self.tasks.values_mut() {
             let partition = task.id.partition;
             for (topic, key, value) in task.graph.stores_mut().pending_changelog() {
                 changes += 1;
+                if hold {
+                    held.push((
+                        topic.to_owned(),
+                        partition,
+                        key.to_vec(),
+                        value.map(<[u8]>::to_vec),
+                    ));
+                    continue;
+                }
                 let result = self.producer.send(OutgoingRecord {
                     topic,
                     partition: Some(partition),
@@ -628,6 +644,22 @@ impl TaskManager {
             };
             if let Err(e) = self.producer.send_offsets(&offsets, group) {
                 return self.on_producer_error(e);
+            }
+        }
+        if !held.is_empty() {
+            self.fault.stop_after_offsets(self.state_commits + 1);
+            for (topic, partition, key, value) in &held {
+                let result = self.producer.send(OutgoingRecord {
+                    topic,
+                    partition: Some(*partition),
+                    key: Some(key),
+                    value: value.as_deref(),
+                    timestamp: None,
+                    headers: &[],
+                });
+                if let Err(e) = result {
+                    return self.on_producer_error(e);
+                }
             }
         }
         let deadline = Instant::now() + self.shared.config.kafka.transaction_timeout;

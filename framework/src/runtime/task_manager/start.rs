@@ -1,5 +1,10 @@
-//! Where a task's input resumes: the committed offset, looked up before the task runs, and a
-//! guard that never processes a record below it.
+//! Where a task's input resumes: the committed offset, looked up before the task restores,
+//! and a guard that never processes a record below it.
+//!
+//! The lookup comes first because a previous owner's transaction can have its input offsets
+//! accepted while its changelog records are still on their way (a changelog leader moving,
+//! or the owner frozen in between): the changelog's end is only the state the committed
+//! offset stands for once that offset is stable, and a read_committed lookup waits for that.
 //!
 //! librdkafka (2.12) can start a newly assigned partition at `auto.offset.reset` instead of
 //! its committed offset: when the committed-offset fetch meets the previous owner's pending
@@ -50,7 +55,9 @@ impl TaskManager {
         let committed = match consumer.committed_offsets(tpl, LOOKUP_TIMEOUT) {
             Ok(committed) => committed,
             Err(e) if crate::kafka::classify(&e) == ErrorAction::Retry => {
-                tracing::debug!(error = %e, "committed offsets not stable yet");
+                for id in ids {
+                    self.note_unsettled(*id, &e.to_string());
+                }
                 return Ok(());
             }
             Err(source) => {
@@ -67,8 +74,9 @@ impl TaskManager {
             let Some(entry) = committed.find_partition(&task.topic, id.partition) else {
                 continue;
             };
-            if entry.error().is_err() {
-                continue; // this partition's offset is not stable yet
+            if let Err(e) = entry.error() {
+                self.note_unsettled(*id, &e.to_string());
+                continue;
             }
             task.start_offset = match entry.offset() {
                 Offset::Offset(o) if o >= 0 => Some(o),
@@ -76,8 +84,22 @@ impl TaskManager {
             };
             task.committed_offset = task.start_offset;
             task.start_resolved = true;
+            task.settled = Some(std::time::Instant::now());
         }
         Ok(())
+    }
+
+    /// Logs once per task that its committed offset cannot be read yet (typically the
+    /// previous owner's transaction still holds it: the offset is not stable).
+    fn note_unsettled(&mut self, id: TaskId, error: &str) {
+        if let Some(task) = self
+            .tasks
+            .get_mut(&id)
+            .filter(|t| !t.start_resolved && !t.start_waiting)
+        {
+            task.start_waiting = true;
+            tracing::info!(thread = self.thread, task = %id, error, "waiting for the committed offset to settle");
+        }
     }
 
     /// True when the record at `offset` of task `id` lies below the task's committed offset:
