@@ -12,7 +12,7 @@
 //! - [`runtime`]: running a topology as one instance of an app ([`App`]);
 //! - [`config`]: layered, validated app configuration ([`ConfigLoader`]);
 //! - [`kafka`]: Kafka clients configured for exactly-once, and the component that owns every
-//!   transaction call ([`kafka::TransactionalProducer`]);
+//!   transaction call ([`kafka::OutputProducer`]);
 //! - [`ops`]: the instance's HTTP server (health, readiness, metrics, state queries,
 //!   savepoints);
 //! - [`snapshot`]: checkpoints and savepoints in a snapshot store;
@@ -38,5 +38,5 @@ pub mod topology;
 
 pub use config::{ConfigLoader, EddyConfig};
 pub use error::ErrorAction;
-pub use kafka::{KafkaError, KafkaSettings, TransactionalProducer};
+pub use kafka::{KafkaError, KafkaSettings, OutputProducer};
 pub use runtime::App;

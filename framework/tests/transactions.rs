@@ -1,16 +1,16 @@
 //! Transactional produce against a real broker: abort, commit, fencing, last stable offset.
 
 use eddy::kafka::OutgoingRecord;
-use eddy::{ErrorAction, KafkaSettings, TransactionalProducer};
+use eddy::{ErrorAction, KafkaSettings, OutputProducer};
 use eddy_testkit::{unique_name, Isolation, Kafka};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn send_values(
-    producer: &mut TransactionalProducer,
+    producer: &mut OutputProducer,
     topic: &str,
     values: &[String],
-) -> Result<(), eddy::kafka::TransactionalProducerError> {
+) -> Result<(), eddy::kafka::ProducerError> {
     for value in values {
         producer.send(OutgoingRecord {
             topic,
@@ -25,7 +25,7 @@ fn send_values(
 }
 
 /// Serves delivery reports until `n` records are acknowledged, without committing.
-fn wait_delivered(producer: &TransactionalProducer, n: u64) -> TestResult {
+fn wait_delivered(producer: &OutputProducer, n: u64) -> TestResult {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while producer.delivered() < n {
         if std::time::Instant::now() > deadline {
@@ -60,7 +60,7 @@ fn aborted_records_are_invisible_to_read_committed_and_visible_to_read_uncommitt
     let topic = unique_name("txn-abort");
     kafka.create_topic(&topic, 1)?;
     let settings = KafkaSettings::new(kafka.bootstrap_servers());
-    let mut producer = TransactionalProducer::new(&settings, &unique_name("txn-abort-id"))?;
+    let mut producer = OutputProducer::new(&settings, &unique_name("txn-abort-id"))?;
 
     let aborted = values("aborted", 20);
     producer.begin()?;
@@ -96,7 +96,7 @@ fn committed_records_are_visible_to_both_isolation_levels() -> TestResult {
     let topic = unique_name("txn-commit");
     kafka.create_topic(&topic, 1)?;
     let settings = KafkaSettings::new(kafka.bootstrap_servers());
-    let mut producer = TransactionalProducer::new(&settings, &unique_name("txn-commit-id"))?;
+    let mut producer = OutputProducer::new(&settings, &unique_name("txn-commit-id"))?;
 
     let first = values("first", 15);
     let second = values("second", 5);
@@ -125,14 +125,14 @@ fn a_second_producer_with_the_same_transactional_id_fences_the_first() -> TestRe
     let settings = KafkaSettings::new(kafka.bootstrap_servers());
     let transactional_id = unique_name("txn-fence-id");
 
-    let mut zombie = TransactionalProducer::new(&settings, &transactional_id)?;
+    let mut zombie = OutputProducer::new(&settings, &transactional_id)?;
     zombie.begin()?;
     send_values(&mut zombie, &topic, &values("zombie", 5))?;
     zombie.poll(std::time::Duration::ZERO);
 
     // The new owner registers the same id: the coordinator bumps the epoch and aborts the
     // zombie's open transaction.
-    let mut owner = TransactionalProducer::new(&settings, &transactional_id)?;
+    let mut owner = OutputProducer::new(&settings, &transactional_id)?;
     let fenced = zombie.commit();
     let err = match fenced {
         Ok(()) => return Err("the fenced producer's commit succeeded".into()),
@@ -163,7 +163,7 @@ fn an_open_transaction_holds_back_the_last_stable_offset() -> TestResult {
     let topic = unique_name("txn-lso");
     kafka.create_topic(&topic, 1)?;
     let settings = KafkaSettings::new(kafka.bootstrap_servers());
-    let mut producer = TransactionalProducer::new(&settings, &unique_name("txn-lso-id"))?;
+    let mut producer = OutputProducer::new(&settings, &unique_name("txn-lso-id"))?;
 
     producer.begin()?;
     send_values(&mut producer, &topic, &values("open", 4))?;

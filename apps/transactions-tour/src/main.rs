@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use eddy::kafka::{OutgoingRecord, TopicAdmin, TopicSpec};
-use eddy::{KafkaSettings, TransactionalProducer};
+use eddy::{KafkaSettings, OutputProducer};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -22,8 +22,8 @@ fn main() -> anyhow::Result<()> {
     TopicAdmin::new(&settings)?.ensure(&[TopicSpec::new(&topic, 1)])?;
     println!("created topic {topic} on {bootstrap}");
 
-    let mut producer = TransactionalProducer::new(&settings, &format!("eddy-tour-{stamp}"))?;
-    let send = |producer: &mut TransactionalProducer, lines: &[&str]| -> anyhow::Result<()> {
+    let mut producer = OutputProducer::new(&settings, &format!("eddy-tour-{stamp}"))?;
+    let send = |producer: &mut OutputProducer, lines: &[&str]| -> anyhow::Result<()> {
         for line in lines {
             producer.send(OutgoingRecord {
                 topic: &topic,

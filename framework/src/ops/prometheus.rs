@@ -1,6 +1,5 @@
 //! The instance's metrics in the Prometheus text exposition format.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::runtime::{HistogramSnapshot, Metrics, Status, HISTOGRAM_BUCKETS};
@@ -136,12 +135,9 @@ pub(crate) fn render(
     );
     out.sample("eddy_ready", &[], u8::from(status.ready(threads)));
     out.header("eddy_tasks", "gauge", "Tasks of the instance by state.");
-    let mut by_state: BTreeMap<&str, usize> = [("restoring", 0), ("running", 0)].into();
-    for t in &tasks {
-        *by_state.entry(t.state.as_str()).or_default() += 1;
-    }
-    for (state, n) in by_state {
-        out.sample("eddy_tasks", &[("state", state)], n);
+    for state in crate::runtime::TaskState::ALL {
+        let n = tasks.iter().filter(|t| t.state == state).count();
+        out.sample("eddy_tasks", &[("state", state.as_str())], n);
     }
     out.header(
         "eddy_consumer_lag_records",

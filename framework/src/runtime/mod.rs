@@ -21,6 +21,7 @@
 //! ```
 
 mod active_task;
+mod cadence;
 mod fault;
 mod histogram;
 mod instance;
@@ -36,6 +37,7 @@ mod standby;
 mod status;
 mod stream_thread;
 mod task_manager;
+mod task_phase;
 mod timeline;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,12 +47,10 @@ use std::thread::JoinHandle;
 pub use histogram::{Histogram, HistogramSnapshot, BUCKETS as HISTOGRAM_BUCKETS};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub(crate) use plan::Plan;
-pub use status::{StandbyStatus, Status, TaskStatus, ThreadStatus};
+pub use status::{StandbyStatus, Status, TaskState, TaskStatus, ThreadStatus};
 
 use crate::config::{EddyConfig, RecordErrorHandler};
-use crate::kafka::{
-    KafkaError, TopicAdmin, TopicAdminError, TopicSpec, TransactionalProducerError,
-};
+use crate::kafka::{KafkaError, ProducerError, TopicAdmin, TopicAdminError, TopicSpec};
 use crate::task::{TaskError, TaskId};
 use crate::topology::Topology;
 use crate::ErrorAction;
@@ -85,7 +85,7 @@ pub enum RuntimeError {
     },
     /// The producer failed fatally.
     #[error(transparent)]
-    Producer(#[from] TransactionalProducerError),
+    Producer(#[from] ProducerError),
     /// A task failed (a processor error, or a bad record under the `fail` handler).
     #[error("task {task}: {source}")]
     Task {

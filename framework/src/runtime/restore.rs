@@ -201,7 +201,8 @@ impl Restorer {
             if high > stable {
                 // The previous owner's transaction is still open on this changelog: its
                 // records may yet commit. Wait for it to end.
-                if task.settled.unwrap_or(task.created).elapsed() > self.stable_deadline {
+                let waiting = task.phase.restoring_since().unwrap_or(task.created);
+                if waiting.elapsed() > self.stable_deadline {
                     return Err(RuntimeError::Restore {
                         task: task.id,
                         message: format!(

@@ -8,6 +8,29 @@ use serde::Serialize;
 use crate::state::StoreReader;
 use crate::task::TaskId;
 
+/// What a task is doing, as the instance status shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    /// Waiting for its committed offset to settle or replaying its changelogs.
+    Restoring,
+    /// Processing input.
+    Running,
+}
+
+impl TaskState {
+    /// Every state, in order.
+    pub const ALL: [TaskState; 2] = [TaskState::Restoring, TaskState::Running];
+
+    /// The state's name (`restoring`, `running`), as in the JSON status and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Restoring => "restoring",
+            TaskState::Running => "running",
+        }
+    }
+}
+
 /// One task as its stream thread last reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TaskStatus {
@@ -17,8 +40,8 @@ pub struct TaskStatus {
     pub topic: String,
     /// Its input partition.
     pub partition: i32,
-    /// `restoring` or `running`.
-    pub state: String,
+    /// What it is doing.
+    pub state: TaskState,
     /// Changelog records still to replay before the task runs (0 once running).
     pub restore_remaining: i64,
     /// Input records not yet processed: the last stable offset minus the consumer's position,
@@ -42,7 +65,7 @@ pub struct ThreadStatus {
 impl ThreadStatus {
     /// True when the thread has its assignment and every task of it runs.
     pub fn ready(&self) -> bool {
-        self.assigned && self.tasks.iter().all(|t| t.state == "running")
+        self.assigned && self.tasks.iter().all(|t| t.state == TaskState::Running)
     }
 }
 

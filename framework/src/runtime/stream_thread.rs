@@ -14,7 +14,7 @@ use super::restarts::{Restart, RestartPolicy};
 use super::task_manager::{Shared, TaskManager};
 use super::RuntimeError;
 use crate::config::Guarantee;
-use crate::kafka::{KafkaError, TransactionalProducer};
+use crate::kafka::{KafkaError, OutputProducer};
 
 /// How a consumer generation of the thread ended.
 enum Ended {
@@ -236,11 +236,9 @@ fn start_generation(
     let producer = match config.guarantee {
         // One transactional id per instance and thread: a restarted instance re-registers
         // it, which fences its previous incarnation and aborts its open transaction at once.
-        Guarantee::ExactlyOnce => {
-            TransactionalProducer::new(&config.kafka, &format!("{app}-{name}"))
-        }
+        Guarantee::ExactlyOnce => OutputProducer::new(&config.kafka, &format!("{app}-{name}")),
         Guarantee::AtLeastOnce => {
-            TransactionalProducer::at_least_once(&config.kafka, &format!("{app}-{name}"))
+            OutputProducer::at_least_once(&config.kafka, &format!("{app}-{name}"))
         }
     }
     .map_err(RuntimeError::Producer)?;

@@ -27,19 +27,6 @@ impl fmt::Display for TaskId {
     }
 }
 
-/// Life cycle of a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskState {
-    /// Created, stores opened, not yet restored.
-    Created,
-    /// Replaying changelogs into the stores.
-    Restoring,
-    /// Processing input.
-    Running,
-    /// Closed; its local state stays on disk for reuse.
-    Closed,
-}
-
 /// A task could not process a record.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {

@@ -10,6 +10,7 @@ use super::base::checkpoint_prefix;
 use super::TaskManager;
 use crate::record::wall_clock_ms;
 use crate::runtime::active_task::ActiveTask;
+use crate::runtime::cadence::Duty;
 use crate::runtime::RuntimeError;
 use crate::snapshot::{
     put_json, upload, HashCache, InputOffset, SnapshotError, SnapshotStore, StoreIdentity,
@@ -29,7 +30,6 @@ pub(super) struct LocalCheckpoint {
 
 /// Periodic checkpoint state of one stream thread.
 pub(super) struct Checkpointer {
-    last: Instant,
     inflight: Option<JoinHandle<()>>,
     /// Shared with the background publisher.
     pub cache: Arc<Mutex<HashCache>>,
@@ -38,7 +38,6 @@ pub(super) struct Checkpointer {
 impl Checkpointer {
     pub(super) fn new() -> Self {
         Checkpointer {
-            last: Instant::now(),
             inflight: None,
             cache: Arc::new(Mutex::new(HashCache::default())),
         }
@@ -124,7 +123,7 @@ impl TaskManager {
         ) else {
             return Ok(());
         };
-        if self.checkpointer.last.elapsed() < interval
+        if !self.cadence.is_due(Duty::Checkpoint, interval)
             || self
                 .checkpointer
                 .inflight
@@ -133,11 +132,11 @@ impl TaskManager {
         {
             return Ok(());
         }
-        self.checkpointer.last = Instant::now();
+        self.cadence.ran(Duty::Checkpoint);
         let started = Instant::now();
         let mut locals = Vec::new();
         for task in self.tasks.values() {
-            if task.state != crate::task::TaskState::Running {
+            if !task.phase.is_running() {
                 continue;
             }
             if let Some(local) = self.local_checkpoint(task, Vec::new())? {

@@ -3,6 +3,7 @@
 
 mod base;
 mod checkpoint;
+mod commit;
 mod purge;
 mod record_errors;
 mod report;
@@ -13,29 +14,28 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::BorrowedMessage;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Message, TopicPartitionList};
 
 pub(crate) use base::{open_stores, TaskLocks};
 use record_errors::raw_record;
 
 use super::active_task::{ActiveTask, StoreRestore};
+use super::cadence::{Cadence, Duty};
 use super::fault::Fault;
 use super::instance::InstanceDir;
 use super::plan::Plan;
 use super::restore::Restorer;
+use super::task_phase::TaskPhase;
 use super::timeline::Timeline;
 use super::{Metrics, RuntimeError};
 use crate::config::EddyConfig;
-use crate::kafka::{
-    OutgoingRecord, RecordOrigin, TransactionalProducer, TransactionalProducerError,
-};
+use crate::kafka::{OutgoingRecord, OutputProducer, RecordOrigin};
 use crate::record::{wall_clock_ms, RawRecord};
 use crate::snapshot::{ControlChannel, SnapshotStore};
-use crate::task::{TaskError, TaskGraph, TaskId, TaskState};
+use crate::task::{TaskError, TaskGraph, TaskId};
 use crate::topology::Topology;
-use crate::ErrorAction;
 
 /// What the app shares with every stream thread.
 pub(crate) struct Shared {
@@ -69,12 +69,12 @@ pub(crate) struct Shared {
 pub(crate) struct TaskManager {
     shared: Arc<Shared>,
     thread: String,
-    producer: TransactionalProducer,
+    producer: OutputProducer,
     restorer: Restorer,
     tasks: BTreeMap<TaskId, ActiveTask>,
-    last_commit: Instant,
-    /// When restoring tasks last asked whether their changelogs are stable.
-    last_stable_check: Instant,
+    /// When each periodic duty (commit, stable check, lookups, control poll, report,
+    /// progress log, checkpoint) last ran.
+    cadence: Cadence,
     commits: u64,
     /// Commits that carried state changes.
     state_commits: u64,
@@ -87,19 +87,13 @@ pub(crate) struct TaskManager {
     fatal: Option<RuntimeError>,
     /// The app's control topic (savepoint coordination).
     control: Option<ControlChannel>,
-    last_control_poll: Instant,
     /// The savepoint this thread takes part in.
     round: Option<savepoint::Round>,
     checkpointer: checkpoint::Checkpointer,
     /// True once the consumer received an assignment in this generation.
     assigned: bool,
-    /// When the thread last reported its status; `None` makes the next loop report.
-    last_report: Option<Instant>,
-    last_progress_log: Instant,
     /// Consumer moves to committed offsets, applied at the next loop step.
     seeks: Vec<(String, i32, i64)>,
-    /// When restored tasks last asked for their committed offsets.
-    last_start_lookup: Option<Instant>,
     /// Deletes committed records of the repartition topics this thread reads.
     purger: purge::Purger,
     /// Set when another producer registered this thread's transactional id.
@@ -114,7 +108,7 @@ impl TaskManager {
     pub(crate) fn new(
         shared: Arc<Shared>,
         thread: String,
-        producer: TransactionalProducer,
+        producer: OutputProducer,
         fault: Fault,
     ) -> Result<Self, RuntimeError> {
         let restorer = Restorer::new(
@@ -134,8 +128,12 @@ impl TaskManager {
             producer,
             restorer,
             tasks: BTreeMap::new(),
-            last_commit: Instant::now(),
-            last_stable_check: Instant::now() - Duration::from_secs(1),
+            cadence: Cadence::starting(&[
+                Duty::Commit,
+                Duty::ControlPoll,
+                Duty::ProgressLog,
+                Duty::Checkpoint,
+            ]),
             commits: 0,
             state_commits: 0,
             fault,
@@ -143,14 +141,10 @@ impl TaskManager {
             reset: None,
             fatal: None,
             control: Some(control),
-            last_control_poll: Instant::now(),
             round: None,
             checkpointer: checkpoint::Checkpointer::new(),
             assigned: false,
-            last_report: None,
-            last_progress_log: Instant::now(),
             seeks: Vec::new(),
-            last_start_lookup: None,
             purger: purge::Purger::new(shared.config.repartition_purge_interval),
             producer_fenced: false,
             timeline_reader: None,
@@ -171,12 +165,12 @@ impl TaskManager {
 
     /// How long the next consumer poll may block.
     pub(crate) fn poll_timeout(&self) -> Duration {
-        if self.restorer.busy() || self.tasks.values().any(|t| t.state == TaskState::Restoring) {
+        if self.restorer.busy() || self.tasks.values().any(|t| !t.phase.is_running()) {
             return Duration::ZERO;
         }
         let interval = self.shared.config.commit_interval;
         if self.producer.in_transaction() {
-            interval.saturating_sub(self.last_commit.elapsed())
+            self.cadence.until_due(Duty::Commit, interval)
         } else {
             interval
         }
@@ -189,7 +183,7 @@ impl TaskManager {
         assigned: &TopicPartitionList,
     ) {
         self.assigned = true;
-        self.last_report = None;
+        self.cadence.clear(Duty::Report);
         if let Err(e) = self.assign(consumer, assigned) {
             self.fatal.get_or_insert(e);
         }
@@ -272,21 +266,15 @@ impl TaskManager {
         );
         Ok(ActiveTask {
             span: tracing::info_span!("task", task = %id, thread = self.thread),
-            first_offset: None,
-            start_offset: None,
+            phase: TaskPhase::assigned(),
             committed_offset: None,
-            start_resolved: false,
-            start_waiting: false,
-            seek_requested: false,
             id,
             origin_topic: std::sync::Arc::from(topic.as_str()),
             topic,
             graph,
-            state: TaskState::Restoring,
             next_offset: None,
             restores,
             created: Instant::now(),
-            settled: None,
         })
     }
 
@@ -328,7 +316,7 @@ impl TaskManager {
         }
         self.shared.status.remove_readers(&closed);
         self.shared.standbys.active_closed(&closed);
-        self.last_report = None;
+        self.cadence.clear(Duty::Report);
         if let Err(e) = self.restorer.forget(&closed) {
             self.fatal.get_or_insert(e);
         }
@@ -342,7 +330,7 @@ impl TaskManager {
         let waiting: Vec<TaskId> = self
             .tasks
             .values()
-            .filter(|t| t.state == TaskState::Restoring)
+            .filter(|t| !t.phase.is_running())
             .map(|t| t.id)
             .collect();
         if waiting.is_empty() {
@@ -353,10 +341,12 @@ impl TaskManager {
         // that offset stands for. (That transaction's changelog records may still be on their
         // way to the brokers after its offsets were accepted.)
         self.resolve_starts(consumer, &waiting)?;
-        if self.last_stable_check.elapsed() >= Duration::from_millis(100) {
-            self.last_stable_check = Instant::now();
+        if self
+            .cadence
+            .run_if_due(Duty::StableCheck, Duration::from_millis(100))
+        {
             for id in &waiting {
-                if let Some(task) = self.tasks.get_mut(id).filter(|t| t.start_resolved) {
+                if let Some(task) = self.tasks.get_mut(id).filter(|t| t.phase.is_settled()) {
                     match self.restorer.start(task) {
                         Ok(()) => {}
                         // A broker restarting or a leader moving: ask again at the next check.
@@ -375,7 +365,7 @@ impl TaskManager {
             .filter(|id| {
                 self.tasks
                     .get(id)
-                    .is_some_and(|t| t.start_resolved && t.restored())
+                    .is_some_and(|t| t.phase.is_settled() && t.restored())
             })
             .collect();
         if restored.is_empty() {
@@ -388,18 +378,20 @@ impl TaskManager {
                 task.graph
                     .init(now)
                     .map_err(|source| RuntimeError::Task { task: id, source })?;
-                task.state = TaskState::Running;
+                let Some(start) = task.phase.run() else {
+                    continue;
+                };
                 self.shared
                     .status
                     .add_readers(id, task.graph.stores_mut().readers());
                 resume.add_partition(&task.topic, id.partition);
-                if let Some(start) = task.start_offset {
+                if let Some(start) = start {
                     // librdkafka does not wake its fetcher when a partition resumes, so the
                     // first fetch may wait up to a second; a seek to where the task starts
                     // anyway starts fetching at once.
                     self.seeks.push((task.topic.clone(), id.partition, start));
                 }
-                tracing::info!(thread = self.thread, task = %id, start = ?task.start_offset, "task running");
+                tracing::info!(thread = self.thread, task = %id, start = ?start, "task running");
             }
         }
         if resume.count() > 0 {
@@ -418,10 +410,7 @@ impl TaskManager {
         let Some(id) = self.shared.plan.task_id(msg.topic(), msg.partition()) else {
             return Ok(());
         };
-        let running = self
-            .tasks
-            .get(&id)
-            .is_some_and(|t| t.state == TaskState::Running);
+        let running = self.tasks.get(&id).is_some_and(|t| t.phase.is_running());
         if !running {
             // Paused partitions deliver nothing; if one did, its position is now wrong.
             self.reset_dirty(&format!(
@@ -450,8 +439,7 @@ impl TaskManager {
         let mut out = std::mem::take(&mut self.out);
         let result = match self.tasks.get_mut(&id) {
             Some(task) => {
-                if task.first_offset.is_none() {
-                    task.first_offset = Some(msg.offset());
+                if task.phase.note_first(msg.offset()) {
                     tracing::info!(thread = self.thread, task = %id, offset = msg.offset(), "first input record");
                 }
                 self.producer.set_origin(Some(RecordOrigin {
@@ -494,7 +482,7 @@ impl TaskManager {
         let now = wall_clock_ms();
         let mut out = std::mem::take(&mut self.out);
         for task in self.tasks.values_mut() {
-            if task.state == TaskState::Running {
+            if task.phase.is_running() {
                 task.graph
                     .punctuate_wall_clock(now, &mut out)
                     .map_err(|source| RuntimeError::Task {
@@ -514,16 +502,6 @@ impl TaskManager {
         result
     }
 
-    fn ensure_transaction(&mut self) -> Result<(), RuntimeError> {
-        if self.producer.in_transaction() {
-            return Ok(());
-        }
-        match self.producer.begin() {
-            Ok(()) => Ok(()),
-            Err(e) => self.on_producer_error(e),
-        }
-    }
-
     fn send_all(&mut self, records: &[RawRecord]) -> Result<(), RuntimeError> {
         for r in records {
             let result = self.producer.send(OutgoingRecord {
@@ -535,254 +513,13 @@ impl TaskManager {
                 headers: &r.headers,
             });
             if let Err(e) = result {
-                return self.on_producer_error(e);
+                return self.on_producer_error::<()>(e).map(|_| ());
             }
         }
         self.shared
             .metrics
             .add_out(u64::try_from(records.len()).unwrap_or(0));
         Ok(())
-    }
-
-    /// True when the commit interval has passed with a transaction open.
-    pub(crate) fn commit_due(&self) -> bool {
-        self.producer.in_transaction()
-            && self.last_commit.elapsed() >= self.shared.config.commit_interval
-    }
-
-    /// Sends the changelog records of every task, adds the input offsets, commits, then
-    /// applies the state to RocksDB with the changelog positions the commit produced.
-    pub(crate) fn commit<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-    ) -> Result<(), RuntimeError> {
-        // The interval runs from the end of a commit, so a slow commit still leaves a full
-        // interval of processing before the next one.
-        let started = Instant::now();
-        let open = self.producer.in_transaction();
-        let span = if open {
-            tracing::info_span!(
-                "commit",
-                commit = self.commits + 1,
-                tasks = self.tasks.len()
-            )
-        } else {
-            tracing::Span::none()
-        };
-        let result = span.in_scope(|| self.commit_now(consumer));
-        self.last_commit = Instant::now();
-        if open && result.is_ok() && self.reset.is_none() {
-            self.shared.metrics.commit.observe(started.elapsed());
-        }
-        result
-    }
-
-    fn commit_now<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-    ) -> Result<(), RuntimeError> {
-        if !self.producer.in_transaction() || self.reset.is_some() {
-            return Ok(());
-        }
-        let started = Instant::now();
-        let mut offsets = TopicPartitionList::new();
-        let mut changes = 0_usize;
-        self.producer.set_origin(None);
-        // Changelog records a fault test holds back until the offsets joined the transaction.
-        let hold = self.fault.holds_changelog(self.state_commits + 1);
-        let mut held = Vec::new();
-        for task in self.tasks.values_mut() {
-            let partition = task.id.partition;
-            for (topic, key, value) in task.graph.stores_mut().pending_changelog() {
-                changes += 1;
-                if hold {
-                    held.push((
-                        topic.to_owned(),
-                        partition,
-                        key.to_vec(),
-                        value.map(<[u8]>::to_vec),
-                    ));
-                    continue;
-                }
-                let result = self.producer.send(OutgoingRecord {
-                    topic,
-                    partition: Some(partition),
-                    key: Some(key),
-                    value,
-                    timestamp: None,
-                    headers: &[],
-                });
-                if let Err(e) = result {
-                    return self.on_producer_error(e);
-                }
-            }
-            // A transaction without input of a task (punctuation output only) still carries
-            // the task's committed offset: the group coordinator then refuses it from a
-            // member that lost the task, as it refuses any other.
-            let fence = task.next_offset.or(task.committed_offset);
-            if let Some(next) = fence {
-                offsets
-                    .add_partition_offset(&task.topic, partition, Offset::Offset(next))
-                    .map_err(|source| RuntimeError::Kafka {
-                        what: "building the offsets to commit".to_owned(),
-                        source,
-                    })?;
-            }
-        }
-        let n = self.commits + 1;
-        if self.fault.crashes_before_commit(n) {
-            // Make the crash land after the outputs reached the brokers.
-            let _ = self.producer.flush();
-            self.fault.before_commit(n);
-        }
-        if self.producer.is_transactional() && offsets.count() > 0 {
-            let Some(group) = consumer.group_metadata() else {
-                return Err(RuntimeError::Kafka {
-                    what: "reading the consumer's group metadata".to_owned(),
-                    source: rdkafka::error::KafkaError::NoMessageReceived,
-                });
-            };
-            if let Err(e) = self.producer.send_offsets(&offsets, group) {
-                return self.on_producer_error(e);
-            }
-        }
-        if !held.is_empty() {
-            self.fault.stop_after_offsets(self.state_commits + 1);
-            for (topic, partition, key, value) in &held {
-                let result = self.producer.send(OutgoingRecord {
-                    topic,
-                    partition: Some(*partition),
-                    key: Some(key),
-                    value: value.as_deref(),
-                    timestamp: None,
-                    headers: &[],
-                });
-                if let Err(e) = result {
-                    return self.on_producer_error(e);
-                }
-            }
-        }
-        let deadline = Instant::now() + self.shared.config.kafka.transaction_timeout;
-        loop {
-            match self.producer.commit() {
-                Ok(()) => break,
-                Err(e) if e.action == ErrorAction::Retry && Instant::now() < deadline => {
-                    tracing::warn!(error = %e, "retrying the commit");
-                }
-                Err(e) => return self.on_producer_error(e),
-            }
-        }
-        if !self.producer.is_transactional() && offsets.count() > 0 {
-            if let Err(source) = consumer.commit(&offsets, CommitMode::Sync) {
-                self.reset_dirty(&format!("committing offsets failed: {source}"));
-                return Ok(());
-            }
-        }
-        self.commits = n;
-        if changes > 0 {
-            self.state_commits += 1;
-            self.fault.after_commit(self.state_commits);
-        }
-        self.shared.metrics.add_commit();
-        tracing::debug!(commit = n, took = ?started.elapsed(), partitions = offsets.count(), changes, "committed");
-        for e in offsets.elements() {
-            if let (true, Offset::Offset(next)) =
-                (self.shared.plan.repartition.contains(e.topic()), e.offset())
-            {
-                self.purger.committed(e.topic(), e.partition(), next);
-            }
-        }
-        self.purger.step(&self.shared.config.kafka);
-        let delivered = self.producer.take_delivered_offsets();
-        for task in self.tasks.values_mut() {
-            let partition = task.id.partition;
-            let positions: BTreeMap<String, i64> = task
-                .graph
-                .stores_mut()
-                .changelogged()
-                .into_iter()
-                .filter_map(|(store, topic)| {
-                    let last = delivered.get(&topic)?.get(&partition)?;
-                    Some((store, last + 1))
-                })
-                .collect();
-            task.graph
-                .stores_mut()
-                .apply_committed(&positions)
-                .map_err(|e| RuntimeError::Task {
-                    task: task.id,
-                    source: e.into(),
-                })?;
-            if let Some(next) = task.next_offset.take() {
-                task.committed_offset = Some(next);
-            }
-        }
-        self.maybe_checkpoint()
-    }
-
-    /// Handles a producer error by its action: abortable and fencing errors make the thread
-    /// start over from the last commit; fatal ones stop it.
-    fn on_producer_error(&mut self, mut e: TransactionalProducerError) -> Result<(), RuntimeError> {
-        self.producer_fenced |= e.is_producer_fenced();
-        match e.action {
-            ErrorAction::Fatal => Err(self.named_rejection(e)),
-            ErrorAction::Retry | ErrorAction::AbortTransaction | ErrorAction::Rejoin => {
-                self.reset_dirty(&e.to_string());
-                // The abort served every delivery report: one may show a record that every
-                // retry would have refused again.
-                if let Some(rejected) = self.producer.take_rejected() {
-                    e.action = ErrorAction::Fatal;
-                    e.rejected = Some(rejected);
-                    return Err(self.named_rejection(e));
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// The fatal error `e`, with the limit a too-large record exceeded read from its topic,
-    /// so the operator sees which setting to raise.
-    fn named_rejection(&self, mut e: TransactionalProducerError) -> RuntimeError {
-        if let Some(rejected) = e.rejected.as_mut().filter(|r| r.is_too_large()) {
-            rejected.limit = crate::kafka::TopicAdmin::new(&self.shared.config.kafka)
-                .and_then(|admin| admin.topic_config(&rejected.topic, "max.message.bytes"))
-                .unwrap_or_else(|lookup| {
-                    tracing::warn!(error = %lookup, "cannot read the topic's max.message.bytes");
-                    None
-                });
-        }
-        RuntimeError::Producer(e)
-    }
-
-    /// Aborts the open transaction, drops every task without applying its state, and marks
-    /// the thread for a restart from the last commit.
-    pub(crate) fn reset_dirty(&mut self, reason: &str) {
-        if self.reset.is_none() {
-            tracing::warn!(
-                thread = self.thread,
-                reason,
-                "aborting and rejoining from the last commit"
-            );
-            self.reset = Some(reason.to_owned());
-        }
-        if self.producer.in_transaction() {
-            self.shared.metrics.add_abort();
-            if let Err(e) = self.producer.abort() {
-                tracing::warn!(error = %e, "abort failed; the new producer fences this one");
-            }
-        }
-        self.drop_all_dirty();
-    }
-
-    fn drop_all_dirty(&mut self) {
-        let tasks = std::mem::take(&mut self.tasks);
-        let ids: Vec<TaskId> = tasks.keys().copied().collect();
-        self.shared.status.remove_readers(&ids);
-        self.shared.standbys.active_closed(&ids);
-        for (_, mut task) in tasks {
-            task.graph.stores_mut().discard_pending();
-        }
-        let _ = self.restorer.forget(&ids);
     }
 
     /// Clean shutdown: commits, then closes every task.

@@ -1,13 +1,13 @@
 //! The stream thread's report to the instance status: tasks, lag, restore progress, memory.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::TaskManager;
+use crate::runtime::cadence::Duty;
 use crate::runtime::rebalance::RebalanceHandler;
-use crate::runtime::status::{TaskStatus, ThreadStatus};
-use crate::task::TaskState;
+use crate::runtime::status::{TaskState, TaskStatus, ThreadStatus};
 
 /// How often a thread reports when nothing changed.
 pub(super) const INTERVAL: Duration = Duration::from_secs(1);
@@ -19,11 +19,12 @@ impl TaskManager {
     /// Publishes what the thread owns and how far it got, at most once per [`INTERVAL`]
     /// unless an assignment changed (which clears `last_report`).
     pub(crate) fn publish_status(&mut self, consumer: &BaseConsumer<RebalanceHandler>) {
-        if self.last_report.is_some_and(|at| at.elapsed() < INTERVAL) {
+        if !self.cadence.run_if_due(Duty::Report, INTERVAL) {
             return;
         }
-        let log_progress = self.last_progress_log.elapsed() >= PROGRESS_LOG_INTERVAL;
-        self.last_report = Some(Instant::now());
+        let log_progress = self
+            .cadence
+            .is_due(Duty::ProgressLog, PROGRESS_LOG_INTERVAL);
         // A failed position read reports no lag rather than a wrong one.
         let positions = consumer.position().ok();
         let mut tasks = Vec::with_capacity(self.tasks.len());
@@ -58,12 +59,8 @@ impl TaskManager {
             let readers = stores.readers();
             let rocksdb_memory_bytes =
                 (!readers.is_empty()).then(|| readers.iter().map(|r| r.memory_bytes()).sum());
-            let state = match task.state {
-                TaskState::Created | TaskState::Restoring => "restoring",
-                TaskState::Running => "running",
-                TaskState::Closed => "closed",
-            };
-            if log_progress && task.state == TaskState::Restoring {
+            let state = task.phase.status();
+            if log_progress && state == TaskState::Restoring {
                 tracing::info!(
                     thread = self.thread,
                     task = %task.id,
@@ -76,14 +73,14 @@ impl TaskManager {
                 task: task.id.to_string(),
                 topic: task.topic.clone(),
                 partition,
-                state: state.to_owned(),
+                state,
                 restore_remaining,
                 lag,
                 rocksdb_memory_bytes,
             });
         }
         if log_progress {
-            self.last_progress_log = Instant::now();
+            self.cadence.ran(Duty::ProgressLog);
         }
         self.shared.status.publish(
             &self.thread,

@@ -9,12 +9,13 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::checkpoint::publish;
 use super::TaskManager;
 use crate::record::wall_clock_ms;
+use crate::runtime::cadence::Duty;
 use crate::runtime::RuntimeError;
 use crate::snapshot::{
     put_json, savepoint_key, ControlMessage, DirectoryStore, InputOffset, SnapshotError,
 };
 use crate::state::StoreKind;
-use crate::task::{TaskId, TaskState};
+use crate::task::TaskId;
 
 /// How often an idle thread looks at the control topic.
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -40,10 +41,10 @@ impl TaskManager {
             return Ok(());
         };
         let busy = self.round.is_some();
-        if !busy && self.last_control_poll.elapsed() < IDLE_POLL {
+        if !busy && !self.cadence.is_due(Duty::ControlPoll, IDLE_POLL) {
             return Ok(());
         }
-        self.last_control_poll = Instant::now();
+        self.cadence.ran(Duty::ControlPoll);
         let mut messages = Vec::new();
         while let Some(m) = control
             .poll(Duration::ZERO)
@@ -107,7 +108,7 @@ impl TaskManager {
                 .plan
                 .task_id(topic, *partition)
                 .and_then(|id| self.tasks.get(&id))
-                .is_some_and(|t| t.state == TaskState::Running);
+                .is_some_and(|t| t.phase.is_running());
             if owned {
                 tpl.add_partition(topic, *partition);
             }
@@ -167,7 +168,7 @@ impl TaskManager {
             self.fail_round(consumer, &id, "another savepoint is in progress");
             return Ok(());
         }
-        if let Some(t) = self.tasks.values().find(|t| t.state != TaskState::Running) {
+        if let Some(t) = self.tasks.values().find(|t| !t.phase.is_running()) {
             let reason = format!("task {} is still restoring", t.id);
             self.fail_round(consumer, &id, &reason);
             return Ok(());

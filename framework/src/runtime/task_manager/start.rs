@@ -20,6 +20,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::TaskManager;
+use crate::runtime::cadence::Duty;
 use crate::runtime::RuntimeError;
 use crate::task::TaskId;
 use crate::ErrorAction;
@@ -40,18 +41,13 @@ impl TaskManager {
     ) -> Result<(), RuntimeError> {
         let mut tpl = TopicPartitionList::new();
         for id in ids {
-            if let Some(task) = self.tasks.get(id).filter(|t| !t.start_resolved) {
+            if let Some(task) = self.tasks.get(id).filter(|t| !t.phase.is_settled()) {
                 tpl.add_partition(&task.topic, id.partition);
             }
         }
-        if tpl.count() == 0
-            || self
-                .last_start_lookup
-                .is_some_and(|at| at.elapsed() < LOOKUP_INTERVAL)
-        {
+        if tpl.count() == 0 || !self.cadence.run_if_due(Duty::StartLookup, LOOKUP_INTERVAL) {
             return Ok(());
         }
-        self.last_start_lookup = Some(std::time::Instant::now());
         let committed = match consumer.committed_offsets(tpl, LOOKUP_TIMEOUT) {
             Ok(committed) => committed,
             Err(e) if crate::kafka::classify(&e) == ErrorAction::Retry => {
@@ -78,13 +74,13 @@ impl TaskManager {
                 self.note_unsettled(*id, &e.to_string());
                 continue;
             }
-            task.start_offset = match entry.offset() {
+            let start = match entry.offset() {
                 Offset::Offset(o) if o >= 0 => Some(o),
                 _ => None,
             };
-            task.committed_offset = task.start_offset;
-            task.start_resolved = true;
-            task.settled = Some(std::time::Instant::now());
+            if task.phase.settle(start) {
+                task.committed_offset = start;
+            }
         }
         Ok(())
     }
@@ -92,12 +88,11 @@ impl TaskManager {
     /// Logs once per task that its committed offset cannot be read yet (typically the
     /// previous owner's transaction still holds it: the offset is not stable).
     fn note_unsettled(&mut self, id: TaskId, error: &str) {
-        if let Some(task) = self
+        if self
             .tasks
             .get_mut(&id)
-            .filter(|t| !t.start_resolved && !t.start_waiting)
+            .is_some_and(|t| t.phase.note_waiting())
         {
-            task.start_waiting = true;
             tracing::info!(thread = self.thread, task = %id, error, "waiting for the committed offset to settle");
         }
     }
@@ -109,11 +104,10 @@ impl TaskManager {
         let Some(task) = self.tasks.get_mut(&id) else {
             return false;
         };
-        let Some(start) = task.start_offset.filter(|&s| offset < s) else {
+        let Some((start, seek)) = task.phase.below_start(offset) else {
             return false;
         };
-        if !task.seek_requested {
-            task.seek_requested = true;
+        if seek {
             tracing::warn!(
                 thread = self.thread,
                 task = %id,

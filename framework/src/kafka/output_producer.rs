@@ -1,4 +1,6 @@
-//! The one component that owns every Kafka transaction call of a stream thread.
+//! A stream thread's producer of outputs, changelog and repartition records: under
+//! exactly-once the one component that owns every Kafka transaction call of the thread, under
+//! at-least-once an idempotent producer whose "commit" is a flush.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use crate::ErrorAction;
     "{operation} failed for transactional id `{transactional_id}` (action: {action}): {source}{}",
     rejected.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
 )]
-pub struct TransactionalProducerError {
+pub struct ProducerError {
     /// The operation that failed (`init`, `begin`, `send`, `send_offsets`, `commit`, `abort`).
     pub operation: &'static str,
     /// The producer's transactional id.
@@ -38,7 +40,7 @@ pub struct TransactionalProducerError {
     pub rejected: Option<Box<RejectedRecord>>,
 }
 
-impl TransactionalProducerError {
+impl ProducerError {
     /// True when the instance must close its tasks and rejoin (fenced, or it lost its group
     /// generation).
     pub fn is_fenced(&self) -> bool {
@@ -80,12 +82,13 @@ pub struct OutgoingRecord<'a> {
     pub headers: &'a [(String, Vec<u8>)],
 }
 
-/// A transactional Kafka producer: the single owner of `begin`, `send_offsets`, `commit` and
-/// `abort` for one stream thread.
+/// A stream thread's producer. Exactly-once ([`new`](Self::new)): transactional, the single
+/// owner of `begin`, `send_offsets`, `commit` and `abort` for the thread. At-least-once
+/// ([`at_least_once`](Self::at_least_once)): no transactions; `commit` flushes.
 ///
 /// All calls block (librdkafka's transaction API is synchronous); call them from a stream
 /// thread or `spawn_blocking`, never from an async worker.
-pub struct TransactionalProducer {
+pub struct OutputProducer {
     /// Shared with the helper thread of a transaction call in progress (see
     /// [`super::bounded`]).
     producer: Arc<BaseProducer<DeliveryContext>>,
@@ -110,31 +113,28 @@ pub struct TransactionalProducer {
     wedged: bool,
 }
 
-impl std::fmt::Debug for TransactionalProducer {
+impl std::fmt::Debug for OutputProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TransactionalProducer")
+        f.debug_struct("OutputProducer")
             .field("transactional_id", &self.transactional_id)
             .field("in_transaction", &self.in_transaction)
             .finish()
     }
 }
 
-impl TransactionalProducer {
+impl OutputProducer {
     /// Creates the producer and registers its transactional id with the coordinator
     /// (`init_transactions`), which fences any older producer with the same id and aborts
     /// its open transaction.
     ///
     /// # Errors
     /// Fails when the client cannot be created or the coordinator does not answer in time.
-    pub fn new(
-        settings: &KafkaSettings,
-        transactional_id: &str,
-    ) -> Result<Self, TransactionalProducerError> {
+    pub fn new(settings: &KafkaSettings, transactional_id: &str) -> Result<Self, ProducerError> {
         let stats = Arc::new(DeliveryStats::default());
         let context = DeliveryContext {
             stats: Arc::clone(&stats),
         };
-        let err = |source| TransactionalProducerError {
+        let err = |source| ProducerError {
             operation: "init",
             transactional_id: transactional_id.to_owned(),
             action: ErrorAction::Fatal,
@@ -171,10 +171,7 @@ impl TransactionalProducer {
     ///
     /// # Errors
     /// Fails when the client cannot be created.
-    pub fn at_least_once(
-        settings: &KafkaSettings,
-        client_id: &str,
-    ) -> Result<Self, TransactionalProducerError> {
+    pub fn at_least_once(settings: &KafkaSettings, client_id: &str) -> Result<Self, ProducerError> {
         let stats = Arc::new(DeliveryStats::default());
         let context = DeliveryContext {
             stats: Arc::clone(&stats),
@@ -182,7 +179,7 @@ impl TransactionalProducer {
         let producer: BaseProducer<DeliveryContext> = settings
             .idempotent_producer_config(client_id)
             .create_with_context(context)
-            .map_err(|source| TransactionalProducerError {
+            .map_err(|source| ProducerError {
                 operation: "init",
                 transactional_id: client_id.to_owned(),
                 action: ErrorAction::Fatal,
@@ -201,7 +198,7 @@ impl TransactionalProducer {
         stats: Arc<DeliveryStats>,
         transactional: bool,
     ) -> Self {
-        TransactionalProducer {
+        OutputProducer {
             producer: Arc::new(producer),
             wedged: false,
             transactional_id: id.to_owned(),
@@ -251,7 +248,7 @@ impl TransactionalProducer {
     ///
     /// # Errors
     /// Fails when a transaction is already open or the producer was fenced.
-    pub fn begin(&mut self) -> Result<(), TransactionalProducerError> {
+    pub fn begin(&mut self) -> Result<(), ProducerError> {
         self.failed_at_begin = self.stats.failed.load(Ordering::Relaxed);
         self.origins.clear();
         self.current_origin = 0;
@@ -283,7 +280,7 @@ impl TransactionalProducer {
     ///
     /// # Errors
     /// Fails when the record cannot be queued; the error's action says whether to abort.
-    pub fn send(&mut self, record: OutgoingRecord<'_>) -> Result<(), TransactionalProducerError> {
+    pub fn send(&mut self, record: OutgoingRecord<'_>) -> Result<(), ProducerError> {
         if let Some(origin) = self.pending_origin.take() {
             self.origins.push(origin);
             self.current_origin = self.origins.len();
@@ -346,7 +343,7 @@ impl TransactionalProducer {
     ///
     /// # Errors
     /// Fails when the records are not acknowledged within the transaction timeout.
-    pub fn flush(&mut self) -> Result<(), TransactionalProducerError> {
+    pub fn flush(&mut self) -> Result<(), ProducerError> {
         self.drain().map_err(|e| self.error("flush", e))
     }
 
@@ -369,7 +366,7 @@ impl TransactionalProducer {
         &mut self,
         offsets: &TopicPartitionList,
         group: ConsumerGroupMetadata,
-    ) -> Result<(), TransactionalProducerError> {
+    ) -> Result<(), ProducerError> {
         if !self.transactional {
             return Ok(());
         }
@@ -387,7 +384,7 @@ impl TransactionalProducer {
         &mut self,
         operation: &'static str,
         call: impl FnOnce(&BaseProducer<DeliveryContext>) -> KafkaResult<()> + Send + 'static,
-    ) -> Result<(), TransactionalProducerError> {
+    ) -> Result<(), ProducerError> {
         if self.wedged {
             return Err(self.wedged_error(operation));
         }
@@ -402,8 +399,8 @@ impl TransactionalProducer {
         }
     }
 
-    fn wedged_error(&self, operation: &'static str) -> TransactionalProducerError {
-        TransactionalProducerError {
+    fn wedged_error(&self, operation: &'static str) -> ProducerError {
+        ProducerError {
             operation,
             transactional_id: self.transactional_id.clone(),
             action: ErrorAction::Rejoin,
@@ -417,7 +414,7 @@ impl TransactionalProducer {
     /// # Errors
     /// Fails when a record could not be delivered or the coordinator refuses the commit; the
     /// error's action says whether to abort and reprocess, rejoin or stop.
-    pub fn commit(&mut self) -> Result<(), TransactionalProducerError> {
+    pub fn commit(&mut self) -> Result<(), ProducerError> {
         let result = if self.transactional {
             // Drained first, `commit_transaction`'s own flush finds nothing to wait for.
             match self.drain() {
@@ -460,7 +457,7 @@ impl TransactionalProducer {
     ///
     /// # Errors
     /// Fails when the producer is fenced or in a fatal state.
-    pub fn abort(&mut self) -> Result<(), TransactionalProducerError> {
+    pub fn abort(&mut self) -> Result<(), ProducerError> {
         // librdkafka waits for every outstanding delivery report before aborting, and a
         // BaseProducer only serves them when polled: drop what is still queued, then serve
         // the (purged) reports.
@@ -488,9 +485,9 @@ impl TransactionalProducer {
     /// The error of `operation`. When a record of the transaction was refused for good, that
     /// is what made the operation fail (librdkafka fails the rest of an abortable
     /// transaction), and the error is fatal: reprocessing would produce the record again.
-    fn error(&self, operation: &'static str, source: KafkaError) -> TransactionalProducerError {
+    fn error(&self, operation: &'static str, source: KafkaError) -> ProducerError {
         let rejected = self.take_rejected();
-        TransactionalProducerError {
+        ProducerError {
             operation,
             transactional_id: self.transactional_id.clone(),
             action: if rejected.is_some() {

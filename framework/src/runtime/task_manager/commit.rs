@@ -1,0 +1,351 @@
+//! The commit protocol of a stream thread: begin, then prepare → commit → post-commit, and the
+//! abort that every failure takes.
+//!
+//! ```text
+//!  begin ──► process / punctuate: outputs sent, state changes held per task
+//!                  │
+//!  prepare ────────┤ every task's pending changes sent as changelog records;
+//!                  │ its next input offset (or its last committed one) collected
+//!  commit ─────────┤ exactly-once: offsets join the transaction, commit it
+//!                  │ at-least-once: flush outputs, then commit offsets through the consumer
+//!  post-commit ────┘ changelog positions from delivery reports; pending changes applied to
+//!                    RocksDB with them; committed offsets noted; repartition purge;
+//!                    checkpoint when due
+//!  any failure ────► abort: the transaction, every task's pending changes, the consumer's
+//!                    position (the thread starts over from the last commit)
+//! ```
+//!
+//! Nothing is applied to RocksDB before the commit succeeded, so an abort only has to drop
+//! what is pending; a crash at any point leaves state and offsets of the same commit.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::TaskManager;
+use crate::kafka::{OutgoingRecord, ProducerError};
+use crate::runtime::cadence::Duty;
+use crate::runtime::RuntimeError;
+use crate::task::TaskId;
+use crate::ErrorAction;
+
+/// A step that ended without a fatal error: go on, or stop here because the thread starts
+/// over (the reason is recorded and the transaction aborted).
+type Step<T = ()> = Result<ControlFlow<(), T>, RuntimeError>;
+
+/// What a commit carries, gathered by [`TaskManager::prepare`].
+struct Prepared {
+    /// Next input offset per task partition.
+    offsets: TopicPartitionList,
+    /// Changelog records sent.
+    changes: usize,
+    /// Changelog records a fault test holds back until the offsets joined the transaction.
+    held: Vec<HeldRecord>,
+}
+
+/// A changelog record held back by `EDDY_FAULT=stop_after_offsets`.
+struct HeldRecord {
+    topic: String,
+    partition: i32,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+}
+
+impl TaskManager {
+    /// Opens a transaction unless one is open.
+    pub(super) fn ensure_transaction(&mut self) -> Result<(), RuntimeError> {
+        if self.producer.in_transaction() {
+            return Ok(());
+        }
+        match self.producer.begin() {
+            Ok(()) => Ok(()),
+            Err(e) => self.on_producer_error::<()>(e).map(|_| ()),
+        }
+    }
+
+    /// True when the commit interval has passed with a transaction open.
+    pub(crate) fn commit_due(&self) -> bool {
+        self.producer.in_transaction()
+            && self
+                .cadence
+                .is_due(Duty::Commit, self.shared.config.commit_interval)
+    }
+
+    /// Commits what is open: see the module's diagram.
+    pub(crate) fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), RuntimeError> {
+        // The interval runs from the end of a commit, so a slow commit still leaves a full
+        // interval of processing before the next one.
+        let started = Instant::now();
+        let open = self.producer.in_transaction();
+        let span = if open {
+            tracing::info_span!(
+                "commit",
+                commit = self.commits + 1,
+                tasks = self.tasks.len()
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let result = span.in_scope(|| self.commit_now(consumer));
+        self.cadence.ran(Duty::Commit);
+        if open && result.is_ok() && self.reset.is_none() {
+            self.shared.metrics.commit.observe(started.elapsed());
+        }
+        result
+    }
+
+    fn commit_now<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), RuntimeError> {
+        if !self.producer.in_transaction() || self.reset.is_some() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let ControlFlow::Continue(prepared) = self.prepare()? else {
+            return Ok(());
+        };
+        if self.commit_prepared(consumer, &prepared)?.is_break() {
+            return Ok(());
+        }
+        tracing::debug!(commit = self.commits, took = ?started.elapsed(), partitions = prepared.offsets.count(), changes = prepared.changes, "committed");
+        self.post_commit(&prepared)
+    }
+
+    /// Prepare: sends every task's pending state changes as changelog records and collects
+    /// the input offsets to commit.
+    fn prepare(&mut self) -> Step<Prepared> {
+        let mut prepared = Prepared {
+            offsets: TopicPartitionList::new(),
+            changes: 0,
+            held: Vec::new(),
+        };
+        self.producer.set_origin(None);
+        let hold = self.fault.holds_changelog(self.state_commits + 1);
+        for task in self.tasks.values_mut() {
+            let partition = task.id.partition;
+            for (topic, key, value) in task.graph.stores_mut().pending_changelog() {
+                prepared.changes += 1;
+                if hold {
+                    prepared.held.push(HeldRecord {
+                        topic: topic.to_owned(),
+                        partition,
+                        key: key.to_vec(),
+                        value: value.map(<[u8]>::to_vec),
+                    });
+                    continue;
+                }
+                let result = self.producer.send(OutgoingRecord {
+                    topic,
+                    partition: Some(partition),
+                    key: Some(key),
+                    value,
+                    timestamp: None,
+                    headers: &[],
+                });
+                if let Err(e) = result {
+                    return self.on_producer_error(e);
+                }
+            }
+            // A transaction without input of a task (punctuation output only) still carries
+            // the task's committed offset: the group coordinator then refuses it from a
+            // member that lost the task, as it refuses any other.
+            if let Some(next) = task.next_offset.or(task.committed_offset) {
+                prepared
+                    .offsets
+                    .add_partition_offset(&task.topic, partition, Offset::Offset(next))
+                    .map_err(|source| RuntimeError::Kafka {
+                        what: "building the offsets to commit".to_owned(),
+                        source,
+                    })?;
+            }
+        }
+        Ok(ControlFlow::Continue(prepared))
+    }
+
+    /// Commit: exactly-once puts the offsets into the transaction and commits it;
+    /// at-least-once flushes the outputs and commits the offsets through the consumer.
+    fn commit_prepared<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        prepared: &Prepared,
+    ) -> Step {
+        let n = self.commits + 1;
+        if self.fault.crashes_before_commit(n) {
+            // Make the crash land after the outputs reached the brokers.
+            let _ = self.producer.flush();
+            self.fault.before_commit(n);
+        }
+        let offsets = &prepared.offsets;
+        if self.producer.is_transactional() && offsets.count() > 0 {
+            let Some(group) = consumer.group_metadata() else {
+                return Err(RuntimeError::Kafka {
+                    what: "reading the consumer's group metadata".to_owned(),
+                    source: rdkafka::error::KafkaError::NoMessageReceived,
+                });
+            };
+            if let Err(e) = self.producer.send_offsets(offsets, group) {
+                return self.on_producer_error(e);
+            }
+        }
+        if self.send_held(prepared)?.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+        let deadline = Instant::now() + self.shared.config.kafka.transaction_timeout;
+        loop {
+            match self.producer.commit() {
+                Ok(()) => break,
+                Err(e) if e.action == ErrorAction::Retry && Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "retrying the commit");
+                }
+                Err(e) => return self.on_producer_error(e),
+            }
+        }
+        if !self.producer.is_transactional() && offsets.count() > 0 {
+            if let Err(source) = consumer.commit(offsets, CommitMode::Sync) {
+                self.reset_dirty(&format!("committing offsets failed: {source}"));
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        self.commits = n;
+        if prepared.changes > 0 {
+            self.state_commits += 1;
+            self.fault.after_commit(self.state_commits);
+        }
+        self.shared.metrics.add_commit();
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Sends the changelog records a fault test held back, after freezing the process.
+    fn send_held(&mut self, prepared: &Prepared) -> Step {
+        if prepared.held.is_empty() {
+            return Ok(ControlFlow::Continue(()));
+        }
+        self.fault.stop_after_offsets(self.state_commits + 1);
+        for record in &prepared.held {
+            let result = self.producer.send(OutgoingRecord {
+                topic: &record.topic,
+                partition: Some(record.partition),
+                key: Some(&record.key),
+                value: record.value.as_deref(),
+                timestamp: None,
+                headers: &[],
+            });
+            if let Err(e) = result {
+                return self.on_producer_error(e);
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Post-commit: applies each task's pending changes to RocksDB with the changelog
+    /// positions the commit produced, notes the committed offsets, purges committed
+    /// repartition records and checkpoints when due.
+    fn post_commit(&mut self, prepared: &Prepared) -> Result<(), RuntimeError> {
+        for e in prepared.offsets.elements() {
+            if let (true, Offset::Offset(next)) =
+                (self.shared.plan.repartition.contains(e.topic()), e.offset())
+            {
+                self.purger.committed(e.topic(), e.partition(), next);
+            }
+        }
+        self.purger.step(&self.shared.config.kafka);
+        let delivered = self.producer.take_delivered_offsets();
+        for task in self.tasks.values_mut() {
+            let partition = task.id.partition;
+            let positions: BTreeMap<String, i64> = task
+                .graph
+                .stores_mut()
+                .changelogged()
+                .into_iter()
+                .filter_map(|(store, topic)| {
+                    let last = delivered.get(&topic)?.get(&partition)?;
+                    Some((store, last + 1))
+                })
+                .collect();
+            task.graph
+                .stores_mut()
+                .apply_committed(&positions)
+                .map_err(|e| RuntimeError::Task {
+                    task: task.id,
+                    source: e.into(),
+                })?;
+            if let Some(next) = task.next_offset.take() {
+                task.committed_offset = Some(next);
+            }
+        }
+        self.maybe_checkpoint()
+    }
+
+    /// Handles a producer error by its action: abortable and fencing errors make the thread
+    /// start over from the last commit; fatal ones stop it.
+    pub(super) fn on_producer_error<T>(&mut self, mut e: ProducerError) -> Step<T> {
+        self.producer_fenced |= e.is_producer_fenced();
+        match e.action {
+            ErrorAction::Fatal => Err(self.named_rejection(e)),
+            ErrorAction::Retry | ErrorAction::AbortTransaction | ErrorAction::Rejoin => {
+                self.reset_dirty(&e.to_string());
+                // The abort served every delivery report: one may show a record that every
+                // retry would have refused again.
+                if let Some(rejected) = self.producer.take_rejected() {
+                    e.action = ErrorAction::Fatal;
+                    e.rejected = Some(rejected);
+                    return Err(self.named_rejection(e));
+                }
+                Ok(ControlFlow::Break(()))
+            }
+        }
+    }
+
+    /// The fatal error `e`, with the limit a too-large record exceeded read from its topic,
+    /// so the operator sees which setting to raise.
+    fn named_rejection(&self, mut e: ProducerError) -> RuntimeError {
+        if let Some(rejected) = e.rejected.as_mut().filter(|r| r.is_too_large()) {
+            rejected.limit = crate::kafka::TopicAdmin::new(&self.shared.config.kafka)
+                .and_then(|admin| admin.topic_config(&rejected.topic, "max.message.bytes"))
+                .unwrap_or_else(|lookup| {
+                    tracing::warn!(error = %lookup, "cannot read the topic's max.message.bytes");
+                    None
+                });
+        }
+        RuntimeError::Producer(e)
+    }
+
+    /// Abort: aborts the open transaction, drops every task without applying its state, and
+    /// marks the thread for a restart from the last commit.
+    pub(crate) fn reset_dirty(&mut self, reason: &str) {
+        if self.reset.is_none() {
+            tracing::warn!(
+                thread = self.thread,
+                reason,
+                "aborting and rejoining from the last commit"
+            );
+            self.reset = Some(reason.to_owned());
+        }
+        if self.producer.in_transaction() {
+            self.shared.metrics.add_abort();
+            if let Err(e) = self.producer.abort() {
+                tracing::warn!(error = %e, "abort failed; the new producer fences this one");
+            }
+        }
+        self.drop_all_dirty();
+    }
+
+    /// Drops every task, discarding its pending state changes.
+    pub(super) fn drop_all_dirty(&mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        let ids: Vec<TaskId> = tasks.keys().copied().collect();
+        self.shared.status.remove_readers(&ids);
+        self.shared.standbys.active_closed(&ids);
+        for (_, mut task) in tasks {
+            task.graph.stores_mut().discard_pending();
+        }
+        let _ = self.restorer.forget(&ids);
+    }
+}
