@@ -24,9 +24,10 @@ impl InstanceDir {
         configured: Option<&str>,
     ) -> Result<Self, RuntimeError> {
         let root = state_dir.join(application_id);
-        let io = |what: &str, path: &Path, e: std::io::Error| RuntimeError::StateDir {
+        let io = |what: &'static str, path: &Path, source: std::io::Error| RuntimeError::StateDir {
+            what,
             path: path.display().to_string(),
-            message: format!("{what}: {e}"),
+            source,
         };
         std::fs::create_dir_all(&root).map_err(|e| io("creating", &root, e))?;
         let lock_path = root.join(".lock");
@@ -36,9 +37,8 @@ impl InstanceDir {
             .write(true)
             .open(&lock_path)
             .map_err(|e| io("opening", &lock_path, e))?;
-        lock.try_lock().map_err(|_| RuntimeError::StateDir {
+        lock.try_lock().map_err(|_| RuntimeError::StateDirTaken {
             path: root.display().to_string(),
-            message: "another running instance holds this state directory; give each instance its own `state.dir`".to_owned(),
         })?;
         let id_path = root.join("instance-id");
         let mut stored = String::new();

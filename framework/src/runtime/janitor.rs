@@ -45,9 +45,9 @@ pub(crate) fn spawn(
             }
         })
         .map(Some)
-        .map_err(|e| RuntimeError::StateDir {
-            path: String::new(),
-            message: format!("cannot spawn the janitor thread: {e}"),
+        .map_err(|source| RuntimeError::Spawn {
+            what: "janitor",
+            source,
         })
 }
 

@@ -66,14 +66,43 @@ pub enum RuntimeError {
     /// Creating or inspecting topics failed.
     #[error(transparent)]
     Topics(#[from] TopicAdminError),
-    /// The state directory cannot be used.
-    #[error("state directory {path}: {message}")]
+    /// A file or directory of the state directory cannot be used.
+    #[error("state directory: {what} {path}: {source}")]
     StateDir {
-        /// The directory.
+        /// What was being done (`creating`, `reading`, ...).
+        what: &'static str,
+        /// The file or directory.
         path: String,
-        /// What went wrong.
-        message: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
     },
+    /// Another running instance holds the state directory's lock.
+    #[error("state directory {path}: another running instance holds it; give each instance its own `state.dir`")]
+    StateDirTaken {
+        /// The app's directory in the state directory.
+        path: String,
+    },
+    /// A thread of the instance could not be started.
+    #[error("cannot start the {what} thread: {source}")]
+    Spawn {
+        /// Which thread.
+        what: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Signal handling (SIGTERM, SIGINT) could not be set up.
+    #[error("cannot set up signal handling: {source}")]
+    Signals {
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The consumer had no group metadata to commit offsets with: it is not a member of the
+    /// group at the moment (a rebalance or a lost session).
+    #[error("the consumer is not a member of the group: no group metadata to commit offsets with")]
+    NotInGroup,
     /// A Kafka client call failed in a way the runtime cannot recover from.
     #[error("{what}: {source}")]
     Kafka {
@@ -179,6 +208,8 @@ impl RuntimeError {
             RuntimeError::Producer(e) => e.action,
             RuntimeError::Savepoint(e) => e.action(),
             RuntimeError::Ops(e) => e.action(),
+            // Joining the group again gives the consumer a generation to commit with.
+            RuntimeError::NotInGroup => ErrorAction::Rejoin,
             _ => ErrorAction::Fatal,
         }
     }
@@ -300,9 +331,9 @@ impl App {
                     }
                     result
                 })
-                .map_err(|e| RuntimeError::StateDir {
-                    path: String::new(),
-                    message: format!("cannot spawn a stream thread: {e}"),
+                .map_err(|source| RuntimeError::Spawn {
+                    what: "stream",
+                    source,
                 })?;
             threads.push(Some(handle));
         }
@@ -357,16 +388,10 @@ impl App {
             .worker_threads(1)
             .enable_all()
             .build()
-            .map_err(|e| RuntimeError::StateDir {
-                path: String::new(),
-                message: format!("cannot start the signal handler: {e}"),
-            })?;
+            .map_err(|source| RuntimeError::Signals { source })?;
         let signals = runtime
             .block_on(async { Signals::install() })
-            .map_err(|e| RuntimeError::StateDir {
-                path: String::new(),
-                message: format!("cannot install signal handlers: {e}"),
-            })?;
+            .map_err(|source| RuntimeError::Signals { source })?;
         let running = self.start()?;
         let shutdown = Arc::clone(&running.shutdown);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -195,9 +195,9 @@ pub(crate) fn spawn(
             }
             runner.shared.standbys.with(|inner| inner.tasks.clear());
         })
-        .map_err(|e| RuntimeError::StateDir {
-            path: String::new(),
-            message: format!("cannot spawn the standby thread: {e}"),
+        .map_err(|source| RuntimeError::Spawn {
+            what: "standby",
+            source,
         })
 }
 

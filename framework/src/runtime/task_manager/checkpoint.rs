@@ -93,9 +93,10 @@ impl TaskManager {
             .scratch_dir(&format!("{}-{created_ms}-{}", task.id, self.thread));
         let _ = std::fs::remove_dir_all(&dir);
         if let Some(parent) = dir.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| RuntimeError::StateDir {
+            std::fs::create_dir_all(parent).map_err(|source| RuntimeError::StateDir {
+                what: "creating",
                 path: parent.display().to_string(),
-                message: e.to_string(),
+                source,
             })?;
         }
         if !stores.checkpoint(&dir).map_err(task_error)? {
@@ -161,9 +162,9 @@ impl TaskManager {
                     }
                 }
             })
-            .map_err(|e| RuntimeError::StateDir {
-                path: String::new(),
-                message: format!("cannot start the checkpoint thread: {e}"),
+            .map_err(|source| RuntimeError::Spawn {
+                what: "checkpoint",
+                source,
             })?;
         self.checkpointer.inflight = Some(handle);
         Ok(())

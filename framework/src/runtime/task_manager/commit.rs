@@ -185,10 +185,7 @@ impl TaskManager {
         let offsets = &prepared.offsets;
         if self.producer.is_transactional() && offsets.count() > 0 {
             let Some(group) = consumer.group_metadata() else {
-                return Err(RuntimeError::Kafka {
-                    what: "reading the consumer's group metadata".to_owned(),
-                    source: rdkafka::error::KafkaError::NoMessageReceived,
-                });
+                return Err(RuntimeError::NotInGroup);
             };
             if let Err(e) = self.producer.send_offsets(offsets, group) {
                 return self.on_producer_error(e);
