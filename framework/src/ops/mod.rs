@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -39,6 +39,7 @@ use crate::ErrorAction;
 use members::MemberView;
 
 /// Header marking a query another instance forwarded (it is never forwarded again).
+/// The header that marks a state query forwarded by another instance (never forwarded again).
 const FORWARDED: &str = "x-eddy-forwarded";
 
 /// Name of the file in the instance's state directory holding the ops server's address.
@@ -253,7 +254,7 @@ fn router(server: Arc<Server>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/instances", get(instances))
-        .route("/state/{store}/{key}", get(state_query))
+        .route("/state/{store}/{key}", get(query::state_query))
         .route("/savepoints", post(savepoint))
         .with_state(server)
 }
@@ -340,98 +341,6 @@ async fn instances(State(server): State<Arc<Server>>) -> Response {
         Ok(body) => json_response(200, body),
         Err(r) => r.into_response(),
     }
-}
-
-async fn state_query(
-    State(server): State<Arc<Server>>,
-    UrlPath((store, key)): UrlPath<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    let forwarded = headers.contains_key(FORWARDED);
-    match blocking(move || answer_query(&server, &store, &key, forwarded)).await {
-        Ok(response) => response,
-        Err(r) => r.into_response(),
-    }
-}
-
-fn answer_query(
-    server: &Server,
-    store: &str,
-    key: &str,
-    forwarded: bool,
-) -> Result<Response, Reply> {
-    let ctx = &server.ctx;
-    let route = query::route(&ctx.topology, &ctx.plan, store, key)
-        .map_err(|r| reply(r.status, json!({"error": r.message})))?;
-    if let Some(reader) = ctx.status.reader(store, route.partition) {
-        let value = reader
-            .get(&route.key)
-            .map_err(|e| reply(503, json!({"error": e.to_string()})))?;
-        let body = json!({
-            "store": store,
-            "key": key,
-            "partition": route.partition,
-            "instance_id": ctx.instance_id,
-            "value": value.as_deref().map(|v| query::decode_value(&route.value_format, v)),
-        });
-        return Ok(json_response(if value.is_some() { 200 } else { 404 }, body));
-    }
-    let unavailable = |why: String| {
-        reply(
-            503,
-            json!({"error": why, "store": store, "key": key, "partition": route.partition}),
-        )
-    };
-    if forwarded {
-        return Err(unavailable(format!(
-            "instance {} does not hold partition {} of `{}` (any more)",
-            ctx.instance_id, route.partition, route.topic
-        )));
-    }
-    let view = server.ownership().map_err(|e| unavailable(e.to_string()))?;
-    let owner = view.owner(&route.topic, route.partition).ok_or_else(|| {
-        unavailable(format!(
-            "partition {} of `{}` has no owner right now (group {})",
-            route.partition, route.topic, view.group_state
-        ))
-    })?;
-    if owner.instance == ctx.instance_id {
-        return Err(unavailable(format!(
-            "the task for partition {} of `{}` is restoring here",
-            route.partition, route.topic
-        )));
-    }
-    let address = owner.ops_address.clone().ok_or_else(|| {
-        unavailable(format!(
-            "instance {} announced no ops address",
-            owner.instance
-        ))
-    })?;
-    let path = format!(
-        "/state/{}/{}",
-        encode_path_segment(store),
-        encode_path_segment(key)
-    );
-    let answer = http_request(
-        &address,
-        "GET",
-        &path,
-        &[(FORWARDED, &ctx.instance_id)],
-        Duration::from_secs(10),
-    )
-    .map_err(|e| {
-        unavailable(format!(
-            "forwarding to {} at {address}: {e}",
-            owner.instance
-        ))
-    })?;
-    let code = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    Ok((
-        code,
-        [(header::CONTENT_TYPE, "application/json")],
-        answer.body,
-    )
-        .into_response())
 }
 
 /// Query parameters of `POST /savepoints`.

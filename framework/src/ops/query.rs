@@ -1,12 +1,117 @@
-//! Interactive state queries: which task holds a key, and how keys and values of a store's
-//! serde formats read as text and JSON.
+//! Interactive state queries: which task holds a key, answering from the local store or
+//! forwarding to the owning instance, and how keys and values of a store's serde formats read
+//! as text and JSON.
 
-use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::{blocking, json_response, reply, Reply, Server, FORWARDED};
+use super::{encode_path_segment, http_request};
 
 use crate::kafka::murmur2_partition;
 use crate::runtime::Plan;
 use crate::state::StoreKind;
 use crate::topology::Topology;
+
+/// `GET /state/{store}/{key}`: answers from this instance's committed store, or forwards the
+/// query once to the instance that owns the key's partition.
+pub(super) async fn state_query(
+    State(server): State<Arc<Server>>,
+    UrlPath((store, key)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let forwarded = headers.contains_key(FORWARDED);
+    match blocking(move || answer_query(&server, &store, &key, forwarded)).await {
+        Ok(response) => response,
+        Err(r) => r.into_response(),
+    }
+}
+
+/// Answers a query here, or forwards it to the owner unless it was forwarded already.
+fn answer_query(
+    server: &Server,
+    store: &str,
+    key: &str,
+    forwarded: bool,
+) -> Result<Response, Reply> {
+    let ctx = &server.ctx;
+    let route = route(&ctx.topology, &ctx.plan, store, key)
+        .map_err(|r| reply(r.status, json!({"error": r.message})))?;
+    if let Some(reader) = ctx.status.reader(store, route.partition) {
+        let value = reader
+            .get(&route.key)
+            .map_err(|e| reply(503, json!({"error": e.to_string()})))?;
+        let body = json!({
+            "store": store,
+            "key": key,
+            "partition": route.partition,
+            "instance_id": ctx.instance_id,
+            "value": value.as_deref().map(|v| decode_value(&route.value_format, v)),
+        });
+        return Ok(json_response(if value.is_some() { 200 } else { 404 }, body));
+    }
+    let unavailable = |why: String| {
+        reply(
+            503,
+            json!({"error": why, "store": store, "key": key, "partition": route.partition}),
+        )
+    };
+    if forwarded {
+        return Err(unavailable(format!(
+            "instance {} does not hold partition {} of `{}` (any more)",
+            ctx.instance_id, route.partition, route.topic
+        )));
+    }
+    let view = server.ownership().map_err(|e| unavailable(e.to_string()))?;
+    let owner = view.owner(&route.topic, route.partition).ok_or_else(|| {
+        unavailable(format!(
+            "partition {} of `{}` has no owner right now (group {})",
+            route.partition, route.topic, view.group_state
+        ))
+    })?;
+    if owner.instance == ctx.instance_id {
+        return Err(unavailable(format!(
+            "the task for partition {} of `{}` is restoring here",
+            route.partition, route.topic
+        )));
+    }
+    let address = owner.ops_address.clone().ok_or_else(|| {
+        unavailable(format!(
+            "instance {} announced no ops address",
+            owner.instance
+        ))
+    })?;
+    let path = format!(
+        "/state/{}/{}",
+        encode_path_segment(store),
+        encode_path_segment(key)
+    );
+    let answer = http_request(
+        &address,
+        "GET",
+        &path,
+        &[(FORWARDED, &ctx.instance_id)],
+        Duration::from_secs(10),
+    )
+    .map_err(|e| {
+        unavailable(format!(
+            "forwarding to {} at {address}: {e}",
+            owner.instance
+        ))
+    })?;
+    let code = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    Ok((
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.body,
+    )
+        .into_response())
+}
 
 /// Where a key of a store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,12 +1,14 @@
 //! Fault injection for crash tests: abort or freeze the process at a chosen point of the
 //! commit.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 /// Where to fail, read from the `EDDY_FAULT` environment variable as `<point>:<n>`:
 /// `crash_before_commit:<n>` aborts the process on the `n`-th commit after the outputs and
 /// changelog records are sent but before the commit; `crash_after_commit:<n>` aborts after the
 /// `n`-th Kafka commit succeeded but before the state is applied to RocksDB;
-/// `stop_after_offsets:<n>` freezes the process (SIGSTOP to itself) on the `n`-th commit with
-/// state changes once its input offsets joined the transaction, holding back its changelog
+/// `stop_after_offsets:<n>` freezes the process (SIGSTOP to itself, once) on the `n`-th commit
+/// with state changes once its input offsets joined the transaction, holding back its changelog
 /// records until it is continued: a zombie whose changelog writes the brokers have not seen
 /// yet, as when the changelog's leader is unreachable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,17 +71,21 @@ impl Fault {
     }
 }
 
+/// Set once the process stopped itself for `stop_after_offsets`.
+static STOPPED: AtomicBool = AtomicBool::new(false);
+
 impl Fault {
     /// True when the changelog records of the `n`-th commit with state changes are to be
     /// held back until [`stop_after_offsets`](Self::stop_after_offsets) returns.
     pub(crate) fn holds_changelog(&self, n: u64) -> bool {
-        self.stop_after_offsets == Some(n)
+        self.stop_after_offsets == Some(n) && !STOPPED.load(Ordering::Relaxed)
     }
 
     /// Called once the input offsets of the `n`-th commit with state changes joined the
     /// transaction: freezes the process until it receives SIGCONT.
     pub(crate) fn stop_after_offsets(&self, n: u64) {
-        if self.stop_after_offsets == Some(n) {
+        // Once per process: a thread that starts over counts its commits from 1 again.
+        if self.stop_after_offsets == Some(n) && !STOPPED.swap(true, Ordering::Relaxed) {
             eprintln!("EDDY_FAULT: stopping the process after the offsets of commit {n}");
             let stopped = std::process::Command::new("kill")
                 .arg("-STOP")

@@ -295,7 +295,7 @@ fn drive(
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
             None => {}
         }
-        if let Some(reason) = manager.reset_reason() {
+        if let Some(reason) = manager.start_over_reason() {
             return Ok(Ended::Reset(reason.to_owned()));
         }
         manager.restore_step(consumer)?;
@@ -306,7 +306,7 @@ fn drive(
         if manager.commit_due() {
             manager.commit(consumer)?;
         }
-        if let Some(reason) = manager.reset_reason() {
+        if let Some(reason) = manager.start_over_reason() {
             return Ok(Ended::Reset(reason.to_owned()));
         }
     }

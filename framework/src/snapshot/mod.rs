@@ -1,19 +1,13 @@
 //! Snapshots of task state (checkpoints and savepoints): the snapshot store, manifests, the
 //! control topic, and the savepoint coordinator the `eddy` tool runs.
 //!
-//! Layout of a snapshot store (a directory; an object store can implement
-//! [`SnapshotStore`] later):
-//!
-//! ```text
-//! files/<sha256>                                 RocksDB files, shared by every snapshot
-//! <app>/savepoints/<id>/tasks/<task>.json        one part per task
-//! <app>/savepoints/<id>/manifest.json            written last: the savepoint is complete
-//! <app>/checkpoints/<task>/<created>.json        periodic checkpoints of one task
-//! ```
+//! The layout of a snapshot store (a directory; an object store can implement
+//! [`SnapshotStore`] later) is in [`paths`].
 
 mod control;
 mod files;
 mod manifest;
+pub(crate) mod paths;
 mod savepoint;
 mod store;
 
@@ -23,9 +17,9 @@ pub use manifest::{
     compatibility, InputOffset, Manifest, SnapshotFile, StoreIdentity, TaskSnapshot,
     MANIFEST_FORMAT,
 };
+pub use paths::savepoint_key;
 pub use savepoint::{
-    create_savepoint, create_savepoint_retrying, list_savepoints, read_manifest, savepoint_key,
-    SavepointLocation,
+    create_savepoint, create_savepoint_retrying, list_savepoints, read_manifest, SavepointLocation,
 };
 pub use store::{content_hash, DirectoryStore, SnapshotStore};
 pub(crate) use store::{get_json, put_json};

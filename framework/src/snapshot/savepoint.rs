@@ -14,15 +14,11 @@ use rdkafka::consumer::BaseConsumer;
 
 use super::control::{ControlChannel, ControlMessage};
 use super::manifest::{Manifest, TaskSnapshot, MANIFEST_FORMAT};
+use super::paths::{self, savepoint_key};
 use super::store::{get_json, put_json, DirectoryStore, SnapshotStore};
 use super::SnapshotError;
 use crate::kafka::KafkaSettings;
 use crate::record::wall_clock_ms;
-
-/// The key prefix of savepoint `id` of app `application_id` in a snapshot store.
-pub fn savepoint_key(application_id: &str, id: &str) -> String {
-    format!("{application_id}/savepoints/{id}")
-}
 
 /// Where a savepoint lives: `<root>/<application id>/savepoints/<id>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,10 +84,7 @@ impl SavepointLocation {
 /// The path is not a savepoint, or it is incomplete (no manifest) or unreadable.
 pub fn read_manifest(path: &Path) -> Result<(SavepointLocation, Manifest), SnapshotError> {
     let location = SavepointLocation::parse(path)?;
-    let key = format!(
-        "{}/manifest.json",
-        savepoint_key(&location.application_id, &location.id)
-    );
+    let key = paths::savepoint_manifest(&savepoint_key(&location.application_id, &location.id));
     let manifest: Manifest = get_json(&location.store(), &key)?.ok_or_else(|| {
         SnapshotError::Missing(format!(
             "manifest of savepoint {} (the savepoint is incomplete or does not exist)",
@@ -120,7 +113,7 @@ pub fn list_savepoints(
     application_id: &str,
 ) -> Result<Vec<(PathBuf, Manifest)>, SnapshotError> {
     let mut out = Vec::new();
-    for id in store.list(&format!("{application_id}/savepoints"))? {
+    for id in store.list(&paths::savepoints(application_id))? {
         let path = store.root().join(savepoint_key(application_id, &id));
         match read_manifest(&path) {
             Ok((_, manifest)) => out.push((path, manifest)),
@@ -376,7 +369,7 @@ fn run_rounds(
     let prefix = savepoint_key(application_id, id);
     let mut tasks = Vec::new();
     for task in &all_tasks {
-        let key = format!("{prefix}/tasks/{task}.json");
+        let key = paths::savepoint_task(&prefix, task);
         let part: TaskSnapshot = get_json(store, &key)?
             .ok_or_else(|| SnapshotError::Missing(format!("part of task {task} ({key})")))?;
         tasks.push(part);
@@ -389,7 +382,7 @@ fn run_rounds(
         created_ms: wall_clock_ms(),
         tasks,
     };
-    put_json(store, &format!("{prefix}/manifest.json"), &manifest)?;
+    put_json(store, &paths::savepoint_manifest(&prefix), &manifest)?;
     Ok((store.root().join(prefix), manifest))
 }
 

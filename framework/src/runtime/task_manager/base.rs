@@ -31,11 +31,6 @@ impl TaskLocks {
     }
 }
 
-/// Where a task's checkpoints live in the snapshot store.
-pub(super) fn checkpoint_prefix(application_id: &str, task: TaskId) -> String {
-    format!("{application_id}/checkpoints/{task}")
-}
-
 fn open_local(
     shared: &Shared,
     dir: &Path,
@@ -146,10 +141,10 @@ fn latest_checkpoint(
     let Some(store) = shared.snapshots.as_deref() else {
         return Ok(None);
     };
-    let prefix = checkpoint_prefix(&shared.config.application_id, id);
+    let prefix = crate::snapshot::paths::checkpoints(&shared.config.application_id, id);
     let names = store.list(&prefix).map_err(RuntimeError::Savepoint)?;
     for name in names.iter().rev() {
-        match get_json::<TaskSnapshot>(store, &format!("{prefix}/{name}")) {
+        match get_json::<TaskSnapshot>(store, &crate::snapshot::paths::listed(&prefix, name)) {
             Ok(Some(snapshot)) if snapshot.epoch.as_deref() == epoch => return Ok(Some(snapshot)),
             Ok(_) => {}
             Err(e @ SnapshotError::Corrupt { .. }) => {

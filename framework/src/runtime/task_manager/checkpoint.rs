@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::base::checkpoint_prefix;
 use super::TaskManager;
 use crate::record::wall_clock_ms;
 use crate::runtime::active_task::ActiveTask;
 use crate::runtime::cadence::Duty;
 use crate::runtime::RuntimeError;
+use crate::snapshot::paths;
 use crate::snapshot::{
     put_json, upload, HashCache, InputOffset, SnapshotError, SnapshotStore, StoreIdentity,
     TaskSnapshot,
@@ -154,8 +154,8 @@ impl TaskManager {
             .name("eddy-checkpoint".to_owned())
             .spawn(move || {
                 for (id, local) in locals {
-                    let prefix = checkpoint_prefix(&app, id);
-                    let key = format!("{prefix}/{:016}.json", local.snapshot.created_ms);
+                    let prefix = paths::checkpoints(&app, id);
+                    let key = paths::checkpoint(&prefix, local.snapshot.created_ms);
                     match publish(store.as_ref(), &cache, local, &key) {
                         Ok(_) => prune(store.as_ref(), &prefix),
                         Err(e) => tracing::warn!(task = %id, error = %e, "checkpoint failed; the next one retries"),
@@ -193,7 +193,7 @@ fn prune(store: &dyn SnapshotStore, prefix: &str) {
         return;
     }
     for name in &names[..names.len() - KEEP] {
-        if let Err(e) = store.delete_document(&format!("{prefix}/{name}")) {
+        if let Err(e) = store.delete_document(&paths::listed(prefix, name)) {
             tracing::warn!(error = %e, "removing an old checkpoint failed");
         }
     }

@@ -25,7 +25,7 @@ use std::time::Instant;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::TaskManager;
+use super::{Halt, TaskManager};
 use crate::kafka::{OutgoingRecord, ProducerError};
 use crate::runtime::cadence::Duty;
 use crate::runtime::RuntimeError;
@@ -94,7 +94,7 @@ impl TaskManager {
         };
         let result = span.in_scope(|| self.commit_now(consumer));
         self.cadence.ran(Duty::Commit);
-        if open && result.is_ok() && self.reset.is_none() {
+        if open && result.is_ok() && self.halt.is_none() {
             self.shared.metrics.commit.observe(started.elapsed());
         }
         result
@@ -104,7 +104,7 @@ impl TaskManager {
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Result<(), RuntimeError> {
-        if !self.producer.in_transaction() || self.reset.is_some() {
+        if !self.producer.in_transaction() || self.halt.is_some() {
             return Ok(());
         }
         let started = Instant::now();
@@ -317,13 +317,13 @@ impl TaskManager {
     /// Abort: aborts the open transaction, drops every task without applying its state, and
     /// marks the thread for a restart from the last commit.
     pub(crate) fn reset_dirty(&mut self, reason: &str) {
-        if self.reset.is_none() {
+        if self.halt.is_none() {
             tracing::warn!(
                 thread = self.thread,
                 reason,
                 "aborting and rejoining from the last commit"
             );
-            self.reset = Some(reason.to_owned());
+            self.halt = Some(Halt::StartOver(reason.to_owned()));
         }
         if self.producer.in_transaction() {
             self.shared.metrics.add_abort();

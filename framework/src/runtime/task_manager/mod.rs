@@ -65,6 +65,15 @@ pub(crate) struct Shared {
     pub task_locks: TaskLocks,
 }
 
+/// Why a generation of a stream thread ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Halt {
+    /// Abort and start over from the last commit, for this reason.
+    StartOver(String),
+    /// Shut down cleanly: committed, tasks closed.
+    ShutDown,
+}
+
 /// The tasks and transaction of one stream thread.
 pub(crate) struct TaskManager {
     shared: Arc<Shared>,
@@ -80,9 +89,9 @@ pub(crate) struct TaskManager {
     state_commits: u64,
     fault: Fault,
     out: Vec<RawRecord>,
-    /// Set when the thread must drop its consumer and producer and start over (abortable or
-    /// fencing error); while set, rebalance callbacks commit nothing.
-    reset: Option<String>,
+    /// Set once the generation ends: it starts over from the last commit, or it shut down.
+    /// Either way rebalance callbacks commit nothing more.
+    halt: Option<Halt>,
     /// A fatal error raised inside a rebalance callback, returned by the next loop step.
     fatal: Option<RuntimeError>,
     /// The app's control topic (savepoint coordination).
@@ -138,7 +147,7 @@ impl TaskManager {
             state_commits: 0,
             fault,
             out: Vec::new(),
-            reset: None,
+            halt: None,
             fatal: None,
             control: Some(control),
             round: None,
@@ -154,8 +163,11 @@ impl TaskManager {
     }
 
     /// Why the thread must start over, if it must.
-    pub(crate) fn reset_reason(&self) -> Option<&str> {
-        self.reset.as_deref()
+    pub(crate) fn start_over_reason(&self) -> Option<&str> {
+        match &self.halt {
+            Some(Halt::StartOver(reason)) => Some(reason),
+            Some(Halt::ShutDown) | None => None,
+        }
     }
 
     /// A fatal error raised in a callback, taken once.
@@ -285,7 +297,7 @@ impl TaskManager {
         revoked: &TopicPartitionList,
         lost: bool,
     ) {
-        if self.reset.is_some() {
+        if self.halt.is_some() {
             self.drop_all_dirty();
             return;
         }
@@ -302,7 +314,7 @@ impl TaskManager {
             self.fatal.get_or_insert(e);
             return;
         }
-        if self.reset.is_some() {
+        if self.halt.is_some() {
             self.drop_all_dirty();
             return;
         }
@@ -529,7 +541,7 @@ impl TaskManager {
     ) -> Result<(), RuntimeError> {
         self.commit(consumer)?;
         self.finish_checkpoints(Duration::from_secs(30));
-        if self.reset.is_some() {
+        if self.halt.is_some() {
             return Ok(());
         }
         let tasks = std::mem::take(&mut self.tasks);
@@ -540,7 +552,7 @@ impl TaskManager {
             task.graph.close();
         }
         // Later rebalance callbacks (leaving the group) find nothing to commit.
-        self.reset = Some("shutting down".to_owned());
+        self.halt = Some(Halt::ShutDown);
         Ok(())
     }
 

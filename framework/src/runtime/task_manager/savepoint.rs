@@ -174,7 +174,7 @@ impl TaskManager {
             return Ok(());
         }
         self.commit(consumer)?;
-        if self.reset.is_some() {
+        if self.halt.is_some() {
             return Ok(());
         }
         let mut paused = Vec::new();
@@ -407,9 +407,9 @@ impl TaskManager {
                 partition: task_id.partition,
                 offset,
             }];
-            let key = format!(
-                "{}/tasks/{task_id}.json",
-                savepoint_key(&self.shared.config.application_id, id)
+            let key = crate::snapshot::paths::savepoint_task(
+                &savepoint_key(&self.shared.config.application_id, id),
+                task_id,
             );
             let Some(round) = &self.round else { break };
             let target = round.target.clone();
