@@ -18,13 +18,51 @@
 //! - [`snapshot`]: checkpoints and savepoints in a snapshot store;
 //! - [`telemetry`]: log format and OpenTelemetry (OTLP) export;
 //! - [`error`]: the recovery action every error carries ([`ErrorAction`]);
-//! - [`test_driver`]: running a topology in memory for tests.
+//! - [`test_driver`]: running a topology in memory for tests;
+//! - [`prelude`]: what an app author types, in one `use`.
+//!
+//! A topology, checked in memory with the test driver (the same topology runs against Kafka
+//! with `App::new(topology, config).run()`):
+//!
+//! ```
+//! use eddy::prelude::*;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let builder = StreamsBuilder::new();
+//! builder
+//!     .stream("lines", UnitSerde, StringSerde)
+//!     .flat_map_values(|line: String| {
+//!         line.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>()
+//!     })
+//!     .select_key(|_: &(), word: &String| word.clone())
+//!     .group_by_key(StringSerde, StringSerde)
+//!     .count("counts")
+//!     .to_stream()
+//!     .to("counts-out", StringSerde, I64Serde);
+//! let topology = builder.build()?;
+//!
+//! let mut driver = TopologyTestDriver::new(topology)?;
+//! for line in ["a b", "b"] {
+//!     driver.pipe_input("lines", &UnitSerde, &StringSerde, &(), &line.to_owned(), 0)?;
+//! }
+//! let counts: Vec<(String, i64)> = driver
+//!     .read_output("counts-out", &StringSerde, &I64Serde)?
+//!     .into_iter()
+//!     .map(|r| (r.key, r.value))
+//!     .collect();
+//! assert_eq!(counts, [("a".into(), 1), ("b".into(), 1), ("b".into(), 2)]);
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
 
 pub mod config;
 pub mod dsl;
 pub mod error;
 pub mod kafka;
 pub mod ops;
+pub mod prelude;
 pub mod processor;
 pub mod record;
 pub mod runtime;
@@ -37,6 +75,10 @@ pub mod test_driver;
 pub mod topology;
 
 pub use config::{ConfigLoader, EddyConfig};
+pub use dsl::StreamsBuilder;
 pub use error::ErrorAction;
-pub use kafka::{KafkaError, KafkaSettings, OutputProducer};
+pub use processor::{Processor, ProcessorContext};
+pub use record::Record;
 pub use runtime::App;
+pub use test_driver::TopologyTestDriver;
+pub use topology::{Topology, TopologyBuilder};

@@ -1,7 +1,8 @@
 //! Transactional produce against a real broker: abort, commit, fencing, last stable offset.
 
 use eddy::kafka::OutgoingRecord;
-use eddy::{ErrorAction, KafkaSettings, OutputProducer};
+use eddy::kafka::{KafkaSettings, OutputProducer};
+use eddy::ErrorAction;
 use eddy_testkit::{unique_name, Isolation, Kafka};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;

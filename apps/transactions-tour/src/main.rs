@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use eddy::kafka::{KafkaSettings, OutputProducer};
 use eddy::kafka::{OutgoingRecord, TopicAdmin, TopicSpec};
-use eddy::{KafkaSettings, OutputProducer};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};

@@ -117,7 +117,7 @@ fn savepoint(command: SavepointCommand) -> anyhow::Result<()> {
             store,
             timeout_secs,
         } => {
-            let settings = eddy::KafkaSettings::new(bootstrap_servers);
+            let settings = eddy::kafka::KafkaSettings::new(bootstrap_servers);
             // Instances resolve the path themselves: give them an absolute one.
             std::fs::create_dir_all(&store)
                 .with_context(|| format!("creating the snapshot store {}", store.display()))?;
@@ -203,7 +203,7 @@ fn savepoint(command: SavepointCommand) -> anyhow::Result<()> {
 }
 
 fn check(bootstrap_servers: &str, timeout: Duration) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = eddy::KafkaSettings::new(bootstrap_servers)
+    let consumer: BaseConsumer = eddy::kafka::KafkaSettings::new(bootstrap_servers)
         .client_config("eddy-cli")
         .create()
         .context("creating a Kafka client")?;
