@@ -67,7 +67,7 @@ pub fn is_sensitive(name: &str) -> bool {
 }
 
 fn default_transaction_timeout() -> Duration {
-    Duration::from_secs(30)
+    Duration::from_millis(crate::config::TRANSACTION_TIMEOUT_MS)
 }
 
 impl KafkaSettings {

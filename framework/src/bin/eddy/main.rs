@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Prints every configuration key with its default and meaning (a Markdown table).
+    Settings,
     /// Checks that a Kafka cluster answers and lists its brokers and topics.
     Check {
         /// Comma-separated `host:port` list of brokers.
@@ -91,6 +93,10 @@ enum SavepointCommand {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Settings => {
+            print!("{}", eddy::config::markdown_table());
+            Ok(())
+        }
         Command::Check {
             bootstrap_servers,
             timeout_secs,

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use crate::kafka::KafkaSettings;
 
+mod schema;
+
+pub use schema::{markdown_table, setting, Kind, Setting, SETTINGS, TRANSACTION_TIMEOUT_MS};
+
 /// Processing guarantee of an app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guarantee {
@@ -215,93 +219,6 @@ impl ConfigError {
     }
 }
 
-/// Every key a configuration may set, with its meaning (`kafka.properties.*` is free-form).
-pub const KEYS: &[(&str, &str)] = &[
-    ("application.id", "application id (required)"),
-    ("application.instance_id", "stable instance id"),
-    ("kafka.bootstrap_servers", "host:port list (required)"),
-    ("kafka.transaction_timeout_ms", "transaction timeout"),
-    ("processing.guarantee", "exactly_once | at_least_once"),
-    ("processing.commit_interval_ms", "commit interval"),
-    ("processing.threads", "stream threads"),
-    (
-        "processing.standby_replicas",
-        "standby copies of each stateful task",
-    ),
-    (
-        "processing.warmup_before_join",
-        "warm every stateful task up before joining",
-    ),
-    ("processing.warmup_timeout_ms", "longest warm-up"),
-    ("processing.session_timeout_ms", "group session timeout"),
-    (
-        "processing.static_membership",
-        "join as a static group member (fast restarts)",
-    ),
-    (
-        "memory.malloc_arena_max",
-        "glibc malloc arenas (0 = glibc default)",
-    ),
-    ("state.dir", "state directory"),
-    (
-        "state.cleanup_delay_ms",
-        "delete state of tasks not owned for this long (0 = never)",
-    ),
-    (
-        "state.block_cache_mb",
-        "RocksDB block cache shared by all stores",
-    ),
-    (
-        "state.write_buffer_mb",
-        "RocksDB write-buffer budget of all stores",
-    ),
-    ("errors.deserialization", "fail | skip | dead_letter"),
-    ("errors.dead_letter_topic", "topic for dead letters"),
-    ("errors.processing", "fail | skip | dead_letter"),
-    (
-        "processing.restart_deadline_ms",
-        "longest run of start-overs without a commit",
-    ),
-    (
-        "processing.repartition_purge_interval_ms",
-        "how often committed repartition records are deleted (0 = never)",
-    ),
-    (
-        "topics.replication_factor",
-        "replicas of internal topics (default: broker's)",
-    ),
-    (
-        "topics.min_insync_replicas",
-        "min.insync.replicas of internal topics",
-    ),
-    ("snapshot.dir", "snapshot store directory"),
-    (
-        "snapshot.checkpoint_interval_ms",
-        "checkpoint interval (0 = off)",
-    ),
-    (
-        "snapshot.from_savepoint",
-        "savepoint directory to start from",
-    ),
-    ("ops.address", "ops HTTP host:port, or off"),
-    ("telemetry.log_format", "pretty | json"),
-    ("telemetry.otlp_endpoint", "OTLP/HTTP base URL"),
-    ("telemetry.export_interval_ms", "metrics export interval"),
-    ("telemetry.service_name", "OTel service.name"),
-    (
-        "ops.advertised_address",
-        "host:port other instances reach the ops server at",
-    ),
-    (
-        "ops.admin_token",
-        "bearer token mutating ops routes require",
-    ),
-    (
-        "ops.savepoint_dirs",
-        "directories POST /savepoints may write to",
-    ),
-];
-
 /// Why the librdkafka property `name` may not be set through `kafka.properties.*`, when it may
 /// not: exactly-once depends on these, or Eddy sets them from keys of its own.
 pub fn protected_property(name: &str) -> Option<&'static str> {
@@ -482,8 +399,27 @@ impl Fields {
         self.entries.remove(key)
     }
 
+    /// How `key` is read, from its declaration; a key used here but not declared is a bug,
+    /// reported as a problem rather than a panic.
+    fn declared(&mut self, key: &str) -> Option<Kind> {
+        let kind = setting(key).map(|s| s.kind);
+        if kind.is_none() {
+            self.problems.push(format!(
+                "`{key}` has no declaration in config::schema (a bug in Eddy)"
+            ));
+        }
+        kind
+    }
+
+    /// The text of `key`, or its declared default.
     fn text(&mut self, key: &str) -> Option<String> {
-        self.take(key).map(|e| e.value)
+        let default = match self.declared(key) {
+            Some(Kind::Text { value, .. }) => value,
+            _ => None,
+        };
+        self.take(key)
+            .map(|e| e.value)
+            .or_else(|| default.map(str::to_owned))
     }
 
     fn required(&mut self, key: &str) -> String {
@@ -504,7 +440,10 @@ impl Fields {
         }
     }
 
-    fn number(&mut self, key: &str, default: u64, min: u64, max: u64) -> u64 {
+    fn number(&mut self, key: &str) -> u64 {
+        let Some(Kind::Number { default, min, max }) = self.declared(key) else {
+            return 0;
+        };
         let Some(e) = self.take(key) else {
             return default;
         };
@@ -520,34 +459,35 @@ impl Fields {
         }
     }
 
-    fn choice<T: Clone>(&mut self, key: &str, default: T, options: &[(&str, T)]) -> T {
+    /// The declared choice `key` holds (its first when unset or invalid).
+    fn choice(&mut self, key: &str) -> &'static str {
+        let Some(Kind::Choice { choices }) = self.declared(key) else {
+            return "";
+        };
+        let default = choices.first().copied().unwrap_or("");
         let Some(e) = self.take(key) else {
             return default;
         };
-        match options.iter().find(|(name, _)| *name == e.value.trim()) {
-            Some((_, v)) => v.clone(),
+        match choices.iter().find(|c| **c == e.value.trim()) {
+            Some(c) => c,
             None => {
-                let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
                 self.problems.push(format!(
                     "`{key}` = `{}` (set by {}) is not one of: {}",
                     e.value,
                     e.origin,
-                    names.join(", ")
+                    choices.join(", ")
                 ));
                 default
             }
         }
     }
 
-    /// A whole number in `min..=max` from an entry already taken, or `None` without one.
-    fn optional_number(
-        &mut self,
-        key: &str,
-        entry: Option<Entry>,
-        min: i32,
-        max: i32,
-    ) -> Option<i32> {
-        let e = entry?;
+    /// A declared optional whole number: `None` when unset.
+    fn optional_number(&mut self, key: &str) -> Option<i32> {
+        let Some(Kind::OptionalNumber { min, max, .. }) = self.declared(key) else {
+            return None;
+        };
+        let e = self.take(key)?;
         match e.value.trim().parse::<i32>() {
             Ok(n) if (min..=max).contains(&n) => Some(n),
             _ => {
@@ -601,83 +541,42 @@ impl Fields {
             self.name("application.instance_id", id);
         }
         let bootstrap_servers = self.required("kafka.bootstrap_servers");
-        let transaction_timeout_ms =
-            self.number("kafka.transaction_timeout_ms", 10_000, 1_000, 900_000);
-        let guarantee = self.choice(
-            "processing.guarantee",
-            Guarantee::ExactlyOnce,
-            &[
-                ("exactly_once", Guarantee::ExactlyOnce),
-                ("at_least_once", Guarantee::AtLeastOnce),
-            ],
-        );
-        let commit_interval_ms = self.number("processing.commit_interval_ms", 100, 1, 600_000);
+        let transaction_timeout_ms = self.number("kafka.transaction_timeout_ms");
+        let guarantee = match self.choice("processing.guarantee") {
+            "at_least_once" => Guarantee::AtLeastOnce,
+            _ => Guarantee::ExactlyOnce,
+        };
+        let commit_interval_ms = self.number("processing.commit_interval_ms");
         if commit_interval_ms >= transaction_timeout_ms {
             self.problems.push(format!(
                 "`processing.commit_interval_ms` ({commit_interval_ms}) must be below `kafka.transaction_timeout_ms` ({transaction_timeout_ms})"
             ));
         }
-        let threads = self.number("processing.threads", 1, 1, 64);
-        let standby_replicas = self.number("processing.standby_replicas", 0, 0, 8);
-        let warmup_before_join = self.choice(
-            "processing.warmup_before_join",
-            false,
-            &[("true", true), ("false", false)],
-        );
-        let warmup_timeout_ms =
-            self.number("processing.warmup_timeout_ms", 300_000, 1_000, 86_400_000);
-        let session_timeout_ms =
-            self.number("processing.session_timeout_ms", 6_000, 1_000, 3_600_000);
-        let static_membership = self.choice(
-            "processing.static_membership",
-            false,
-            &[("true", true), ("false", false)],
-        );
-        let malloc_arena_max = self.number("memory.malloc_arena_max", 2, 0, 1_024);
-        let block_cache_mb = self.number("state.block_cache_mb", 32, 0, 1 << 20);
-        let write_buffer_mb = self.number("state.write_buffer_mb", 64, 1, 1 << 20);
-        let cleanup_delay_ms = self.number("state.cleanup_delay_ms", 600_000, 0, 604_800_000);
+        let threads = self.number("processing.threads");
+        let standby_replicas = self.number("processing.standby_replicas");
+        let warmup_before_join = self.choice("processing.warmup_before_join") == "true";
+        let warmup_timeout_ms = self.number("processing.warmup_timeout_ms");
+        let session_timeout_ms = self.number("processing.session_timeout_ms");
+        let static_membership = self.choice("processing.static_membership") == "true";
+        let malloc_arena_max = self.number("memory.malloc_arena_max");
+        let block_cache_mb = self.number("state.block_cache_mb");
+        let write_buffer_mb = self.number("state.write_buffer_mb");
+        let cleanup_delay_ms = self.number("state.cleanup_delay_ms");
         let state_dir = PathBuf::from(
             self.text("state.dir")
                 .unwrap_or_else(|| "./eddy-state".to_owned()),
         );
-        let handler = self.choice(
-            "errors.deserialization",
-            "fail",
-            &[
-                ("fail", "fail"),
-                ("skip", "skip"),
-                ("dead_letter", "dead_letter"),
-            ],
-        );
-        let processing_handler = self.choice(
-            "errors.processing",
-            "fail",
-            &[
-                ("fail", "fail"),
-                ("skip", "skip"),
-                ("dead_letter", "dead_letter"),
-            ],
-        );
+        let handler = self.choice("errors.deserialization");
+        let processing_handler = self.choice("errors.processing");
         let dead_letter_topic = self.text("errors.dead_letter_topic");
         let deserialization =
             self.record_handler("errors.deserialization", handler, &dead_letter_topic);
         let processing_errors =
             self.record_handler("errors.processing", processing_handler, &dead_letter_topic);
-        let purge_interval_ms = self.number(
-            "processing.repartition_purge_interval_ms",
-            30_000,
-            0,
-            86_400_000,
-        );
-        let restart_deadline_ms =
-            self.number("processing.restart_deadline_ms", 300_000, 1_000, 86_400_000);
-        let replication_factor = self.take("topics.replication_factor");
-        let replication_factor =
-            self.optional_number("topics.replication_factor", replication_factor, 1, 32);
-        let min_isr = self.take("topics.min_insync_replicas");
-        let min_insync_replicas =
-            self.optional_number("topics.min_insync_replicas", min_isr, 1, 32);
+        let purge_interval_ms = self.number("processing.repartition_purge_interval_ms");
+        let restart_deadline_ms = self.number("processing.restart_deadline_ms");
+        let replication_factor = self.optional_number("topics.replication_factor");
+        let min_insync_replicas = self.optional_number("topics.min_insync_replicas");
         if let (Some(rf), Some(isr)) = (replication_factor, min_insync_replicas) {
             if isr > rf {
                 self.problems.push(format!(
@@ -686,7 +585,7 @@ impl Fields {
             }
         }
         let snapshot_dir = self.text("snapshot.dir").map(PathBuf::from);
-        let interval_ms = self.number("snapshot.checkpoint_interval_ms", 60_000, 0, 86_400_000);
+        let interval_ms = self.number("snapshot.checkpoint_interval_ms");
         let from_savepoint = self.text("snapshot.from_savepoint").map(PathBuf::from);
         let snapshot = SnapshotConfig {
             checkpoint_interval: (snapshot_dir.is_some() && interval_ms > 0)
@@ -729,11 +628,10 @@ impl Fields {
                 relative.display()
             ));
         }
-        let log_format = self.choice(
-            "telemetry.log_format",
-            LogFormat::Pretty,
-            &[("pretty", LogFormat::Pretty), ("json", LogFormat::Json)],
-        );
+        let log_format = match self.choice("telemetry.log_format") {
+            "json" => LogFormat::Json,
+            _ => LogFormat::Pretty,
+        };
         let otlp_endpoint = self
             .text("telemetry.otlp_endpoint")
             .filter(|e| !e.trim().is_empty());
@@ -744,8 +642,7 @@ impl Fields {
                 ));
             }
         }
-        let export_interval_ms =
-            self.number("telemetry.export_interval_ms", 10_000, 100, 3_600_000);
+        let export_interval_ms = self.number("telemetry.export_interval_ms");
         let service_name = self
             .text("telemetry.service_name")
             .unwrap_or_else(|| application_id.clone());
@@ -771,9 +668,13 @@ impl Fields {
                     client_properties.insert(name, entry.value);
                 }
                 None => self.problems.push(format!(
-                    "unknown key `{key}` (set by {}); known keys: {}, kafka.properties.*, app.*",
+                    "unknown key `{key}` (set by {}); known keys: {}",
                     entry.origin,
-                    KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                    SETTINGS
+                        .iter()
+                        .map(|s| s.key)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             }
         }
