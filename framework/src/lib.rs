@@ -10,6 +10,7 @@
 //! - [`state`]: keyed state stores with transactional writes;
 //! - [`task`]: a sub-topology instantiated for one partition;
 //! - [`runtime`]: running a topology as one instance of an app ([`App`]);
+//! - [`shared`]: what the runtime, the ops server and telemetry share (plan, metrics, status);
 //! - [`config`]: layered, validated app configuration ([`ConfigLoader`]);
 //! - [`kafka`]: Kafka clients configured for exactly-once, and the component that owns every
 //!   transaction call ([`kafka::OutputProducer`]);
@@ -67,6 +68,7 @@ pub mod processor;
 pub mod record;
 pub mod runtime;
 pub mod serde;
+pub mod shared;
 pub mod snapshot;
 pub mod state;
 pub mod task;

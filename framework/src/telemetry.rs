@@ -14,7 +14,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, TelemetryConfig};
-use crate::runtime::{Metrics, Status};
+use crate::shared::{Metrics, Status};
 use crate::ErrorAction;
 
 /// Telemetry could not be set up.
@@ -155,7 +155,7 @@ fn exporters(
 type Counter = (
     &'static str,
     &'static str,
-    fn(&crate::runtime::MetricsSnapshot) -> u64,
+    fn(&crate::shared::MetricsSnapshot) -> u64,
 );
 
 /// Publishes the app's counters and gauges as OpenTelemetry instruments of the global meter

@@ -32,7 +32,7 @@ pub use client::{encode_path_segment, http_request, HttpResponse, MAX_RESPONSE_B
 pub use members::{Member, Ownership};
 
 use crate::config::EddyConfig;
-use crate::runtime::{Metrics, Plan, Status};
+use crate::shared::{Metrics, Plan, Status};
 use crate::snapshot::{ControlChannel, ControlMessage, DirectoryStore, SnapshotError};
 use crate::topology::Topology;
 use crate::ErrorAction;

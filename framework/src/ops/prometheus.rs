@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::runtime::{HistogramSnapshot, Metrics, Status, HISTOGRAM_BUCKETS};
+use crate::shared::{HistogramSnapshot, Metrics, Status, HISTOGRAM_BUCKETS};
 
 /// Labels every sample carries.
 pub(crate) struct Identity<'a> {
@@ -135,7 +135,7 @@ pub(crate) fn render(
     );
     out.sample("eddy_ready", &[], u8::from(status.ready(threads)));
     out.header("eddy_tasks", "gauge", "Tasks of the instance by state.");
-    for state in crate::runtime::TaskState::ALL {
+    for state in crate::shared::TaskState::ALL {
         let n = tasks.iter().filter(|t| t.state == state).count();
         out.sample("eddy_tasks", &[("state", state.as_str())], n);
     }

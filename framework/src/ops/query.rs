@@ -14,7 +14,7 @@ use super::{blocking, json_response, reply, Reply, Server, FORWARDED};
 use super::{encode_path_segment, http_request};
 
 use crate::kafka::murmur2_partition;
-use crate::runtime::Plan;
+use crate::shared::Plan;
 use crate::state::StoreKind;
 use crate::topology::Topology;
 

@@ -23,18 +23,14 @@
 mod active_task;
 mod cadence;
 mod fault;
-mod histogram;
 mod instance;
 mod janitor;
 mod memory;
-mod metrics;
-mod plan;
 mod rebalance;
 mod restarts;
 mod restore;
 mod setup;
 mod standby;
-mod status;
 mod stream_thread;
 mod task_manager;
 mod task_phase;
@@ -44,10 +40,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-pub use histogram::{Histogram, HistogramSnapshot, BUCKETS as HISTOGRAM_BUCKETS};
-pub use metrics::{Metrics, MetricsSnapshot};
-pub(crate) use plan::Plan;
-pub use status::{StandbyStatus, Status, TaskState, TaskStatus, ThreadStatus};
+pub(crate) use crate::shared::Plan;
+pub use crate::shared::{
+    Histogram, HistogramSnapshot, Metrics, MetricsSnapshot, StandbyStatus, Status, TaskState,
+    TaskStatus, ThreadStatus, HISTOGRAM_BUCKETS,
+};
 
 use crate::config::{EddyConfig, RecordErrorHandler};
 use crate::kafka::{KafkaError, ProducerError, TopicAdmin, TopicAdminError, TopicSpec};
@@ -411,7 +408,7 @@ impl App {
 fn prepare_topics(topology: &Topology, config: &EddyConfig) -> Result<Plan, RuntimeError> {
     let admin = TopicAdmin::new(&config.kafka)?;
     let mut lookup_error = None;
-    let plan = plan::plan(topology, &config.application_id, |topic| {
+    let plan = crate::shared::plan(topology, &config.application_id, |topic| {
         match admin.partitions(topic) {
             Ok(n) => n,
             Err(e) => {

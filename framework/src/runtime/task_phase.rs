@@ -21,7 +21,7 @@
 
 use std::time::Instant;
 
-use crate::runtime::status::TaskState;
+use crate::shared::TaskState;
 
 /// Where an active task is in its life, with what that phase knows.
 #[derive(Debug, Clone, PartialEq, Eq)]

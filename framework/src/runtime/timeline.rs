@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::plan::Plan;
 use super::RuntimeError;
 use crate::config::EddyConfig;
+use crate::shared::Plan;
 use crate::snapshot::{
     compatibility, read_manifest, ControlChannel, ControlMessage, Manifest, SavepointLocation,
     SnapshotError, StoreIdentity,

@@ -20,10 +20,10 @@ use rdkafka::{Offset, TopicPartitionList};
 mod warmup;
 
 use super::restore::read_batch;
-use super::status::StandbyStatus;
 use super::task_manager::{open_stores, Shared};
 use super::RuntimeError;
 use crate::kafka::{describe_group, GroupView};
+use crate::shared::StandbyStatus;
 use crate::state::{StoreBuilder, StoreKind, TaskStores};
 use crate::task::TaskId;
 

@@ -7,7 +7,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use super::TaskManager;
 use crate::runtime::cadence::Duty;
 use crate::runtime::rebalance::RebalanceHandler;
-use crate::runtime::status::{TaskState, TaskStatus, ThreadStatus};
+use crate::shared::{TaskState, TaskStatus, ThreadStatus};
 
 /// How often a thread reports when nothing changed.
 pub(super) const INTERVAL: Duration = Duration::from_secs(1);
