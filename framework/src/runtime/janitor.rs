@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::task_manager::Shared;
+use super::shared_state::Shared;
 use super::RuntimeError;
 use crate::task::TaskId;
 

@@ -30,8 +30,11 @@ mod rebalance;
 mod restarts;
 mod restore;
 mod setup;
+mod shared_state;
 mod standby;
+mod standbys;
 mod stream_thread;
+mod task_base;
 mod task_manager;
 mod task_phase;
 mod timeline;
@@ -52,7 +55,7 @@ use crate::task::{TaskError, TaskId};
 use crate::topology::Topology;
 use crate::ErrorAction;
 use instance::InstanceDir;
-use task_manager::Shared;
+use shared_state::Shared;
 
 /// Why an app stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -293,9 +296,9 @@ impl App {
                 config.rocksdb_write_buffer_bytes,
             ),
             status: Arc::clone(&status),
-            standbys: standby::Standbys::default(),
+            standbys: standbys::Standbys::default(),
             poisoned: std::sync::Mutex::default(),
-            task_locks: task_manager::TaskLocks::default(),
+            task_locks: task_base::TaskLocks::default(),
         });
         let shutdown = Arc::new(AtomicBool::new(false));
         // Standbys (and the warm-up) run before the stream threads join the group.

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -20,68 +20,17 @@ use rdkafka::{Offset, TopicPartitionList};
 mod warmup;
 
 use super::restore::read_batch;
-use super::task_manager::{open_stores, Shared};
+use super::shared_state::Shared;
+use super::standbys::StandbyTask;
+use super::task_base::open_stores;
 use super::RuntimeError;
 use crate::kafka::{describe_group, GroupView};
 use crate::shared::StandbyStatus;
-use crate::state::{StoreBuilder, StoreKind, TaskStores};
+use crate::state::{StoreBuilder, StoreKind};
 use crate::task::TaskId;
 
 /// How often the placement is computed again.
 const PLAN_INTERVAL: Duration = Duration::from_secs(2);
-
-/// One standby task: its stores and the changelogs feeding them.
-struct StandbyTask {
-    stores: TaskStores,
-    /// `(store, changelog topic)` of its changelogged RocksDB stores.
-    changelogs: Vec<(String, String)>,
-}
-
-#[derive(Default)]
-struct Inner {
-    tasks: BTreeMap<TaskId, StandbyTask>,
-    /// Tasks active on this instance: never kept as standbys here.
-    active: BTreeSet<TaskId>,
-}
-
-/// The instance's standby tasks, shared between the standby thread and the stream threads.
-#[derive(Default)]
-pub(crate) struct Standbys {
-    inner: Mutex<Inner>,
-}
-
-impl Standbys {
-    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
-        f(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// A stream thread is about to open task `id`: the standby copy (if any) closes, leaving
-    /// its directory and changelog position to the active task.
-    pub(crate) fn release(&self, id: TaskId) {
-        let released = self.with(|inner| {
-            inner.active.insert(id);
-            inner.tasks.remove(&id)
-        });
-        if released.is_some() {
-            tracing::info!(task = %id, "standby handed over to the active task");
-        }
-    }
-
-    /// True while task `id` is active on a stream thread of this instance or kept as a
-    /// standby here: its directory is in use.
-    pub(crate) fn in_use(&self, id: TaskId) -> bool {
-        self.with(|inner| inner.active.contains(&id) || inner.tasks.contains_key(&id))
-    }
-
-    /// Tasks that stopped being active here may become standbys again.
-    pub(crate) fn active_closed(&self, ids: &[TaskId]) {
-        self.with(|inner| {
-            for id in ids {
-                inner.active.remove(id);
-            }
-        });
-    }
-}
 
 /// The stores of sub-topology `sub` a standby keeps: changelogged RocksDB stores.
 fn standby_defs(shared: &Shared, sub: u32) -> Vec<StoreBuilder> {

@@ -1,7 +1,6 @@
 //! A stream thread's tasks and its producer: creates and restores tasks, processes records,
 //! and commits outputs, changelogs and input offsets in one transaction.
 
-mod base;
 mod checkpoint;
 mod commit;
 mod purge;
@@ -18,52 +17,19 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, TopicPartitionList};
 
-pub(crate) use base::{open_stores, TaskLocks};
+pub(crate) use crate::runtime::shared_state::Shared;
 use record_errors::raw_record;
 
 use super::active_task::{ActiveTask, StoreRestore};
 use super::cadence::{Cadence, Duty};
 use super::fault::Fault;
-use super::instance::InstanceDir;
 use super::restore::Restorer;
 use super::task_phase::TaskPhase;
-use super::timeline::Timeline;
-use super::{Metrics, RuntimeError};
-use crate::config::EddyConfig;
+use super::RuntimeError;
 use crate::kafka::{OutgoingRecord, OutputProducer, RecordOrigin};
 use crate::record::{wall_clock_ms, RawRecord};
-use crate::shared::Plan;
-use crate::snapshot::{ControlChannel, SnapshotStore};
+use crate::snapshot::ControlChannel;
 use crate::task::{TaskError, TaskGraph, TaskId};
-use crate::topology::Topology;
-
-/// What the app shares with every stream thread.
-pub(crate) struct Shared {
-    pub topology: Arc<Topology>,
-    pub config: Arc<EddyConfig>,
-    pub plan: Arc<Plan>,
-    pub instance: Arc<InstanceDir>,
-    pub metrics: Arc<Metrics>,
-    /// The savepoint the app's state descends from, if any.
-    pub timeline: Arc<Timeline>,
-    /// The snapshot store for checkpoints (`snapshot.dir`).
-    pub snapshots: Option<Arc<dyn SnapshotStore>>,
-    /// What the threads own and how far they got, for the ops server.
-    pub status: Arc<super::Status>,
-    /// Standby copies of other instances' tasks, kept by the standby thread.
-    pub standbys: super::standby::Standbys,
-    /// Fingerprint of the topology's description.
-    pub fingerprint: String,
-    /// The block cache and write-buffer budget every RocksDB store of the instance shares.
-    pub rocks: crate::state::RocksMemory,
-    /// Input records whose processing failed, by `(topic, partition, offset)`, with the
-    /// error: the transaction that held them was aborted, and the processing-error handler
-    /// skips or dead-letters them when they come again. Shared by the threads, since the
-    /// task may come back on another one.
-    pub poisoned: std::sync::Mutex<std::collections::HashMap<(String, i32, i64), String>>,
-    /// Held while a task's stores are opened (and its directory perhaps replaced).
-    pub task_locks: TaskLocks,
-}
 
 /// Why a generation of a stream thread ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,7 +223,7 @@ impl TaskManager {
             .filter_map(|name| shared.topology.stores.get(name).cloned())
             .collect();
         self.shared.standbys.release(id);
-        let stores = base::open_stores(&self.shared, id, &defs)?;
+        let stores = crate::runtime::task_base::open_stores(&self.shared, id, &defs)?;
         let restores = stores
             .changelogged()
             .into_iter()
