@@ -304,14 +304,15 @@ impl Drop for AppProcess {
 /// Waits until `condition` holds, checking every 50 ms, failing with `what` after `deadline`.
 ///
 /// # Errors
-/// Fails when the condition still does not hold at the deadline.
+/// Fails when the condition still does not hold at the deadline, or with the condition's own
+/// error.
 pub fn eventually(
     what: &str,
     deadline: Duration,
-    mut condition: impl FnMut() -> bool,
+    mut condition: impl FnMut() -> anyhow::Result<bool>,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    while !condition() {
+    while !condition()? {
         if start.elapsed() > deadline {
             bail!("{what}: not within {deadline:?}");
         }

@@ -2,10 +2,10 @@
 //! time limit and purged once committed; `topics.*` settings reach the topics; an existing
 //! changelog that is not compacted is refused before it can lose state.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eddy::kafka::{KafkaSettings, TopicAdmin};
-use eddy_integration_tests::{expected_counts, generate_lines, WordcountRun};
+use eddy_integration_tests::{eventually, expected_counts, generate_lines, WordcountRun};
 use eddy_testkit::Isolation;
 
 #[test]
@@ -30,24 +30,25 @@ fn repartition_records_never_expire_and_are_purged_once_committed() -> anyhow::R
         "repartition records must not expire before they are read"
     );
     // Input keeps arriving so commits (and with them purges) go on.
-    let deadline = Instant::now() + Duration::from_secs(60);
     let written = run
         .kafka
         .end_offsets(&repartition, Isolation::ReadUncommitted)?;
-    loop {
-        run.produce_lines(&lines[..10])?;
-        let starts = low_watermarks(&run, &repartition)?;
-        if starts.iter().zip(&written).all(|(s, w)| *s > 0 && s >= w) {
-            break;
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!(
-                "repartition topic not purged: log starts {starts:?}, written {written:?}\n{}",
-                apps[0].log_tail(20)
-            );
-        }
-        std::thread::park_timeout(Duration::from_millis(300)); // poll interval of a deadline wait
-    }
+    let mut starts = Vec::new();
+    eventually(
+        "the repartition topic is purged",
+        Duration::from_secs(60),
+        || {
+            run.produce_lines(&lines[..10])?;
+            starts = low_watermarks(&run, &repartition)?;
+            Ok(starts.iter().zip(&written).all(|(s, w)| *s > 0 && s >= w))
+        },
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: log starts {starts:?}, written {written:?}\n{}",
+            apps[0].log_tail(20)
+        )
+    })?;
     for app in &mut apps {
         app.terminate(Duration::from_secs(60))?;
     }
@@ -113,17 +114,23 @@ fn a_local_copy_ahead_of_a_recreated_changelog_is_wiped_and_restored() -> anyhow
 
     let changelog = format!("{}-counts-changelog", run.application_id);
     run.kafka.delete_topic(&changelog)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
     // Deletion finishes on the brokers after the topic leaves the metadata.
-    while let Err(e) = run
-        .kafka
-        .create_topic_with(&changelog, 1, &[("cleanup.policy", "compact")])
-    {
-        if Instant::now() > deadline {
-            return Err(e.into());
-        }
-        std::thread::park_timeout(Duration::from_millis(200)); // poll interval of a deadline wait
-    }
+    let mut refusal = None;
+    eventually(
+        "the changelog is created again",
+        Duration::from_secs(60),
+        || match run
+            .kafka
+            .create_topic_with(&changelog, 1, &[("cleanup.policy", "compact")])
+        {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                refusal = Some(e.to_string());
+                Ok(false)
+            }
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}: {}", refusal.unwrap_or_default()))?;
     app.restart()?;
     run.produce_lines(&["alpha".to_owned()])?;
     run.kafka
@@ -162,13 +169,12 @@ fn state_of_tasks_no_longer_owned_is_removed_after_the_delay() -> anyhow::Result
     let gone = tasks.join("7_3");
     std::fs::create_dir_all(&gone)?;
     std::fs::write(gone.join("CURRENT"), b"MANIFEST-000001\n")?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while gone.exists() {
-        if Instant::now() > deadline {
-            anyhow::bail!("{gone:?} still exists:\n{}", app.log_tail(10));
-        }
-        std::thread::park_timeout(Duration::from_millis(200)); // poll interval of a deadline wait
-    }
+    eventually(
+        "the unowned task's directory is removed",
+        Duration::from_secs(60),
+        || Ok(!gone.exists()),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}: {gone:?}\n{}", app.log_tail(10)))?;
     assert!(
         tasks.join("1_0").join("CURRENT").exists(),
         "the running task's state stays"

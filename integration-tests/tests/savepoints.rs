@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use eddy_integration_tests::{
-    create_savepoint, expected_counts, generate_lines, word_sequences, WordcountRun,
+    create_savepoint, eventually, expected_counts, generate_lines, word_sequences, WordcountRun,
 };
 use eddy_testkit::Isolation;
 
@@ -55,19 +55,16 @@ fn rollback_to_a_savepoint_reproduces_its_outputs_and_ends_where_an_uninterrupte
         .map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", apps[0].log_tail(30), apps[1].log_tail(30)))?;
     // `c` may have reprocessed everything before the group gave `a` its share; `a` replaces
     // its newer local state with the savepoint's once it gets a stateful task.
-    let deadline = std::time::Instant::now() + WAIT;
-    while !apps[0]
-        .log_text()
-        .contains("task state loaded from the savepoint")
-    {
-        if std::time::Instant::now() > deadline {
-            anyhow::bail!(
-                "instance a had newer local state and must have replaced it:\n{}",
-                apps[0].log_tail(40)
-            );
-        }
-        std::thread::park_timeout(Duration::from_millis(100)); // polling a log file
-    }
+    eventually(
+        "instance a had newer local state and must have replaced it",
+        WAIT,
+        || {
+            Ok(apps[0]
+                .log_text()
+                .contains("task state loaded from the savepoint"))
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}:\n{}", apps[0].log_tail(40)))?;
     for app in &mut apps {
         app.terminate(Duration::from_secs(60))?;
     }

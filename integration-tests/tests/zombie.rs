@@ -132,7 +132,7 @@ fn a_successor_restores_what_a_zombie_commits_after_the_task_moved() -> anyhow::
     eventually(
         "the zombie stops itself after sending its offsets",
         Duration::from_secs(120),
-        || zombie.is_stopped(),
+        || Ok(zombie.is_stopped()),
     )?;
 
     let successor = run.start("successor", &[])?;
@@ -140,9 +140,9 @@ fn a_successor_restores_what_a_zombie_commits_after_the_task_moved() -> anyhow::
         "the successor waits for the zombie's offsets to settle",
         Duration::from_secs(120),
         || {
-            successor
+            Ok(successor
                 .log_text()
-                .contains("waiting for the committed offset to settle")
+                .contains("waiting for the committed offset to settle"))
         },
     )
     .map_err(|e| anyhow::anyhow!("{e}; successor log:\n{}", successor.log_tail(30)))?;
