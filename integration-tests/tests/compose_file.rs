@@ -134,7 +134,7 @@ fn the_compose_app_configuration_is_valid_eddy_configuration() {
         .environment_from(vars)
         .load()
         .unwrap_or_else(|e| panic!("compose app configuration rejected: {e}"));
-    assert_eq!(config.application_id, "wordcount");
+    assert_eq!(config.application.id, "wordcount");
     assert_eq!(config.app_setting("input_topic"), Some("lines"));
     assert_eq!(config.app_setting("output_topic"), Some("word-counts"));
 }

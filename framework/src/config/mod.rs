@@ -50,73 +50,23 @@ pub struct TopicsConfig {
     pub min_insync_replicas: Option<i32>,
 }
 
-/// A validated app configuration.
+/// A validated app configuration, in sections that mirror the keys.
 #[derive(Debug, Clone)]
 pub struct EddyConfig {
-    /// `application.id`: names the consumer group, internal topics and state directories.
-    pub application_id: String,
-    /// `application.instance_id`: this instance's stable id; generated and kept in the state
-    /// directory when unset. It keys the transactional ids, so a restarted instance fences its
-    /// previous incarnation at once.
-    pub instance_id: Option<String>,
+    /// `application.*`: who this app and instance are.
+    pub application: ApplicationConfig,
     /// `kafka.*`: connection settings shared by every client.
     pub kafka: KafkaSettings,
-    /// `processing.guarantee`: `exactly_once` (default) or `at_least_once`.
-    pub guarantee: Guarantee,
-    /// `processing.commit_interval_ms`: how often a stream thread commits (default 100).
-    pub commit_interval: Duration,
-    /// `processing.standby_replicas`: standby copies kept of each stateful task on other
-    /// instances (default 0).
-    pub standby_replicas: usize,
-    /// `processing.warmup_before_join`: bring every stateful task's local state up to date
-    /// before joining the group (default false).
-    pub warmup_before_join: bool,
-    /// `processing.warmup_timeout_ms`: the longest warm-up before joining anyway (default
-    /// 300000).
-    pub warmup_timeout: Duration,
-    /// `processing.threads`: stream threads per instance (default 1).
-    pub threads: usize,
-    /// `processing.session_timeout_ms`: consumer group session timeout (default 6000).
-    pub session_timeout: Duration,
-    /// `processing.static_membership`: join the group as a static member (`group.instance.id`
-    /// from the instance id and thread), so a restarted instance takes its partitions back
-    /// without a rebalance (default false). A stopped instance's partitions then move only
-    /// after the session timeout, since static members do not leave the group.
-    pub static_membership: bool,
-    /// `memory.malloc_arena_max`: glibc malloc arenas the process may use (default 2; 0 keeps
-    /// glibc's default of eight per core). Fewer arenas keep freed memory of librdkafka's and
-    /// RocksDB's threads from staying resident.
-    pub malloc_arena_max: u32,
-    /// `state.block_cache_mb`: the RocksDB block cache every store of the instance shares
-    /// (default 32).
-    pub rocksdb_block_cache_bytes: usize,
-    /// `state.write_buffer_mb`: the budget for the write buffers (memtables) of every RocksDB
-    /// store of the instance together (default 64); the largest is flushed when it is reached.
-    pub rocksdb_write_buffer_bytes: usize,
-    /// `state.dir`: where task state lives (default `./eddy-state`).
-    pub state_dir: PathBuf,
-    /// `state.cleanup_delay_ms`: the state of a task this instance has owned neither as
-    /// active nor as standby for this long is deleted (default 600000; 0 keeps it forever).
-    pub state_cleanup_delay: Option<Duration>,
-    /// `errors.deserialization` (`fail`, `skip`, `dead_letter`) with
-    /// `errors.dead_letter_topic`.
-    pub deserialization: DeserializationHandler,
-    /// `errors.processing` (`fail`, `skip`, `dead_letter`): what happens to an input record
-    /// whose processing returned an error or panicked. The open transaction is aborted first
-    /// either way, so nothing the record half-did commits; `skip` and `dead_letter` then
-    /// process the transaction's records again without it.
-    pub processing_errors: RecordErrorHandler,
-    /// `processing.restart_deadline_ms`: how long a stream thread keeps starting over after
-    /// recoverable errors (a broker restarting, a coordinator moving, aborted transactions)
-    /// without committing anything before it gives up and stops the instance (default
-    /// 300000). Start-overs back off from 100 ms to 10 s.
-    pub restart_deadline: Duration,
+    /// `processing.*`: guarantee, commits, threads, group membership, standbys, restarts.
+    pub processing: ProcessingConfig,
+    /// `memory.*`: process-wide memory tuning.
+    pub memory: MemoryConfig,
+    /// `state.*`: where task state lives and the RocksDB memory it may use.
+    pub state: StateConfig,
+    /// `errors.*`: what happens to records that cannot be decoded or processed.
+    pub errors: ErrorsConfig,
     /// `topics.*`: settings of the internal topics.
     pub topics: TopicsConfig,
-    /// `processing.repartition_purge_interval_ms`: how often each stream thread deletes the
-    /// records of its repartition inputs that it has committed past (default 30000; 0 never).
-    /// Repartition topics keep records without a time limit, so this is what bounds them.
-    pub repartition_purge_interval: Duration,
     /// `snapshot.*`: checkpoints and savepoints.
     pub snapshot: SnapshotConfig,
     /// `ops.*`: the instance's ops HTTP server.
@@ -125,6 +75,91 @@ pub struct EddyConfig {
     pub telemetry: TelemetryConfig,
     /// `app.*`: the app's own settings (for example `app.input_topic`), free-form.
     pub app: BTreeMap<String, String>,
+}
+
+/// `application.*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationConfig {
+    /// `application.id`: names the consumer group, internal topics and state directories.
+    pub id: String,
+    /// `application.instance_id`: this instance's stable id; generated and kept in the state
+    /// directory when unset. It keys the transactional ids, so a restarted instance fences its
+    /// previous incarnation at once.
+    pub instance_id: Option<String>,
+}
+
+/// `processing.*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessingConfig {
+    /// `processing.guarantee`: `exactly_once` (default) or `at_least_once`.
+    pub guarantee: Guarantee,
+    /// `processing.commit_interval_ms`: how often a stream thread commits.
+    pub commit_interval: Duration,
+    /// `processing.threads`: stream threads per instance.
+    pub threads: usize,
+    /// `processing.standby_replicas`: standby copies kept of each stateful task on other
+    /// instances.
+    pub standby_replicas: usize,
+    /// `processing.warmup_before_join`: bring every stateful task's local state up to date
+    /// before joining the group.
+    pub warmup_before_join: bool,
+    /// `processing.warmup_timeout_ms`: the longest warm-up before joining anyway.
+    pub warmup_timeout: Duration,
+    /// `processing.session_timeout_ms`: consumer group session timeout.
+    pub session_timeout: Duration,
+    /// `processing.static_membership`: join the group as a static member (`group.instance.id`
+    /// from the instance id and thread), so a restarted instance takes its partitions back
+    /// without a rebalance. A stopped instance's partitions then move only after the session
+    /// timeout, since static members do not leave the group.
+    pub static_membership: bool,
+    /// `processing.restart_deadline_ms`: how long a stream thread keeps starting over after
+    /// recoverable errors (a broker restarting, a coordinator moving, aborted transactions)
+    /// without committing anything before it gives up and stops the instance. Start-overs
+    /// back off from 100 ms to 10 s.
+    pub restart_deadline: Duration,
+    /// `processing.repartition_purge_interval_ms`: how often each stream thread deletes the
+    /// records of its repartition inputs that it has committed past (0 never). Repartition
+    /// topics keep records without a time limit, so this is what bounds them.
+    pub repartition_purge_interval: Duration,
+}
+
+/// `memory.*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryConfig {
+    /// `memory.malloc_arena_max`: glibc malloc arenas the process may use (0 keeps glibc's
+    /// default of eight per core). Fewer arenas keep freed memory of librdkafka's and
+    /// RocksDB's threads from staying resident.
+    pub malloc_arena_max: u32,
+}
+
+/// `state.*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    /// `state.dir`: where task state lives.
+    pub dir: PathBuf,
+    /// `state.cleanup_delay_ms`: the state of a task this instance has owned neither as
+    /// active nor as standby for this long is deleted (`None`: kept forever).
+    pub cleanup_delay: Option<Duration>,
+    /// `state.block_cache_mb`, in bytes: the RocksDB block cache every store of the instance
+    /// shares.
+    pub block_cache_bytes: usize,
+    /// `state.write_buffer_mb`, in bytes: the budget for the write buffers (memtables) of
+    /// every RocksDB store of the instance together; the largest is flushed when it is
+    /// reached.
+    pub write_buffer_bytes: usize,
+}
+
+/// `errors.*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorsConfig {
+    /// `errors.deserialization` (`fail`, `skip`, `dead_letter`) with
+    /// `errors.dead_letter_topic`.
+    pub deserialization: DeserializationHandler,
+    /// `errors.processing` (`fail`, `skip`, `dead_letter`): what happens to an input record
+    /// whose processing returned an error or panicked. The open transaction is aborted first
+    /// either way, so nothing the record half-did commits; `skip` and `dead_letter` then
+    /// process the transaction's records again without it.
+    pub processing: RecordErrorHandler,
 }
 
 /// How logs are written.
@@ -249,7 +284,7 @@ pub fn protected_property(name: &str) -> Option<&'static str> {
 ///     .flag("application.id", "wordcount")
 ///     .flag("kafka.bootstrap_servers", "127.0.0.1:9092")
 ///     .load()?;
-/// assert_eq!(config.commit_interval.as_millis(), 250);
+/// assert_eq!(config.processing.commit_interval.as_millis(), 250);
 /// # Ok::<(), eddy::config::ConfigError>(())
 /// ```
 #[derive(Debug, Default)]
@@ -694,27 +729,37 @@ impl Fields {
             });
         }
         Ok(EddyConfig {
-            application_id,
-            instance_id,
+            application: ApplicationConfig {
+                id: application_id,
+                instance_id,
+            },
             kafka,
-            guarantee,
-            commit_interval: Duration::from_millis(commit_interval_ms),
-            threads: usize::try_from(threads).unwrap_or(1),
-            standby_replicas: usize::try_from(standby_replicas).unwrap_or(0),
-            warmup_before_join,
-            warmup_timeout: Duration::from_millis(warmup_timeout_ms),
-            session_timeout: Duration::from_millis(session_timeout_ms),
-            static_membership,
-            malloc_arena_max: u32::try_from(malloc_arena_max).unwrap_or(2),
-            rocksdb_block_cache_bytes: usize::try_from(block_cache_mb << 20).unwrap_or(32 << 20),
-            rocksdb_write_buffer_bytes: usize::try_from(write_buffer_mb << 20).unwrap_or(64 << 20),
-            state_dir,
-            state_cleanup_delay: (cleanup_delay_ms > 0)
-                .then(|| Duration::from_millis(cleanup_delay_ms)),
-            deserialization,
-            processing_errors,
-            restart_deadline: Duration::from_millis(restart_deadline_ms),
-            repartition_purge_interval: Duration::from_millis(purge_interval_ms),
+            processing: ProcessingConfig {
+                guarantee,
+                commit_interval: Duration::from_millis(commit_interval_ms),
+                threads: usize::try_from(threads).unwrap_or(1),
+                standby_replicas: usize::try_from(standby_replicas).unwrap_or(0),
+                warmup_before_join,
+                warmup_timeout: Duration::from_millis(warmup_timeout_ms),
+                session_timeout: Duration::from_millis(session_timeout_ms),
+                static_membership,
+                restart_deadline: Duration::from_millis(restart_deadline_ms),
+                repartition_purge_interval: Duration::from_millis(purge_interval_ms),
+            },
+            memory: MemoryConfig {
+                malloc_arena_max: u32::try_from(malloc_arena_max).unwrap_or(2),
+            },
+            state: StateConfig {
+                dir: state_dir,
+                cleanup_delay: (cleanup_delay_ms > 0)
+                    .then(|| Duration::from_millis(cleanup_delay_ms)),
+                block_cache_bytes: usize::try_from(block_cache_mb << 20).unwrap_or(32 << 20),
+                write_buffer_bytes: usize::try_from(write_buffer_mb << 20).unwrap_or(64 << 20),
+            },
+            errors: ErrorsConfig {
+                deserialization,
+                processing: processing_errors,
+            },
             topics: TopicsConfig {
                 replication_factor,
                 min_insync_replicas,
@@ -769,13 +814,16 @@ mod tests {
             .load()
             .unwrap();
         assert_eq!(
-            config.commit_interval,
+            config.processing.commit_interval,
             Duration::from_millis(300),
             "file over default"
         );
-        assert_eq!(config.threads, 4, "flag over environment over file");
-        assert_eq!(config.guarantee, Guarantee::ExactlyOnce);
-        assert_eq!(config.deserialization, DeserializationHandler::Fail);
+        assert_eq!(
+            config.processing.threads, 4,
+            "flag over environment over file"
+        );
+        assert_eq!(config.processing.guarantee, Guarantee::ExactlyOnce);
+        assert_eq!(config.errors.deserialization, DeserializationHandler::Fail);
         assert_eq!(config.kafka.transaction_timeout, Duration::from_secs(10));
         assert_eq!(
             config
@@ -893,11 +941,11 @@ mod tests {
             .unwrap();
         assert_eq!(config.topics.replication_factor, Some(3));
         assert_eq!(config.topics.min_insync_replicas, Some(2));
-        assert_eq!(config.processing_errors, RecordErrorHandler::Skip);
-        assert_eq!(config.restart_deadline, Duration::from_secs(5));
+        assert_eq!(config.errors.processing, RecordErrorHandler::Skip);
+        assert_eq!(config.processing.restart_deadline, Duration::from_secs(5));
         let defaults = base().load().unwrap();
         assert_eq!(defaults.topics, TopicsConfig::default());
-        assert_eq!(defaults.processing_errors, RecordErrorHandler::Fail);
+        assert_eq!(defaults.errors.processing, RecordErrorHandler::Fail);
         let err = base()
             .flag("topics.replication_factor", "2")
             .flag("topics.min_insync_replicas", "3")
@@ -922,9 +970,9 @@ mod tests {
             .load()
             .unwrap();
         assert_eq!(
-            config.deserialization,
+            config.errors.deserialization,
             DeserializationHandler::DeadLetter("dlq".to_owned())
         );
-        assert_eq!(config.guarantee, Guarantee::AtLeastOnce);
+        assert_eq!(config.processing.guarantee, Guarantee::AtLeastOnce);
     }
 }

@@ -59,7 +59,7 @@ pub(crate) struct MemberView {
 
 impl MemberView {
     pub(crate) fn new(config: &EddyConfig, instance_id: &str) -> Result<Self, OpsError> {
-        let client = format!("{}-{instance_id}-ops", config.application_id);
+        let client = format!("{}-{instance_id}-ops", config.application.id);
         let admin = config
             .kafka
             .client_config(&client)
@@ -68,10 +68,10 @@ impl MemberView {
                 what: "creating the ops Kafka client".to_owned(),
                 source,
             })?;
-        let control = ControlChannel::open(&config.kafka, &config.application_id, &client, true)
+        let control = ControlChannel::open(&config.kafka, &config.application.id, &client, true)
             .map_err(OpsError::Snapshot)?;
         Ok(MemberView {
-            application_id: config.application_id.clone(),
+            application_id: config.application.id.clone(),
             admin,
             control,
             addresses: BTreeMap::new(),

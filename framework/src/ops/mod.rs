@@ -235,10 +235,10 @@ fn announce(ctx: &OpsContext, address: &str) {
         ops_address: address.to_owned(),
         started_ms: crate::record::wall_clock_ms(),
     };
-    let client = format!("{}-{}-announce", ctx.config.application_id, ctx.instance_id);
+    let client = format!("{}-{}-announce", ctx.config.application.id, ctx.instance_id);
     let sent = ControlChannel::open(
         &ctx.config.kafka,
-        &ctx.config.application_id,
+        &ctx.config.application.id,
         &client,
         false,
     )
@@ -289,7 +289,7 @@ async fn health(State(server): State<Arc<Server>>) -> Response {
 
 async fn ready(State(server): State<Arc<Server>>) -> Response {
     let status = &server.ctx.status;
-    let ready = status.ready(server.ctx.config.threads);
+    let ready = status.ready(server.ctx.config.processing.threads);
     let body = json!({
         "ready": ready,
         "instance_id": server.ctx.instance_id,
@@ -303,12 +303,12 @@ async fn metrics(State(server): State<Arc<Server>>) -> Response {
     let ctx = &server.ctx;
     let text = prometheus::render(
         &prometheus::Identity {
-            application_id: &ctx.config.application_id,
+            application_id: &ctx.config.application.id,
             instance_id: &ctx.instance_id,
         },
         &ctx.metrics,
         &ctx.status,
-        ctx.config.threads,
+        ctx.config.processing.threads,
     );
     (
         [(
@@ -378,7 +378,7 @@ async fn savepoint(
         let mut progress = |line: &str| tracing::info!(progress = line, "savepoint");
         let (path, manifest) = crate::snapshot::create_savepoint_retrying(
             &config.kafka,
-            &config.application_id,
+            &config.application.id,
             &DirectoryStore::new(store),
             timeout,
             5,

@@ -27,7 +27,7 @@ pub(crate) fn spawn(
     shared: Arc<Shared>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<Option<JoinHandle<()>>, RuntimeError> {
-    let Some(delay) = shared.config.state_cleanup_delay else {
+    let Some(delay) = shared.config.state.cleanup_delay else {
         return Ok(None);
     };
     let every = (delay / 2).clamp(Duration::from_millis(100), Duration::from_secs(60));

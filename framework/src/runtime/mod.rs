@@ -231,7 +231,7 @@ pub struct App {
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
-            .field("application_id", &self.config.application_id)
+            .field("application_id", &self.config.application.id)
             .finish_non_exhaustive()
     }
 }
@@ -250,18 +250,20 @@ impl App {
     /// needs is missing, or Kafka cannot be reached.
     pub fn start(self) -> Result<RunningApp, RuntimeError> {
         // Before librdkafka's and RocksDB's threads exist, so none gets an arena of its own.
-        memory::limit_malloc_arenas(self.config.malloc_arena_max);
+        memory::limit_malloc_arenas(self.config.memory.malloc_arena_max);
         let config = Arc::new(self.config);
         let instance = Arc::new(InstanceDir::claim(
-            &config.state_dir,
-            &config.application_id,
-            config.instance_id.as_deref(),
+            &config.state.dir,
+            &config.application.id,
+            config.application.instance_id.as_deref(),
         )?);
-        let plan = setup::retrying(config.restart_deadline, "preparing the topics", || {
-            prepare_topics(&self.topology, &config)
-        })?;
+        let plan = setup::retrying(
+            config.processing.restart_deadline,
+            "preparing the topics",
+            || prepare_topics(&self.topology, &config),
+        )?;
         tracing::info!(
-            application_id = config.application_id,
+            application_id = config.application.id,
             instance_id = instance.instance_id(),
             topics = ?plan.subscriptions,
             "starting"
@@ -278,7 +280,7 @@ impl App {
             &metrics,
             &status,
             vec![
-                opentelemetry::KeyValue::new("application_id", config.application_id.clone()),
+                opentelemetry::KeyValue::new("application_id", config.application.id.clone()),
                 opentelemetry::KeyValue::new("instance_id", instance.instance_id().to_owned()),
             ],
         );
@@ -292,8 +294,8 @@ impl App {
             snapshots,
             fingerprint,
             rocks: crate::state::RocksMemory::new(
-                config.rocksdb_block_cache_bytes,
-                config.rocksdb_write_buffer_bytes,
+                config.state.block_cache_bytes,
+                config.state.write_buffer_bytes,
             ),
             status: Arc::clone(&status),
             standbys: standbys::Standbys::default(),
@@ -302,21 +304,22 @@ impl App {
         });
         let shutdown = Arc::new(AtomicBool::new(false));
         // Standbys (and the warm-up) run before the stream threads join the group.
-        let standby = if config.standby_replicas > 0 || config.warmup_before_join {
-            let (warmed_tx, warmed_rx) = mpsc::channel();
-            let warmed = config.warmup_before_join.then_some(warmed_tx);
-            let handle = standby::spawn(Arc::clone(&shared), Arc::clone(&shutdown), warmed)?;
-            if config.warmup_before_join {
-                // The warm-up bounds itself by `processing.warmup_timeout_ms`.
-                let _ = warmed_rx.recv();
-            }
-            Some(handle)
-        } else {
-            None
-        };
+        let standby =
+            if config.processing.standby_replicas > 0 || config.processing.warmup_before_join {
+                let (warmed_tx, warmed_rx) = mpsc::channel();
+                let warmed = config.processing.warmup_before_join.then_some(warmed_tx);
+                let handle = standby::spawn(Arc::clone(&shared), Arc::clone(&shutdown), warmed)?;
+                if config.processing.warmup_before_join {
+                    // The warm-up bounds itself by `processing.warmup_timeout_ms`.
+                    let _ = warmed_rx.recv();
+                }
+                Some(handle)
+            } else {
+                None
+            };
         let (done_tx, done_rx) = mpsc::channel();
         let mut threads = Vec::new();
-        for index in 0..config.threads {
+        for index in 0..config.processing.threads {
             let shared = Arc::clone(&shared);
             let shutdown = Arc::clone(&shutdown);
             let done = done_tx.clone();
@@ -373,7 +376,7 @@ impl App {
     /// The first error that stopped a stream thread, or a start-up error.
     pub fn run(self) -> Result<(), RuntimeError> {
         // First of all: every thread started from here on shares the capped arenas.
-        memory::limit_malloc_arenas(self.config.malloc_arena_max);
+        memory::limit_malloc_arenas(self.config.memory.malloc_arena_max);
         // Logs (and OTLP export, when configured) unless the program installed its own
         // subscriber; exporters flush when this guard drops at the end.
         let _telemetry = if tracing::dispatcher::has_been_set() {
@@ -411,7 +414,7 @@ impl App {
 fn prepare_topics(topology: &Topology, config: &EddyConfig) -> Result<Plan, RuntimeError> {
     let admin = TopicAdmin::new(&config.kafka)?;
     let mut lookup_error = None;
-    let plan = crate::shared::plan(topology, &config.application_id, |topic| {
+    let plan = crate::shared::plan(topology, &config.application.id, |topic| {
         match admin.partitions(topic) {
             Ok(n) => n,
             Err(e) => {
@@ -435,7 +438,7 @@ fn prepare_topics(topology: &Topology, config: &EddyConfig) -> Result<Plan, Runt
     setup::warn_on_single_replicas(&admin, &plan.internal);
     // An existing dead-letter topic is used as it is; a missing one is created. Dead
     // letters are sent unpartitioned, so the plan needs no partition count for it.
-    let dead_letter = [&config.deserialization, &config.processing_errors]
+    let dead_letter = [&config.errors.deserialization, &config.errors.processing]
         .into_iter()
         .find_map(|h| match h {
             RecordErrorHandler::DeadLetter(topic) => Some(topic.clone()),

@@ -38,14 +38,14 @@ pub(crate) fn run(
     let fault = Fault::from_env();
     let name = format!("{}-{index}", shared.instance.instance_id());
     let _span = tracing::info_span!("stream_thread", thread = %name).entered();
-    let mut policy = RestartPolicy::new(shared.config.restart_deadline);
+    let mut policy = RestartPolicy::new(shared.config.processing.restart_deadline);
     let mut fencings = Fencings::default();
     loop {
         let started = Instant::now();
         let (ended, committed, fenced) = run_generation(&shared, &name, fault, &shutdown);
         if fenced && fencings.fenced_again(Instant::now()) {
             if twin_in_group(&shared, &name) {
-                let app = &shared.config.application_id;
+                let app = &shared.config.application.id;
                 return Err(RuntimeError::DuplicateInstance {
                     instance_id: shared.instance.instance_id().to_owned(),
                     transactional_id: format!("{app}-{name}"),
@@ -101,17 +101,17 @@ fn wait_unless_shutdown(shutdown: &AtomicBool, pause: Duration) {
 
 fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
     let config = &shared.config;
-    let session = config.session_timeout.as_millis();
+    let session = config.processing.session_timeout.as_millis();
     let session_timeout = session.to_string();
     let heartbeat_interval = (session / 4).max(100).to_string();
-    let isolation = match config.guarantee {
+    let isolation = match config.processing.guarantee {
         Guarantee::ExactlyOnce => "read_committed",
         Guarantee::AtLeastOnce => "read_uncommitted",
     };
     let mut client = config.kafka.client_config_with(
         name,
         &[
-            ("group.id", &config.application_id),
+            ("group.id", &config.application.id),
             ("partition.assignment.strategy", "cooperative-sticky"),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
@@ -123,11 +123,11 @@ fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
             ("statistics.interval.ms", "1000"),
         ],
     );
-    if config.static_membership {
+    if config.processing.static_membership {
         // `name` holds the instance id and thread index: stable across restarts.
         client.set(
             "group.instance.id",
-            format!("{}-{name}", config.application_id),
+            format!("{}-{name}", config.application.id),
         );
     }
     client
@@ -138,7 +138,7 @@ fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
 /// process runs with this instance id. (Repeated fencing alone could also be the coordinator
 /// aborting transactions while brokers restart.)
 fn twin_in_group(shared: &Shared, name: &str) -> bool {
-    let app = &shared.config.application_id;
+    let app = &shared.config.application.id;
     let client: BaseConsumer = match shared
         .config
         .kafka
@@ -233,8 +233,8 @@ fn start_generation(
     fault: Fault,
 ) -> Result<BaseConsumer<RebalanceHandler>, RuntimeError> {
     let config = &shared.config;
-    let app = &config.application_id;
-    let producer = match config.guarantee {
+    let app = &config.application.id;
+    let producer = match config.processing.guarantee {
         // One transactional id per instance and thread: a restarted instance re-registers
         // it, which fences its previous incarnation and aborts its open transaction at once.
         Guarantee::ExactlyOnce => OutputProducer::new(&config.kafka, &format!("{app}-{name}")),
@@ -247,7 +247,7 @@ fn start_generation(
     let consumer: BaseConsumer<RebalanceHandler> = consumer_config(shared, name)
         .create_with_context(RebalanceHandler::new(
             manager,
-            config.guarantee == Guarantee::ExactlyOnce,
+            config.processing.guarantee == Guarantee::ExactlyOnce,
         ))
         .map_err(|source| RuntimeError::Kafka {
             what: "creating the consumer".to_owned(),

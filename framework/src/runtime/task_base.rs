@@ -36,7 +36,7 @@ fn open_local(
     dir: &Path,
     defs: &[StoreBuilder],
 ) -> Result<TaskStores, StateError> {
-    let app = &shared.config.application_id;
+    let app = &shared.config.application.id;
     // A task moving between threads of this instance may still be closing elsewhere:
     // RocksDB's lock tells, so retry briefly.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -141,7 +141,7 @@ fn latest_checkpoint(
     let Some(store) = shared.snapshots.as_deref() else {
         return Ok(None);
     };
-    let prefix = crate::snapshot::paths::checkpoints(&shared.config.application_id, id);
+    let prefix = crate::snapshot::paths::checkpoints(&shared.config.application.id, id);
     let names = store.list(&prefix).map_err(RuntimeError::Savepoint)?;
     for name in names.iter().rev() {
         match get_json::<TaskSnapshot>(store, &crate::snapshot::paths::listed(&prefix, name)) {

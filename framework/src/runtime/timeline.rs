@@ -61,7 +61,7 @@ pub(crate) fn establish(
     plan: &Plan,
     client_id: &str,
 ) -> Result<Timeline, RuntimeError> {
-    let app = &config.application_id;
+    let app = &config.application.id;
     let channel = ControlChannel::open(&config.kafka, app, &format!("{client_id}-start"), true)
         .map_err(snapshot_error)?;
     let mut history = channel
@@ -182,7 +182,7 @@ fn follow(
     id: &str,
 ) -> Result<(), RuntimeError> {
     let deadline = Instant::now()
-        + config.session_timeout * 2
+        + config.processing.session_timeout * 2
         + config.kafka.transaction_timeout * 2
         + Duration::from_secs(60);
     while last_restore(history).is_none_or(|(s, ..)| s != id) {
@@ -242,7 +242,7 @@ fn apply(
     location: SavepointLocation,
     manifest: Manifest,
 ) -> Result<Base, RuntimeError> {
-    let app = &config.application_id;
+    let app = &config.application.id;
     let kafka = |what: String| move |source| RuntimeError::Kafka { what, source };
     let consumer: BaseConsumer = config
         .kafka
@@ -270,7 +270,8 @@ fn apply(
     let timeout = Duration::from_secs(10);
     // Instances that were just stopped may still be leaving (or, killed, waiting for their
     // session to expire): give them that long before refusing.
-    let leave_deadline = Instant::now() + config.session_timeout * 2 + Duration::from_secs(5);
+    let leave_deadline =
+        Instant::now() + config.processing.session_timeout * 2 + Duration::from_secs(5);
     loop {
         let group = crate::kafka::describe_group(&consumer, app, timeout)
             .map_err(kafka(format!("describing consumer group `{app}`")))?;

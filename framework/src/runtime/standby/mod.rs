@@ -97,7 +97,7 @@ pub(crate) fn spawn(
         let what = what.to_owned();
         move |source| RuntimeError::Kafka { what, source }
     };
-    let app = &shared.config.application_id;
+    let app = &shared.config.application.id;
     let me = shared.instance.instance_id().to_owned();
     let admin: BaseConsumer = shared
         .config
@@ -178,14 +178,19 @@ impl Runner {
 
     fn reconcile(&mut self) -> Result<(), RuntimeError> {
         let shared = Arc::clone(&self.shared);
-        let app = &shared.config.application_id;
+        let app = &shared.config.application.id;
         let view = describe_group(&self.admin, app, Duration::from_secs(5)).map_err(|source| {
             RuntimeError::Kafka {
                 what: format!("describing consumer group `{app}`"),
                 source,
             }
         })?;
-        let wanted = placement(&shared, &view, &self.me, shared.config.standby_replicas);
+        let wanted = placement(
+            &shared,
+            &view,
+            &self.me,
+            shared.config.processing.standby_replicas,
+        );
         let (stale, missing): (Vec<TaskId>, Vec<TaskId>) = shared.standbys.with(|inner| {
             let stale = inner
                 .tasks

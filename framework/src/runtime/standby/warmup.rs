@@ -28,7 +28,7 @@ impl Runner {
     /// Failures end the warm-up early: the instance then joins with what it has.
     pub(super) fn warm_up(&mut self, shutdown: &AtomicBool) {
         let started = Instant::now();
-        let deadline = started + self.shared.config.warmup_timeout;
+        let deadline = started + self.shared.config.processing.warmup_timeout;
         let tasks: Vec<TaskId> = self
             .shared
             .plan

@@ -148,7 +148,7 @@ impl TaskManager {
             return Ok(());
         }
         tracing::debug!(tasks = locals.len(), took = ?started.elapsed(), "local checkpoints taken");
-        let app = self.shared.config.application_id.clone();
+        let app = self.shared.config.application.id.clone();
         let cache = Arc::clone(&self.checkpointer.cache);
         let handle = std::thread::Builder::new()
             .name("eddy-checkpoint".to_owned())

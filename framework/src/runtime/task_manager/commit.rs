@@ -71,7 +71,7 @@ impl TaskManager {
         self.producer.in_transaction()
             && self
                 .cadence
-                .is_due(Duty::Commit, self.shared.config.commit_interval)
+                .is_due(Duty::Commit, self.shared.config.processing.commit_interval)
     }
 
     /// Commits what is open: see the module's diagram.

@@ -93,7 +93,7 @@ impl TaskManager {
         )?;
         let control = ControlChannel::open(
             &shared.config.kafka,
-            &shared.config.application_id,
+            &shared.config.application.id,
             &thread,
             false,
         )
@@ -120,7 +120,7 @@ impl TaskManager {
             checkpointer: checkpoint::Checkpointer::new(),
             assigned: false,
             seeks: Vec::new(),
-            purger: purge::Purger::new(shared.config.repartition_purge_interval),
+            purger: purge::Purger::new(shared.config.processing.repartition_purge_interval),
             producer_fenced: false,
             timeline_reader: None,
             last_restore: None,
@@ -146,7 +146,7 @@ impl TaskManager {
         if self.restorer.busy() || self.tasks.values().any(|t| !t.phase.is_running()) {
             return Duration::ZERO;
         }
-        let interval = self.shared.config.commit_interval;
+        let interval = self.shared.config.processing.commit_interval;
         if self.producer.in_transaction() {
             self.cadence.until_due(Duty::Commit, interval)
         } else {
@@ -207,7 +207,7 @@ impl TaskManager {
 
     fn create_task(&self, id: TaskId, topic: String) -> Result<ActiveTask, RuntimeError> {
         let shared = &self.shared;
-        let app = &shared.config.application_id;
+        let app = &shared.config.application.id;
         let sub = shared
             .topology
             .sub_topologies()
@@ -408,7 +408,7 @@ impl TaskManager {
             if let Some(task) = self.tasks.get_mut(&id) {
                 task.next_offset = Some(msg.offset() + 1);
             }
-            let handler = self.shared.config.processing_errors.clone();
+            let handler = self.shared.config.errors.processing.clone();
             return self.divert(&handler, id, &raw, &error, "whose processing failed");
         }
         let raw = raw_record(msg);
@@ -533,7 +533,7 @@ impl TaskManager {
         if self.timeline_reader.is_none() {
             match ControlChannel::open(
                 &self.shared.config.kafka,
-                &self.shared.config.application_id,
+                &self.shared.config.application.id,
                 &format!("{}-timeline", self.thread),
                 true,
             ) {

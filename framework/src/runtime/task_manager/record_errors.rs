@@ -17,7 +17,7 @@ impl TaskManager {
         raw: &RawRecord,
         err: TaskError,
     ) -> Result<(), RuntimeError> {
-        let handler = self.shared.config.deserialization.clone();
+        let handler = self.shared.config.errors.deserialization.clone();
         if handler == RecordErrorHandler::Fail {
             return Err(RuntimeError::Task { task, source: err });
         }
@@ -43,7 +43,7 @@ impl TaskManager {
         self.shared.metrics.add_processing_error();
         let partition = raw.partition.unwrap_or(task.partition);
         let at = format!("{} [{partition}] offset {}", raw.topic, raw.offset);
-        if self.shared.config.processing_errors == RecordErrorHandler::Fail {
+        if self.shared.config.errors.processing == RecordErrorHandler::Fail {
             tracing::error!(task = %task, error = %err, record = at, "processing failed; aborting the transaction and stopping (errors.processing = fail)");
             return Err(RuntimeError::RecordFailed {
                 task,

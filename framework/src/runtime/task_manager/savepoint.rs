@@ -408,7 +408,7 @@ impl TaskManager {
                 offset,
             }];
             let key = crate::snapshot::paths::savepoint_task(
-                &savepoint_key(&self.shared.config.application_id, id),
+                &savepoint_key(&self.shared.config.application.id, id),
                 task_id,
             );
             let Some(round) = &self.round else { break };
