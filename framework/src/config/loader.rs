@@ -335,10 +335,8 @@ impl Fields {
         let block_cache_mb = self.number("state.block_cache_mb");
         let write_buffer_mb = self.number("state.write_buffer_mb");
         let cleanup_delay_ms = self.number("state.cleanup_delay_ms");
-        let state_dir = PathBuf::from(
-            self.text("state.dir")
-                .unwrap_or_else(|| "./eddy-state".to_owned()),
-        );
+        // Declared with a default: `None` only for a missing declaration, already a problem.
+        let state_dir = PathBuf::from(self.text("state.dir").unwrap_or_default());
         let handler = self.choice("errors.deserialization");
         let processing_handler = self.choice("errors.processing");
         let dead_letter_topic = self.text("errors.dead_letter_topic");
@@ -367,19 +365,16 @@ impl Fields {
             from_savepoint,
         };
         let ops_address = match self.text("ops.address").as_deref() {
-            Some("off") => None,
-            text => {
-                let text = text.unwrap_or("127.0.0.1:0");
-                match text.parse::<std::net::SocketAddr>() {
-                    Ok(address) => Some(address),
-                    Err(_) => {
-                        self.problems.push(format!(
+            Some("off") | None => None,
+            Some(text) => match text.parse::<std::net::SocketAddr>() {
+                Ok(address) => Some(address),
+                Err(_) => {
+                    self.problems.push(format!(
                             "`ops.address` = `{text}` is not an IP address and port (for example 127.0.0.1:9464) or `off`"
                         ));
-                        None
-                    }
+                    None
                 }
-            }
+            },
         };
         let ops_advertised = self.text("ops.advertised_address");
         let admin_token = self

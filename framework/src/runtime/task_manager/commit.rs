@@ -26,7 +26,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{Halt, TaskManager};
-use crate::kafka::{OutgoingRecord, ProducerError};
+use crate::kafka::{OutgoingRecord, OutputProducer, ProducerError};
 use crate::runtime::cadence::Duty;
 use crate::runtime::RuntimeError;
 use crate::task::TaskId;
@@ -62,7 +62,7 @@ impl TaskManager {
         }
         match self.producer.begin() {
             Ok(()) => Ok(()),
-            Err(e) => self.on_producer_error::<()>(e).map(|_| ()),
+            Err(e) => self.producer_failed(e),
         }
     }
 
@@ -141,15 +141,7 @@ impl TaskManager {
                     });
                     continue;
                 }
-                let result = self.producer.send(OutgoingRecord {
-                    topic,
-                    partition: Some(partition),
-                    key: Some(key),
-                    value,
-                    timestamp: None,
-                    headers: &[],
-                });
-                if let Err(e) = result {
+                if let Err(e) = send_changelog(&mut self.producer, topic, partition, key, value) {
                     return self.on_producer_error(e);
                 }
             }
@@ -225,16 +217,15 @@ impl TaskManager {
             return Ok(ControlFlow::Continue(()));
         }
         self.fault.stop_after_offsets(self.state_commits + 1);
-        for record in &prepared.held {
-            let result = self.producer.send(OutgoingRecord {
-                topic: &record.topic,
-                partition: Some(record.partition),
-                key: Some(&record.key),
-                value: record.value.as_deref(),
-                timestamp: None,
-                headers: &[],
-            });
-            if let Err(e) = result {
+        for r in &prepared.held {
+            let sent = send_changelog(
+                &mut self.producer,
+                &r.topic,
+                r.partition,
+                &r.key,
+                r.value.as_deref(),
+            );
+            if let Err(e) = sent {
                 return self.on_producer_error(e);
             }
         }
@@ -300,6 +291,12 @@ impl TaskManager {
         }
     }
 
+    /// [`on_producer_error`](Self::on_producer_error) for callers that only need to know
+    /// whether the error was fatal (a start-over is recorded in `halt`).
+    pub(super) fn producer_failed(&mut self, e: ProducerError) -> Result<(), RuntimeError> {
+        self.on_producer_error::<()>(e).map(|_| ())
+    }
+
     /// The fatal error `e`, with the limit a too-large record exceeded read from its topic,
     /// so the operator sees which setting to raise.
     fn named_rejection(&self, mut e: ProducerError) -> RuntimeError {
@@ -345,4 +342,22 @@ impl TaskManager {
         }
         let _ = self.restorer.forget(&ids);
     }
+}
+
+/// Sends one changelog record of a task's partition (no timestamp, no headers).
+fn send_changelog(
+    producer: &mut OutputProducer,
+    topic: &str,
+    partition: i32,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<(), ProducerError> {
+    producer.send(OutgoingRecord {
+        topic,
+        partition: Some(partition),
+        key: Some(key),
+        value,
+        timestamp: None,
+        headers: &[],
+    })
 }

@@ -491,7 +491,7 @@ impl TaskManager {
                 headers: &r.headers,
             });
             if let Err(e) = result {
-                return self.on_producer_error::<()>(e).map(|_| ());
+                return self.producer_failed(e);
             }
         }
         self.shared
