@@ -5,13 +5,22 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use eddy::ops::{http_request, HttpResponse, ADDRESS_FILE};
+use eddy::ops::ADDRESS_FILE;
 
 /// The ops server of one instance.
 #[derive(Debug, Clone)]
 pub struct OpsClient {
     /// Its `host:port`.
     pub address: String,
+}
+
+/// An answer of the ops server: status code and body text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The body.
+    pub body: String,
 }
 
 /// One Prometheus sample: its labels and value.
@@ -74,14 +83,23 @@ impl OpsClient {
         path: &str,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<HttpResponse> {
-        http_request(
-            &self.address,
-            method,
-            path,
-            headers,
-            Duration::from_secs(60),
-        )
-        .with_context(|| format!("{method} http://{}{path}", self.address))
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .context("building an HTTP client")?;
+        let url = format!("http://{}{path}", self.address);
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .with_context(|| format!("HTTP method {method}"))?;
+        let mut request = client.request(method.clone(), &url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().with_context(|| format!("{method} {url}"))?;
+        let status = response.status().as_u16();
+        let body = response
+            .text()
+            .with_context(|| format!("{method} {url}: reading the body"))?;
+        Ok(HttpResponse { status, body })
     }
 
     /// `GET path`.

@@ -12,14 +12,14 @@ mod settings;
 mod watermarks;
 
 pub use admin::{TopicAdmin, TopicAdminError, TopicSpec};
-pub use classify::{classify, is_report};
-pub use delivery::{is_deterministic, DeliveredOffsets, RecordOrigin, RejectedRecord};
-pub use drain::drain;
-pub use group::{describe_group, GroupView, InstanceAssignment};
+pub(crate) use classify::{classify, is_report};
+pub(crate) use delivery::{is_deterministic, RecordOrigin};
+pub(crate) use drain::drain;
+pub(crate) use group::{describe_group, GroupView};
 pub use output_producer::{OutgoingRecord, OutputProducer, ProducerError};
-pub use partitioner::{murmur2, murmur2_partition};
+pub(crate) use partitioner::murmur2_partition;
 pub use settings::KafkaSettings;
-pub use watermarks::watermarks;
+pub(crate) use watermarks::watermarks;
 
 /// The Kafka client error type (re-exported from rdkafka).
 pub use rdkafka::error::KafkaError;

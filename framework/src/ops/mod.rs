@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-pub use client::{encode_path_segment, http_request, HttpResponse, MAX_RESPONSE_BYTES};
+pub(crate) use client::{encode_path_segment, http_request};
 pub use members::{Member, Ownership};
 
 use crate::config::EddyConfig;
@@ -120,7 +120,7 @@ impl Server {
 }
 
 /// A running ops server; dropping it stops it.
-pub struct OpsServer {
+pub(crate) struct OpsServer {
     address: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,

@@ -43,11 +43,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-pub(crate) use crate::shared::Plan;
 pub use crate::shared::{
-    Histogram, HistogramSnapshot, Metrics, MetricsSnapshot, StandbyStatus, Status, TaskState,
-    TaskStatus, ThreadStatus, HISTOGRAM_BUCKETS,
+    HistogramSnapshot, MetricsSnapshot, StandbyStatus, Status, TaskState, TaskStatus, ThreadStatus,
 };
+pub(crate) use crate::shared::{Metrics, Plan};
 
 use crate::config::{EddyConfig, RecordErrorHandler};
 use crate::kafka::{KafkaError, ProducerError, TopicAdmin, TopicAdminError, TopicSpec};

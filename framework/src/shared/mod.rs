@@ -6,7 +6,9 @@ mod metrics;
 mod plan;
 mod status;
 
-pub use histogram::{Histogram, HistogramSnapshot, BUCKETS as HISTOGRAM_BUCKETS};
-pub use metrics::{Metrics, MetricsSnapshot};
+pub use histogram::HistogramSnapshot;
+pub(crate) use histogram::BUCKETS as HISTOGRAM_BUCKETS;
+pub(crate) use metrics::Metrics;
+pub use metrics::MetricsSnapshot;
 pub(crate) use plan::{plan, Plan};
 pub use status::{StandbyStatus, Status, TaskState, TaskStatus, ThreadStatus};

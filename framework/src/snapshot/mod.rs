@@ -11,8 +11,8 @@ pub(crate) mod paths;
 mod savepoint;
 mod store;
 
-pub use control::{control_topic, ControlChannel, ControlMessage};
-pub use files::{download, upload, HashCache, UploadStats};
+pub(crate) use control::{control_topic, ControlChannel, ControlMessage};
+pub(crate) use files::{download, upload, HashCache};
 pub use manifest::{
     compatibility, InputOffset, Manifest, SnapshotFile, StoreIdentity, TaskSnapshot,
     MANIFEST_FORMAT,
@@ -21,8 +21,8 @@ pub use paths::savepoint_key;
 pub use savepoint::{
     create_savepoint, create_savepoint_retrying, list_savepoints, read_manifest, SavepointLocation,
 };
-pub use store::{content_hash, DirectoryStore, SnapshotStore};
 pub(crate) use store::{get_json, put_json};
+pub use store::{DirectoryStore, SnapshotStore};
 
 use crate::kafka::KafkaError;
 use crate::ErrorAction;

@@ -10,8 +10,8 @@ mod transactional;
 use std::marker::PhantomData;
 
 pub use builder::{StoreBuilder, StoreKind};
-pub use memory::RocksMemory;
-pub use reader::StoreReader;
+pub(crate) use memory::RocksMemory;
+pub(crate) use reader::StoreReader;
 pub(crate) use task_stores::TaskStores;
 pub(crate) use transactional::TransactionalStore;
 

@@ -10,7 +10,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rdkafka::producer::{BaseProducer, BaseRecord};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::Serialize;
 
 use super::{command_for, Case, Options};
@@ -72,7 +72,7 @@ pub fn run(
         let value = random_bytes(&mut random, options.value_bytes);
         send(&producer, &input, None, &key, &value)?;
     }
-    eddy::kafka::drain(&producer, Duration::from_secs(600))?;
+    acknowledged(&producer, Duration::from_secs(600))?;
     let _ = writeln!(
         out,
         "recovery: {keys} keys × {} bytes ({} MB of state) in `{input}`, loaded in {:.1} s",
@@ -219,7 +219,7 @@ fn kill_and_recover(
         let value = random_bytes(&mut random, options.value_bytes);
         send(producer, input, Some(partition), &key, &value)?;
     }
-    eddy::kafka::drain(producer, Duration::from_secs(60))?;
+    acknowledged(producer, Duration::from_secs(60))?;
     let deadline = Duration::from_secs(600);
     while instance.tail.count(Duration::from_millis(10))? < expected_outputs {
         if killed.elapsed() > deadline {
@@ -245,6 +245,22 @@ fn send(
         record = record.partition(p);
     }
     eddy_testkit::send_waiting(producer, record).with_context(|| format!("producing to {topic}"))
+}
+
+/// Waits until every record `producer` sent is acknowledged, serving its delivery reports in
+/// 1 ms polls so that the wait ends when the last acknowledgement arrives.
+fn acknowledged(producer: &BaseProducer, timeout: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while producer.in_flight_count() > 0 {
+        if start.elapsed() > timeout {
+            anyhow::bail!(
+                "{} records unacknowledged after {timeout:?}",
+                producer.in_flight_count()
+            );
+        }
+        producer.poll(Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 /// `len` pseudo-random bytes (xorshift64), so that no store compresses them away.
