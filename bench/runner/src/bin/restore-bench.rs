@@ -5,7 +5,7 @@
 //! 2. a first and a second (incremental) savepoint of that store,
 //! 3. a restore from the latest checkpoint plus the changelog tail.
 //!
-//! `cargo run -p eddy-integration-tests --bin restore-bench -- [records]` (default
+//! `cargo run -p eddy-bench --bin restore-bench -- [records]` (default
 //! 9,500,000 ≈ 1 GB; uses `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker).
 
 use std::time::{Duration, Instant};

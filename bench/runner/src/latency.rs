@@ -11,7 +11,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use eddy::record::wall_clock_ms;
 
-use crate::generate_lines;
+use eddy_integration_tests::generate_lines;
 
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]

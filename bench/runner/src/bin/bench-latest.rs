@@ -9,7 +9,7 @@ use eddy::App;
 
 fn main() -> anyhow::Result<()> {
     let config = ConfigLoader::new().load()?;
-    let (input, output) = eddy_integration_tests::bench::app_topics(&config)?;
+    let (input, output) = eddy_bench::app_topics(&config)?;
     let builder = StreamsBuilder::new();
     builder
         .stream(&input, StringSerde, BytesSerde)

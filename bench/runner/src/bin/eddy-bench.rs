@@ -8,7 +8,7 @@
 //! `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker. Build the Kafka Streams side first:
 //! `mvn -f bench/kafka-streams/pom.xml package`.
 
-use eddy_integration_tests::bench::{self, report, Options};
+use eddy_bench::{self as bench, report, Options};
 
 /// The comma-separated `value`, each checked against `known`.
 fn list(value: &str, known: &[&str]) -> anyhow::Result<Vec<String>> {

@@ -1,7 +1,7 @@
 //! Measures one wordcount instance against the local broker: pre-loads input lines, starts the
 //! instance, and prints how fast the committed output appears.
 //!
-//! `cargo run -p eddy-integration-tests --bin wordcount-throughput -- [lines]`
+//! `cargo run -p eddy-bench --bin wordcount-throughput -- [lines]`
 //! (uses `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker).
 
 use std::time::{Duration, Instant};

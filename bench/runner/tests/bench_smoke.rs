@@ -4,8 +4,6 @@
 
 use std::process::Command;
 
-use eddy_integration_tests::workspace_binary;
-
 #[test]
 fn the_benchmark_runs_every_system_and_writes_its_report() -> anyhow::Result<()> {
     let kafka = eddy_testkit::Kafka::shared()?;
@@ -17,7 +15,7 @@ fn the_benchmark_runs_every_system_and_writes_its_report() -> anyhow::Result<()>
         .output()?;
     assert!(maven.status.success(), "mvn package failed: {maven:?}");
     let out = tempfile::tempdir()?;
-    let bench = Command::new(workspace_binary("eddy-bench")?)
+    let bench = Command::new(env!("CARGO_BIN_EXE_eddy-bench"))
         .args([
             "--records",
             "3000",

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::{expected_counts, generate_lines, workspace_binary};
+use eddy_integration_tests::{expected_counts, generate_lines, workspace_binary};
 use report::Run;
 
 /// `app.input_topic` and `app.output_topic` of a benchmarked Eddy app's configuration.
