@@ -58,6 +58,7 @@
 
 #![deny(missing_docs)]
 
+mod backoff;
 pub mod config;
 pub mod dsl;
 pub mod error;

@@ -9,6 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::KafkaSettings;
+use crate::backoff::Backoff;
 
 /// A topic an app needs, with its partition count and topic configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,15 +231,14 @@ impl TopicAdmin {
         }
         // Creation is asynchronous on the broker: wait until metadata shows every partition
         // with a leader, so the first read or write of a new topic does not fail.
-        let deadline = std::time::Instant::now() + self.timeout;
+        let mut attempts = Backoff::fixed(Duration::from_millis(50)).start(self.timeout);
         for spec in to_create {
             while self.describe(&spec.name)?.map(|shape| shape.led) != Some(spec.partitions) {
-                if std::time::Instant::now() > deadline {
+                if !attempts.wait() {
                     return Err(TopicAdminError::Missing {
                         topic: spec.name.clone(),
                     });
                 }
-                std::thread::sleep(Duration::from_millis(50)); // poll interval of a deadline wait
             }
         }
         Ok(())

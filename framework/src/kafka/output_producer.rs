@@ -17,6 +17,7 @@ use super::delivery::{
     RejectedRecord,
 };
 use super::{classify, KafkaSettings};
+use crate::backoff::Backoff;
 use crate::ErrorAction;
 
 /// A failed transactional operation, with the action the runtime must take.
@@ -149,17 +150,19 @@ impl OutputProducer {
         // On a fresh or restarting cluster the coordinator answers "not coordinator", "load in
         // progress" or not at all for a while; librdkafka allows calling init again after a
         // retriable error.
-        let deadline = std::time::Instant::now() + this.timeout;
+        let mut attempts = Backoff::fixed(Duration::from_millis(200)).start(this.timeout);
         loop {
             match this.producer.init_transactions(this.timeout) {
                 Ok(()) => return Ok(this),
                 Err(e) => {
                     let err = this.error("init", e);
-                    if err.action != ErrorAction::Retry || std::time::Instant::now() >= deadline {
+                    if err.action != ErrorAction::Retry || attempts.expired() {
                         return Err(err);
                     }
                     tracing::warn!(error = %err, "retrying init_transactions");
-                    std::thread::park_timeout(Duration::from_millis(200)); // back-off before asking the coordinator again
+                    if !attempts.wait() {
+                        return Err(err);
+                    }
                 }
             }
         }

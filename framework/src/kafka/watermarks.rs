@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
+use crate::backoff::Backoff;
 use crate::ErrorAction;
 
 /// The low and high watermarks of `topic` [`partition`], as the consumer's isolation level sees
@@ -23,13 +24,12 @@ pub fn watermarks<C: ConsumerContext>(
     timeout: Duration,
 ) -> Result<(i64, i64), KafkaError> {
     let deadline = Instant::now() + timeout;
+    let mut attempts = Backoff::fixed(Duration::from_millis(100)).start(timeout);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match consumer.fetch_watermarks(topic, partition, left.max(Duration::from_millis(100))) {
             Ok(ends) => return Ok(ends),
-            Err(e) if retriable(&e) && Instant::now() < deadline => {
-                std::thread::park_timeout(Duration::from_millis(100)); // back-off before asking again
-            }
+            Err(e) if retriable(&e) && attempts.wait() => {}
             Err(e) => return Err(e),
         }
     }

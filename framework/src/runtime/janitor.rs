@@ -38,10 +38,7 @@ pub(crate) fn spawn(
             let mut unowned_since: HashMap<String, Instant> = HashMap::new();
             while !shutdown.load(Ordering::Relaxed) {
                 sweep(&shared, &tasks, delay, &mut unowned_since);
-                let until = Instant::now() + every;
-                while !shutdown.load(Ordering::Relaxed) && Instant::now() < until {
-                    std::thread::park_timeout(Duration::from_millis(100)); // sweep interval, checking for shutdown
-                }
+                crate::backoff::pause_unless(&shutdown, every);
             }
         })
         .map(Some)

@@ -1,10 +1,15 @@
 //! Start-up steps that meet a cluster still starting or restarting: retried with back-off
 //! until a deadline, and checked for settings that lose data.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::RuntimeError;
+use crate::backoff::Backoff;
 use crate::kafka::{TopicAdmin, TopicSpec};
+
+/// Set-up steps retry after 100 ms, 200 ms, ... up to 5 s.
+const SETUP_BACKOFF: Backoff =
+    Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5));
 
 /// Runs `step` until it succeeds, retrying recoverable errors (a broker restarting, a
 /// coordinator loading, a topic just created) with a back-off from 100 ms to 5 s until
@@ -17,15 +22,15 @@ pub(crate) fn retrying<T>(
     what: &str,
     mut step: impl FnMut() -> Result<T, RuntimeError>,
 ) -> Result<T, RuntimeError> {
-    let started = Instant::now();
-    let mut backoff = Duration::from_millis(100);
+    let mut attempts = SETUP_BACKOFF.start(deadline);
     loop {
         match step() {
             Ok(value) => return Ok(value),
-            Err(e) if e.is_recoverable() && started.elapsed() + backoff < deadline => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "{what}: retrying");
-                std::thread::park_timeout(backoff); // back-off before the next attempt
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+            Err(e) if e.is_recoverable() => {
+                tracing::warn!(error = %e, retry_in = ?attempts.next_wait(), "{what}: retrying");
+                if !attempts.wait() {
+                    return Err(e);
+                }
             }
             Err(e) => return Err(e),
         }

@@ -14,6 +14,7 @@ use super::restarts::{Restart, RestartPolicy};
 use super::shared_state::Shared;
 use super::task_manager::TaskManager;
 use super::RuntimeError;
+use crate::backoff::Backoff;
 use crate::config::Guarantee;
 use crate::kafka::{KafkaError, OutputProducer};
 
@@ -71,8 +72,7 @@ pub(crate) fn run(
             Restart::After(pause) => {
                 let reason = failure.unwrap_or_else(|e| e.to_string());
                 tracing::warn!(reason, pause = ?pause, "starting over with a new consumer and producer after a pause");
-                wait_unless_shutdown(&shutdown, pause);
-                if shutdown.load(Ordering::Relaxed) {
+                if crate::backoff::pause_unless(&shutdown, pause) {
                     return Ok(());
                 }
             }
@@ -84,18 +84,6 @@ pub(crate) fn run(
                 });
             }
         }
-    }
-}
-
-/// Waits `pause`, returning early when `shutdown` is set.
-fn wait_unless_shutdown(shutdown: &AtomicBool, pause: Duration) {
-    let until = Instant::now() + pause;
-    while !shutdown.load(Ordering::Relaxed) {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        std::thread::park_timeout(left.min(Duration::from_millis(50))); // back-off, checking for shutdown
     }
 }
 
@@ -151,7 +139,10 @@ fn twin_in_group(shared: &Shared, name: &str) -> bool {
             return false;
         }
     };
-    for _ in 0..10 {
+    // Samples half a second apart for about 5 s.
+    let mut samples =
+        Backoff::fixed(Duration::from_millis(500)).start(Duration::from_millis(4_600));
+    loop {
         match crate::kafka::describe_group(&client, app, Duration::from_secs(5)) {
             Ok(view) => {
                 if view.threads().any(|t| t == name) {
@@ -160,9 +151,10 @@ fn twin_in_group(shared: &Shared, name: &str) -> bool {
             }
             Err(e) => tracing::debug!(error = %e, "describing the group"),
         }
-        std::thread::park_timeout(Duration::from_millis(500)); // between samples of the group
+        if !samples.wait() {
+            return false;
+        }
     }
-    false
 }
 
 /// Recent times another producer registered this thread's transactional id.

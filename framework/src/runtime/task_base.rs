@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::shared_state::Shared;
+use crate::backoff::Backoff;
 use crate::runtime::RuntimeError;
 use crate::snapshot::{download, get_json, SnapshotError, TaskSnapshot};
 use crate::state::{StateError, StoreBuilder, TaskStores};
@@ -39,7 +40,7 @@ fn open_local(
     let app = &shared.config.application.id;
     // A task moving between threads of this instance may still be closing elsewhere:
     // RocksDB's lock tells, so retry briefly.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut attempts = Backoff::fixed(Duration::from_millis(20)).start(Duration::from_secs(30));
     loop {
         match TaskStores::open(
             Some(dir),
@@ -48,9 +49,7 @@ fn open_local(
             &shared.rocks,
         ) {
             Ok(stores) => return Ok(stores),
-            Err(e) if Instant::now() < deadline && e.is_lock_held() => {
-                std::thread::park_timeout(Duration::from_millis(20)); // back-off between lock attempts
-            }
+            Err(e) if e.is_lock_held() && attempts.wait() => {}
             Err(e) => return Err(e),
         }
     }

@@ -9,6 +9,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::RuntimeError;
+use crate::backoff::Backoff;
 use crate::config::EddyConfig;
 use crate::shared::Plan;
 use crate::snapshot::{
@@ -270,8 +271,8 @@ fn apply(
     let timeout = Duration::from_secs(10);
     // Instances that were just stopped may still be leaving (or, killed, waiting for their
     // session to expire): give them that long before refusing.
-    let leave_deadline =
-        Instant::now() + config.processing.session_timeout * 2 + Duration::from_secs(5);
+    let mut leaving = Backoff::fixed(Duration::from_millis(200))
+        .start(config.processing.session_timeout * 2 + Duration::from_secs(5));
     loop {
         let group = crate::kafka::describe_group(&consumer, app, timeout)
             .map_err(kafka(format!("describing consumer group `{app}`")))?;
@@ -279,18 +280,18 @@ fn apply(
         if members.is_empty() {
             break;
         }
-        if Instant::now() >= leave_deadline {
+        if !leaving.wait() {
             return Err(RuntimeError::Savepoint(SnapshotError::Failed {
                 id: manifest.id.clone(),
                 reason: format!("stop every instance of `{app}` before restoring a savepoint (running: {members:?})"),
             }));
         }
-        std::thread::park_timeout(Duration::from_millis(200)); // back-off while members leave
     }
     // Ends are read once no transaction is open (a killed instance's may linger until the
     // broker aborts it).
-    let deadline = Instant::now() + config.kafka.transaction_timeout * 2 + Duration::from_secs(10);
+    let aborted_within = config.kafka.transaction_timeout * 2 + Duration::from_secs(10);
     let stable_end = |topic: &str, partition: i32| -> Result<i64, RuntimeError> {
+        let mut aborting = Backoff::fixed(Duration::from_millis(100)).start(aborted_within);
         loop {
             let (_, stable) = crate::kafka::watermarks(&consumer, topic, partition, timeout)
                 .map_err(kafka(format!("reading the end of `{topic}` [{partition}]")))?;
@@ -299,7 +300,7 @@ fn apply(
             if stable >= high {
                 return Ok(stable);
             }
-            if Instant::now() >= deadline {
+            if !aborting.wait() {
                 return Err(RuntimeError::Restore {
                     task: crate::task::TaskId {
                         sub_topology: 0,
@@ -308,7 +309,6 @@ fn apply(
                     message: format!("`{topic}` [{partition}] kept an open transaction"),
                 });
             }
-            std::thread::park_timeout(Duration::from_millis(100)); // back-off while the broker aborts
         }
     };
     let mut offsets = TopicPartitionList::new();

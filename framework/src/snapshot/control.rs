@@ -268,9 +268,10 @@ impl Drop for ControlChannel {
         let spawned = std::thread::Builder::new()
             .name("eddy-close".to_owned())
             .spawn(move || {
-                while std::sync::Arc::strong_count(&consumer) > 1 {
-                    std::thread::park_timeout(Duration::from_millis(1)); // until the owner let go
-                }
+                // Until the owner let go (it holds its clone for at most one poll).
+                crate::backoff::poll_until(Duration::from_millis(1), Duration::MAX, || {
+                    std::sync::Arc::strong_count(&consumer) == 1
+                });
                 drop(consumer);
             });
         if let Err(e) = spawned {

@@ -17,6 +17,7 @@ use super::manifest::{Manifest, TaskSnapshot, MANIFEST_FORMAT};
 use super::paths::{self, savepoint_key};
 use super::store::{get_json, put_json, DirectoryStore, SnapshotStore};
 use super::SnapshotError;
+use crate::backoff::Backoff;
 use crate::kafka::KafkaSettings;
 use crate::record::wall_clock_ms;
 
@@ -140,7 +141,7 @@ fn group_threads(
                 what: "creating a Kafka client".to_owned(),
                 source,
             })?;
-    let deadline = Instant::now() + timeout;
+    let mut rebalancing = Backoff::fixed(Duration::from_millis(200)).start(timeout);
     loop {
         let group =
             crate::kafka::describe_group(&consumer, application_id, timeout).map_err(|source| {
@@ -149,10 +150,9 @@ fn group_threads(
                     source,
                 }
             })?;
-        if !group.rebalancing() || Instant::now() >= deadline {
+        if !group.rebalancing() || !rebalancing.wait() {
             return Ok(group.threads().map(str::to_owned).collect());
         }
-        std::thread::park_timeout(Duration::from_millis(200)); // back-off while the group rebalances
     }
 }
 

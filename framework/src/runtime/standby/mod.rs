@@ -139,7 +139,7 @@ pub(crate) fn spawn(
                 if let Err(e) = runner.step() {
                     // Standbys only save restore time: log and keep going.
                     tracing::warn!(error = %e, "standby step failed");
-                    std::thread::park_timeout(Duration::from_millis(500)); // back-off after a failure
+                    crate::backoff::pause_unless(&shutdown, Duration::from_millis(500));
                 }
             }
             runner.shared.standbys.with(|inner| inner.tasks.clear());
@@ -170,7 +170,7 @@ impl Runner {
             self.reconcile()?;
         }
         if self.assigned.is_empty() {
-            std::thread::park_timeout(Duration::from_millis(100)); // nothing to read until the next plan
+            crate::backoff::idle(Duration::from_millis(100)); // nothing to read until the next plan
             return Ok(());
         }
         self.read(Duration::from_millis(100))

@@ -172,12 +172,10 @@ impl TaskManager {
 
     /// Waits (bounded) for a background checkpoint to finish, at shutdown.
     pub(super) fn finish_checkpoints(&mut self, within: Duration) {
-        let deadline = Instant::now() + within;
         if let Some(handle) = self.checkpointer.inflight.take() {
-            while !handle.is_finished() && Instant::now() < deadline {
-                std::thread::park_timeout(Duration::from_millis(20)); // polling a thread handle
-            }
-            if handle.is_finished() {
+            if crate::backoff::poll_until(Duration::from_millis(20), within, || {
+                handle.is_finished()
+            }) {
                 let _ = handle.join();
             }
         }
