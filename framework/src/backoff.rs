@@ -35,7 +35,7 @@ impl Backoff {
         Attempts {
             policy: self,
             next: self.first,
-            deadline: Instant::now() + budget,
+            deadline: deadline_after(budget),
         }
     }
 }
@@ -62,7 +62,7 @@ impl Attempts {
     /// Waits before the next attempt and returns true, or returns false at once when the
     /// wait would end past the deadline (the caller gives up with its last error).
     pub(crate) fn wait(&mut self) -> bool {
-        if Instant::now() + self.next > self.deadline {
+        if deadline_after(self.next) > self.deadline {
             return false;
         }
         park(self.next);
@@ -77,7 +77,7 @@ pub(crate) fn poll_until(
     within: Duration,
     mut ready: impl FnMut() -> bool,
 ) -> bool {
-    let deadline = Instant::now() + within;
+    let deadline = deadline_after(within);
     loop {
         if ready() {
             return true;
@@ -95,6 +95,15 @@ pub(crate) fn pause_unless(stop: &AtomicBool, pause: Duration) -> bool {
     poll_until(Duration::from_millis(50), pause, || {
         stop.load(Ordering::Relaxed)
     })
+}
+
+/// `within` from now, or a century from now when `within` is longer (`Duration::MAX`: no
+/// deadline).
+fn deadline_after(within: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(within)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 /// Waits `duration` for nothing in particular: a loop with nothing to do until its next round.
@@ -144,6 +153,13 @@ mod tests {
             Duration::from_millis(5),
             || false
         ));
+        assert!(
+            poll_until(Duration::from_millis(1), Duration::MAX, || true),
+            "no deadline is no overflow"
+        );
+        assert!(Backoff::fixed(Duration::from_millis(1))
+            .start(Duration::MAX)
+            .wait());
     }
 
     #[test]
