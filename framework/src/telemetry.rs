@@ -166,7 +166,7 @@ pub(crate) fn register_metrics(
     labels: Vec<KeyValue>,
 ) {
     let meter = opentelemetry::global::meter_provider().meter("eddy");
-    let counters: [Counter; 7] = [
+    let counters: [Counter; 9] = [
         ("eddy.records.in", "Input records processed", |m| {
             m.records_in
         }),
@@ -190,6 +190,16 @@ pub(crate) fn register_metrics(
         ("eddy.thread.restarts", "Stream thread start-overs", |m| {
             m.restarts
         }),
+        (
+            "eddy.offset.settle_waits",
+            "Tasks that waited for a previous owner's open transaction",
+            |m| m.settle_waits,
+        ),
+        (
+            "eddy.savepoints.applied",
+            "Savepoints applied at start",
+            |m| m.savepoints_applied,
+        ),
     ];
     for (name, description, read) in counters {
         let metrics = Arc::clone(metrics);

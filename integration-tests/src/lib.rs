@@ -267,6 +267,17 @@ impl AppProcess {
             self.spec.env.retain(|(name, _)| *name != k);
             self.spec.env.push((k, v));
         }
+        // The address of the previous run's ops server is stale: ops() waits for the new one.
+        let address = self
+            .spec
+            .state_dir
+            .join(&self.spec.application_id)
+            .join(eddy::ops::ADDRESS_FILE);
+        if let Err(e) = std::fs::remove_file(&address) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(e).with_context(|| format!("removing {}", address.display()));
+            }
+        }
         self.child = Self::spawn(&self.spec, &self.log)?;
         self.starts += 1;
         Ok(())

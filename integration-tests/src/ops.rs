@@ -149,6 +149,34 @@ impl OpsClient {
         }
     }
 
+    /// Every task the instance reports in `GET /ready` (whatever the answer's status), as the
+    /// JSON objects of its status: `task`, `state`, `state_source`, `replays`, ...
+    ///
+    /// # Errors
+    /// The server cannot be reached or answers no JSON.
+    pub fn tasks(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        let (_, ready) = self.get_json("/ready")?;
+        Ok(ready["threads"]
+            .as_object()
+            .into_iter()
+            .flat_map(|threads| threads.values())
+            .flat_map(|thread| thread["tasks"].as_array().cloned().unwrap_or_default())
+            .collect())
+    }
+
+    /// The sum of the samples of metric `name` whose labels include every one of `labels`.
+    ///
+    /// # Errors
+    /// The server cannot be reached or answers an error.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<f64> {
+        Ok(self
+            .samples(name)?
+            .iter()
+            .filter(|s| labels.iter().all(|(k, v)| s.label(k) == Some(*v)))
+            .map(|s| s.value)
+            .sum())
+    }
+
     /// Every sample of metric `name` from `GET /metrics`.
     ///
     /// # Errors

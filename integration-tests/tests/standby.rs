@@ -5,51 +5,51 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use eddy_integration_tests::ops::OpsClient;
 use eddy_integration_tests::{expected_counts, generate_lines, AppProcess, WordcountRun};
 
 const WAIT: Duration = Duration::from_secs(180);
 
-/// `(task, from, to)` of every "restore plan" line in `log`.
-fn restore_plans(log: &str) -> Vec<(String, i64, i64)> {
-    log.lines()
-        .filter(|l| l.contains("restore plan"))
-        .filter_map(|l| {
-            let field = |name: &str| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix(&format!("{name}=")))
-                    .map(|v| v.trim_matches('"').to_owned())
-            };
-            Some((
-                field("task")?,
-                field("from")?.parse().ok()?,
-                field("to")?.parse().ok()?,
-            ))
-        })
-        .collect()
-}
-
-/// Checks that each of `tasks` was last restored from a copy holding at least 90% of its
-/// changelog (`source` made the copy), printing what each replayed.
+/// Checks that each of `tasks`, as `b` runs it now, started from a copy (`copies` names the
+/// state sources allowed; `source` says what made the copy) holding at least 90% of its
+/// changelog, printing what each replayed.
 fn assert_resumed_from_copies(
-    log: &str,
+    b: &OpsClient,
     tasks: &[impl AsRef<str>],
+    copies: &[&str],
     source: &str,
 ) -> anyhow::Result<()> {
+    let reported = b.tasks()?;
     for task in tasks {
         let task = task.as_ref();
-        let (_, from, to) = restore_plans(log)
-            .into_iter()
-            .rfind(|(t, ..)| t == task)
-            .ok_or_else(|| anyhow::anyhow!("no restore of {task} in the log"))?;
-        println!(
-            "task {task}: restored from {from} to {to} (replayed {})",
-            to - from
-        );
+        let status = reported
+            .iter()
+            .find(|t| t["task"] == task)
+            .ok_or_else(|| anyhow::anyhow!("b does not run {task}: {reported:?}"))?;
         assert!(
-            from > 0 && (to - from) * 10 <= to,
-            "task {task} replayed {} of {to} changelog records; {source} should have held at least 90%",
-            to - from
+            copies.iter().any(|c| status["state_source"] == *c),
+            "task {task} should have started from {source} ({copies:?}): {status}"
         );
+        let replays = status["replays"].as_array().cloned().unwrap_or_default();
+        assert!(
+            !replays.is_empty(),
+            "task {task} planned no replay: {status}"
+        );
+        for replay in replays {
+            let (from, to) = (
+                replay["from"].as_i64().unwrap_or(-1),
+                replay["to"].as_i64().unwrap_or(-1),
+            );
+            println!(
+                "task {task}: restored from {from} to {to} (replayed {})",
+                to - from
+            );
+            assert!(
+                from > 0 && (to - from) * 10 <= to,
+                "task {task} replayed {} of {to} changelog records; {source} should have held at least 90%",
+                to - from
+            );
+        }
     }
     Ok(())
 }
@@ -119,13 +119,12 @@ fn a_killed_instances_tasks_resume_from_the_standby_copies() -> anyhow::Result<(
 
     kill_and_wait_for_the_rest(&run, &mut a, &b, &batch2, &all)?;
 
-    let log = b.log_text();
     assert!(
-        log.contains("standby handed over to the active task"),
+        b_ops.metric("eddy_task_starts_total", &[("source", "standby")])? >= 1.0,
         "b never took over a standby:\n{}",
         b.log_tail(40)
     );
-    assert_resumed_from_copies(&log, &a_tasks, "the standby")?;
+    assert_resumed_from_copies(&b_ops, &a_tasks, &["standby"], "the standby")?;
     run.finish_exactly(std::slice::from_mut(&mut b), &all)?;
     Ok(())
 }
@@ -146,18 +145,23 @@ fn a_joining_instance_warms_up_every_stateful_task_before_it_takes_any() -> anyh
 
     // b has no standbys: only its warm-up can give it copies of a's count tasks.
     let mut b = run.start("b", &[("EDDY__PROCESSING__WARMUP_BEFORE_JOIN", "true")])?;
-    b.ops()?.wait_status("/ready", 200, WAIT)?;
-    let log = b.log_text();
-    let warmed = log
-        .find("warm-up done")
-        .ok_or_else(|| anyhow::anyhow!("b never finished its warm-up:\n{}", b.log_tail(40)))?;
-    let first_task = log.find("task assigned").unwrap_or(usize::MAX);
-    assert!(warmed < first_task, "b took tasks before it was warm");
+    let b_ops = b.ops()?;
+    b_ops.wait_status("/ready", 200, WAIT)?;
+    // Every count task b took when it joined (the group may give it only split tasks) started
+    // from its warm copy: none came before the warm-up finished.
+    let counts: Vec<String> = b_ops
+        .tasks()?
+        .iter()
+        .filter_map(|t| t["task"].as_str().map(str::to_owned))
+        .filter(|t| t.starts_with("1_"))
+        .collect();
+    println!("count tasks b took when it joined: {counts:?}");
+    assert_resumed_from_copies(&b_ops, &counts, &["standby"], "the warm-up")?;
 
-    // Whatever b owns after a dies starts from the warm copies.
+    // Whatever b owns after a dies starts from the warm copies, kept on disk since.
     kill_and_wait_for_the_rest(&run, &mut a, &b, &batch2, &all)?;
-    let log = b.log_text();
-    assert_resumed_from_copies(&log, &["1_0", "1_1", "1_2", "1_3"], "the warm-up")?;
+    let every_count = ["1_0", "1_1", "1_2", "1_3"];
+    assert_resumed_from_copies(&b_ops, &every_count, &["standby", "local"], "the warm-up")?;
     run.finish_exactly(std::slice::from_mut(&mut b), &all)?;
     Ok(())
 }

@@ -116,6 +116,28 @@ pub(crate) fn render(
         "Changelog records replayed into stores.",
         m.restored,
     );
+    out.counter(
+        "eddy_offset_settle_waits_total",
+        "Tasks that waited for a previous owner's open transaction before reading their committed offset.",
+        m.settle_waits,
+    );
+    out.counter(
+        "eddy_savepoints_applied_total",
+        "Savepoints this instance applied to the app at start.",
+        m.savepoints_applied,
+    );
+    out.header(
+        "eddy_task_starts_total",
+        "counter",
+        "Tasks opened, by where their stores' starting state came from.",
+    );
+    for source in crate::shared::StateSource::ALL {
+        out.sample(
+            "eddy_task_starts_total",
+            &[("source", source.as_str())],
+            m.task_starts(source),
+        );
+    }
     out.histogram(
         "eddy_processing_latency_seconds",
         "Time to process one input record.",

@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::task_phase::TaskPhase;
+use crate::shared::{StateSource, StoreReplay};
 use crate::task::{TaskGraph, TaskId};
 
 /// Restore progress of one changelogged store of a task.
@@ -39,6 +40,10 @@ pub(crate) struct ActiveTask {
     pub committed_offset: Option<i64>,
     /// Stores still being restored.
     pub restores: Vec<StoreRestore>,
+    /// Where its stores' starting state came from.
+    pub state_source: StateSource,
+    /// Each changelogged store's replay, once planned.
+    pub replays: Vec<StoreReplay>,
     /// When the task was created (how long it has been restoring, for progress logs).
     pub created: Instant,
     /// Its span: open from creation to close, entered while it processes a record.

@@ -274,6 +274,9 @@ impl App {
         });
         let fingerprint = fingerprint(&self.topology);
         let metrics = Arc::new(Metrics::default());
+        if timeline.applied_here {
+            metrics.add_savepoint_applied();
+        }
         let status = Arc::new(Status::default());
         crate::telemetry::register_metrics(
             &metrics,

@@ -11,6 +11,7 @@ use super::active_task::ActiveTask;
 use super::RuntimeError;
 use crate::kafka::KafkaSettings;
 use crate::record::wall_clock_ms;
+use crate::shared::{StateSource, StoreReplay};
 use crate::state::StateError;
 use crate::task::TaskId;
 
@@ -235,6 +236,7 @@ impl Restorer {
                         .stores_mut()
                         .wipe(&restore.store)
                         .map_err(|e| state_error(task.id, e))?;
+                    task.state_source = StateSource::Empty;
                     None
                 }
                 None => position,
@@ -248,6 +250,11 @@ impl Restorer {
                 to = stable,
                 "restore plan"
             );
+            task.replays.push(StoreReplay {
+                store: restore.store.clone(),
+                from: start,
+                to: stable,
+            });
             if start >= stable {
                 restore.done = true;
                 continue;

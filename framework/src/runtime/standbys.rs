@@ -37,8 +37,8 @@ impl Standbys {
     }
 
     /// A stream thread is about to open task `id`: the standby copy (if any) closes, leaving
-    /// its directory and changelog position to the active task.
-    pub(crate) fn release(&self, id: TaskId) {
+    /// its directory and changelog position to the active task. True when there was one.
+    pub(crate) fn release(&self, id: TaskId) -> bool {
         let released = self.with(|inner| {
             inner.active.insert(id);
             inner.tasks.remove(&id)
@@ -46,6 +46,7 @@ impl Standbys {
         if released.is_some() {
             tracing::info!(task = %id, "standby handed over to the active task");
         }
+        released.is_some()
     }
 
     /// True while task `id` is active on a stream thread of this instance or kept as a

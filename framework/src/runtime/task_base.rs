@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::shared_state::Shared;
 use crate::backoff::Backoff;
 use crate::runtime::RuntimeError;
+use crate::shared::StateSource;
 use crate::snapshot::{download, get_json, SnapshotError, TaskSnapshot};
 use crate::state::{StateError, StoreBuilder, TaskStores};
 use crate::task::TaskId;
@@ -56,12 +57,12 @@ fn open_local(
 }
 
 /// Opens task `id`'s stores with the best starting state available (active tasks and
-/// standbys alike).
+/// standbys alike), and says where that state came from.
 pub(crate) fn open_stores(
     shared: &Shared,
     id: TaskId,
     defs: &[StoreBuilder],
-) -> Result<TaskStores, RuntimeError> {
+) -> Result<(TaskStores, StateSource), RuntimeError> {
     let task_error = |e: StateError| RuntimeError::Task {
         task: id,
         source: e.into(),
@@ -81,7 +82,7 @@ pub(crate) fn open_stores(
             .iter()
             .all(|s| s.changelog_position.is_none());
     if !fresh && local_epoch.as_deref() == epoch {
-        return Ok(stores);
+        return Ok((stores, StateSource::Local));
     }
     let started = Instant::now();
     if let Some(checkpoint) = latest_checkpoint(shared, id, epoch)? {
@@ -96,10 +97,15 @@ pub(crate) fn open_stores(
             .set_base(epoch, &BTreeMap::new())
             .map_err(task_error)?;
         tracing::info!(task = %id, bytes, took = ?started.elapsed(), created_ms = checkpoint.created_ms, "task state loaded from its latest checkpoint");
-        return Ok(stores);
+        return Ok((stores, StateSource::Checkpoint));
     }
     let Some(base) = &shared.timeline.base else {
-        return Ok(stores);
+        let source = if fresh {
+            StateSource::Empty
+        } else {
+            StateSource::Local
+        };
+        return Ok((stores, source));
     };
     drop(stores);
     let manifest = base.manifest.as_ref().ok_or_else(|| {
@@ -128,7 +134,7 @@ pub(crate) fn open_stores(
         .set_base(Some(&base.epoch), &positions)
         .map_err(task_error)?;
     tracing::info!(task = %id, bytes, took = ?started.elapsed(), savepoint = manifest.id, "task state loaded from the savepoint");
-    Ok(stores)
+    Ok((stores, StateSource::Savepoint))
 }
 
 /// The newest checkpoint of `id` on timeline `epoch`.

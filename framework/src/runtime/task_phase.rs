@@ -145,8 +145,9 @@ impl TaskPhase {
     /// What the instance status shows.
     pub(crate) fn status(&self) -> TaskState {
         match self {
+            TaskPhase::Settling { .. } => TaskState::Settling,
+            TaskPhase::Restoring { .. } => TaskState::Restoring,
             TaskPhase::Running { .. } => TaskState::Running,
-            TaskPhase::Settling { .. } | TaskPhase::Restoring { .. } => TaskState::Restoring,
         }
     }
 }
@@ -159,6 +160,7 @@ mod tests {
     fn a_task_settles_restores_and_runs_in_that_order() {
         let mut phase = TaskPhase::assigned();
         assert_eq!(phase.run(), None, "cannot run before its offset settled");
+        assert_eq!(phase.status(), TaskState::Settling);
         assert!(phase.note_waiting());
         assert!(!phase.note_waiting(), "noted once");
         assert!(!phase.is_settled());

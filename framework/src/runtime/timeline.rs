@@ -36,6 +36,8 @@ pub(crate) struct Base {
 pub(crate) struct Timeline {
     /// `None` until a savepoint was ever applied to the app.
     pub base: Option<Base>,
+    /// True when this instance applied `snapshot.from_savepoint` as it started.
+    pub applied_here: bool,
 }
 
 impl Timeline {
@@ -78,7 +80,10 @@ pub(crate) fn establish(
             );
         } else if claim(config, &channel, &mut history, &manifest.id, client_id)? {
             let base = apply(config, plan, &channel, location, manifest)?;
-            return Ok(Timeline { base: Some(base) });
+            return Ok(Timeline {
+                base: Some(base),
+                applied_here: true,
+            });
         } else {
             follow(config, &channel, &mut history, &manifest.id)?;
         }
@@ -102,6 +107,7 @@ pub(crate) fn establish(
             manifest,
             positions,
         }),
+        applied_here: false,
     })
 }
 

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::histogram::Histogram;
+use super::status::StateSource;
 
 /// Counters shared by an app's stream threads.
 #[derive(Debug, Default)]
@@ -16,6 +17,9 @@ pub struct Metrics {
     restored: AtomicU64,
     restarts: AtomicU64,
     processing_errors: AtomicU64,
+    settle_waits: AtomicU64,
+    savepoints_applied: AtomicU64,
+    task_starts: [AtomicU64; StateSource::ALL.len()],
     /// Time to process one input record (its processors and sends).
     pub processing: Histogram,
     /// Time to commit one transaction (changelogs, offsets, commit, RocksDB apply).
@@ -43,6 +47,21 @@ pub struct MetricsSnapshot {
     pub restarts: u64,
     /// Input records whose processing failed or panicked (each aborted its transaction).
     pub processing_errors: u64,
+    /// Tasks that found their committed input offset unsettled (a previous owner's
+    /// transaction still open) and waited for it.
+    pub settle_waits: u64,
+    /// Savepoints this instance applied to the app at start (restore, rollback or fork).
+    pub savepoints_applied: u64,
+    /// Tasks opened, by where their starting state came from (indexed as
+    /// [`StateSource::ALL`]).
+    pub task_starts: [u64; StateSource::ALL.len()],
+}
+
+impl MetricsSnapshot {
+    /// Tasks opened with their starting state from `source`.
+    pub fn task_starts(&self, source: StateSource) -> u64 {
+        self.task_starts[source as usize]
+    }
 }
 
 impl Metrics {
@@ -70,6 +89,15 @@ impl Metrics {
     pub(crate) fn add_processing_error(&self) {
         self.processing_errors.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn add_settle_wait(&self) {
+        self.settle_waits.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_savepoint_applied(&self) {
+        self.savepoints_applied.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_task_start(&self, source: StateSource) {
+        self.task_starts[source as usize].fetch_add(1, Ordering::Relaxed);
+    }
     pub(crate) fn add_restored(&self, n: u64) {
         self.restored.fetch_add(n, Ordering::Relaxed);
     }
@@ -87,6 +115,9 @@ impl Metrics {
             restored: get(&self.restored),
             restarts: get(&self.restarts),
             processing_errors: get(&self.processing_errors),
+            settle_waits: get(&self.settle_waits),
+            savepoints_applied: get(&self.savepoints_applied),
+            task_starts: StateSource::ALL.map(|s| get(&self.task_starts[s as usize])),
         }
     }
 }

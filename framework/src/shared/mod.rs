@@ -11,4 +11,6 @@ pub(crate) use histogram::BUCKETS as HISTOGRAM_BUCKETS;
 pub(crate) use metrics::Metrics;
 pub use metrics::MetricsSnapshot;
 pub(crate) use plan::{plan, Plan};
-pub use status::{StandbyStatus, Status, TaskState, TaskStatus, ThreadStatus};
+pub use status::{
+    StandbyStatus, StateSource, Status, StoreReplay, TaskState, TaskStatus, ThreadStatus,
+};

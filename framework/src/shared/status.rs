@@ -12,7 +12,10 @@ use crate::task::TaskId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskState {
-    /// Waiting for its committed offset to settle or replaying its changelogs.
+    /// Looking up its committed input offset until no transaction of a previous owner is
+    /// open on it.
+    Settling,
+    /// Replaying its changelogs.
     Restoring,
     /// Processing input.
     Running,
@@ -20,15 +23,73 @@ pub enum TaskState {
 
 impl TaskState {
     /// Every state, in order.
-    pub const ALL: [TaskState; 2] = [TaskState::Restoring, TaskState::Running];
+    pub const ALL: [TaskState; 3] = [
+        TaskState::Settling,
+        TaskState::Restoring,
+        TaskState::Running,
+    ];
 
-    /// The state's name (`restoring`, `running`), as in the JSON status and metrics.
+    /// The state's name (`settling`, `restoring`, `running`), as in the JSON status and
+    /// metrics.
     pub fn as_str(self) -> &'static str {
         match self {
+            TaskState::Settling => "settling",
             TaskState::Restoring => "restoring",
             TaskState::Running => "running",
         }
     }
+}
+
+/// Where a task's stores got the state they held when the task opened them, before its
+/// changelogs were replayed on top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateSource {
+    /// Nothing: a task without stores, or stores that start empty and replay their whole
+    /// changelogs.
+    Empty,
+    /// This instance's copy on disk from an earlier run or assignment.
+    Local,
+    /// A standby copy this instance kept (or warmed up) for the task.
+    Standby,
+    /// The task's latest checkpoint in the snapshot store.
+    Checkpoint,
+    /// The savepoint the app was restored or forked from.
+    Savepoint,
+}
+
+impl StateSource {
+    /// Every source, in order.
+    pub const ALL: [StateSource; 5] = [
+        StateSource::Empty,
+        StateSource::Local,
+        StateSource::Standby,
+        StateSource::Checkpoint,
+        StateSource::Savepoint,
+    ];
+
+    /// The source's name, as in the JSON status and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateSource::Empty => "empty",
+            StateSource::Local => "local",
+            StateSource::Standby => "standby",
+            StateSource::Checkpoint => "checkpoint",
+            StateSource::Savepoint => "savepoint",
+        }
+    }
+}
+
+/// The replay of one changelogged store when its task opened: from the changelog offset its
+/// copy held to the changelog's last stable offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreReplay {
+    /// The store.
+    pub store: String,
+    /// The first changelog offset replayed (the copy held everything below it).
+    pub from: i64,
+    /// The offset the replay ends at (exclusive).
+    pub to: i64,
 }
 
 /// One task as its stream thread last reported it.
@@ -44,6 +105,10 @@ pub struct TaskStatus {
     pub state: TaskState,
     /// Changelog records still to replay before the task runs (0 once running).
     pub restore_remaining: i64,
+    /// Where its stores' starting state came from.
+    pub state_source: StateSource,
+    /// Each changelogged store's replay, once planned.
+    pub replays: Vec<StoreReplay>,
     /// Input records not yet processed: the last stable offset minus the consumer's position,
     /// which moves past transaction markers (so a caught-up task shows 0, not 1). `None` until
     /// the consumer has fetched the partition once.

@@ -223,7 +223,7 @@ impl Runner {
         for &id in ids {
             let defs = standby_defs(&shared, id.sub_topology);
             // Opening may load a checkpoint: done without holding the registry.
-            let stores = open_stores(&shared, id, &defs)?;
+            let (stores, _) = open_stores(&shared, id, &defs)?;
             let changelogs = stores
                 .changelogged()
                 .into_iter()

@@ -28,6 +28,7 @@ use super::task_phase::TaskPhase;
 use super::RuntimeError;
 use crate::kafka::{OutgoingRecord, OutputProducer, RecordOrigin};
 use crate::record::{wall_clock_ms, RawRecord};
+use crate::shared::StateSource;
 use crate::snapshot::ControlChannel;
 use crate::task::{TaskError, TaskGraph, TaskId};
 
@@ -222,8 +223,13 @@ impl TaskManager {
             .iter()
             .filter_map(|name| shared.topology.stores.get(name).cloned())
             .collect();
-        self.shared.standbys.release(id);
-        let stores = crate::runtime::task_base::open_stores(&self.shared, id, &defs)?;
+        let handed_over = self.shared.standbys.release(id);
+        let (stores, mut state_source) =
+            crate::runtime::task_base::open_stores(&self.shared, id, &defs)?;
+        if handed_over && state_source == StateSource::Local {
+            state_source = StateSource::Standby;
+        }
+        shared.metrics.add_task_start(state_source);
         let restores = stores
             .changelogged()
             .into_iter()
@@ -252,6 +258,8 @@ impl TaskManager {
             graph,
             next_offset: None,
             restores,
+            state_source,
+            replays: Vec::new(),
             created: Instant::now(),
         })
     }

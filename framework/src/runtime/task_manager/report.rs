@@ -75,6 +75,8 @@ impl TaskManager {
                 partition,
                 state,
                 restore_remaining,
+                state_source: task.state_source,
+                replays: task.replays.clone(),
                 lag,
                 rocksdb_memory_bytes,
             });

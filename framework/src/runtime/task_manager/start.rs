@@ -93,6 +93,7 @@ impl TaskManager {
             .get_mut(&id)
             .is_some_and(|t| t.phase.note_waiting())
         {
+            self.shared.metrics.add_settle_wait();
             tracing::info!(thread = self.thread, task = %id, error, "waiting for the committed offset to settle");
         }
     }
