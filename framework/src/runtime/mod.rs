@@ -123,23 +123,28 @@ pub enum RuntimeError {
         #[source]
         source: TaskError,
     },
-    /// An input record failed and the handler for it is `fail`.
-    #[error("task {task}: the record at {record} failed: {error}")]
+    /// An input record's processing failed and `errors.processing` is `fail`.
+    #[error("task {task}: the record at {topic} [{partition}] offset {offset} failed: {source}")]
     RecordFailed {
         /// The task.
         task: TaskId,
-        /// Topic, partition and offset of the record.
-        record: String,
+        /// The record's topic.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+        /// Its offset.
+        offset: i64,
         /// What went wrong.
-        error: String,
+        #[source]
+        source: Box<TaskError>,
     },
     /// A task's stores could not be restored.
-    #[error("restoring task {task}: {message}")]
+    #[error("restoring task {task}: {reason}")]
     Restore {
         /// The task.
         task: TaskId,
         /// What went wrong.
-        message: String,
+        reason: RestoreFailure,
     },
     /// A savepoint or checkpoint could not be used or written.
     #[error(transparent)]
@@ -187,6 +192,33 @@ pub enum RuntimeError {
         /// How long the thread went without a commit.
         after: std::time::Duration,
     },
+}
+
+/// Why a task's stores could not be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreFailure {
+    /// A changelog kept a transaction open longer than any transaction may last: a producer
+    /// the broker has not aborted.
+    #[error("changelog `{topic}` [{partition}] kept an open transaction for {waited:?}")]
+    OpenTransaction {
+        /// The changelog.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+        /// How long the restore waited.
+        waited: std::time::Duration,
+    },
+    /// The state must come from somewhere that is missing (a snapshot store that is not
+    /// configured, a savepoint's manifest or its part for the task).
+    #[error("its state must come from the {what}, which is missing")]
+    Missing {
+        /// What is missing.
+        what: String,
+    },
+    /// The topology has no sub-topology of the task's number (a topology that changed while
+    /// its tasks kept their names).
+    #[error("the topology has no sub-topology {0}")]
+    UnknownSubTopology(u32),
 }
 
 impl RuntimeError {

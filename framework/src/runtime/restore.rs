@@ -8,7 +8,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::active_task::ActiveTask;
-use super::RuntimeError;
+use super::{RestoreFailure, RuntimeError};
 use crate::kafka::KafkaSettings;
 use crate::record::wall_clock_ms;
 use crate::shared::{StateSource, StoreReplay};
@@ -206,10 +206,11 @@ impl Restorer {
                 if waiting.elapsed() > self.stable_deadline {
                     return Err(RuntimeError::Restore {
                         task: task.id,
-                        message: format!(
-                            "changelog `{}` [{partition}] kept an open transaction for {:?}",
-                            restore.topic, self.stable_deadline
-                        ),
+                        reason: RestoreFailure::OpenTransaction {
+                            topic: restore.topic.clone(),
+                            partition,
+                            waited: waiting.elapsed(),
+                        },
                     });
                 }
                 continue;

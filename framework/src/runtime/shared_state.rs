@@ -30,10 +30,12 @@ pub(crate) struct Shared {
     /// The block cache and write-buffer budget every RocksDB store of the instance shares.
     pub rocks: crate::state::RocksMemory,
     /// Input records whose processing failed, by `(topic, partition, offset)`, with the
-    /// error: the transaction that held them was aborted, and the processing-error handler
-    /// skips or dead-letters them when they come again. Shared by the threads, since the
-    /// task may come back on another one.
-    pub poisoned: std::sync::Mutex<std::collections::HashMap<(String, i32, i64), String>>,
+    /// error and where they go: the transaction that held them was aborted, and they are
+    /// skipped or dead-lettered when they come again. Shared by the threads, since the task
+    /// may come back on another one.
+    pub poisoned: std::sync::Mutex<
+        std::collections::HashMap<(String, i32, i64), super::task_manager::Poisoned>,
+    >,
     /// Held while a task's stores are opened (and its directory perhaps replaced).
     pub task_locks: super::task_base::TaskLocks,
 }

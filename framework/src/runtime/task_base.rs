@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::shared_state::Shared;
 use crate::backoff::Backoff;
-use crate::runtime::RuntimeError;
+use crate::runtime::{RestoreFailure, RuntimeError};
 use crate::shared::StateSource;
 use crate::snapshot::{download, get_json, SnapshotError, TaskSnapshot};
 use crate::state::{StateError, StoreBuilder, TaskStores};
@@ -164,6 +164,8 @@ fn latest_checkpoint(
 fn missing(task: TaskId, what: &str) -> RuntimeError {
     RuntimeError::Restore {
         task,
-        message: format!("its state must come from the {what}, which is missing"),
+        reason: RestoreFailure::Missing {
+            what: what.to_owned(),
+        },
     }
 }

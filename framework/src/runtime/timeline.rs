@@ -307,13 +307,12 @@ fn apply(
                 return Ok(stable);
             }
             if !aborting.wait() {
-                return Err(RuntimeError::Restore {
-                    task: crate::task::TaskId {
-                        sub_topology: 0,
-                        partition,
-                    },
-                    message: format!("`{topic}` [{partition}] kept an open transaction"),
-                });
+                return Err(RuntimeError::Savepoint(SnapshotError::Failed {
+                    id: manifest.id.clone(),
+                    reason: format!(
+                        "`{topic}` [{partition}] kept an open transaction for {aborted_within:?}: its end cannot be read"
+                    ),
+                }));
             }
         }
     };

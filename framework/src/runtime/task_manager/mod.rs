@@ -19,6 +19,7 @@ use rdkafka::{Message, TopicPartitionList};
 
 pub(crate) use crate::runtime::shared_state::Shared;
 use record_errors::raw_record;
+pub(crate) use record_errors::Poisoned;
 
 use super::active_task::{ActiveTask, StoreRestore};
 use super::cadence::{Cadence, Duty};
@@ -214,9 +215,9 @@ impl TaskManager {
             .sub_topologies()
             .iter()
             .find(|s| s.id == id.sub_topology)
-            .ok_or_else(|| RuntimeError::Restore {
+            .ok_or(RuntimeError::Restore {
                 task: id,
-                message: "no such sub-topology".to_owned(),
+                reason: super::RestoreFailure::UnknownSubTopology(id.sub_topology),
             })?;
         let defs: Vec<_> = sub
             .stores
@@ -410,14 +411,19 @@ impl TaskManager {
             return Ok(());
         }
         self.ensure_transaction()?;
-        if let Some(error) = self.take_poisoned(msg.topic(), msg.partition(), msg.offset()) {
+        if let Some(poisoned) = self.take_poisoned(msg.topic(), msg.partition(), msg.offset()) {
             let raw = raw_record(msg);
             self.shared.metrics.add_in(1);
             if let Some(task) = self.tasks.get_mut(&id) {
                 task.next_offset = Some(msg.offset() + 1);
             }
-            let handler = self.shared.config.errors.processing.clone();
-            return self.divert(&handler, id, &raw, &error, "whose processing failed");
+            return self.divert(
+                &poisoned.diversion,
+                id,
+                &raw,
+                &poisoned.error,
+                "whose processing failed",
+            );
         }
         let raw = raw_record(msg);
         let started = Instant::now();

@@ -10,6 +10,36 @@ use crate::record::{wall_clock_ms, RawRecord};
 use crate::runtime::RuntimeError;
 use crate::task::{TaskError, TaskId};
 
+/// Where a record goes that its handler does not stop on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Diversion {
+    /// Nowhere: it is counted and skipped.
+    Skip,
+    /// To this dead-letter topic, in the open transaction.
+    DeadLetter(String),
+}
+
+impl Diversion {
+    /// The diversion `handler` asks for; `None` when it stops the app.
+    fn of(handler: &RecordErrorHandler) -> Option<Diversion> {
+        match handler {
+            RecordErrorHandler::Fail => None,
+            RecordErrorHandler::Skip => Some(Diversion::Skip),
+            RecordErrorHandler::DeadLetter(topic) => Some(Diversion::DeadLetter(topic.clone())),
+        }
+    }
+}
+
+/// A record whose processing failed: the error, and where the record goes when it comes
+/// again after the abort.
+#[derive(Debug, Clone)]
+pub(crate) struct Poisoned {
+    /// The error, as text (headers of a dead-lettered record carry it).
+    pub error: String,
+    /// Where the record goes.
+    pub diversion: Diversion,
+}
+
 impl TaskManager {
     pub(super) fn on_bad_record(
         &mut self,
@@ -17,17 +47,16 @@ impl TaskManager {
         raw: &RawRecord,
         err: TaskError,
     ) -> Result<(), RuntimeError> {
-        let handler = self.shared.config.errors.deserialization.clone();
-        if handler == RecordErrorHandler::Fail {
-            return Err(RuntimeError::Task { task, source: err });
+        match Diversion::of(&self.shared.config.errors.deserialization) {
+            None => Err(RuntimeError::Task { task, source: err }),
+            Some(diversion) => self.divert(
+                &diversion,
+                task,
+                raw,
+                &err.to_string(),
+                "that cannot be decoded",
+            ),
         }
-        self.divert(
-            &handler,
-            task,
-            raw,
-            &err.to_string(),
-            "that cannot be decoded",
-        )
     }
 
     /// A record's processing failed or panicked, possibly after it changed state or sent
@@ -43,26 +72,37 @@ impl TaskManager {
         self.shared.metrics.add_processing_error();
         let partition = raw.partition.unwrap_or(task.partition);
         let at = format!("{} [{partition}] offset {}", raw.topic, raw.offset);
-        if self.shared.config.errors.processing == RecordErrorHandler::Fail {
+        let Some(diversion) = Diversion::of(&self.shared.config.errors.processing) else {
             tracing::error!(task = %task, error = %err, record = at, "processing failed; aborting the transaction and stopping (errors.processing = fail)");
             return Err(RuntimeError::RecordFailed {
                 task,
-                record: at,
-                error: err.to_string(),
+                topic: raw.topic.clone(),
+                partition,
+                offset: raw.offset,
+                source: Box::new(err),
             });
-        }
+        };
         tracing::warn!(task = %task, error = %err, record = at, "processing failed; aborting the transaction to process it again without this record");
+        let poisoned = Poisoned {
+            error: err.to_string(),
+            diversion,
+        };
         self.shared
             .poisoned
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert((raw.topic.clone(), partition, raw.offset), err.to_string());
+            .insert((raw.topic.clone(), partition, raw.offset), poisoned);
         self.reset_dirty(&format!("processing the record at {at} failed: {err}"));
         Ok(())
     }
 
-    /// The error a failed record was remembered with, taken once.
-    pub(super) fn take_poisoned(&self, topic: &str, partition: i32, offset: i64) -> Option<String> {
+    /// What a failed record was remembered with, taken once.
+    pub(super) fn take_poisoned(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Option<Poisoned> {
         self.shared
             .poisoned
             .lock()
@@ -70,29 +110,24 @@ impl TaskManager {
             .remove(&(topic.to_owned(), partition, offset))
     }
 
-    /// Skips `raw` or sends it to the dead-letter topic, as `handler` says, in the open
+    /// Skips `raw` or sends it to the dead-letter topic, as `diversion` says, in the open
     /// transaction.
     pub(super) fn divert(
         &mut self,
-        handler: &RecordErrorHandler,
+        diversion: &Diversion,
         task: TaskId,
         raw: &RawRecord,
         error: &str,
         what: &str,
     ) -> Result<(), RuntimeError> {
         let partition = raw.partition.unwrap_or(task.partition);
-        match handler {
-            RecordErrorHandler::Fail => Err(RuntimeError::RecordFailed {
-                task,
-                record: format!("{} [{partition}] offset {}", raw.topic, raw.offset),
-                error: error.to_owned(),
-            }),
-            RecordErrorHandler::Skip => {
+        match diversion {
+            Diversion::Skip => {
                 tracing::warn!(task = %task, error, topic = raw.topic, partition, offset = raw.offset, "skipping a record {what}");
                 self.shared.metrics.add_skipped();
                 Ok(())
             }
-            RecordErrorHandler::DeadLetter(topic) => {
+            Diversion::DeadLetter(topic) => {
                 tracing::warn!(task = %task, error, topic = raw.topic, partition, offset = raw.offset, dead_letter_topic = topic, "sending a record {what} to the dead-letter topic");
                 let mut headers = raw.headers.clone();
                 headers.push(("eddy.error".to_owned(), error.as_bytes().to_vec()));
