@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use crate::kafka::KafkaSettings;
 
+mod cli;
 mod loader;
 mod schema;
 
+pub use cli::ConfigArgs;
 pub use loader::ConfigLoader;
 pub use schema::{markdown_table, setting, Kind, Setting, SETTINGS, TRANSACTION_TIMEOUT_MS};
 

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use eddy::config::ConfigLoader;
+use eddy::config::ConfigArgs;
 use eddy::dsl::StreamsBuilder;
 use eddy::processor::{ProcessError, Processor, ProcessorContext, PunctuationType};
 use eddy::record::Record;
@@ -19,15 +19,11 @@ use eddy::App;
 #[derive(Debug, Parser)]
 struct Args {
     #[arg(long)]
-    bootstrap_servers: String,
-    #[arg(long)]
-    application_id: String,
-    #[arg(long)]
     input_topic: String,
     #[arg(long)]
     output_topic: String,
-    #[arg(long)]
-    state_dir: String,
+    #[command(flatten)]
+    eddy: ConfigArgs,
 }
 
 struct Ticker {
@@ -78,11 +74,7 @@ impl Processor for Ticker {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = ConfigLoader::new()
-        .flag("kafka.bootstrap_servers", args.bootstrap_servers)
-        .flag("application.id", args.application_id)
-        .flag("state.dir", args.state_dir)
-        .load()?;
+    let config = args.eddy.loader().load()?;
     let tick_ms: u64 = config.app_setting("tick_ms").unwrap_or("2000").parse()?;
     let builder = StreamsBuilder::new();
     builder.add_store(StoreBuilder::rocksdb("ticks", StringSerde, I64Serde));
