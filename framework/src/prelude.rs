@@ -2,7 +2,7 @@
 //! serdes, stores, the test driver and the app runner into scope.
 
 pub use crate::config::{ConfigLoader, EddyConfig};
-pub use crate::dsl::{KGroupedStream, KStream, KTable, StreamsBuilder};
+pub use crate::dsl::{BranchedKStream, Branches, KGroupedStream, KStream, KTable, StreamsBuilder};
 pub use crate::error::ErrorAction;
 pub use crate::processor::{Data, ProcessError, Processor, ProcessorContext, PunctuationType};
 pub use crate::record::{Record, RecordMetadata};

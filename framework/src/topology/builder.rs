@@ -207,6 +207,34 @@ impl TopologyBuilder {
         self
     }
 
+    /// Renames node `from` to `to`, in its children's parent lists too. A name already taken
+    /// (or an unknown node) is a problem the build reports.
+    pub fn rename_node(&mut self, from: &str, to: &str) -> &mut Self {
+        if from == to {
+            return self;
+        }
+        if self.has_node(to) {
+            self.problems.push(format!(
+                "node name `{to}` is used twice (renaming `{from}`)"
+            ));
+            return self;
+        }
+        let Some(node) = self.nodes.iter_mut().find(|n| n.name == from) else {
+            self.problems
+                .push(format!("cannot rename `{from}` to `{to}`: no such node"));
+            return self;
+        };
+        node.name = to.to_owned();
+        for node in &mut self.nodes {
+            for parent in &mut node.parents {
+                if parent == from {
+                    *parent = to.to_owned();
+                }
+            }
+        }
+        self
+    }
+
     /// True when a node of that name exists already.
     pub fn has_node(&self, name: &str) -> bool {
         self.nodes.iter().any(|n| n.name == name)

@@ -1,0 +1,134 @@
+//! Grouped streams and their aggregations (count, reduce, aggregate) into keyed stores.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::processors::{Aggregate, FirstFn, FoldFn};
+use super::stream::through_repartition;
+use super::{KStream, KTable};
+use crate::processor::Data;
+use crate::serde::{I64Serde, Serde};
+use crate::state::{StoreBuilder, StoreKind};
+
+/// A stream grouped by key, ready to aggregate (any number of times).
+pub struct KGroupedStream<K, V> {
+    stream: KStream<K, V>,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+    kind: StoreKind,
+}
+
+impl<K, V> std::fmt::Debug for KGroupedStream<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KGroupedStream")
+            .field("node", &self.stream.node)
+            .finish()
+    }
+}
+
+impl<K, V> KGroupedStream<K, V> {
+    pub(super) fn new(
+        stream: KStream<K, V>,
+        key_serde: Arc<dyn Serde<K>>,
+        value_serde: Arc<dyn Serde<V>>,
+    ) -> Self {
+        KGroupedStream {
+            stream,
+            key_serde,
+            value_serde,
+            kind: StoreKind::RocksDb,
+        }
+    }
+}
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    /// Keeps the aggregation's store in memory instead of RocksDB.
+    #[must_use]
+    pub fn in_memory(mut self) -> Self {
+        self.kind = StoreKind::InMemory;
+        self
+    }
+
+    /// Counts records per key into store `store`.
+    pub fn count(&self, store: &str) -> KTable<K, i64> {
+        self.aggregate(store, || 0_i64, |_, _, n| n + 1, I64Serde)
+    }
+
+    /// Combines values per key with `reduce` into store `store`.
+    pub fn reduce(
+        &self,
+        store: &str,
+        reduce: impl Fn(V, V) -> V + Send + Sync + 'static,
+    ) -> KTable<K, V> {
+        let value_serde = Arc::clone(&self.value_serde);
+        self.aggregate_inner(
+            store,
+            Arc::new(|_: &K, v: V| v),
+            Arc::new(move |_: &K, v: V, acc: V| reduce(acc, v)),
+            value_serde,
+        )
+    }
+
+    /// Folds values per key into an aggregate of type `A`, starting from `init`, stored in
+    /// store `store` with `aggregate_serde`.
+    pub fn aggregate<A: Data>(
+        &self,
+        store: &str,
+        init: impl Fn() -> A + Send + Sync + 'static,
+        fold: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
+        aggregate_serde: impl Serde<A>,
+    ) -> KTable<K, A> {
+        let fold: FoldFn<K, V, A> = Arc::new(fold);
+        let fold_first = Arc::clone(&fold);
+        self.aggregate_inner(
+            store,
+            Arc::new(move |k: &K, v: V| fold_first(k, v, init())),
+            fold,
+            aggregate_serde,
+        )
+    }
+
+    fn aggregate_inner<A: Data>(
+        &self,
+        store: &str,
+        first: FirstFn<K, V, A>,
+        fold: FoldFn<K, V, A>,
+        aggregate_serde: impl Serde<A>,
+    ) -> KTable<K, A> {
+        let stream = &self.stream;
+        let mut state = stream.state.borrow_mut();
+        let mut parent = stream.node.clone();
+        if stream.key_changed {
+            parent = through_repartition(
+                &mut state.builder,
+                store,
+                &parent,
+                Arc::clone(&self.key_serde),
+                Arc::clone(&self.value_serde),
+            );
+        }
+        let store_def = match self.kind {
+            StoreKind::RocksDb => {
+                StoreBuilder::rocksdb(store, Arc::clone(&self.key_serde), aggregate_serde)
+            }
+            StoreKind::InMemory => {
+                StoreBuilder::in_memory(store, Arc::clone(&self.key_serde), aggregate_serde)
+            }
+        };
+        state.builder.add_store(store_def);
+        let name = format!("{store}-aggregate");
+        let store_name = store.to_owned();
+        state.builder.add_processor(
+            &name,
+            move || Aggregate {
+                store: store_name.clone(),
+                first: Arc::clone(&first),
+                fold: Arc::clone(&fold),
+            },
+            &[&parent],
+            &[store],
+        );
+        drop(state);
+        KTable::new(KStream::new(Rc::clone(&stream.state), name, false))
+    }
+}
