@@ -1,8 +1,10 @@
 //! A stream thread's tasks and its producer: creates and restores tasks, processes records,
 //! and commits outputs, changelogs and input offsets in one transaction.
 
+mod assignment;
 mod checkpoint;
 mod commit;
+mod process;
 mod purge;
 mod record_errors;
 mod report;
@@ -11,27 +13,23 @@ mod start;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::message::BorrowedMessage;
-use rdkafka::{Message, TopicPartitionList};
+use rdkafka::TopicPartitionList;
 
 pub(crate) use crate::runtime::shared_state::Shared;
-use record_errors::raw_record;
 pub(crate) use record_errors::Poisoned;
 
-use super::active_task::{ActiveTask, StoreRestore};
+use super::active_task::ActiveTask;
 use super::cadence::{Cadence, Duty};
 use super::fault::Fault;
 use super::restore::Restorer;
-use super::task_phase::TaskPhase;
 use super::RuntimeError;
-use crate::kafka::{OutgoingRecord, OutputProducer, RecordOrigin};
+use crate::kafka::OutputProducer;
 use crate::record::{wall_clock_ms, RawRecord};
-use crate::shared::StateSource;
 use crate::snapshot::ControlChannel;
-use crate::task::{TaskError, TaskGraph, TaskId};
+use crate::task::TaskId;
 
 /// Why a generation of a stream thread ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,159 +154,6 @@ impl TaskManager {
         }
     }
 
-    /// Creates tasks for newly assigned partitions; they stay paused until restored.
-    pub(crate) fn on_assigned<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        assigned: &TopicPartitionList,
-    ) {
-        self.assigned = true;
-        self.cadence.clear(Duty::Report);
-        if let Err(e) = self.assign(consumer, assigned) {
-            self.fatal.get_or_insert(e);
-        }
-    }
-
-    fn assign<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        assigned: &TopicPartitionList,
-    ) -> Result<(), RuntimeError> {
-        if assigned.count() == 0 {
-            return Ok(());
-        }
-        self.check_timeline()?;
-        self.abandon_round(consumer);
-        consumer
-            .pause(assigned)
-            .map_err(|source| RuntimeError::Kafka {
-                what: "pausing newly assigned partitions".to_owned(),
-                source,
-            })?;
-        for (id, topic) in self.task_ids(assigned) {
-            if self.tasks.contains_key(&id) {
-                continue;
-            }
-            let task = self.create_task(id, topic)?;
-            tracing::info!(thread = self.thread, task = %id, "task assigned");
-            self.tasks.insert(id, task);
-        }
-        Ok(())
-    }
-
-    /// The tasks of the partitions in `list` that the app reads, with their topics.
-    fn task_ids(&self, list: &TopicPartitionList) -> Vec<(TaskId, String)> {
-        list.elements()
-            .iter()
-            .filter_map(|e| {
-                let id = self.shared.plan.task_id(e.topic(), e.partition())?;
-                Some((id, e.topic().to_owned()))
-            })
-            .collect()
-    }
-
-    fn create_task(&self, id: TaskId, topic: String) -> Result<ActiveTask, RuntimeError> {
-        let shared = &self.shared;
-        let app = &shared.config.application.id;
-        let sub = shared
-            .topology
-            .sub_topologies()
-            .iter()
-            .find(|s| s.id == id.sub_topology)
-            .ok_or(RuntimeError::Restore {
-                task: id,
-                reason: super::RestoreFailure::UnknownSubTopology(id.sub_topology),
-            })?;
-        let defs: Vec<_> = sub
-            .stores
-            .iter()
-            .filter_map(|name| shared.topology.stores.get(name).cloned())
-            .collect();
-        let handed_over = self.shared.standbys.release(id);
-        let (stores, mut state_source) =
-            crate::runtime::task_base::open_stores(&self.shared, id, &defs)?;
-        if handed_over && state_source == StateSource::Local {
-            state_source = StateSource::Standby;
-        }
-        shared.metrics.add_task_start(state_source);
-        let restores = stores
-            .changelogged()
-            .into_iter()
-            .map(|(store, topic)| StoreRestore {
-                store,
-                topic,
-                target: None,
-                done: false,
-            })
-            .collect();
-        let graph = TaskGraph::new(
-            &shared.topology,
-            sub,
-            app,
-            id.partition,
-            stores,
-            shared.plan.partitions.clone().into_iter().collect(),
-        );
-        Ok(ActiveTask {
-            span: tracing::info_span!("task", task = %id, thread = self.thread),
-            phase: TaskPhase::assigned(),
-            committed_offset: None,
-            id,
-            origin_topic: std::sync::Arc::from(topic.as_str()),
-            topic,
-            graph,
-            next_offset: None,
-            restores,
-            state_source,
-            replays: Vec::new(),
-            created: Instant::now(),
-        })
-    }
-
-    /// Commits, then closes the revoked tasks cleanly (their state stays on disk).
-    pub(crate) fn on_revoked<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        revoked: &TopicPartitionList,
-        lost: bool,
-    ) {
-        if self.halt.is_some() {
-            self.drop_all_dirty();
-            return;
-        }
-        if lost {
-            // Another member may own these partitions already: nothing of the open
-            // transaction may commit. Abort it and start over.
-            self.reset_dirty("partitions were lost");
-            return;
-        }
-        if revoked.count() > 0 {
-            self.abandon_round(consumer);
-        }
-        if let Err(e) = self.commit(consumer) {
-            self.fatal.get_or_insert(e);
-            return;
-        }
-        if self.halt.is_some() {
-            self.drop_all_dirty();
-            return;
-        }
-        let mut closed = Vec::new();
-        for (id, _) in self.task_ids(revoked) {
-            if let Some(mut task) = self.tasks.remove(&id) {
-                task.graph.close();
-                tracing::info!(thread = self.thread, task = %id, "task revoked");
-                closed.push(id);
-            }
-        }
-        self.shared.status.remove_readers(&closed);
-        self.shared.standbys.active_closed(&closed);
-        self.cadence.clear(Duty::Report);
-        if let Err(e) = self.restorer.forget(&closed) {
-            self.fatal.get_or_insert(e);
-        }
-    }
-
     /// Moves restoring tasks forward; resumes the input of tasks that finished.
     pub(crate) fn restore_step<C: ConsumerContext>(
         &mut self,
@@ -389,128 +234,6 @@ impl TaskManager {
                     source,
                 })?;
         }
-        Ok(())
-    }
-
-    /// Processes one input record.
-    pub(crate) fn process(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), RuntimeError> {
-        let Some(id) = self.shared.plan.task_id(msg.topic(), msg.partition()) else {
-            return Ok(());
-        };
-        let running = self.tasks.get(&id).is_some_and(|t| t.phase.is_running());
-        if !running {
-            // Paused partitions deliver nothing; if one did, its position is now wrong.
-            self.reset_dirty(&format!(
-                "a record of {} [{}] arrived for a task that is not running",
-                msg.topic(),
-                msg.partition()
-            ));
-            return Ok(());
-        }
-        if self.below_start(id, msg.offset()) {
-            return Ok(());
-        }
-        self.ensure_transaction()?;
-        if let Some(poisoned) = self.take_poisoned(msg.topic(), msg.partition(), msg.offset()) {
-            let raw = raw_record(msg);
-            self.shared.metrics.add_in(1);
-            if let Some(task) = self.tasks.get_mut(&id) {
-                task.next_offset = Some(msg.offset() + 1);
-            }
-            return self.divert(
-                &poisoned.diversion,
-                id,
-                &raw,
-                &poisoned.error,
-                "whose processing failed",
-            );
-        }
-        let raw = raw_record(msg);
-        let started = Instant::now();
-        let now = wall_clock_ms();
-        let mut out = std::mem::take(&mut self.out);
-        let result = match self.tasks.get_mut(&id) {
-            Some(task) => {
-                if task.phase.note_first(msg.offset()) {
-                    tracing::info!(thread = self.thread, task = %id, offset = msg.offset(), "first input record");
-                }
-                self.producer.set_origin(Some(RecordOrigin {
-                    topic: std::sync::Arc::clone(&task.origin_topic),
-                    partition: msg.partition(),
-                    offset: msg.offset(),
-                }));
-                let result = task
-                    .span
-                    .in_scope(|| task.graph.process(&raw, now, &mut out));
-                task.next_offset = Some(msg.offset() + 1);
-                result
-            }
-            None => Ok(()),
-        };
-        self.shared.metrics.add_in(1);
-        match result {
-            Ok(()) => {}
-            Err(err @ TaskError::Deserialization { .. }) => {
-                out.clear();
-                self.out = out;
-                return self.on_bad_record(id, &raw, err);
-            }
-            Err(err) if err.is_processing_error() => {
-                out.clear();
-                self.out = out;
-                return self.on_processing_error(id, &raw, err);
-            }
-            Err(source) => return Err(RuntimeError::Task { task: id, source }),
-        }
-        let sent = self.send_all(&out);
-        out.clear();
-        self.out = out;
-        self.shared.metrics.processing.observe(started.elapsed());
-        sent
-    }
-
-    /// Fires due wall-clock punctuations of running tasks.
-    pub(crate) fn punctuate(&mut self) -> Result<(), RuntimeError> {
-        let now = wall_clock_ms();
-        let mut out = std::mem::take(&mut self.out);
-        for task in self.tasks.values_mut() {
-            if task.phase.is_running() {
-                task.graph
-                    .punctuate_wall_clock(now, &mut out)
-                    .map_err(|source| RuntimeError::Task {
-                        task: task.id,
-                        source,
-                    })?;
-            }
-        }
-        let result = if out.is_empty() {
-            Ok(())
-        } else {
-            self.producer.set_origin(None);
-            self.ensure_transaction().and_then(|()| self.send_all(&out))
-        };
-        out.clear();
-        self.out = out;
-        result
-    }
-
-    fn send_all(&mut self, records: &[RawRecord]) -> Result<(), RuntimeError> {
-        for r in records {
-            let result = self.producer.send(OutgoingRecord {
-                topic: &r.topic,
-                partition: r.partition,
-                key: r.key.as_deref(),
-                value: r.value.as_deref(),
-                timestamp: Some(r.timestamp),
-                headers: &r.headers,
-            });
-            if let Err(e) = result {
-                return self.producer_failed(e);
-            }
-        }
-        self.shared
-            .metrics
-            .add_out(u64::try_from(records.len()).unwrap_or(0));
         Ok(())
     }
 

@@ -1,0 +1,170 @@
+//! A thread's share of the group's assignment: tasks created (paused until restored) for
+//! assigned partitions, and revoked or lost ones closed.
+
+use std::time::Instant;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::TopicPartitionList;
+
+use super::TaskManager;
+use crate::runtime::active_task::{ActiveTask, StoreRestore};
+use crate::runtime::cadence::Duty;
+use crate::runtime::task_phase::TaskPhase;
+use crate::runtime::RuntimeError;
+use crate::shared::StateSource;
+use crate::task::{TaskGraph, TaskId};
+
+impl TaskManager {
+    /// Creates tasks for newly assigned partitions; they stay paused until restored.
+    pub(crate) fn on_assigned<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        assigned: &TopicPartitionList,
+    ) {
+        self.assigned = true;
+        self.cadence.clear(Duty::Report);
+        if let Err(e) = self.assign(consumer, assigned) {
+            self.fatal.get_or_insert(e);
+        }
+    }
+
+    fn assign<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        assigned: &TopicPartitionList,
+    ) -> Result<(), RuntimeError> {
+        if assigned.count() == 0 {
+            return Ok(());
+        }
+        self.check_timeline()?;
+        self.abandon_round(consumer);
+        consumer
+            .pause(assigned)
+            .map_err(|source| RuntimeError::Kafka {
+                what: "pausing newly assigned partitions".to_owned(),
+                source,
+            })?;
+        for (id, topic) in self.task_ids(assigned) {
+            if self.tasks.contains_key(&id) {
+                continue;
+            }
+            let task = self.create_task(id, topic)?;
+            tracing::info!(thread = self.thread, task = %id, "task assigned");
+            self.tasks.insert(id, task);
+        }
+        Ok(())
+    }
+
+    /// The tasks of the partitions in `list` that the app reads, with their topics.
+    fn task_ids(&self, list: &TopicPartitionList) -> Vec<(TaskId, String)> {
+        list.elements()
+            .iter()
+            .filter_map(|e| {
+                let id = self.shared.plan.task_id(e.topic(), e.partition())?;
+                Some((id, e.topic().to_owned()))
+            })
+            .collect()
+    }
+
+    fn create_task(&self, id: TaskId, topic: String) -> Result<ActiveTask, RuntimeError> {
+        let shared = &self.shared;
+        let app = &shared.config.application.id;
+        let sub = shared
+            .topology
+            .sub_topologies()
+            .iter()
+            .find(|s| s.id == id.sub_topology)
+            .ok_or(RuntimeError::Restore {
+                task: id,
+                reason: crate::runtime::RestoreFailure::UnknownSubTopology(id.sub_topology),
+            })?;
+        let defs: Vec<_> = sub
+            .stores
+            .iter()
+            .filter_map(|name| shared.topology.stores.get(name).cloned())
+            .collect();
+        let handed_over = self.shared.standbys.release(id);
+        let (stores, mut state_source) =
+            crate::runtime::task_base::open_stores(&self.shared, id, &defs)?;
+        if handed_over && state_source == StateSource::Local {
+            state_source = StateSource::Standby;
+        }
+        shared.metrics.add_task_start(state_source);
+        let restores = stores
+            .changelogged()
+            .into_iter()
+            .map(|(store, topic)| StoreRestore {
+                store,
+                topic,
+                target: None,
+                done: false,
+            })
+            .collect();
+        let graph = TaskGraph::new(
+            &shared.topology,
+            sub,
+            app,
+            id.partition,
+            stores,
+            shared.plan.partitions.clone().into_iter().collect(),
+        );
+        Ok(ActiveTask {
+            span: tracing::info_span!("task", task = %id, thread = self.thread),
+            phase: TaskPhase::assigned(),
+            committed_offset: None,
+            id,
+            origin_topic: std::sync::Arc::from(topic.as_str()),
+            topic,
+            graph,
+            next_offset: None,
+            restores,
+            state_source,
+            replays: Vec::new(),
+            created: Instant::now(),
+        })
+    }
+
+    /// Commits, then closes the revoked tasks cleanly (their state stays on disk).
+    pub(crate) fn on_revoked<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        revoked: &TopicPartitionList,
+        lost: bool,
+    ) {
+        if self.halt.is_some() {
+            self.drop_all_dirty();
+            return;
+        }
+        if lost {
+            // Another member may own these partitions already: nothing of the open
+            // transaction may commit. Abort it and start over.
+            self.reset_dirty("partitions were lost");
+            return;
+        }
+        if revoked.count() > 0 {
+            self.abandon_round(consumer);
+        }
+        if let Err(e) = self.commit(consumer) {
+            self.fatal.get_or_insert(e);
+            return;
+        }
+        if self.halt.is_some() {
+            self.drop_all_dirty();
+            return;
+        }
+        let mut closed = Vec::new();
+        for (id, _) in self.task_ids(revoked) {
+            if let Some(mut task) = self.tasks.remove(&id) {
+                task.graph.close();
+                tracing::info!(thread = self.thread, task = %id, "task revoked");
+                closed.push(id);
+            }
+        }
+        self.shared.status.remove_readers(&closed);
+        self.shared.standbys.active_closed(&closed);
+        self.cadence.clear(Duty::Report);
+        if let Err(e) = self.restorer.forget(&closed) {
+            self.fatal.get_or_insert(e);
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Processing: one input record through its task's graph, punctuation, and sending what they
+//! produce into the open transaction.
+
+use std::time::Instant;
+
+use rdkafka::message::BorrowedMessage;
+use rdkafka::Message;
+
+use super::record_errors::raw_record;
+use super::TaskManager;
+use crate::kafka::{OutgoingRecord, RecordOrigin};
+use crate::record::{wall_clock_ms, RawRecord};
+use crate::runtime::RuntimeError;
+use crate::task::TaskError;
+
+impl TaskManager {
+    /// Processes one input record.
+    pub(crate) fn process(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), RuntimeError> {
+        let Some(id) = self.shared.plan.task_id(msg.topic(), msg.partition()) else {
+            return Ok(());
+        };
+        let running = self.tasks.get(&id).is_some_and(|t| t.phase.is_running());
+        if !running {
+            // Paused partitions deliver nothing; if one did, its position is now wrong.
+            self.reset_dirty(&format!(
+                "a record of {} [{}] arrived for a task that is not running",
+                msg.topic(),
+                msg.partition()
+            ));
+            return Ok(());
+        }
+        if self.below_start(id, msg.offset()) {
+            return Ok(());
+        }
+        self.ensure_transaction()?;
+        if let Some(poisoned) = self.take_poisoned(msg.topic(), msg.partition(), msg.offset()) {
+            let raw = raw_record(msg);
+            self.shared.metrics.add_in(1);
+            if let Some(task) = self.tasks.get_mut(&id) {
+                task.next_offset = Some(msg.offset() + 1);
+            }
+            return self.divert(
+                &poisoned.diversion,
+                id,
+                &raw,
+                &poisoned.error,
+                "whose processing failed",
+            );
+        }
+        let raw = raw_record(msg);
+        let started = Instant::now();
+        let now = wall_clock_ms();
+        let mut out = std::mem::take(&mut self.out);
+        let result = match self.tasks.get_mut(&id) {
+            Some(task) => {
+                if task.phase.note_first(msg.offset()) {
+                    tracing::info!(thread = self.thread, task = %id, offset = msg.offset(), "first input record");
+                }
+                self.producer.set_origin(Some(RecordOrigin {
+                    topic: std::sync::Arc::clone(&task.origin_topic),
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                }));
+                let result = task
+                    .span
+                    .in_scope(|| task.graph.process(&raw, now, &mut out));
+                task.next_offset = Some(msg.offset() + 1);
+                result
+            }
+            None => Ok(()),
+        };
+        self.shared.metrics.add_in(1);
+        match result {
+            Ok(()) => {}
+            Err(err @ TaskError::Deserialization { .. }) => {
+                out.clear();
+                self.out = out;
+                return self.on_bad_record(id, &raw, err);
+            }
+            Err(err) if err.is_processing_error() => {
+                out.clear();
+                self.out = out;
+                return self.on_processing_error(id, &raw, err);
+            }
+            Err(source) => return Err(RuntimeError::Task { task: id, source }),
+        }
+        let sent = self.send_all(&out);
+        out.clear();
+        self.out = out;
+        self.shared.metrics.processing.observe(started.elapsed());
+        sent
+    }
+
+    /// Fires due wall-clock punctuations of running tasks.
+    pub(crate) fn punctuate(&mut self) -> Result<(), RuntimeError> {
+        let now = wall_clock_ms();
+        let mut out = std::mem::take(&mut self.out);
+        for task in self.tasks.values_mut() {
+            if task.phase.is_running() {
+                task.graph
+                    .punctuate_wall_clock(now, &mut out)
+                    .map_err(|source| RuntimeError::Task {
+                        task: task.id,
+                        source,
+                    })?;
+            }
+        }
+        let result = if out.is_empty() {
+            Ok(())
+        } else {
+            self.producer.set_origin(None);
+            self.ensure_transaction().and_then(|()| self.send_all(&out))
+        };
+        out.clear();
+        self.out = out;
+        result
+    }
+
+    pub(super) fn send_all(&mut self, records: &[RawRecord]) -> Result<(), RuntimeError> {
+        for r in records {
+            let result = self.producer.send(OutgoingRecord {
+                topic: &r.topic,
+                partition: r.partition,
+                key: r.key.as_deref(),
+                value: r.value.as_deref(),
+                timestamp: Some(r.timestamp),
+                headers: &r.headers,
+            });
+            if let Err(e) = result {
+                return self.producer_failed(e);
+            }
+        }
+        self.shared
+            .metrics
+            .add_out(u64::try_from(records.len()).unwrap_or(0));
+        Ok(())
+    }
+}
