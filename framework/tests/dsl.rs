@@ -177,3 +177,81 @@ fn foreach_sees_every_record_and_names_are_checked() -> TestResult {
     assert!(err.to_string().contains("`twice`"), "{err}");
     Ok(())
 }
+
+/// A source's timestamp extractor sets each record's event time from its value; stream time
+/// follows the extracted times; a negative event time (extracted, or a record's missing
+/// Kafka timestamp) is refused naming the record.
+#[test]
+fn event_time_comes_from_the_extractor_and_negative_times_are_refused() -> TestResult {
+    let builder = StreamsBuilder::new();
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&times);
+    builder
+        .stream_with_timestamps(
+            "clicks",
+            StringSerde,
+            I64Serde,
+            |_: &String, at: &i64, _| *at,
+        )
+        .process("stream-time", move || StreamTime(Arc::clone(&seen)), &[])
+        .to("clicks-out", StringSerde, I64Serde);
+    builder
+        .stream("plain", StringSerde, I64Serde)
+        .to("plain-out", StringSerde, I64Serde);
+    let mut driver = TopologyTestDriver::new(builder.build()?)?;
+    for at in [50_i64, 20, 70] {
+        driver.pipe_input("clicks", &StringSerde, &I64Serde, &"u".to_owned(), &at, 1)?;
+    }
+    let out = driver.read_output("clicks-out", &StringSerde, &I64Serde)?;
+    let stamps: Vec<i64> = out.iter().map(|r| r.timestamp).collect();
+    assert_eq!(stamps, [50, 20, 70], "each record carries its value's time");
+    assert_eq!(
+        *times.lock().map_err(|e| e.to_string())?,
+        [50, 50, 70],
+        "stream time is the largest event time seen, not the Kafka timestamp"
+    );
+
+    let refused = driver
+        .pipe_input("clicks", &StringSerde, &I64Serde, &"u".to_owned(), &-5, 1)
+        .err()
+        .ok_or("a negative extracted time must be refused")?;
+    let message = refused.to_string();
+    assert!(
+        message.contains("clicks [0]") && message.contains("timestamp -5"),
+        "{message}"
+    );
+    let refused = driver
+        .pipe_input("plain", &StringSerde, &I64Serde, &"u".to_owned(), &1, -1)
+        .err()
+        .ok_or("a record without a timestamp must be refused")?;
+    assert!(
+        refused.to_string().contains("no valid event time"),
+        "{refused}"
+    );
+    assert!(driver
+        .read_output("plain-out", &StringSerde, &I64Serde)?
+        .is_empty());
+    Ok(())
+}
+
+/// Records the task's stream time when each record arrives and passes the record on.
+struct StreamTime(Arc<Mutex<Vec<i64>>>);
+
+impl Processor for StreamTime {
+    type KeyIn = String;
+    type ValueIn = i64;
+    type KeyOut = String;
+    type ValueOut = i64;
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, i64>,
+        record: Record<String, i64>,
+    ) -> Result<(), ProcessError> {
+        if let Ok(mut times) = self.0.lock() {
+            times.push(ctx.stream_time());
+        }
+        ctx.forward(record);
+        Ok(())
+    }
+}

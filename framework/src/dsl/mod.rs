@@ -100,6 +100,43 @@ impl StreamsBuilder {
         KStream::new(Rc::clone(&self.state), name, false)
     }
 
+    /// A stream of the records of `topic` whose event time `timestamps` makes from each
+    /// record's key, value and Kafka timestamp (for example a time field of the value).
+    /// A negative result marks the record invalid: it goes to `errors.deserialization`'s
+    /// handler (fail, skip or dead-letter) like a record that cannot be decoded.
+    ///
+    /// ```
+    /// use eddy::prelude::*;
+    ///
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream_with_timestamps("clicks", StringSerde, I64Serde, |_: &String, at: &i64, _| *at)
+    ///     .to("clicks-out", StringSerde, I64Serde);
+    /// let mut driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.pipe_input("clicks", &StringSerde, &I64Serde, &"u".to_owned(), &1_700, 5)?;
+    /// let out = driver.read_output("clicks-out", &StringSerde, &I64Serde)?;
+    /// assert_eq!(out[0].timestamp, 1_700, "the value's time, not the Kafka timestamp");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stream_with_timestamps<K: Data, V: Data>(
+        &self,
+        topic: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        timestamps: impl Fn(&K, &V, i64) -> i64 + Send + Sync + 'static,
+    ) -> KStream<K, V> {
+        let mut state = self.state.borrow_mut();
+        let name = state.name("KSTREAM-SOURCE");
+        state.builder.add_source_with_timestamps(
+            &name,
+            topic,
+            key_serde,
+            value_serde,
+            std::sync::Arc::new(timestamps),
+        );
+        KStream::new(Rc::clone(&self.state), name, false)
+    }
+
     /// Registers a store for processors added with [`KStream::process`].
     pub fn add_store(&self, store: StoreBuilder) -> &Self {
         self.state.borrow_mut().builder.add_store(store);

@@ -9,7 +9,7 @@ use crate::processor::PunctuationType;
 use crate::record::{RawRecord, RecordMetadata};
 use crate::state::TaskStores;
 use crate::topology::erased::{ErasedProcessor, ErasedRecord};
-use crate::topology::{NodeKind, SubTopology, Topology};
+use crate::topology::{DecodeError, NodeKind, SubTopology, Topology};
 
 enum RuntimeNode {
     Source {
@@ -174,12 +174,20 @@ impl TaskGraph {
             input.value.as_deref(),
             input.timestamp,
         )
-        .map_err(|(part, source)| TaskError::Deserialization {
-            topic: input.topic.clone(),
-            partition,
-            offset: input.offset,
-            part,
-            source,
+        .map_err(|e| match e {
+            DecodeError::Serde { part, source } => TaskError::Deserialization {
+                topic: input.topic.clone(),
+                partition,
+                offset: input.offset,
+                part,
+                source,
+            },
+            DecodeError::Timestamp(timestamp) => TaskError::InvalidTimestamp {
+                topic: input.topic.clone(),
+                partition,
+                offset: input.offset,
+                timestamp,
+            },
         })?;
         record.headers.clone_from(&input.headers);
         self.ctx.metadata = Some(RecordMetadata {
@@ -188,7 +196,7 @@ impl TaskGraph {
             offset: input.offset,
         });
         self.ctx.wall_clock = wall_clock;
-        self.ctx.stream_time = self.ctx.stream_time.max(input.timestamp);
+        self.ctx.stream_time = self.ctx.stream_time.max(record.timestamp);
         let result = self.guarded(|graph| {
             let routed = graph.route(source, vec![(None, record)], out);
             graph.ctx.metadata = None;

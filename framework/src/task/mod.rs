@@ -45,6 +45,19 @@ pub enum TaskError {
         #[source]
         source: SerdeError,
     },
+    /// An input record's event time is negative: its Kafka timestamp is missing or invalid,
+    /// or the source's timestamp extractor made it so.
+    #[error("the record at {topic} [{partition}] offset {offset} has no valid event time (timestamp {timestamp}; event times must be 0 or more)")]
+    InvalidTimestamp {
+        /// Source topic.
+        topic: String,
+        /// Source partition.
+        partition: i32,
+        /// Offset of the record.
+        offset: i64,
+        /// The negative timestamp.
+        timestamp: i64,
+    },
     /// A processor failed.
     #[error("processor `{node}` failed: {source}")]
     Process {

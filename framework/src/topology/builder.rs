@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::erased::{Erased, ErasedRecord, TypeInfo};
-use super::node::{NodeDef, NodeKind, PartitionerFn};
+use super::node::{DecodeError, NodeDef, NodeKind, PartitionerFn, TimestampExtractor};
 use super::{SubTopology, TopicRef, Topology};
 use crate::processor::{Data, Processor};
 use crate::serde::Serde;
@@ -67,7 +67,8 @@ impl TopologyBuilder {
         Self::default()
     }
 
-    /// Adds a source node `name` reading `topic` with the given serdes.
+    /// Adds a source node `name` reading `topic` with the given serdes; a record's event time
+    /// is its Kafka timestamp.
     pub fn add_source<K: Data, V: Data>(
         &mut self,
         name: &str,
@@ -75,13 +76,44 @@ impl TopologyBuilder {
         key_serde: impl Serde<K>,
         value_serde: impl Serde<V>,
     ) -> &mut Self {
-        let topic = topic.into();
+        self.add_source_inner(name, topic.into(), key_serde, value_serde, None)
+    }
+
+    /// Adds a source node whose records' event time `timestamps` makes from their key, value
+    /// and Kafka timestamp. A negative event time is an invalid record, handled as one that
+    /// cannot be decoded (`errors.deserialization`).
+    pub fn add_source_with_timestamps<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+        topic: impl Into<TopicRef>,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        timestamps: TimestampExtractor<K, V>,
+    ) -> &mut Self {
+        self.add_source_inner(name, topic.into(), key_serde, value_serde, Some(timestamps))
+    }
+
+    fn add_source_inner<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+        topic: TopicRef,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        timestamps: Option<TimestampExtractor<K, V>>,
+    ) -> &mut Self {
         self.note_internal(&topic);
         let decode = Arc::new(move |key: Option<&[u8]>, value: Option<&[u8]>, timestamp| {
-            let k = key_serde.deserialize(key).map_err(|e| ("key", e))?;
-            let v = value_serde.deserialize(value).map_err(|e| ("value", e))?;
+            let serde = |part| move |source| DecodeError::Serde { part, source };
+            let k = key_serde.deserialize(key).map_err(serde("key"))?;
+            let v = value_serde.deserialize(value).map_err(serde("value"))?;
+            let time = timestamps
+                .as_ref()
+                .map_or(timestamp, |extract| extract(&k, &v, timestamp));
+            if time < 0 {
+                return Err(DecodeError::Timestamp(time));
+            }
             Ok(ErasedRecord::from_record(crate::record::Record::new(
-                k, v, timestamp,
+                k, v, time,
             )))
         });
         self.push(NodeDef {

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 pub use builder::{TopologyBuilder, TopologyError};
 pub use erased::TypeInfo;
-pub(crate) use node::{NodeDef, NodeKind};
+pub(crate) use node::{DecodeError, NodeDef, NodeKind};
+pub use node::{PartitionerFn, TimestampExtractor};
 
 use crate::state::StoreBuilder;
 

@@ -6,12 +6,28 @@ use super::erased::{ErasedProcessor, ErasedRecord, TypeInfo};
 use super::TopicRef;
 use crate::serde::SerdeError;
 
-/// Decodes a Kafka key and value into a record's erased key and value.
+/// Why a source could not turn a Kafka record into a typed record.
+#[derive(Debug)]
+pub(crate) enum DecodeError {
+    /// The key or the value (`part`) cannot be decoded.
+    Serde {
+        /// `key` or `value`.
+        part: &'static str,
+        /// What was wrong.
+        source: SerdeError,
+    },
+    /// The record's event time (its timestamp, or what the source's extractor made of it) is
+    /// negative: missing or invalid.
+    Timestamp(i64),
+}
+
+/// Decodes a Kafka key, value and timestamp into a record with its event time.
 pub(crate) type Decoder = Arc<
-    dyn Fn(Option<&[u8]>, Option<&[u8]>, i64) -> Result<ErasedRecord, (&'static str, SerdeError)>
-        + Send
-        + Sync,
+    dyn Fn(Option<&[u8]>, Option<&[u8]>, i64) -> Result<ErasedRecord, DecodeError> + Send + Sync,
 >;
+
+/// A source's event time of a record from its key, value and Kafka timestamp.
+pub type TimestampExtractor<K, V> = Arc<dyn Fn(&K, &V, i64) -> i64 + Send + Sync>;
 
 /// Encodes an erased record's key and value for Kafka.
 pub(crate) type Encoder = Arc<

@@ -72,7 +72,7 @@ impl TaskManager {
         self.shared.metrics.add_in(1);
         match result {
             Ok(()) => {}
-            Err(err @ TaskError::Deserialization { .. }) => {
+            Err(err @ (TaskError::Deserialization { .. } | TaskError::InvalidTimestamp { .. })) => {
                 out.clear();
                 self.out = out;
                 return self.on_bad_record(id, &raw, err);

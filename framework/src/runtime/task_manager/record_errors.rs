@@ -146,7 +146,12 @@ impl TaskManager {
                     offset: -1,
                     key: raw.key.clone(),
                     value: raw.value.clone(),
-                    timestamp: raw.timestamp,
+                    // A record refused for its missing timestamp is dead-lettered at now.
+                    timestamp: if raw.timestamp >= 0 {
+                        raw.timestamp
+                    } else {
+                        wall_clock_ms()
+                    },
                     headers,
                 };
                 self.send_all(std::slice::from_ref(&record))?;
@@ -165,7 +170,8 @@ pub(super) fn raw_record(msg: &BorrowedMessage<'_>) -> RawRecord {
         offset: msg.offset(),
         key: msg.key().map(<[u8]>::to_vec),
         value: msg.payload().map(<[u8]>::to_vec),
-        timestamp: msg.timestamp().to_millis().unwrap_or_else(wall_clock_ms),
+        // A record without a timestamp gets -1: its source refuses it as having no event time.
+        timestamp: msg.timestamp().to_millis().unwrap_or(-1),
         headers: msg
             .headers()
             .map(|h| {
