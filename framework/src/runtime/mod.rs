@@ -35,6 +35,7 @@ mod shared_state;
 mod standby;
 mod standbys;
 mod stream_thread;
+mod stream_time;
 mod task_base;
 mod task_manager;
 mod task_phase;

@@ -340,9 +340,16 @@ fn apply(
             } else {
                 input.offset
             };
-            offsets
-                .add_partition_offset(&topic, input.partition, Offset::Offset(offset))
+            let mut entry = offsets.add_partition(&topic, input.partition);
+            entry
+                .set_offset(Offset::Offset(offset))
                 .map_err(kafka("building the offsets to commit".to_owned()))?;
+            if let Some(metadata) = input
+                .stream_time
+                .and_then(crate::runtime::stream_time::encode)
+            {
+                entry.set_metadata(metadata);
+            }
         }
         for store in &task.stores {
             let topic = changelog_topic(app, &store.name);

@@ -43,6 +43,10 @@ pub struct InputOffset {
     pub offset: i64,
     /// True for the app's own repartition topics.
     pub internal: bool,
+    /// The task's stream time at the cut (absent before its first record, and in savepoints
+    /// of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_time: Option<i64>,
 }
 
 /// One task's part of a snapshot.

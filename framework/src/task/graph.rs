@@ -154,6 +154,17 @@ impl TaskGraph {
         Ok(())
     }
 
+    /// The largest event time of the records processed (`i64::MIN` before the first).
+    pub(crate) fn stream_time(&self) -> i64 {
+        self.ctx.stream_time
+    }
+
+    /// Resumes stream time at `stream_time`, as committed with the task's input offset (it
+    /// never moves back).
+    pub(crate) fn resume_stream_time(&mut self, stream_time: i64) {
+        self.ctx.stream_time = self.ctx.stream_time.max(stream_time);
+    }
+
     /// Processes one input record, appending sink output to `out`.
     pub(crate) fn process(
         &mut self,

@@ -148,14 +148,20 @@ impl TaskManager {
             // A transaction without input of a task (punctuation output only) still carries
             // the task's committed offset: the group coordinator then refuses it from a
             // member that lost the task, as it refuses any other.
+            // The task's stream time rides in the offset's metadata: committed with it.
             if let Some(next) = task.next_offset.or(task.committed_offset) {
-                prepared
-                    .offsets
-                    .add_partition_offset(&task.topic, partition, Offset::Offset(next))
+                let mut entry = prepared.offsets.add_partition(&task.topic, partition);
+                entry
+                    .set_offset(Offset::Offset(next))
                     .map_err(|source| RuntimeError::Kafka {
                         what: "building the offsets to commit".to_owned(),
                         source,
                     })?;
+                if let Some(metadata) =
+                    crate::runtime::stream_time::encode(task.graph.stream_time())
+                {
+                    entry.set_metadata(metadata);
+                }
             }
         }
         Ok(ControlFlow::Continue(prepared))

@@ -401,11 +401,13 @@ impl TaskManager {
                     reason: format!("task {task_id} has the in-memory store `{store}`; savepoints cover RocksDB stores only"),
                 }));
             }
+            let stream_time = task.graph.stream_time();
             let inputs = vec![InputOffset {
                 internal: self.shared.plan.repartition.contains(&topic),
                 topic,
                 partition: task_id.partition,
                 offset,
+                stream_time: (stream_time >= 0).then_some(stream_time),
             }];
             let key = crate::snapshot::paths::savepoint_task(
                 &savepoint_key(&self.shared.config.application.id, id),

@@ -80,6 +80,9 @@ impl TaskManager {
             };
             if task.phase.settle(start) {
                 task.committed_offset = start;
+                if let Some(time) = crate::runtime::stream_time::decode(entry.metadata()) {
+                    task.graph.resume_stream_time(time);
+                }
             }
         }
         Ok(())
