@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::{
     protected_property, setting, ApplicationConfig, ConfigError, EddyConfig, ErrorsConfig,
-    Guarantee, Kind, LogFormat, MemoryConfig, OpsConfig, ProcessingConfig, RecordErrorHandler,
-    SnapshotConfig, StateConfig, TelemetryConfig, TopicsConfig, SETTINGS,
+    GroupProtocol, Guarantee, Kind, LogFormat, MemoryConfig, OpsConfig, ProcessingConfig,
+    RecordErrorHandler, SnapshotConfig, StateConfig, TelemetryConfig, TopicsConfig, SETTINGS,
 };
 use crate::kafka::KafkaSettings;
 
@@ -331,6 +331,10 @@ impl Fields {
         let warmup_timeout_ms = self.number("processing.warmup_timeout_ms");
         let session_timeout_ms = self.number("processing.session_timeout_ms");
         let static_membership = self.choice("processing.static_membership") == "true";
+        let group_protocol = match self.choice("processing.group_protocol") {
+            "consumer" => GroupProtocol::Consumer,
+            _ => GroupProtocol::Classic,
+        };
         let malloc_arena_max = self.number("memory.malloc_arena_max");
         let block_cache_mb = self.number("state.block_cache_mb");
         let write_buffer_mb = self.number("state.write_buffer_mb");
@@ -476,6 +480,7 @@ impl Fields {
                 warmup_timeout: Duration::from_millis(warmup_timeout_ms),
                 session_timeout: Duration::from_millis(session_timeout_ms),
                 static_membership,
+                group_protocol,
                 restart_deadline: Duration::from_millis(restart_deadline_ms),
                 repartition_purge_interval: Duration::from_millis(purge_interval_ms),
             },

@@ -15,6 +15,16 @@ pub use cli::ConfigArgs;
 pub use loader::ConfigLoader;
 pub use schema::{markdown_table, setting, Kind, Setting, SETTINGS, TRANSACTION_TIMEOUT_MS};
 
+/// The consumer group protocol the stream threads join with (`processing.group_protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// The classic protocol with librdkafka's client-side cooperative-sticky assignor.
+    Classic,
+    /// KIP-848's consumer protocol with the broker's `range` assignor (sticky, and it keeps
+    /// partition N of every co-partitioned topic on one member).
+    Consumer,
+}
+
 /// Processing guarantee of an app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guarantee {
@@ -111,6 +121,8 @@ pub struct ProcessingConfig {
     pub warmup_timeout: Duration,
     /// `processing.session_timeout_ms`: consumer group session timeout.
     pub session_timeout: Duration,
+    /// `processing.group_protocol`: the consumer group protocol.
+    pub group_protocol: GroupProtocol,
     /// `processing.static_membership`: join the group as a static member (`group.instance.id`
     /// from the instance id and thread), so a restarted instance takes its partitions back
     /// without a rebalance. A stopped instance's partitions then move only after the session
@@ -273,7 +285,7 @@ pub fn protected_property(name: &str) -> Option<&'static str> {
         "bootstrap.servers" => "set it with kafka.bootstrap_servers",
         "transaction.timeout.ms" => "set it with kafka.transaction_timeout_ms",
         "session.timeout.ms" => "set it with processing.session_timeout_ms",
-        "partition.assignment.strategy" | "group.protocol" => "the rebalance handling depends on the cooperative-sticky assignor",
+        "partition.assignment.strategy" | "group.protocol" | "group.remote.assignor" => "set the group protocol with processing.group_protocol",
         _ => return None,
     })
 }

@@ -147,6 +147,11 @@ pub const SETTINGS: &[Setting] = &[
         "consumer group session timeout",
     ),
     choice(
+        "processing.group_protocol",
+        &["classic", "consumer"],
+        "`classic` (client-side cooperative-sticky assignor) or `consumer` (KIP-848: the broker's sticky range assignor, which keeps partition N of co-partitioned topics on one member; session timeouts are then the broker's `group.consumer.*` settings)",
+    ),
+    choice(
         "processing.static_membership",
         BOOLEAN,
         "join as a static member: a restarted instance takes its partitions back without a rebalance; a stopped one's move only after the session timeout",

@@ -15,7 +15,7 @@ use super::shared_state::Shared;
 use super::task_manager::TaskManager;
 use super::RuntimeError;
 use crate::backoff::Backoff;
-use crate::config::Guarantee;
+use crate::config::{GroupProtocol, Guarantee};
 use crate::kafka::{KafkaError, OutputProducer};
 
 /// How a consumer generation of the thread ended.
@@ -96,21 +96,31 @@ fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
         Guarantee::ExactlyOnce => "read_committed",
         Guarantee::AtLeastOnce => "read_uncommitted",
     };
-    let mut client = config.kafka.client_config_with(
-        name,
-        &[
-            ("group.id", &config.application.id),
+    let mut settings = vec![
+        ("group.id", config.application.id.as_str()),
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("auto.offset.reset", "earliest"),
+        ("isolation.level", isolation),
+        // Partition ends for the lag metric arrive with the statistics.
+        ("statistics.interval.ms", "1000"),
+    ];
+    match config.processing.group_protocol {
+        GroupProtocol::Classic => settings.extend([
             ("partition.assignment.strategy", "cooperative-sticky"),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("auto.offset.reset", "earliest"),
-            ("session.timeout.ms", &session_timeout),
-            ("heartbeat.interval.ms", &heartbeat_interval),
-            ("isolation.level", isolation),
-            // Partition ends for the lag metric arrive with the statistics.
-            ("statistics.interval.ms", "1000"),
-        ],
-    );
+            ("session.timeout.ms", session_timeout.as_str()),
+            ("heartbeat.interval.ms", heartbeat_interval.as_str()),
+        ]),
+        // The broker assigns (sticky range: partition N of co-partitioned topics together)
+        // and owns the session and heartbeat timing.
+        GroupProtocol::Consumer => {
+            settings.extend([
+                ("group.protocol", "consumer"),
+                ("group.remote.assignor", "range"),
+            ]);
+        }
+    }
+    let mut client = config.kafka.client_config_with(name, &settings);
     if config.processing.static_membership {
         // `name` holds the instance id and thread index: stable across restarts.
         client.set(
