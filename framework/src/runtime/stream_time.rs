@@ -3,6 +3,26 @@
 //! time that belongs to the offset, and a record is late or on time the same way before and
 //! after.
 
+use rdkafka::error::KafkaResult;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Adds `topic` [`partition`] at `next` to the offsets to commit, with `stream_time` (when
+/// the task has one) in the entry's metadata.
+pub(crate) fn add_offset(
+    offsets: &mut TopicPartitionList,
+    topic: &str,
+    partition: i32,
+    next: i64,
+    stream_time: i64,
+) -> KafkaResult<()> {
+    let mut entry = offsets.add_partition(topic, partition);
+    entry.set_offset(Offset::Offset(next))?;
+    if let Some(metadata) = encode(stream_time) {
+        entry.set_metadata(metadata);
+    }
+    Ok(())
+}
+
 /// Marks metadata written by this format (version 1), so other text is ignored.
 const PREFIX: &str = "eddy1;st=";
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::TopicPartitionList;
 
 use super::RuntimeError;
 use crate::backoff::Backoff;
@@ -340,16 +340,14 @@ fn apply(
             } else {
                 input.offset
             };
-            let mut entry = offsets.add_partition(&topic, input.partition);
-            entry
-                .set_offset(Offset::Offset(offset))
-                .map_err(kafka("building the offsets to commit".to_owned()))?;
-            if let Some(metadata) = input
-                .stream_time
-                .and_then(crate::runtime::stream_time::encode)
-            {
-                entry.set_metadata(metadata);
-            }
+            crate::runtime::stream_time::add_offset(
+                &mut offsets,
+                &topic,
+                input.partition,
+                offset,
+                input.stream_time.unwrap_or(i64::MIN),
+            )
+            .map_err(kafka("building the offsets to commit".to_owned()))?;
         }
         for store in &task.stores {
             let topic = changelog_topic(app, &store.name);

@@ -150,18 +150,17 @@ impl TaskManager {
             // member that lost the task, as it refuses any other.
             // The task's stream time rides in the offset's metadata: committed with it.
             if let Some(next) = task.next_offset.or(task.committed_offset) {
-                let mut entry = prepared.offsets.add_partition(&task.topic, partition);
-                entry
-                    .set_offset(Offset::Offset(next))
-                    .map_err(|source| RuntimeError::Kafka {
-                        what: "building the offsets to commit".to_owned(),
-                        source,
-                    })?;
-                if let Some(metadata) =
-                    crate::runtime::stream_time::encode(task.graph.stream_time())
-                {
-                    entry.set_metadata(metadata);
-                }
+                crate::runtime::stream_time::add_offset(
+                    &mut prepared.offsets,
+                    &task.topic,
+                    partition,
+                    next,
+                    task.graph.stream_time(),
+                )
+                .map_err(|source| RuntimeError::Kafka {
+                    what: "building the offsets to commit".to_owned(),
+                    source,
+                })?;
             }
         }
         Ok(ControlFlow::Continue(prepared))
