@@ -2,7 +2,10 @@
 //! serdes, stores, the test driver and the app runner into scope.
 
 pub use crate::config::{ConfigLoader, EddyConfig};
-pub use crate::dsl::{BranchedKStream, Branches, KGroupedStream, KStream, KTable, StreamsBuilder};
+pub use crate::dsl::{
+    BranchedKStream, Branches, Emit, KGroupedStream, KStream, KTable, StreamsBuilder,
+    TimeWindowedKStream, TimeWindows, Window, Windowed, WindowedSerde,
+};
 pub use crate::error::ErrorAction;
 pub use crate::processor::{Data, ProcessError, Processor, ProcessorContext, PunctuationType};
 pub use crate::record::{Record, RecordMetadata};
@@ -10,6 +13,6 @@ pub use crate::runtime::App;
 pub use crate::serde::{
     BytesSerde, I32Serde, I64Serde, JsonSerde, Nullable, Serde, SerdeError, StringSerde, UnitSerde,
 };
-pub use crate::state::{KeyValueStore, StoreBuilder};
+pub use crate::state::{KeyValueStore, StoreBuilder, WindowStore};
 pub use crate::test_driver::TopologyTestDriver;
 pub use crate::topology::{Topology, TopologyBuilder, TopologyError};

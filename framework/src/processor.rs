@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::record::{Record, RecordMetadata};
-use crate::state::{KeyValueStore, StateError};
+use crate::state::{KeyValueStore, StateError, WindowStore};
 use crate::task::context::ContextInner;
 use crate::topology::erased::ErasedRecord;
 
@@ -152,6 +152,36 @@ impl<'a, K: Data, V: Data> ProcessorContext<'a, K, V> {
         name: &str,
     ) -> Result<KeyValueStore<'_, SK, SV>, ProcessError> {
         self.inner.key_value_store(name)
+    }
+
+    /// The window store `name`, typed as it was registered.
+    ///
+    /// # Errors
+    /// Fails when this processor is not connected to the store, it is not a window store,
+    /// or the types differ.
+    pub fn window_store<SK: 'static, SV: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<WindowStore<'_, SK, SV>, ProcessError> {
+        self.inner.window_store(name)
+    }
+
+    /// Sends a record of other types than this processor's output to `child`, a side output
+    /// added for it (late records of a windowed aggregation, for example).
+    pub(crate) fn forward_side<K2: Data, V2: Data>(&mut self, child: &str, record: Record<K2, V2>) {
+        self.inner
+            .forward(Some(child.to_owned()), ErasedRecord::from_record(record));
+    }
+
+    /// This processor's name in the topology.
+    pub(crate) fn node_name(&self) -> &str {
+        self.inner.current_node_name()
+    }
+
+    /// Counts a record this processor found late (beyond its window's grace): reported per
+    /// task and operator as `eddy_late_records_total`.
+    pub(crate) fn count_late(&mut self) {
+        self.inner.count_late();
     }
 
     /// Topic, partition and offset of the input record being processed (`None` in a

@@ -38,6 +38,7 @@ pub struct TopologyTestDriver {
     outputs: BTreeMap<String, VecDeque<RawRecord>>,
     offsets: HashMap<String, i64>,
     wall_clock: i64,
+    late: BTreeMap<String, u64>,
 }
 
 impl std::fmt::Debug for TopologyTestDriver {
@@ -95,6 +96,7 @@ impl TopologyTestDriver {
             outputs: BTreeMap::new(),
             offsets: HashMap::new(),
             wall_clock: 0,
+            late: BTreeMap::new(),
         })
     }
 
@@ -146,7 +148,11 @@ impl TopologyTestDriver {
                 .ok_or_else(|| TaskError::UnknownTopic(input.topic.clone()))?;
             let mut out = Vec::new();
             if let Some(task) = self.tasks.get_mut(&task_id) {
-                task.process(&input, self.wall_clock, &mut out)?;
+                let processed = task.process(&input, self.wall_clock, &mut out);
+                for (operator, n) in task.take_late_records() {
+                    *self.late.entry(operator).or_default() += n;
+                }
+                processed?;
                 task.stores_mut().apply_committed(&BTreeMap::new())?;
             }
             self.route(out, &mut queue);
@@ -231,6 +237,33 @@ impl TopologyTestDriver {
                 })
             })
             .collect()
+    }
+
+    /// `key`'s windows in window store `store` starting in `[from, to)`, as
+    /// `(start, value)`.
+    ///
+    /// # Errors
+    /// Fails when no task has the store, it is not a window store, or the types differ.
+    pub fn window_fetch<K: 'static, V: 'static>(
+        &mut self,
+        store: &str,
+        key: &K,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, V)>, StateError> {
+        for task in self.tasks.values_mut() {
+            match task.stores_mut().typed_window::<K, V>(store) {
+                Ok(view) => return view.fetch(key, from, to),
+                Err(StateError::Unknown(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StateError::Unknown(store.to_owned()))
+    }
+
+    /// Records operator `operator` found late (after their window closed) so far.
+    pub fn late_records(&self, operator: &str) -> u64 {
+        self.late.get(operator).copied().unwrap_or(0)
     }
 
     /// Closes every processor (their `close` runs), ending the test.

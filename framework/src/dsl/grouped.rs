@@ -5,17 +5,31 @@ use std::sync::Arc;
 
 use super::processors::{Aggregate, FirstFn, FoldFn};
 use super::stream::through_repartition;
+use super::windowed::TimeWindowedKStream;
+use super::windows::TimeWindows;
 use super::{KStream, KTable};
 use crate::processor::Data;
 use crate::serde::{I64Serde, Serde};
 use crate::state::{StoreBuilder, StoreKind};
+use crate::topology::TopologyBuilder;
 
 /// A stream grouped by key, ready to aggregate (any number of times).
 pub struct KGroupedStream<K, V> {
-    stream: KStream<K, V>,
-    key_serde: Arc<dyn Serde<K>>,
-    value_serde: Arc<dyn Serde<V>>,
-    kind: StoreKind,
+    pub(super) stream: KStream<K, V>,
+    pub(super) key_serde: Arc<dyn Serde<K>>,
+    pub(super) value_serde: Arc<dyn Serde<V>>,
+    pub(super) kind: StoreKind,
+}
+
+impl<K, V> Clone for KGroupedStream<K, V> {
+    fn clone(&self) -> Self {
+        KGroupedStream {
+            stream: self.stream.clone(),
+            key_serde: Arc::clone(&self.key_serde),
+            value_serde: Arc::clone(&self.value_serde),
+            kind: self.kind,
+        }
+    }
 }
 
 impl<K, V> std::fmt::Debug for KGroupedStream<K, V> {
@@ -88,6 +102,26 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         )
     }
 
+    /// Windows the grouped records by time for windowed aggregations.
+    pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
+        TimeWindowedKStream::new(self.clone(), windows)
+    }
+
+    /// The node an aggregation named `store` reads from: the stream itself, or a
+    /// repartition topic named after the store when keys may have changed.
+    pub(super) fn aggregation_input(&self, builder: &mut TopologyBuilder, store: &str) -> String {
+        if !self.stream.key_changed {
+            return self.stream.node.clone();
+        }
+        through_repartition(
+            builder,
+            store,
+            &self.stream.node,
+            Arc::clone(&self.key_serde),
+            Arc::clone(&self.value_serde),
+        )
+    }
+
     fn aggregate_inner<A: Data>(
         &self,
         store: &str,
@@ -97,16 +131,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     ) -> KTable<K, A> {
         let stream = &self.stream;
         let mut state = stream.state.borrow_mut();
-        let mut parent = stream.node.clone();
-        if stream.key_changed {
-            parent = through_repartition(
-                &mut state.builder,
-                store,
-                &parent,
-                Arc::clone(&self.key_serde),
-                Arc::clone(&self.value_serde),
-            );
-        }
+        let parent = self.aggregation_input(&mut state.builder, store);
         let store_def = match self.kind {
             StoreKind::RocksDb => {
                 StoreBuilder::rocksdb(store, Arc::clone(&self.key_serde), aggregate_serde)

@@ -6,6 +6,9 @@ mod grouped;
 mod processors;
 mod stream;
 mod table;
+mod window_aggregate;
+mod windowed;
+mod windows;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -14,6 +17,9 @@ pub use branch::{BranchedKStream, Branches};
 pub use grouped::KGroupedStream;
 pub use stream::KStream;
 pub use table::KTable;
+pub use window_aggregate::{LATE_OPERATOR_HEADER, LATE_OPERATOR_TIME_HEADER, LATE_WINDOW_HEADER};
+pub use windowed::TimeWindowedKStream;
+pub use windows::{Emit, TimeWindows, Window, Windowed, WindowedSerde};
 
 use crate::processor::Data;
 use crate::serde::Serde;

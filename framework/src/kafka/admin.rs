@@ -285,7 +285,7 @@ impl TopicAdmin {
         let Some(expected) = spec.configs.get("cleanup.policy") else {
             return Ok(());
         };
-        if expected != "compact" {
+        if !expected.split(',').any(|p| p.trim() == "compact") {
             return Ok(());
         }
         let actual = self

@@ -138,6 +138,18 @@ pub(crate) fn render(
             m.task_starts(source),
         );
     }
+    out.header(
+        "eddy_late_records_total",
+        "counter",
+        "Records that came after their window closed (beyond grace), by task and operator.",
+    );
+    for ((task, operator), n) in metrics.late_records() {
+        out.sample(
+            "eddy_late_records_total",
+            &[("task", task.as_str()), ("operator", operator.as_str())],
+            n,
+        );
+    }
     out.histogram(
         "eddy_processing_latency_seconds",
         "Time to process one input record.",

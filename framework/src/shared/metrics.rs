@@ -1,6 +1,8 @@
 //! Counters and latency histograms a running app keeps about its work.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use super::histogram::Histogram;
 use super::status::StateSource;
@@ -20,6 +22,8 @@ pub struct Metrics {
     settle_waits: AtomicU64,
     savepoints_applied: AtomicU64,
     task_starts: [AtomicU64; StateSource::ALL.len()],
+    /// Late records by (task, operator).
+    late: Mutex<BTreeMap<(String, String), u64>>,
     /// Time to process one input record (its processors and sends).
     pub processing: Histogram,
     /// Time to commit one transaction (changelogs, offsets, commit, RocksDB apply).
@@ -98,6 +102,26 @@ impl Metrics {
     pub(crate) fn add_task_start(&self, source: StateSource) {
         self.task_starts[source as usize].fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn add_late(&self, task: impl std::fmt::Display, operator: &str, n: u64) {
+        let mut late = self
+            .late
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *late
+            .entry((task.to_string(), operator.to_owned()))
+            .or_default() += n;
+    }
+
+    /// Records that came after their window closed, by task and operator, since start
+    /// (counted when processed, so a record processed again after an abort counts again).
+    pub fn late_records(&self) -> Vec<((String, String), u64)> {
+        let late = self
+            .late
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        late.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
     pub(crate) fn add_restored(&self, n: u64) {
         self.restored.fetch_add(n, Ordering::Relaxed);
     }

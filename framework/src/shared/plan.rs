@@ -176,11 +176,18 @@ pub(crate) fn plan(
             continue;
         };
         for store in &sub.stores {
-            if topology.stores.get(store).is_some_and(|s| s.changelog) {
-                let topic = changelog_topic(application_id, store);
-                partitions.insert(topic.clone(), count);
-                internal.push(TopicSpec::new(topic, count).config("cleanup.policy", "compact"));
-            }
+            let Some(def) = topology.stores.get(store).filter(|s| s.changelog) else {
+                continue;
+            };
+            let topic = changelog_topic(application_id, store);
+            partitions.insert(topic.clone(), count);
+            let spec = def
+                .changelog_configs()
+                .into_iter()
+                .fold(TopicSpec::new(topic, count), |spec, (key, value)| {
+                    spec.config(key, &value)
+                });
+            internal.push(spec);
         }
     }
 

@@ -15,12 +15,27 @@ pub enum StoreKind {
     InMemory,
 }
 
+/// How long a window store keeps windows, and the time span its expiry drops at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WindowRetention {
+    /// Windows whose start is older than the operator's time minus this are dropped.
+    pub retention_ms: i64,
+    /// Expiry drops whole segments of window starts this long, each with one range delete.
+    pub segment_ms: i64,
+}
+
+/// Margin a windowed changelog keeps records beyond the store's retention (as Kafka Streams'
+/// `windowstore.changelog.additional.retention.ms`), so a restore finds every live window.
+const CHANGELOG_EXTRA_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// Defines a named key-value store for a topology.
 #[derive(Clone)]
 pub struct StoreBuilder {
     pub(crate) name: String,
     pub(crate) kind: StoreKind,
     pub(crate) changelog: bool,
+    /// Set for window stores (keys laid out by window start, expired by range deletes).
+    pub(crate) window: Option<WindowRetention>,
     pub(crate) key_type: TypeInfo,
     pub(crate) value_type: TypeInfo,
     pub(crate) key_format: String,
@@ -58,6 +73,7 @@ impl StoreBuilder {
             name: name.to_owned(),
             kind,
             changelog: true,
+            window: None,
             key_type: TypeInfo::of::<K>(),
             value_type: TypeInfo::of::<V>(),
             key_format,
@@ -84,6 +100,45 @@ impl StoreBuilder {
         value_serde: impl Serde<V>,
     ) -> Self {
         Self::new(name, StoreKind::InMemory, key_serde, value_serde)
+    }
+
+    /// A window store named `name`: values per key and window start, kept for `retention`
+    /// of the operator's time past each window's start, then dropped a segment at a time.
+    /// Its changelog is compacted and also deleted by time (retention plus one day).
+    pub(crate) fn window<K: 'static, V: 'static>(
+        name: &str,
+        kind: StoreKind,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        retention_ms: i64,
+    ) -> Self {
+        let mut store = Self::new(name, kind, key_serde, value_serde);
+        store.key_format = format!("window:{}", store.key_format);
+        // Segments of half the retention (at least a minute), as Kafka Streams sizes them:
+        // expiry then lags retention by at most one segment.
+        let segment_ms = (retention_ms / 2).max(60_000);
+        store.window = Some(WindowRetention {
+            retention_ms,
+            segment_ms,
+        });
+        store
+    }
+
+    /// Topic configs of the store's changelog: compacted; a window store's also deletes
+    /// records older than its retention plus a day, since expired windows are never read.
+    pub(crate) fn changelog_configs(&self) -> Vec<(&'static str, String)> {
+        match self.window {
+            None => vec![("cleanup.policy", "compact".to_owned())],
+            Some(w) => vec![
+                ("cleanup.policy", "compact,delete".to_owned()),
+                (
+                    "retention.ms",
+                    w.retention_ms
+                        .saturating_add(CHANGELOG_EXTRA_RETENTION_MS)
+                        .to_string(),
+                ),
+            ],
+        }
     }
 
     /// Turns off the changelog topic: the store is then lost when its task moves or its disk

@@ -6,14 +6,17 @@ mod memory;
 mod reader;
 mod task_stores;
 mod transactional;
+mod window;
 
 use std::marker::PhantomData;
 
+pub(crate) use builder::WindowRetention;
 pub use builder::{StoreBuilder, StoreKind};
 pub(crate) use memory::RocksMemory;
 pub(crate) use reader::StoreReader;
 pub(crate) use task_stores::TaskStores;
 pub(crate) use transactional::TransactionalStore;
+pub use window::{WindowProgress, WindowStore};
 
 use crate::serde::{Serde, SerdeError};
 
@@ -52,6 +55,16 @@ pub enum StateError {
     Locked {
         /// Directory of the database.
         path: String,
+    },
+    /// The store is a key-value store where a window store was asked for, or the reverse.
+    #[error("state store `{store}` is a {actual} store, not a {requested} store")]
+    WrongShape {
+        /// The store.
+        store: String,
+        /// `key-value` or `window`.
+        actual: &'static str,
+        /// What was asked for.
+        requested: &'static str,
     },
     /// No store of that name exists in the task.
     #[error("no state store named `{0}`")]

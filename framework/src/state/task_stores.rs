@@ -7,7 +7,10 @@ use std::sync::Arc;
 use rocksdb::{ColumnFamilyDescriptor, WriteBatch, DB};
 
 use super::transactional::Backend;
-use super::{KeyValueStore, RocksMemory, StateError, StoreBuilder, StoreKind, TransactionalStore};
+use super::{
+    KeyValueStore, RocksMemory, StateError, StoreBuilder, StoreKind, TransactionalStore,
+    WindowRetention, WindowStore,
+};
 use crate::serde::Serde;
 
 /// Column family holding the changelog position each store's data corresponds to.
@@ -132,11 +135,53 @@ impl TaskStores {
         }
     }
 
-    /// A typed view of store `name`.
+    /// A typed view of key-value store `name`.
     pub(crate) fn typed<K: 'static, V: 'static>(
         &mut self,
         name: &str,
     ) -> Result<KeyValueStore<'_, K, V>, StateError> {
+        let (store, window, key, value) = self.slot_with_serdes::<K, V>(name)?;
+        if window.is_some() {
+            return Err(StateError::WrongShape {
+                store: name.to_owned(),
+                actual: "window",
+                requested: "key-value",
+            });
+        }
+        Ok(KeyValueStore::new(store, key, value))
+    }
+
+    /// A typed view of window store `name`.
+    pub(crate) fn typed_window<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<WindowStore<'_, K, V>, StateError> {
+        let (store, window, key, value) = self.slot_with_serdes::<K, V>(name)?;
+        let Some(retention) = window else {
+            return Err(StateError::WrongShape {
+                store: name.to_owned(),
+                actual: "key-value",
+                requested: "window",
+            });
+        };
+        Ok(WindowStore::new(store, retention, key, value))
+    }
+
+    /// Store `name` with its window retention (for window stores) and serdes, checked
+    /// against the types asked for.
+    #[allow(clippy::type_complexity)]
+    fn slot_with_serdes<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<
+        (
+            &mut TransactionalStore,
+            Option<WindowRetention>,
+            &dyn Serde<K>,
+            &dyn Serde<V>,
+        ),
+        StateError,
+    > {
         let slot = self
             .slots
             .get_mut(name)
@@ -144,8 +189,9 @@ impl TaskStores {
         let key = slot.def.key_serde.downcast_ref::<Arc<dyn Serde<K>>>();
         let value = slot.def.value_serde.downcast_ref::<Arc<dyn Serde<V>>>();
         match (key, value) {
-            (Some(key), Some(value)) => Ok(KeyValueStore::new(
+            (Some(key), Some(value)) => Ok((
                 &mut slot.store,
+                slot.def.window,
                 key.as_ref(),
                 value.as_ref(),
             )),
@@ -224,7 +270,8 @@ impl TaskStores {
     ) -> Result<(), StateError> {
         let mut batch = WriteBatch::default();
         for slot in self.slots.values_mut() {
-            let pending = slot.store.take_pending();
+            let (dropped, pending) = slot.store.take_pending();
+            drop_ranges(slot, dropped, &mut batch);
             stage(slot, pending, &mut batch);
         }
         self.write_positions(&mut batch, positions)?;
@@ -388,6 +435,32 @@ impl TaskStores {
     pub(crate) fn discard_pending(&mut self) {
         for slot in self.slots.values_mut() {
             slot.store.discard_pending();
+        }
+    }
+}
+
+/// Deletes the keys of `ranges` from an in-memory store directly, or stages one range
+/// tombstone per range in `batch` for RocksDB.
+fn drop_ranges(
+    slot: &mut StoreSlot,
+    ranges: Vec<super::transactional::DroppedRange>,
+    batch: &mut WriteBatch,
+) {
+    match slot.store.backend_mut() {
+        Backend::Memory(map) => {
+            for (from, to) in ranges {
+                let doomed: Vec<Vec<u8>> = map.range(from..to).map(|(k, _)| k.clone()).collect();
+                for key in doomed {
+                    map.remove(&key);
+                }
+            }
+        }
+        Backend::Rocks { db, .. } => {
+            if let Some(cf) = db.cf_handle(&slot.def.name) {
+                for (from, to) in ranges {
+                    batch.delete_range_cf(cf, from, to);
+                }
+            }
         }
     }
 }

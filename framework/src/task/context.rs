@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::processor::{ProcessError, PunctuationType};
 use crate::record::RecordMetadata;
-use crate::state::{KeyValueStore, TaskStores};
+use crate::state::{KeyValueStore, TaskStores, WindowStore};
 use crate::topology::erased::ErasedRecord;
 
 pub(crate) struct ContextInner {
@@ -18,6 +18,8 @@ pub(crate) struct ContextInner {
     pub node_names: Vec<String>,
     pub node_stores: Vec<Vec<String>>,
     pub new_schedules: Vec<(Duration, PunctuationType)>,
+    /// Late records counted per node since the runtime last took the counts.
+    pub late: Vec<u64>,
 }
 
 impl ContextInner {
@@ -40,16 +42,39 @@ impl ContextInner {
         &mut self,
         name: &str,
     ) -> Result<KeyValueStore<'_, K, V>, ProcessError> {
+        self.check_connected(name)?;
+        Ok(self.stores.typed(name)?)
+    }
+
+    pub(crate) fn window_store<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<WindowStore<'_, K, V>, ProcessError> {
+        self.check_connected(name)?;
+        Ok(self.stores.typed_window(name)?)
+    }
+
+    fn check_connected(&self, name: &str) -> Result<(), ProcessError> {
         let connected = self
             .node_stores
             .get(self.current_node)
             .is_some_and(|stores| stores.iter().any(|s| s == name));
-        if !connected {
-            return Err(ProcessError::StoreNotConnected {
+        if connected {
+            Ok(())
+        } else {
+            Err(ProcessError::StoreNotConnected {
                 processor: self.current_node_name().to_owned(),
                 store: name.to_owned(),
-            });
+            })
         }
-        Ok(self.stores.typed(name)?)
+    }
+
+    /// Counts a late record at the current node.
+    pub(crate) fn count_late(&mut self) {
+        let node = self.current_node;
+        if self.late.len() <= node {
+            self.late.resize(node + 1, 0);
+        }
+        self.late[node] += 1;
     }
 }

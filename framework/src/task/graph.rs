@@ -34,6 +34,8 @@ struct Schedule {
 pub(crate) struct TaskGraph {
     nodes: Vec<RuntimeNode>,
     children: Vec<Vec<usize>>,
+    /// Side outputs get only records forwarded to them by name.
+    side_outputs: Vec<bool>,
     sources: HashMap<String, usize>,
     ctx: ContextInner,
     schedules: Vec<Schedule>,
@@ -63,6 +65,7 @@ impl TaskGraph {
         let mut sources = HashMap::new();
         let mut node_names = Vec::new();
         let mut node_stores = Vec::new();
+        let mut side_outputs = Vec::new();
         for (i, &global) in sub.nodes.iter().enumerate() {
             let def = &topology.nodes[global];
             node_names.push(def.name.clone());
@@ -72,6 +75,7 @@ impl TaskGraph {
                     children[p].push(i);
                 }
             }
+            side_outputs.push(def.side_output);
             nodes.push(match &def.kind {
                 NodeKind::Source { topic, decode } => {
                     sources.insert(topic.resolve(application_id), i);
@@ -94,6 +98,7 @@ impl TaskGraph {
         TaskGraph {
             nodes,
             children,
+            side_outputs,
             sources,
             ctx: ContextInner {
                 stores,
@@ -106,6 +111,7 @@ impl TaskGraph {
                 node_names,
                 node_stores,
                 new_schedules: Vec::new(),
+                late: Vec::new(),
             },
             schedules: Vec::new(),
             sink_partitions,
@@ -152,6 +158,17 @@ impl TaskGraph {
         // Records forwarded from init go nowhere: there is no input to attach them to.
         self.ctx.forwarded.clear();
         Ok(())
+    }
+
+    /// Late records counted since the last call, by operator name.
+    pub(crate) fn take_late_records(&mut self) -> Vec<(String, u64)> {
+        let counts = std::mem::take(&mut self.ctx.late);
+        counts
+            .into_iter()
+            .enumerate()
+            .filter(|(_, n)| *n > 0)
+            .map(|(node, n)| (self.ctx.node_names[node].clone(), n))
+            .collect()
     }
 
     /// The largest event time of the records processed (`i64::MIN` before the first).
@@ -372,6 +389,17 @@ impl TaskGraph {
                     }
                 }
                 None => children,
+            };
+            let broadcast: Vec<usize>;
+            let targets = if child_name.is_none() && targets.iter().any(|&c| self.side_outputs[c]) {
+                broadcast = targets
+                    .iter()
+                    .copied()
+                    .filter(|&c| !self.side_outputs[c])
+                    .collect();
+                broadcast.as_slice()
+            } else {
+                targets
             };
             let last = targets.len().saturating_sub(1);
             let mut record = Some(record);

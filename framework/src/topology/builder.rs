@@ -123,6 +123,7 @@ impl TopologyBuilder {
             input: None,
             output: Some((TypeInfo::of::<K>(), TypeInfo::of::<V>())),
             stores: Vec::new(),
+            side_output: false,
         })
     }
 
@@ -149,6 +150,7 @@ impl TopologyBuilder {
             input: Some((TypeInfo::of::<P::KeyIn>(), TypeInfo::of::<P::ValueIn>())),
             output: Some((TypeInfo::of::<P::KeyOut>(), TypeInfo::of::<P::ValueOut>())),
             stores: stores.iter().map(|s| (*s).to_owned()).collect(),
+            side_output: false,
         })
     }
 
@@ -186,6 +188,24 @@ impl TopologyBuilder {
         )
     }
 
+    /// Adds a sink `name` writing to `topic` as a side output of processor `parent`: it gets
+    /// only the records `parent` forwards to it by name, which may have other types than
+    /// `parent`'s output.
+    pub(crate) fn add_side_sink<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+        topic: impl Into<TopicRef>,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        parent: &str,
+    ) -> &mut Self {
+        self.add_sink_inner(name, topic.into(), key_serde, value_serde, None, &[parent]);
+        if let Some(node) = self.nodes.iter_mut().rev().find(|n| n.name == name) {
+            node.side_output = true;
+        }
+        self
+    }
+
     fn add_sink_inner<K: Data, V: Data>(
         &mut self,
         name: &str,
@@ -217,6 +237,7 @@ impl TopologyBuilder {
             input: Some((TypeInfo::of::<K>(), TypeInfo::of::<V>())),
             output: None,
             stores: Vec::new(),
+            side_output: false,
         })
     }
 
@@ -332,6 +353,7 @@ impl TopologyBuilder {
                 };
                 let parent_node = &self.nodes[p];
                 match (parent_node.output, node.input) {
+                    (Some(_), _) if node.side_output => {}
                     (None, _) => problems.push(format!(
                         "node `{}` has sink `{parent}` as parent; sinks have no children",
                         node.name

@@ -64,4 +64,7 @@ pub(crate) struct NodeDef {
     /// Key and value types the node forwards (`None` for sinks).
     pub output: Option<(TypeInfo, TypeInfo)>,
     pub stores: Vec<String>,
+    /// A side output of its parent: reached only by forwards that name it, and not held to
+    /// the parent's output types (late records of a windowed aggregation, for example).
+    pub side_output: bool,
 }

@@ -65,6 +65,9 @@ impl TaskManager {
                     .span
                     .in_scope(|| task.graph.process(&raw, now, &mut out));
                 task.next_offset = Some(msg.offset() + 1);
+                for (operator, n) in task.graph.take_late_records() {
+                    self.shared.metrics.add_late(id, &operator, n);
+                }
                 result
             }
             None => Ok(()),

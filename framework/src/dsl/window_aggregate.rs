@@ -1,0 +1,167 @@
+//! The processor behind windowed aggregations: folds each record into its windows in a
+//! window store, emits updates or final results, routes late records, expires old windows.
+
+use super::processors::{FirstFn, FoldFn};
+use super::windows::{Emit, TimeWindows, Window, Windowed};
+use crate::processor::{Data, ProcessError, Processor, ProcessorContext};
+use crate::record::{Headers, Record};
+
+/// Name of the operator's progress record in its window store.
+const PROGRESS: &str = "progress";
+
+/// Header naming the operator that found a record late.
+pub const LATE_OPERATOR_HEADER: &str = "eddy-late-operator";
+/// Header with the operator's time (largest timestamp seen) when the record came, in ms.
+pub const LATE_OPERATOR_TIME_HEADER: &str = "eddy-late-operator-time";
+/// Header naming a closed window the record missed, as `start,end` in ms; one per window.
+pub const LATE_WINDOW_HEADER: &str = "eddy-late-window";
+
+/// Aggregates records per key and time window.
+pub(crate) struct WindowAggregate<K, V, A> {
+    pub store: String,
+    pub windows: TimeWindows,
+    pub emit: Emit,
+    /// The side output late records go to, when the app asked for a late topic.
+    pub late_sink: Option<String>,
+    pub first: FirstFn<K, V, A>,
+    pub fold: FoldFn<K, V, A>,
+    /// Windows starting before this have been dropped (in this processor's lifetime; a new
+    /// one drops once more, which deletes nothing).
+    pub dropped_below: i64,
+}
+
+impl<K: Data, V: Data, A: Data> WindowAggregate<K, V, A> {
+    fn late_headers(
+        &self,
+        operator: &str,
+        time: i64,
+        missed: &[Window],
+        mut headers: Headers,
+    ) -> Headers {
+        headers.push((
+            LATE_OPERATOR_HEADER.to_owned(),
+            operator.as_bytes().to_vec(),
+        ));
+        headers.push((
+            LATE_OPERATOR_TIME_HEADER.to_owned(),
+            time.to_string().into_bytes(),
+        ));
+        for window in missed {
+            headers.push((
+                LATE_WINDOW_HEADER.to_owned(),
+                format!("{},{}", window.start, window.end).into_bytes(),
+            ));
+        }
+        headers
+    }
+}
+
+impl<K: Data, V: Data, A: Data> Processor for WindowAggregate<K, V, A> {
+    type KeyIn = K;
+    type ValueIn = V;
+    type KeyOut = Windowed<K>;
+    type ValueOut = A;
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, A>,
+        record: Record<K, V>,
+    ) -> Result<(), ProcessError> {
+        let mut store = ctx.window_store::<K, A>(&self.store)?;
+        let mut progress = store.progress(PROGRESS)?;
+        progress.observed_time = progress.observed_time.max(record.timestamp);
+        let close = progress
+            .observed_time
+            .saturating_sub(self.windows.grace_ms());
+
+        let mut updates = Vec::new();
+        let mut missed = Vec::new();
+        for window in self.windows.windows_for(record.timestamp) {
+            if window.end <= close {
+                missed.push(window);
+                continue;
+            }
+            let next = match store.get(&record.key, window.start)? {
+                Some(current) => (self.fold)(&record.key, record.value.clone(), current),
+                None => (self.first)(&record.key, record.value.clone()),
+            };
+            store.put(&record.key, window.start, &next)?;
+            if self.emit == Emit::OnUpdate {
+                updates.push((window, next));
+            }
+        }
+
+        // Final results: every window that ended at or before the close time and was not
+        // emitted yet, read back from the store in start order.
+        let mut finals = Vec::new();
+        if self.emit == Emit::OnWindowClose {
+            let through = self.windows.last_end_at_or_before(close);
+            if through > progress.emitted_through {
+                let size = self.windows.size_ms();
+                let from = match progress.emitted_through {
+                    i64::MIN => i64::MIN,
+                    done => done.saturating_sub(size).saturating_add(1),
+                };
+                let to = through.saturating_sub(size).saturating_add(1);
+                finals = store.starting_between(from, to)?;
+                progress.emitted_through = through;
+            }
+        }
+
+        let keep_from = store.expiry_boundary(progress.observed_time);
+        if keep_from > self.dropped_below {
+            store.drop_before(keep_from);
+            self.dropped_below = keep_from;
+        }
+        store.set_progress(PROGRESS, progress);
+
+        for (start, key, value) in finals {
+            let end = start.saturating_add(self.windows.size_ms());
+            ctx.forward(Record::new(
+                Windowed {
+                    key,
+                    window: Window { start, end },
+                },
+                value,
+                // The last millisecond inside the window.
+                end.saturating_sub(1),
+            ));
+        }
+        for (window, value) in updates {
+            ctx.forward(Record {
+                key: Windowed {
+                    key: record.key.clone(),
+                    window,
+                },
+                value,
+                timestamp: record.timestamp,
+                headers: record.headers.clone(),
+            });
+        }
+        if !missed.is_empty() {
+            ctx.count_late();
+            let operator = ctx.node_name().to_owned();
+            tracing::debug!(
+                operator,
+                timestamp = record.timestamp,
+                operator_time = progress.observed_time,
+                windows = missed.len(),
+                "late record"
+            );
+            if let Some(sink) = &self.late_sink {
+                let headers =
+                    self.late_headers(&operator, progress.observed_time, &missed, record.headers);
+                ctx.forward_side(
+                    sink,
+                    Record {
+                        key: record.key,
+                        value: record.value,
+                        timestamp: record.timestamp,
+                        headers,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+}
