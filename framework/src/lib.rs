@@ -39,7 +39,7 @@
 //!     .group_by_key(StringSerde, StringSerde)
 //!     .count("counts")
 //!     .to_stream()
-//!     .to("counts-out", StringSerde, I64Serde);
+//!     .to("counts-out", StringSerde, Nullable(I64Serde));
 //! let topology = builder.build()?;
 //!
 //! let mut driver = TopologyTestDriver::new(topology)?;

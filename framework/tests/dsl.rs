@@ -43,7 +43,7 @@ fn one_stream_feeds_a_sink_and_two_aggregations() -> TestResult {
     grouped
         .count("counts")
         .to_stream()
-        .to("counts-out", StringSerde, I64Serde);
+        .to("counts-out", StringSerde, Nullable(I64Serde));
     grouped
         .aggregate(
             "lengths",
@@ -52,7 +52,7 @@ fn one_stream_feeds_a_sink_and_two_aggregations() -> TestResult {
             I64Serde,
         )
         .to_stream()
-        .to("lengths-out", StringSerde, I64Serde);
+        .to("lengths-out", StringSerde, Nullable(I64Serde));
     let mut driver = TopologyTestDriver::new(builder.build()?)?;
     pipe_lines(&mut driver, &["ab c", "ab"])?;
 

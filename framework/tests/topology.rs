@@ -5,7 +5,7 @@ use std::time::Duration;
 use eddy::dsl::StreamsBuilder;
 use eddy::processor::{ProcessError, Processor, ProcessorContext, PunctuationType};
 use eddy::record::Record;
-use eddy::serde::{I64Serde, StringSerde, UnitSerde};
+use eddy::serde::{I64Serde, Nullable, StringSerde, UnitSerde};
 use eddy::state::StoreBuilder;
 use eddy::task::TaskError;
 use eddy::test_driver::TopologyTestDriver;
@@ -24,9 +24,9 @@ fn wordcount() -> Result<TopologyTestDriver, Box<dyn std::error::Error>> {
         })
         .group_by_key(StringSerde, UnitSerde)
         .count("counts")
-        .to_stream()
         .map_values(|n: i64| n.to_string())
-        .to("word-counts", StringSerde, StringSerde);
+        .to_stream()
+        .to("word-counts", StringSerde, Nullable(StringSerde));
     Ok(TopologyTestDriver::new(builder.build()?)?)
 }
 
@@ -78,7 +78,7 @@ fn the_dsl_splits_at_the_repartition_topic() -> TestResult {
         .group_by_key(StringSerde, StringSerde)
         .count("per-line")
         .to_stream()
-        .to("out", StringSerde, I64Serde);
+        .to("out", StringSerde, Nullable(I64Serde));
     let topology = builder.build()?;
     assert_eq!(
         topology.sub_topologies().len(),
@@ -280,7 +280,7 @@ fn reduce_keeps_a_keys_first_value_and_combines_later_ones() -> TestResult {
         .group_by_key(StringSerde, I64Serde)
         .reduce("max", |a, b| a.max(b))
         .to_stream()
-        .to("maxima", StringSerde, I64Serde);
+        .to("maxima", StringSerde, Nullable(I64Serde));
     let mut driver = TopologyTestDriver::new(builder.build()?)?;
     for (key, value) in [("a", -5), ("b", 2), ("a", -7), ("a", 3)] {
         driver.pipe_input(

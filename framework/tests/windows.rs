@@ -28,10 +28,11 @@ fn driver(windows: TimeWindows, emit: Emit, late_topic: bool) -> R<TopologyTestD
     if late_topic {
         windowed = windowed.late_records_to("late");
     }
-    windowed
-        .count("counts")
-        .to_stream()
-        .to("out", WindowedSerde::new(StringSerde), I64Serde);
+    windowed.count("counts").to_stream().to(
+        "out",
+        WindowedSerde::new(StringSerde),
+        Nullable(I64Serde),
+    );
     Ok(TopologyTestDriver::new(builder.build()?)?)
 }
 

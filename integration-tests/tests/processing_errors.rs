@@ -51,9 +51,9 @@ impl Run {
             .group_by_key(StringSerde, StringSerde)
             .count("counts")
             .to_stream()
-            .map(|key: String, n: i64| {
+            .map(|key: String, n: Option<i64>| {
                 assert!(key != POISON, "boom: cannot handle {key}");
-                (key, n.to_string())
+                (key, n.map_or_else(String::new, |n| n.to_string()))
             })
             .to(&self.output, StringSerde, StringSerde);
         let mut loader = ConfigLoader::new()

@@ -2,7 +2,7 @@
 //! entity id, value = an event) emits the key's new count to the output topic.
 
 use eddy::dsl::StreamsBuilder;
-use eddy::serde::StringSerde;
+use eddy::serde::{Nullable, StringSerde};
 use eddy::topology::{Topology, TopologyError};
 
 /// The store holding the counts (it names the changelog topic; query it at
@@ -20,8 +20,8 @@ pub fn topology(input: &str, output: &str) -> Result<Topology, TopologyError> {
         .filter(|_key: &String, event: &String| !event.trim().is_empty())
         .group_by_key(StringSerde, StringSerde)
         .count(COUNTS_STORE)
-        .to_stream()
         .map_values(|count: i64| count.to_string())
-        .to(output, StringSerde, StringSerde);
+        .to_stream()
+        .to(output, StringSerde, Nullable(StringSerde));
     builder.build()
 }

@@ -2,7 +2,7 @@
 //! occurrence emits the word's new count (`key` = word, `value` = count in decimal).
 
 use eddy::dsl::StreamsBuilder;
-use eddy::serde::{StringSerde, UnitSerde};
+use eddy::serde::{Nullable, StringSerde, UnitSerde};
 use eddy::topology::{Topology, TopologyError};
 
 /// Name of the store holding the counts (it keys the changelog and repartition topics).
@@ -25,8 +25,8 @@ pub fn topology(input: &str, output: &str) -> Result<Topology, TopologyError> {
         .select_key(|_: &(), word: &String| word.clone())
         .group_by_key(StringSerde, StringSerde)
         .count(COUNTS_STORE)
-        .to_stream()
         .map_values(|count: i64| count.to_string())
-        .to(output, StringSerde, StringSerde);
+        .to_stream()
+        .to(output, StringSerde, Nullable(StringSerde));
     builder.build()
 }

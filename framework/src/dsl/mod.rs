@@ -12,6 +12,7 @@ mod windows;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 pub use branch::{BranchedKStream, Branches};
 pub use grouped::KGroupedStream;
@@ -22,7 +23,7 @@ pub use windowed::TimeWindowedKStream;
 pub use windows::{Emit, TimeWindows, Window, Windowed, WindowedSerde};
 
 use crate::processor::Data;
-use crate::serde::Serde;
+use crate::serde::{Nullable, Serde};
 use crate::state::StoreBuilder;
 use crate::topology::{Topology, TopologyBuilder, TopologyError};
 
@@ -47,7 +48,7 @@ type Shared = Rc<RefCell<DslState>>;
 ///
 /// ```
 /// use eddy::dsl::StreamsBuilder;
-/// use eddy::serde::{StringSerde, UnitSerde};
+/// use eddy::serde::{Nullable, StringSerde, UnitSerde};
 ///
 /// let builder = StreamsBuilder::new();
 /// builder
@@ -57,9 +58,9 @@ type Shared = Rc<RefCell<DslState>>;
 ///     })
 ///     .group_by_key(StringSerde, UnitSerde)
 ///     .count("counts")
-///     .to_stream()
 ///     .map_values(|count: i64| count.to_string())
-///     .to("word-counts", StringSerde, StringSerde);
+///     .to_stream()
+///     .to("word-counts", StringSerde, Nullable(StringSerde));
 /// let topology = builder.build()?;
 /// assert_eq!(topology.sub_topologies().len(), 2);
 /// # Ok::<(), eddy::topology::TopologyError>(())
@@ -141,6 +142,43 @@ impl StreamsBuilder {
             std::sync::Arc::new(timestamps),
         );
         KStream::new(Rc::clone(&self.state), name, false)
+    }
+
+    /// A table of the latest value per key of `topic`, materialized in key-value store
+    /// `store` (changelogged, restored, queryable, in savepoints). A record with a null value
+    /// (a tombstone) deletes its key.
+    pub fn table<K: Data, V: Data>(
+        &self,
+        topic: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        store: &str,
+    ) -> KTable<K, V> {
+        let key_serde: Arc<dyn Serde<K>> = Arc::new(key_serde);
+        let value_serde: Arc<dyn Serde<V>> = Arc::new(value_serde);
+        let mut state = self.state.borrow_mut();
+        let source = state.name("KTABLE-SOURCE");
+        state.builder.add_source(
+            &source,
+            topic,
+            Arc::clone(&key_serde),
+            Nullable(Arc::clone(&value_serde)),
+        );
+        state
+            .builder
+            .add_store(StoreBuilder::rocksdb(store, key_serde, value_serde));
+        let name = format!("{store}-materialize");
+        let store_name = store.to_owned();
+        state.builder.add_processor(
+            &name,
+            move || processors::Materialize::<K, V> {
+                store: store_name.clone(),
+                _types: std::marker::PhantomData,
+            },
+            &[&source],
+            &[store],
+        );
+        KTable::new(KStream::new(Rc::clone(&self.state), name, false))
     }
 
     /// Registers a store for processors added with [`KStream::process`].

@@ -1,4 +1,5 @@
-//! The processors behind the DSL: stateless record functions and keyed aggregation.
+//! The processors behind the DSL: stateless record functions, keyed aggregation and table
+//! materialization.
 
 use std::sync::Arc;
 
@@ -38,7 +39,8 @@ pub(crate) type FoldFn<K, V, A> = Arc<dyn Fn(&K, V, A) -> A + Send + Sync>;
 /// Makes the first aggregate of a key from its first value.
 pub(crate) type FirstFn<K, V, A> = Arc<dyn Fn(&K, V) -> A + Send + Sync>;
 
-/// Folds each value into the aggregate stored under its key and forwards the new aggregate.
+/// Folds each value into the aggregate stored under its key and forwards the new aggregate
+/// (as a table update: never a deletion).
 /// A key's first value goes through `first` (reduce keeps it, aggregate folds it into the
 /// initial value); later values go through `fold`.
 pub(crate) struct Aggregate<K, V, A> {
@@ -51,11 +53,11 @@ impl<K: Data, V: Data, A: Data> Processor for Aggregate<K, V, A> {
     type KeyIn = K;
     type ValueIn = V;
     type KeyOut = K;
-    type ValueOut = A;
+    type ValueOut = Option<A>;
 
     fn process(
         &mut self,
-        ctx: &mut ProcessorContext<'_, K, A>,
+        ctx: &mut ProcessorContext<'_, K, Option<A>>,
         record: Record<K, V>,
     ) -> Result<(), ProcessError> {
         let mut store = ctx.key_value_store::<K, A>(&self.store)?;
@@ -66,10 +68,38 @@ impl<K: Data, V: Data, A: Data> Processor for Aggregate<K, V, A> {
         store.put(&record.key, &next)?;
         ctx.forward(Record {
             key: record.key,
-            value: next,
+            value: Some(next),
             timestamp: record.timestamp,
             headers: record.headers,
         });
+        Ok(())
+    }
+}
+
+/// Keeps the latest value per key of a table's source in a key-value store (a `None` value
+/// deletes) and forwards each change.
+pub(crate) struct Materialize<K, V> {
+    pub store: String,
+    pub _types: std::marker::PhantomData<fn(K, V)>,
+}
+
+impl<K: Data, V: Data> Processor for Materialize<K, V> {
+    type KeyIn = K;
+    type ValueIn = Option<V>;
+    type KeyOut = K;
+    type ValueOut = Option<V>;
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Option<V>>,
+        record: Record<K, Option<V>>,
+    ) -> Result<(), ProcessError> {
+        let mut store = ctx.key_value_store::<K, V>(&self.store)?;
+        match &record.value {
+            Some(value) => store.put(&record.key, value)?,
+            None => store.delete(&record.key)?,
+        }
+        ctx.forward(record);
         Ok(())
     }
 }

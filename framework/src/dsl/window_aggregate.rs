@@ -60,11 +60,11 @@ impl<K: Data, V: Data, A: Data> Processor for WindowAggregate<K, V, A> {
     type KeyIn = K;
     type ValueIn = V;
     type KeyOut = Windowed<K>;
-    type ValueOut = A;
+    type ValueOut = Option<A>;
 
     fn process(
         &mut self,
-        ctx: &mut ProcessorContext<'_, Windowed<K>, A>,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
         record: Record<K, V>,
     ) -> Result<(), ProcessError> {
         let mut store = ctx.window_store::<K, A>(&self.store)?;
@@ -122,7 +122,7 @@ impl<K: Data, V: Data, A: Data> Processor for WindowAggregate<K, V, A> {
                     key,
                     window: Window { start, end },
                 },
-                value,
+                Some(value),
                 // The last millisecond inside the window.
                 end.saturating_sub(1),
             ));
@@ -133,7 +133,7 @@ impl<K: Data, V: Data, A: Data> Processor for WindowAggregate<K, V, A> {
                     key: record.key.clone(),
                     window,
                 },
-                value,
+                value: Some(value),
                 timestamp: record.timestamp,
                 headers: record.headers.clone(),
             });

@@ -27,7 +27,7 @@ use crate::state::StoreBuilder;
 ///     .late_records_to("clicks-late")
 ///     .count("clicks-per-minute")
 ///     .to_stream()
-///     .to("clicks-per-minute", WindowedSerde::new(StringSerde), I64Serde);
+///     .to("clicks-per-minute", WindowedSerde::new(StringSerde), Nullable(I64Serde));
 /// let mut driver = TopologyTestDriver::new(builder.build()?)?;
 /// let user = "u".to_owned();
 /// for at in [1_000, 30_000, 59_999, 66_000] {

@@ -234,7 +234,7 @@ pub(crate) fn plan(
 mod tests {
     use super::*;
     use crate::dsl::StreamsBuilder;
-    use crate::serde::{I64Serde, StringSerde, UnitSerde};
+    use crate::serde::{I64Serde, Nullable, StringSerde, UnitSerde};
 
     fn wordcount() -> Topology {
         let builder = StreamsBuilder::new();
@@ -249,7 +249,7 @@ mod tests {
             .group_by_key(StringSerde, StringSerde)
             .count("counts")
             .to_stream()
-            .to("counts-out", StringSerde, I64Serde);
+            .to("counts-out", StringSerde, Nullable(I64Serde));
         builder.build().unwrap()
     }
 

@@ -36,12 +36,12 @@ fn main() -> anyhow::Result<()> {
         .emit(Emit::OnWindowClose)
         .late_records_to(&format!("{}-late", args.output_topic))
         .count("clicks")
-        .to_stream()
         .map_values(|count: i64| count.to_string())
+        .to_stream()
         .to(
             &args.output_topic,
             WindowedSerde::new(StringSerde),
-            StringSerde,
+            Nullable(StringSerde),
         );
     App::new(builder.build()?, config).run()?;
     Ok(())

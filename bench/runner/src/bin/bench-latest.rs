@@ -4,7 +4,7 @@
 
 use eddy::config::ConfigLoader;
 use eddy::dsl::StreamsBuilder;
-use eddy::serde::{BytesSerde, StringSerde};
+use eddy::serde::{BytesSerde, Nullable, StringSerde};
 use eddy::App;
 
 fn main() -> anyhow::Result<()> {
@@ -15,9 +15,9 @@ fn main() -> anyhow::Result<()> {
         .stream(&input, StringSerde, BytesSerde)
         .group_by_key(StringSerde, BytesSerde)
         .reduce("latest", |_old, new| new)
-        .to_stream()
         .map_values(|value: Vec<u8>| value.len().to_string())
-        .to(&output, StringSerde, StringSerde);
+        .to_stream()
+        .to(&output, StringSerde, Nullable(StringSerde));
     App::new(builder.build()?, config).run()?;
     Ok(())
 }
