@@ -3,8 +3,9 @@
 
 pub use crate::config::{ConfigLoader, EddyConfig};
 pub use crate::dsl::{
-    BranchedKStream, Branches, Emit, KGroupedStream, KStream, KTable, StreamsBuilder,
-    TimeWindowedKStream, TimeWindows, Window, Windowed, WindowedSerde,
+    BranchedKStream, Branches, Emit, KGroupedStream, KStream, KTable, SessionWindowedKStream,
+    SessionWindows, StreamsBuilder, TimeWindowedKStream, TimeWindows, Window, Windowed,
+    WindowedSerde,
 };
 pub use crate::error::ErrorAction;
 pub use crate::processor::{Data, ProcessError, Processor, ProcessorContext, PunctuationType};
@@ -13,6 +14,6 @@ pub use crate::runtime::App;
 pub use crate::serde::{
     BytesSerde, I32Serde, I64Serde, JsonSerde, Nullable, Serde, SerdeError, StringSerde, UnitSerde,
 };
-pub use crate::state::{KeyValueStore, StoreBuilder, WindowStore};
+pub use crate::state::{KeyValueStore, SessionStore, StoreBuilder, WindowStore};
 pub use crate::test_driver::TopologyTestDriver;
 pub use crate::topology::{Topology, TopologyBuilder, TopologyError};

@@ -4,9 +4,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::processors::{Aggregate, FirstFn, FoldFn};
+use super::session_windowed::SessionWindowedKStream;
 use super::stream::through_repartition;
 use super::windowed::TimeWindowedKStream;
-use super::windows::TimeWindows;
+use super::windows::{SessionWindows, TimeWindows};
 use super::{KStream, KTable};
 use crate::processor::Data;
 use crate::serde::{I64Serde, Serde};
@@ -105,6 +106,11 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     /// Windows the grouped records by time for windowed aggregations.
     pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
         TimeWindowedKStream::new(self.clone(), windows)
+    }
+
+    /// Cuts the grouped records into sessions for session-windowed aggregations.
+    pub fn windowed_by_sessions(&self, windows: SessionWindows) -> SessionWindowedKStream<K, V> {
+        SessionWindowedKStream::new(self.clone(), windows)
     }
 
     /// The node an aggregation named `store` reads from: the stream itself, or a

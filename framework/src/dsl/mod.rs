@@ -4,6 +4,8 @@
 mod branch;
 mod grouped;
 mod processors;
+mod session_aggregate;
+mod session_windowed;
 mod stream;
 mod table;
 mod window_aggregate;
@@ -16,11 +18,12 @@ use std::sync::Arc;
 
 pub use branch::{BranchedKStream, Branches};
 pub use grouped::KGroupedStream;
+pub use session_windowed::SessionWindowedKStream;
 pub use stream::KStream;
 pub use table::KTable;
 pub use window_aggregate::{LATE_OPERATOR_HEADER, LATE_OPERATOR_TIME_HEADER, LATE_WINDOW_HEADER};
 pub use windowed::TimeWindowedKStream;
-pub use windows::{Emit, TimeWindows, Window, Windowed, WindowedSerde};
+pub use windows::{Emit, SessionWindows, TimeWindows, Window, Windowed, WindowedSerde};
 
 use crate::processor::Data;
 use crate::serde::{Nullable, Serde};

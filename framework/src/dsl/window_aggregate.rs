@@ -30,30 +30,29 @@ pub(crate) struct WindowAggregate<K, V, A> {
     pub dropped_below: i64,
 }
 
-impl<K: Data, V: Data, A: Data> WindowAggregate<K, V, A> {
-    fn late_headers(
-        &self,
-        operator: &str,
-        time: i64,
-        missed: &[Window],
-        mut headers: Headers,
-    ) -> Headers {
+/// The headers of a late record: `headers` plus the operator, its time and each window it
+/// missed.
+pub(crate) fn late_headers(
+    operator: &str,
+    time: i64,
+    missed: &[Window],
+    mut headers: Headers,
+) -> Headers {
+    headers.push((
+        LATE_OPERATOR_HEADER.to_owned(),
+        operator.as_bytes().to_vec(),
+    ));
+    headers.push((
+        LATE_OPERATOR_TIME_HEADER.to_owned(),
+        time.to_string().into_bytes(),
+    ));
+    for window in missed {
         headers.push((
-            LATE_OPERATOR_HEADER.to_owned(),
-            operator.as_bytes().to_vec(),
+            LATE_WINDOW_HEADER.to_owned(),
+            format!("{},{}", window.start, window.end).into_bytes(),
         ));
-        headers.push((
-            LATE_OPERATOR_TIME_HEADER.to_owned(),
-            time.to_string().into_bytes(),
-        ));
-        for window in missed {
-            headers.push((
-                LATE_WINDOW_HEADER.to_owned(),
-                format!("{},{}", window.start, window.end).into_bytes(),
-            ));
-        }
-        headers
     }
+    headers
 }
 
 impl<K: Data, V: Data, A: Data> Processor for WindowAggregate<K, V, A> {
@@ -150,7 +149,7 @@ impl<K: Data, V: Data, A: Data> Processor for WindowAggregate<K, V, A> {
             );
             if let Some(sink) = &self.late_sink {
                 let headers =
-                    self.late_headers(&operator, progress.observed_time, &missed, record.headers);
+                    late_headers(&operator, progress.observed_time, &missed, record.headers);
                 ctx.forward_side(
                     sink,
                     Record {

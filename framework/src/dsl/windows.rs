@@ -123,12 +123,74 @@ impl TimeWindows {
     }
 }
 
-/// A time window `[start, end)` in milliseconds since the epoch.
+/// Session windows: a key's records closer in time than an inactivity `gap` form one
+/// session `[start, end]` (first and last record times, both inclusive); a record that falls
+/// between two sessions merges them.
+///
+/// A record is late when its timestamp is older than the operator's time (largest timestamp
+/// seen) minus the grace period; a session is final once the operator's time minus grace
+/// passes its end plus the gap, since no on-time record can reach it any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionWindows {
+    gap_ms: i64,
+    grace_ms: i64,
+    retention_ms: Option<i64>,
+}
+
+impl SessionWindows {
+    /// Sessions separated by at least `gap` of inactivity, with no grace period.
+    ///
+    /// # Panics
+    /// When `gap` is zero.
+    pub fn with_gap(gap: Duration) -> Self {
+        let gap_ms = millis(gap);
+        assert!(gap_ms > 0, "a session gap must be at least 1 ms");
+        SessionWindows {
+            gap_ms,
+            grace_ms: 0,
+            retention_ms: None,
+        }
+    }
+
+    /// How far behind the operator's time a record may be and still count.
+    #[must_use]
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace_ms = millis(grace);
+        self
+    }
+
+    /// Keeps sessions in the store for `retention` past their end; at least gap plus grace,
+    /// which is the default.
+    #[must_use]
+    pub fn retain(mut self, retention: Duration) -> Self {
+        self.retention_ms = Some(millis(retention));
+        self
+    }
+
+    /// Inactivity gap in milliseconds.
+    pub fn gap_ms(&self) -> i64 {
+        self.gap_ms
+    }
+
+    /// Grace period in milliseconds.
+    pub fn grace_ms(&self) -> i64 {
+        self.grace_ms
+    }
+
+    /// How long sessions are kept past their end.
+    pub fn retention_ms(&self) -> i64 {
+        let least = self.gap_ms.saturating_add(self.grace_ms);
+        self.retention_ms.map_or(least, |r| r.max(least))
+    }
+}
+
+/// A window in milliseconds since the epoch: `[start, end)` for time windows, `[start, end]`
+/// (first and last record) for session windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Window {
     /// First millisecond in the window.
     pub start: i64,
-    /// First millisecond after the window.
+    /// First millisecond after a time window; a session's last record time.
     pub end: i64,
 }
 

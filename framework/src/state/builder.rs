@@ -15,9 +15,20 @@ pub enum StoreKind {
     InMemory,
 }
 
+/// How a windowed store lays out its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WindowLayout {
+    /// Fixed-size time windows, by window start ([`WindowStore`](super::WindowStore)).
+    Time,
+    /// Session windows, by key and session end ([`SessionStore`](super::SessionStore)).
+    Session,
+}
+
 /// How long a window store keeps windows, and the time span its expiry drops at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WindowRetention {
+    /// The key layout.
+    pub layout: WindowLayout,
     /// Windows whose start is older than the operator's time minus this are dropped.
     pub retention_ms: i64,
     /// Expiry drops whole segments of window starts this long, each with one range delete.
@@ -118,9 +129,27 @@ impl StoreBuilder {
         // expiry then lags retention by at most one segment.
         let segment_ms = (retention_ms / 2).max(60_000);
         store.window = Some(WindowRetention {
+            layout: WindowLayout::Time,
             retention_ms,
             segment_ms,
         });
+        store
+    }
+
+    /// A session store named `name`: values per key and session, kept for `retention` of
+    /// the operator's time past each session's end, then dropped a segment at a time.
+    pub(crate) fn session<K: 'static, V: 'static>(
+        name: &str,
+        kind: StoreKind,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        retention_ms: i64,
+    ) -> Self {
+        let mut store = Self::window(name, kind, key_serde, value_serde, retention_ms);
+        store.key_format = store.key_format.replacen("window:", "session:", 1);
+        if let Some(w) = &mut store.window {
+            w.layout = WindowLayout::Session;
+        }
         store
     }
 

@@ -4,16 +4,18 @@
 mod builder;
 mod memory;
 mod reader;
+mod session;
 mod task_stores;
 mod transactional;
 mod window;
 
 use std::marker::PhantomData;
 
-pub(crate) use builder::WindowRetention;
 pub use builder::{StoreBuilder, StoreKind};
+pub(crate) use builder::{WindowLayout, WindowRetention};
 pub(crate) use memory::RocksMemory;
 pub(crate) use reader::StoreReader;
+pub use session::SessionStore;
 pub(crate) use task_stores::TaskStores;
 pub(crate) use transactional::TransactionalStore;
 pub use window::{WindowProgress, WindowStore};
@@ -61,7 +63,7 @@ pub enum StateError {
     WrongShape {
         /// The store.
         store: String,
-        /// `key-value` or `window`.
+        /// `key-value`, `window` or `session`.
         actual: &'static str,
         /// What was asked for.
         requested: &'static str,

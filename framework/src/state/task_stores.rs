@@ -8,8 +8,8 @@ use rocksdb::{ColumnFamilyDescriptor, WriteBatch, DB};
 
 use super::transactional::Backend;
 use super::{
-    KeyValueStore, RocksMemory, StateError, StoreBuilder, StoreKind, TransactionalStore,
-    WindowRetention, WindowStore,
+    KeyValueStore, RocksMemory, SessionStore, StateError, StoreBuilder, StoreKind,
+    TransactionalStore, WindowLayout, WindowRetention, WindowStore,
 };
 use crate::serde::Serde;
 
@@ -141,13 +141,7 @@ impl TaskStores {
         name: &str,
     ) -> Result<KeyValueStore<'_, K, V>, StateError> {
         let (store, window, key, value) = self.slot_with_serdes::<K, V>(name)?;
-        if window.is_some() {
-            return Err(StateError::WrongShape {
-                store: name.to_owned(),
-                actual: "window",
-                requested: "key-value",
-            });
-        }
+        check_shape(name, window, "key-value")?;
         Ok(KeyValueStore::new(store, key, value))
     }
 
@@ -157,14 +151,18 @@ impl TaskStores {
         name: &str,
     ) -> Result<WindowStore<'_, K, V>, StateError> {
         let (store, window, key, value) = self.slot_with_serdes::<K, V>(name)?;
-        let Some(retention) = window else {
-            return Err(StateError::WrongShape {
-                store: name.to_owned(),
-                actual: "key-value",
-                requested: "window",
-            });
-        };
+        let retention = check_shape(name, window, "window")?;
         Ok(WindowStore::new(store, retention, key, value))
+    }
+
+    /// A typed view of session store `name`.
+    pub(crate) fn typed_session<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<SessionStore<'_, K, V>, StateError> {
+        let (store, window, key, value) = self.slot_with_serdes::<K, V>(name)?;
+        let retention = check_shape(name, window, "session")?;
+        Ok(SessionStore::new(store, retention, key, value))
     }
 
     /// Store `name` with its window retention (for window stores) and serdes, checked
@@ -437,6 +435,32 @@ impl TaskStores {
             slot.store.discard_pending();
         }
     }
+}
+
+/// Checks that a store of `window` retention has the shape `requested` (`key-value`,
+/// `window` or `session`), returning its retention (unused for key-value stores).
+fn check_shape(
+    store: &str,
+    window: Option<WindowRetention>,
+    requested: &'static str,
+) -> Result<WindowRetention, StateError> {
+    let actual = match window.map(|w| w.layout) {
+        None => "key-value",
+        Some(WindowLayout::Time) => "window",
+        Some(WindowLayout::Session) => "session",
+    };
+    if actual != requested {
+        return Err(StateError::WrongShape {
+            store: store.to_owned(),
+            actual,
+            requested,
+        });
+    }
+    Ok(window.unwrap_or(WindowRetention {
+        layout: WindowLayout::Time,
+        retention_ms: 0,
+        segment_ms: 1,
+    }))
 }
 
 /// Deletes the keys of `ranges` from an in-memory store directly, or stages one range

@@ -22,12 +22,12 @@ const PROGRESS_TAG: u8 = 0x00;
 const WINDOW_TAG: u8 = 0x01;
 
 /// The bytes of a window start, ordered as time.
-fn time_bytes(start: i64) -> [u8; 8] {
+pub(super) fn time_bytes(start: i64) -> [u8; 8] {
     // Flipping the sign bit maps i64 order onto unsigned byte order.
     ((start as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-fn time_from_bytes(bytes: [u8; 8]) -> i64 {
+pub(super) fn time_from_bytes(bytes: [u8; 8]) -> i64 {
     (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
 }
 
@@ -56,7 +56,7 @@ fn split_window_key(raw: &[u8]) -> Option<(i64, &[u8])> {
     Some((time_from_bytes(time), key))
 }
 
-fn progress_key(name: &str) -> Vec<u8> {
+pub(super) fn progress_key(name: &str) -> Vec<u8> {
     let mut out = vec![PROGRESS_TAG];
     out.extend_from_slice(name.as_bytes());
     out
@@ -84,14 +84,14 @@ impl Default for WindowProgress {
 }
 
 impl WindowProgress {
-    fn encode(self) -> Vec<u8> {
+    pub(super) fn encode(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16);
         out.extend_from_slice(&self.observed_time.to_be_bytes());
         out.extend_from_slice(&self.emitted_through.to_be_bytes());
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<Self> {
+    pub(super) fn decode(bytes: &[u8]) -> Option<Self> {
         let observed = <[u8; 8]>::try_from(bytes.get(0..8)?).ok()?;
         let emitted = <[u8; 8]>::try_from(bytes.get(8..16)?).ok()?;
         Some(WindowProgress {

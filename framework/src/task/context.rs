@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::processor::{ProcessError, PunctuationType};
 use crate::record::RecordMetadata;
-use crate::state::{KeyValueStore, TaskStores, WindowStore};
+use crate::state::{KeyValueStore, SessionStore, TaskStores, WindowStore};
 use crate::topology::erased::ErasedRecord;
 
 pub(crate) struct ContextInner {
@@ -52,6 +52,14 @@ impl ContextInner {
     ) -> Result<WindowStore<'_, K, V>, ProcessError> {
         self.check_connected(name)?;
         Ok(self.stores.typed_window(name)?)
+    }
+
+    pub(crate) fn session_store<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<SessionStore<'_, K, V>, ProcessError> {
+        self.check_connected(name)?;
+        Ok(self.stores.typed_session(name)?)
     }
 
     fn check_connected(&self, name: &str) -> Result<(), ProcessError> {
