@@ -193,7 +193,13 @@ impl<'a, K: Data, V: Data> ProcessorContext<'a, K, V> {
     /// Counts a record this processor found late (beyond its window's grace): reported per
     /// task and operator as `eddy_late_records_total`.
     pub(crate) fn count_late(&mut self) {
-        self.inner.count_late();
+        self.inner.counts().late += 1;
+    }
+
+    /// Counts an advance of this processor's time by its idle-input policy: reported per
+    /// task and operator as `eddy_idle_advances_total`.
+    pub(crate) fn count_idle_advance(&mut self) {
+        self.inner.counts().idle_advances += 1;
     }
 
     /// Topic, partition and offset of the input record being processed (`None` in a

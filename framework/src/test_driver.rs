@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::record::{RawRecord, Record};
 use crate::serde::{Serde, SerdeError};
 use crate::state::{StateError, StoreKind, TaskStores};
-use crate::task::{TaskError, TaskGraph};
+use crate::task::{OperatorCounts, TaskError, TaskGraph};
 use crate::topology::{changelog_topic, Topology};
 
 /// Application id the driver resolves internal topic names with.
@@ -38,7 +38,7 @@ pub struct TopologyTestDriver {
     outputs: BTreeMap<String, VecDeque<RawRecord>>,
     offsets: HashMap<String, i64>,
     wall_clock: i64,
-    late: BTreeMap<String, u64>,
+    counts: BTreeMap<String, OperatorCounts>,
 }
 
 impl std::fmt::Debug for TopologyTestDriver {
@@ -96,7 +96,7 @@ impl TopologyTestDriver {
             outputs: BTreeMap::new(),
             offsets: HashMap::new(),
             wall_clock: 0,
-            late: BTreeMap::new(),
+            counts: BTreeMap::new(),
         })
     }
 
@@ -149,9 +149,7 @@ impl TopologyTestDriver {
             let mut out = Vec::new();
             if let Some(task) = self.tasks.get_mut(&task_id) {
                 let processed = task.process(&input, self.wall_clock, &mut out);
-                for (operator, n) in task.take_late_records() {
-                    *self.late.entry(operator).or_default() += n;
-                }
+                Self::add_counts(&mut self.counts, task);
                 processed?;
                 task.stores_mut().apply_committed(&BTreeMap::new())?;
             }
@@ -204,7 +202,9 @@ impl TopologyTestDriver {
         for id in ids {
             let mut out = Vec::new();
             if let Some(task) = self.tasks.get_mut(&id) {
-                task.punctuate_wall_clock(self.wall_clock, &mut out)?;
+                let punctuated = task.punctuate_wall_clock(self.wall_clock, &mut out);
+                Self::add_counts(&mut self.counts, task);
+                punctuated?;
                 task.stores_mut().apply_committed(&BTreeMap::new())?;
             }
             let mut queue = VecDeque::new();
@@ -263,7 +263,20 @@ impl TopologyTestDriver {
 
     /// Records operator `operator` found late (after their window closed) so far.
     pub fn late_records(&self, operator: &str) -> u64 {
-        self.late.get(operator).copied().unwrap_or(0)
+        self.counts.get(operator).map_or(0, |c| c.late)
+    }
+
+    /// Times operator `operator`'s idle-input policy advanced its time so far.
+    pub fn idle_advances(&self, operator: &str) -> u64 {
+        self.counts.get(operator).map_or(0, |c| c.idle_advances)
+    }
+
+    fn add_counts(counts: &mut BTreeMap<String, OperatorCounts>, task: &mut TaskGraph) {
+        for (operator, n) in task.take_operator_counts() {
+            let total = counts.entry(operator).or_default();
+            total.late += n.late;
+            total.idle_advances += n.idle_advances;
+        }
     }
 
     /// Closes every processor (their `close` runs), ending the test.

@@ -228,3 +228,29 @@ proptest! {
         prop_assert_eq!(d.late_records(OPERATOR), late);
     }
 }
+
+#[test]
+fn idle_input_ends_sessions_with_the_policy() -> R<()> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("clicks", StringSerde, UnitSerde)
+        .group_by_key(StringSerde, UnitSerde)
+        .windowed_by_sessions(SessionWindows::with_gap(ms(30_000)))
+        .emit(Emit::OnWindowClose)
+        .advance_when_idle(Duration::from_secs(10))
+        .count("sessions")
+        .to_stream()
+        .to("out", WindowedSerde::new(StringSerde), Nullable(I64Serde));
+    let mut d = TopologyTestDriver::new(builder.build()?)?;
+    click(&mut d, "a", 0)?;
+    click(&mut d, "a", 5_000)?;
+    d.advance_wall_clock(Duration::from_secs(30))?;
+    assert!(
+        output(&mut d)?.is_empty(),
+        "30 s after 5 000 a record could still join"
+    );
+    d.advance_wall_clock(Duration::from_secs(1))?;
+    assert_eq!(output(&mut d)?, vec![out("a", 0, 5_000, Some(2))]);
+    assert!(d.idle_advances(OPERATOR) >= 1);
+    Ok(())
+}

@@ -344,3 +344,61 @@ proptest! {
         prop_assert_eq!(routed as u64, late);
     }
 }
+
+#[test]
+fn idle_input_closes_windows_only_with_the_policy_and_after_its_timeout() -> R<()> {
+    let idle = |policy: Option<Duration>| -> R<TopologyTestDriver> {
+        let builder = StreamsBuilder::new();
+        let mut windowed = builder
+            .stream("clicks", StringSerde, UnitSerde)
+            .group_by_key(StringSerde, UnitSerde)
+            .windowed_by(TimeWindows::of(ms(1_000)).grace(ms(500)))
+            .emit(Emit::OnWindowClose);
+        if let Some(after) = policy {
+            windowed = windowed.advance_when_idle(after);
+        }
+        windowed.count("counts").to_stream().to(
+            "out",
+            WindowedSerde::new(StringSerde),
+            Nullable(I64Serde),
+        );
+        Ok(TopologyTestDriver::new(builder.build()?)?)
+    };
+    for policy in [None, Some(Duration::from_secs(5))] {
+        let mut d = idle(policy)?;
+        click(&mut d, "a", 1_200)?;
+        click(&mut d, "a", 2_100)?;
+        d.advance_wall_clock(Duration::from_millis(4_999))?;
+        assert!(output(&mut d)?.is_empty(), "not idle long enough");
+        d.advance_wall_clock(Duration::from_millis(1))?;
+        let out = output(&mut d)?;
+        match policy {
+            None => {
+                d.advance_wall_clock(Duration::from_secs(3_600))?;
+                assert!(
+                    out.is_empty() && output(&mut d)?.is_empty(),
+                    "off by default"
+                );
+                assert_eq!(d.idle_advances(OPERATOR), 0);
+            }
+            Some(_) => {
+                // Time flowed 5 s past 2 100: both windows are over.
+                assert_eq!(
+                    out,
+                    vec![
+                        ("a".into(), 1_000, 2_000, 1, 1_999),
+                        ("a".into(), 2_000, 3_000, 1, 2_999)
+                    ]
+                );
+                assert_eq!(d.idle_advances(OPERATOR), 1);
+                click(&mut d, "a", 2_500)?;
+                assert_eq!(
+                    d.late_records(OPERATOR),
+                    1,
+                    "the advanced time is the operator's"
+                );
+            }
+        }
+    }
+    Ok(())
+}

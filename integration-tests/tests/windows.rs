@@ -209,3 +209,51 @@ fn final_window_counts_are_exact_under_kill_9_and_rescaling() -> anyhow::Result<
     );
     Ok(())
 }
+
+#[test]
+fn with_the_idle_policy_the_last_windows_close_when_input_stops() -> anyhow::Result<()> {
+    let run = WordcountRun::new("windows-idle", 1)?;
+    run.kafka.create_topic(&format!("{}-late", run.output), 1)?;
+    let mut spec = run.spec("a", &[("WINDOWED_CLICKS_IDLE_MS", "2000")]);
+    spec.binary = "windowed-clicks".to_owned();
+    let mut app = AppProcess::start("a", spec)?;
+    let base = eddy::record::wall_clock_ms() - 3_600_000;
+    let base = base - base.rem_euclid(SIZE);
+    // Three windows with clicks; no later click closes the last one (2 900 + 500 < 3 000).
+    let clicks = [100, 700, 1_300, 2_900];
+    run.kafka.produce(
+        &run.input,
+        clicks
+            .iter()
+            .map(|at| (Some(b"u".to_vec()), (base + at).to_string().into_bytes())),
+    )?;
+    run.kafka
+        .tail(&run.output)?
+        .wait_for(3, Duration::from_secs(120))
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", app.log_tail(30)))?;
+    app.terminate(Duration::from_secs(60))?;
+    let windows: Vec<(i64, String)> = run
+        .kafka
+        .read_all(&run.output, Isolation::ReadCommitted)?
+        .iter()
+        .map(|r| {
+            let key = r.key.clone().unwrap_or_default();
+            let start = key
+                .len()
+                .checked_sub(16)
+                .and_then(|at| key.get(at..at + 8))
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(-1, i64::from_be_bytes);
+            (start - base, r.value_str())
+        })
+        .collect();
+    assert_eq!(
+        windows,
+        vec![
+            (0, "2".to_owned()),
+            (1_000, "1".to_owned()),
+            (2_000, "1".to_owned())
+        ]
+    );
+    Ok(())
+}

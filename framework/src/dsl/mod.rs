@@ -3,6 +3,7 @@
 
 mod branch;
 mod grouped;
+mod idle;
 mod processors;
 mod session_aggregate;
 mod session_windowed;

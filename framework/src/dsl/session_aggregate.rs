@@ -4,10 +4,13 @@
 
 use std::sync::Arc;
 
+use super::idle::IdleClock;
 use super::processors::{FirstFn, FoldFn};
 use super::window_aggregate::late_headers;
 use super::windows::{Emit, SessionWindows, Window, Windowed};
-use crate::processor::{Data, ProcessError, Processor, ProcessorContext};
+use crate::processor::{Data, ProcessError, Processor, ProcessorContext, PunctuationType};
+use crate::state::{SessionEntry, SessionStore, WindowProgress};
+
 use crate::record::Record;
 
 /// Name of the operator's progress record in its session store.
@@ -25,8 +28,58 @@ pub(crate) struct SessionAggregate<K, V, A> {
     pub first: FirstFn<K, V, A>,
     pub fold: FoldFn<K, V, A>,
     pub merge: MergeFn<K, A>,
+    /// The idle-input policy.
+    pub idle: IdleClock,
     /// Segments before this have been dropped in this processor's lifetime.
     pub dropped_below: i64,
+}
+
+/// Sessions emitted as final: `(key, (start, end, aggregate))`.
+type Finals<K, A> = Vec<(K, SessionEntry<A>)>;
+
+impl<K: Data, V: Data, A: Data> SessionAggregate<K, V, A> {
+    /// Takes (when final-only) every session no on-time record can reach any more, drops
+    /// expired segments and records the progress.
+    fn close_and_expire(
+        &mut self,
+        store: &mut SessionStore<'_, K, A>,
+        progress: &mut WindowProgress,
+    ) -> Result<Finals<K, A>, ProcessError> {
+        // A session is final once no on-time record (at or after the close time) can be
+        // within the gap of its end.
+        let close = progress
+            .observed_time
+            .saturating_sub(self.windows.grace_ms());
+        let final_before = close.saturating_sub(self.windows.gap_ms());
+        let mut finals = Vec::new();
+        if self.emit == Emit::OnWindowClose && final_before > progress.emitted_through {
+            finals = store.take_ending_before(final_before)?;
+            progress.emitted_through = final_before;
+        }
+        let keep_from = store.expiry_boundary(progress.observed_time);
+        if keep_from > self.dropped_below {
+            store.drop_before(keep_from);
+            self.dropped_below = keep_from;
+        }
+        store.set_progress(PROGRESS, *progress);
+        Ok(finals)
+    }
+
+    fn forward_finals(
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
+        finals: Finals<K, A>,
+    ) {
+        for (key, (start, end, value)) in finals {
+            ctx.forward(Record::new(
+                Windowed {
+                    key,
+                    window: Window { start, end },
+                },
+                Some(value),
+                end,
+            ));
+        }
+    }
 }
 
 impl<K: Data, V: Data, A: Data> Processor for SessionAggregate<K, V, A> {
@@ -34,6 +87,16 @@ impl<K: Data, V: Data, A: Data> Processor for SessionAggregate<K, V, A> {
     type ValueIn = V;
     type KeyOut = Windowed<K>;
     type ValueOut = Option<A>;
+
+    fn init(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
+    ) -> Result<(), ProcessError> {
+        if let Some(every) = self.idle.check_interval() {
+            ctx.schedule(every, PunctuationType::WallClockTime);
+        }
+        Ok(())
+    }
 
     fn process(
         &mut self,
@@ -82,31 +145,10 @@ impl<K: Data, V: Data, A: Data> Processor for SessionAggregate<K, V, A> {
             }
         }
 
-        // A session is final once no on-time record (at or after `close`) can be within the
-        // gap of its end.
-        let mut finals = Vec::new();
-        let final_before = close.saturating_sub(gap);
-        if self.emit == Emit::OnWindowClose && final_before > progress.emitted_through {
-            finals = store.take_ending_before(final_before)?;
-            progress.emitted_through = final_before;
-        }
-        let keep_from = store.expiry_boundary(progress.observed_time);
-        if keep_from > self.dropped_below {
-            store.drop_before(keep_from);
-            self.dropped_below = keep_from;
-        }
-        store.set_progress(PROGRESS, progress);
-
-        for (key, (start, end, value)) in finals {
-            ctx.forward(Record::new(
-                Windowed {
-                    key,
-                    window: Window { start, end },
-                },
-                Some(value),
-                end,
-            ));
-        }
+        let finals = self.close_and_expire(&mut store, &mut progress)?;
+        self.idle
+            .note_input(ctx.wall_clock_time(), progress.observed_time);
+        Self::forward_finals(ctx, finals);
         for (window, value) in changes {
             ctx.forward(Record {
                 key: Windowed {
@@ -140,6 +182,27 @@ impl<K: Data, V: Data, A: Data> Processor for SessionAggregate<K, V, A> {
                 );
             }
         }
+        Ok(())
+    }
+
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
+        _kind: PunctuationType,
+        now: i64,
+    ) -> Result<(), ProcessError> {
+        let mut store = ctx.session_store::<K, A>(&self.store)?;
+        let mut progress = store.progress(PROGRESS)?;
+        let Some(time) = self.idle.advanced_time(now, progress.observed_time) else {
+            return Ok(());
+        };
+        if time <= progress.observed_time {
+            return Ok(());
+        }
+        progress.observed_time = time;
+        let finals = self.close_and_expire(&mut store, &mut progress)?;
+        ctx.count_idle_advance();
+        Self::forward_finals(ctx, finals);
         Ok(())
     }
 }

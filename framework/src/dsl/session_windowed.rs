@@ -4,6 +4,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::idle::IdleClock;
 use super::processors::{FirstFn, FoldFn};
 use super::session_aggregate::{MergeFn, SessionAggregate};
 use super::windows::{Emit, SessionWindows, Windowed};
@@ -55,6 +56,7 @@ pub struct SessionWindowedKStream<K, V> {
     windows: SessionWindows,
     emit: Emit,
     late_topic: Option<String>,
+    idle_after: Option<std::time::Duration>,
 }
 
 impl<K, V> std::fmt::Debug for SessionWindowedKStream<K, V> {
@@ -74,6 +76,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             windows,
             emit: Emit::OnUpdate,
             late_topic: None,
+            idle_after: None,
         }
     }
 
@@ -90,6 +93,15 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
     #[must_use]
     pub fn late_records_to(mut self, topic: &str) -> Self {
         self.late_topic = Some(topic.to_owned());
+        self
+    }
+
+    /// Lets the operator's time flow with the wall clock once its input has been idle for
+    /// `after`, as [`TimeWindowedKStream::advance_when_idle`](super::TimeWindowedKStream::advance_when_idle)
+    /// does, so that sessions end when input stops.
+    #[must_use]
+    pub fn advance_when_idle(mut self, after: std::time::Duration) -> Self {
+        self.idle_after = Some(after);
         self
     }
 
@@ -163,6 +175,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             .map(|_| format!("{store}-late-sink"));
         let (windows, emit, sink, store_name) =
             (self.windows, self.emit, late_sink.clone(), store.to_owned());
+        let idle = IdleClock::new(self.idle_after);
         state.builder.add_processor(
             &name,
             move || SessionAggregate {
@@ -173,6 +186,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                 first: Arc::clone(&first),
                 fold: Arc::clone(&fold),
                 merge: Arc::clone(&merge),
+                idle,
                 dropped_below: i64::MIN,
             },
             &[&parent],

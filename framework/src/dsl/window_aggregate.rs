@@ -1,10 +1,12 @@
 //! The processor behind windowed aggregations: folds each record into its windows in a
 //! window store, emits updates or final results, routes late records, expires old windows.
 
+use super::idle::IdleClock;
 use super::processors::{FirstFn, FoldFn};
 use super::windows::{Emit, TimeWindows, Window, Windowed};
-use crate::processor::{Data, ProcessError, Processor, ProcessorContext};
+use crate::processor::{Data, ProcessError, Processor, ProcessorContext, PunctuationType};
 use crate::record::{Headers, Record};
+use crate::state::{WindowProgress, WindowStore};
 
 /// Name of the operator's progress record in its window store.
 const PROGRESS: &str = "progress";
@@ -25,6 +27,8 @@ pub(crate) struct WindowAggregate<K, V, A> {
     pub late_sink: Option<String>,
     pub first: FirstFn<K, V, A>,
     pub fold: FoldFn<K, V, A>,
+    /// The idle-input policy.
+    pub idle: IdleClock,
     /// Windows starting before this have been dropped (in this processor's lifetime; a new
     /// one drops once more, which deletes nothing).
     pub dropped_below: i64,
@@ -55,11 +59,76 @@ pub(crate) fn late_headers(
     headers
 }
 
+impl<K: Data, V: Data, A: Data> WindowAggregate<K, V, A> {
+    /// Emits (when final-only) every window that closed by the operator's time and was not
+    /// emitted yet, read back from the store in start order; drops expired segments; records
+    /// the progress.
+    fn close_and_expire(
+        &mut self,
+        store: &mut WindowStore<'_, K, A>,
+        progress: &mut WindowProgress,
+    ) -> Result<Vec<(i64, K, A)>, ProcessError> {
+        let close = progress
+            .observed_time
+            .saturating_sub(self.windows.grace_ms());
+        let mut finals = Vec::new();
+        if self.emit == Emit::OnWindowClose {
+            let through = self.windows.last_end_at_or_before(close);
+            if through > progress.emitted_through {
+                let size = self.windows.size_ms();
+                let from = match progress.emitted_through {
+                    i64::MIN => i64::MIN,
+                    done => done.saturating_sub(size).saturating_add(1),
+                };
+                let to = through.saturating_sub(size).saturating_add(1);
+                finals = store.starting_between(from, to)?;
+                progress.emitted_through = through;
+            }
+        }
+        let keep_from = store.expiry_boundary(progress.observed_time);
+        if keep_from > self.dropped_below {
+            store.drop_before(keep_from);
+            self.dropped_below = keep_from;
+        }
+        store.set_progress(PROGRESS, *progress);
+        Ok(finals)
+    }
+
+    fn forward_finals(
+        &self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
+        finals: Vec<(i64, K, A)>,
+    ) {
+        for (start, key, value) in finals {
+            let end = start.saturating_add(self.windows.size_ms());
+            ctx.forward(Record::new(
+                Windowed {
+                    key,
+                    window: Window { start, end },
+                },
+                Some(value),
+                // The last millisecond inside the window.
+                end.saturating_sub(1),
+            ));
+        }
+    }
+}
+
 impl<K: Data, V: Data, A: Data> Processor for WindowAggregate<K, V, A> {
     type KeyIn = K;
     type ValueIn = V;
     type KeyOut = Windowed<K>;
     type ValueOut = Option<A>;
+
+    fn init(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
+    ) -> Result<(), ProcessError> {
+        if let Some(every) = self.idle.check_interval() {
+            ctx.schedule(every, PunctuationType::WallClockTime);
+        }
+        Ok(())
+    }
 
     fn process(
         &mut self,
@@ -89,43 +158,10 @@ impl<K: Data, V: Data, A: Data> Processor for WindowAggregate<K, V, A> {
                 updates.push((window, next));
             }
         }
-
-        // Final results: every window that ended at or before the close time and was not
-        // emitted yet, read back from the store in start order.
-        let mut finals = Vec::new();
-        if self.emit == Emit::OnWindowClose {
-            let through = self.windows.last_end_at_or_before(close);
-            if through > progress.emitted_through {
-                let size = self.windows.size_ms();
-                let from = match progress.emitted_through {
-                    i64::MIN => i64::MIN,
-                    done => done.saturating_sub(size).saturating_add(1),
-                };
-                let to = through.saturating_sub(size).saturating_add(1);
-                finals = store.starting_between(from, to)?;
-                progress.emitted_through = through;
-            }
-        }
-
-        let keep_from = store.expiry_boundary(progress.observed_time);
-        if keep_from > self.dropped_below {
-            store.drop_before(keep_from);
-            self.dropped_below = keep_from;
-        }
-        store.set_progress(PROGRESS, progress);
-
-        for (start, key, value) in finals {
-            let end = start.saturating_add(self.windows.size_ms());
-            ctx.forward(Record::new(
-                Windowed {
-                    key,
-                    window: Window { start, end },
-                },
-                Some(value),
-                // The last millisecond inside the window.
-                end.saturating_sub(1),
-            ));
-        }
+        let finals = self.close_and_expire(&mut store, &mut progress)?;
+        self.idle
+            .note_input(ctx.wall_clock_time(), progress.observed_time);
+        self.forward_finals(ctx, finals);
         for (window, value) in updates {
             ctx.forward(Record {
                 key: Windowed {
@@ -161,6 +197,27 @@ impl<K: Data, V: Data, A: Data> Processor for WindowAggregate<K, V, A> {
                 );
             }
         }
+        Ok(())
+    }
+
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
+        _kind: PunctuationType,
+        now: i64,
+    ) -> Result<(), ProcessError> {
+        let mut store = ctx.window_store::<K, A>(&self.store)?;
+        let mut progress = store.progress(PROGRESS)?;
+        let Some(time) = self.idle.advanced_time(now, progress.observed_time) else {
+            return Ok(());
+        };
+        if time <= progress.observed_time {
+            return Ok(());
+        }
+        progress.observed_time = time;
+        let finals = self.close_and_expire(&mut store, &mut progress)?;
+        ctx.count_idle_advance();
+        self.forward_finals(ctx, finals);
         Ok(())
     }
 }

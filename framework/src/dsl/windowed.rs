@@ -4,6 +4,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::idle::IdleClock;
 use super::processors::{FirstFn, FoldFn};
 use super::window_aggregate::WindowAggregate;
 use super::windows::{Emit, TimeWindows, Windowed};
@@ -44,6 +45,7 @@ pub struct TimeWindowedKStream<K, V> {
     windows: TimeWindows,
     emit: Emit,
     late_topic: Option<String>,
+    idle_after: Option<std::time::Duration>,
 }
 
 impl<K, V> std::fmt::Debug for TimeWindowedKStream<K, V> {
@@ -63,6 +65,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             windows,
             emit: Emit::OnUpdate,
             late_topic: None,
+            idle_after: None,
         }
     }
 
@@ -81,6 +84,18 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
     #[must_use]
     pub fn late_records_to(mut self, topic: &str) -> Self {
         self.late_topic = Some(topic.to_owned());
+        self
+    }
+
+    /// Lets the operator's time flow with the wall clock once its input has been idle for
+    /// `after`, as if event time kept passing at wall-clock speed since the last record, so
+    /// that windows close and final results come out when input stops (nobody has to send
+    /// fake future records). Off by default: with it on, results depend on when input
+    /// paused, not only on the input. Each advance is counted in `eddy_idle_advances_total`,
+    /// and is committed like any other progress of the operator.
+    #[must_use]
+    pub fn advance_when_idle(mut self, after: std::time::Duration) -> Self {
+        self.idle_after = Some(after);
         self
     }
 
@@ -148,6 +163,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         let store_name = store.to_owned();
         let windows = self.windows;
         let emit = self.emit;
+        let idle = IdleClock::new(self.idle_after);
         let sink = late_sink.clone();
         state.builder.add_processor(
             &name,
@@ -158,6 +174,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                 late_sink: sink.clone(),
                 first: Arc::clone(&first),
                 fold: Arc::clone(&fold),
+                idle,
                 dropped_below: i64::MIN,
             },
             &[&parent],

@@ -143,11 +143,24 @@ pub(crate) fn render(
         "counter",
         "Records that came after their window closed (beyond grace), by task and operator.",
     );
-    for ((task, operator), n) in metrics.late_records() {
+    let operators = metrics.operator_counts();
+    for (task, operator, late, _) in &operators {
         out.sample(
             "eddy_late_records_total",
             &[("task", task.as_str()), ("operator", operator.as_str())],
-            n,
+            *late,
+        );
+    }
+    out.header(
+        "eddy_idle_advances_total",
+        "counter",
+        "Times a windowed operator's idle-input policy advanced its time from the wall clock, by task and operator.",
+    );
+    for (task, operator, _, idle) in &operators {
+        out.sample(
+            "eddy_idle_advances_total",
+            &[("task", task.as_str()), ("operator", operator.as_str())],
+            *idle,
         );
     }
     out.histogram(

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use super::histogram::Histogram;
 use super::status::StateSource;
+use crate::task::OperatorCounts;
 
 /// Counters shared by an app's stream threads.
 #[derive(Debug, Default)]
@@ -22,8 +23,8 @@ pub struct Metrics {
     settle_waits: AtomicU64,
     savepoints_applied: AtomicU64,
     task_starts: [AtomicU64; StateSource::ALL.len()],
-    /// Late records by (task, operator).
-    late: Mutex<BTreeMap<(String, String), u64>>,
+    /// Operator counts by (task, operator).
+    operators: Mutex<BTreeMap<(String, String), OperatorCounts>>,
     /// Time to process one input record (its processors and sends).
     pub processing: Histogram,
     /// Time to commit one transaction (changelogs, offsets, commit, RocksDB apply).
@@ -102,24 +103,35 @@ impl Metrics {
     pub(crate) fn add_task_start(&self, source: StateSource) {
         self.task_starts[source as usize].fetch_add(1, Ordering::Relaxed);
     }
-    pub(crate) fn add_late(&self, task: impl std::fmt::Display, operator: &str, n: u64) {
-        let mut late = self
-            .late
+    pub(crate) fn add_operator_counts(
+        &self,
+        task: impl std::fmt::Display,
+        operator: &str,
+        n: OperatorCounts,
+    ) {
+        let mut counts = self
+            .operators
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *late
+        let total = counts
             .entry((task.to_string(), operator.to_owned()))
-            .or_default() += n;
+            .or_default();
+        total.late += n.late;
+        total.idle_advances += n.idle_advances;
     }
 
-    /// Records that came after their window closed, by task and operator, since start
-    /// (counted when processed, so a record processed again after an abort counts again).
-    pub fn late_records(&self) -> Vec<((String, String), u64)> {
-        let late = self
-            .late
+    /// Per task and operator since start: records that came after their window closed, and
+    /// advances of the operator's time by its idle-input policy (counted when processed, so
+    /// a record processed again after an abort counts again).
+    pub fn operator_counts(&self) -> Vec<(String, String, u64, u64)> {
+        let counts = self
+            .operators
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        late.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        counts
+            .iter()
+            .map(|((task, operator), n)| (task.clone(), operator.clone(), n.late, n.idle_advances))
+            .collect()
     }
 
     pub(crate) fn add_restored(&self, n: u64) {

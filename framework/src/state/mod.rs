@@ -15,7 +15,7 @@ pub use builder::{StoreBuilder, StoreKind};
 pub(crate) use builder::{WindowLayout, WindowRetention};
 pub(crate) use memory::RocksMemory;
 pub(crate) use reader::StoreReader;
-pub use session::SessionStore;
+pub use session::{SessionEntry, SessionStore};
 pub(crate) use task_stores::TaskStores;
 pub(crate) use transactional::TransactionalStore;
 pub use window::{WindowProgress, WindowStore};

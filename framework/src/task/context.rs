@@ -7,6 +7,15 @@ use crate::record::RecordMetadata;
 use crate::state::{KeyValueStore, SessionStore, TaskStores, WindowStore};
 use crate::topology::erased::ErasedRecord;
 
+/// What an operator counts for the metrics: late records and idle-time advances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct OperatorCounts {
+    /// Records that came after their window closed.
+    pub late: u64,
+    /// Times the idle-input policy advanced the operator's time.
+    pub idle_advances: u64,
+}
+
 pub(crate) struct ContextInner {
     pub stores: TaskStores,
     pub forwarded: Vec<(Option<String>, ErasedRecord)>,
@@ -18,8 +27,8 @@ pub(crate) struct ContextInner {
     pub node_names: Vec<String>,
     pub node_stores: Vec<Vec<String>>,
     pub new_schedules: Vec<(Duration, PunctuationType)>,
-    /// Late records counted per node since the runtime last took the counts.
-    pub late: Vec<u64>,
+    /// Counts per node since the runtime last took them.
+    pub counts: Vec<OperatorCounts>,
 }
 
 impl ContextInner {
@@ -77,12 +86,12 @@ impl ContextInner {
         }
     }
 
-    /// Counts a late record at the current node.
-    pub(crate) fn count_late(&mut self) {
+    /// The counts of the current node.
+    pub(crate) fn counts(&mut self) -> &mut OperatorCounts {
         let node = self.current_node;
-        if self.late.len() <= node {
-            self.late.resize(node + 1, 0);
+        if self.counts.len() <= node {
+            self.counts.resize(node + 1, OperatorCounts::default());
         }
-        self.late[node] += 1;
+        &mut self.counts[node]
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::context::ContextInner;
+use super::context::{ContextInner, OperatorCounts};
 use super::TaskError;
 use crate::processor::PunctuationType;
 use crate::record::{RawRecord, RecordMetadata};
@@ -111,7 +111,7 @@ impl TaskGraph {
                 node_names,
                 node_stores,
                 new_schedules: Vec::new(),
-                late: Vec::new(),
+                counts: Vec::new(),
             },
             schedules: Vec::new(),
             sink_partitions,
@@ -160,13 +160,13 @@ impl TaskGraph {
         Ok(())
     }
 
-    /// Late records counted since the last call, by operator name.
-    pub(crate) fn take_late_records(&mut self) -> Vec<(String, u64)> {
-        let counts = std::mem::take(&mut self.ctx.late);
+    /// What operators counted since the last call, by operator name.
+    pub(crate) fn take_operator_counts(&mut self) -> Vec<(String, OperatorCounts)> {
+        let counts = std::mem::take(&mut self.ctx.counts);
         counts
             .into_iter()
             .enumerate()
-            .filter(|(_, n)| *n > 0)
+            .filter(|(_, n)| *n != OperatorCounts::default())
             .map(|(node, n)| (self.ctx.node_names[node].clone(), n))
             .collect()
     }

@@ -5,6 +5,7 @@ mod graph;
 
 use std::fmt;
 
+pub(crate) use context::OperatorCounts;
 pub(crate) use graph::TaskGraph;
 
 use crate::processor::ProcessError;

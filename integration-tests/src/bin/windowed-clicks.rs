@@ -1,7 +1,8 @@
 //! A test app that counts clicks per user in tumbling one-second windows with 500 ms of
 //! grace and emits final results only. A record's event time is its value (milliseconds);
 //! output: `<count>` under the windowed key (user, start, end); records beyond grace go to
-//! `<output topic>-late`. Takes wordcount's flags.
+//! `<output topic>-late`. Takes wordcount's flags, and `--idle-ms` (or
+//! `WINDOWED_CLICKS_IDLE_MS`) to turn on the idle-input policy.
 
 use std::time::Duration;
 
@@ -16,6 +17,9 @@ struct Args {
     input_topic: String,
     #[arg(long)]
     output_topic: String,
+    /// Lets windows close after this much idle input (the idle-input policy); off when 0.
+    #[arg(long, env = "WINDOWED_CLICKS_IDLE_MS", default_value_t = 0)]
+    idle_ms: u64,
     #[command(flatten)]
     eddy: ConfigArgs,
 }
@@ -24,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = args.eddy.loader().load()?;
     let builder = StreamsBuilder::new();
-    builder
+    let mut windowed = builder
         .stream_with_timestamps(
             &args.input_topic,
             StringSerde,
@@ -34,7 +38,11 @@ fn main() -> anyhow::Result<()> {
         .group_by_key(StringSerde, StringSerde)
         .windowed_by(TimeWindows::of(Duration::from_secs(1)).grace(Duration::from_millis(500)))
         .emit(Emit::OnWindowClose)
-        .late_records_to(&format!("{}-late", args.output_topic))
+        .late_records_to(&format!("{}-late", args.output_topic));
+    if args.idle_ms > 0 {
+        windowed = windowed.advance_when_idle(Duration::from_millis(args.idle_ms));
+    }
+    windowed
         .count("clicks")
         .map_values(|count: i64| count.to_string())
         .to_stream()

@@ -65,8 +65,8 @@ impl TaskManager {
                     .span
                     .in_scope(|| task.graph.process(&raw, now, &mut out));
                 task.next_offset = Some(msg.offset() + 1);
-                for (operator, n) in task.graph.take_late_records() {
-                    self.shared.metrics.add_late(id, &operator, n);
+                for (operator, n) in task.graph.take_operator_counts() {
+                    self.shared.metrics.add_operator_counts(id, &operator, n);
                 }
                 result
             }
@@ -100,12 +100,16 @@ impl TaskManager {
         let mut out = std::mem::take(&mut self.out);
         for task in self.tasks.values_mut() {
             if task.phase.is_running() {
-                task.graph
-                    .punctuate_wall_clock(now, &mut out)
-                    .map_err(|source| RuntimeError::Task {
-                        task: task.id,
-                        source,
-                    })?;
+                let punctuated = task.graph.punctuate_wall_clock(now, &mut out);
+                for (operator, n) in task.graph.take_operator_counts() {
+                    self.shared
+                        .metrics
+                        .add_operator_counts(task.id, &operator, n);
+                }
+                punctuated.map_err(|source| RuntimeError::Task {
+                    task: task.id,
+                    source,
+                })?;
             }
         }
         let result = if out.is_empty() {
