@@ -331,6 +331,7 @@ impl Fields {
         let warmup_timeout_ms = self.number("processing.warmup_timeout_ms");
         let session_timeout_ms = self.number("processing.session_timeout_ms");
         let static_membership = self.choice("processing.static_membership") == "true";
+        let load_tables_first = self.choice("processing.load_tables_first") == "true";
         let group_protocol = match self.choice("processing.group_protocol") {
             "consumer" => GroupProtocol::Consumer,
             _ => GroupProtocol::Classic,
@@ -480,6 +481,7 @@ impl Fields {
                 warmup_timeout: Duration::from_millis(warmup_timeout_ms),
                 session_timeout: Duration::from_millis(session_timeout_ms),
                 static_membership,
+                load_tables_first,
                 group_protocol,
                 restart_deadline: Duration::from_millis(restart_deadline_ms),
                 repartition_purge_interval: Duration::from_millis(purge_interval_ms),

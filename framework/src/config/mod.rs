@@ -128,6 +128,10 @@ pub struct ProcessingConfig {
     /// without a rebalance. A stopped instance's partitions then move only after the session
     /// timeout, since static members do not leave the group.
     pub static_membership: bool,
+    /// `processing.load_tables_first`: a task that reads a table's topic besides other
+    /// topics holds the others until the table's input has reached the end it had when the
+    /// task started.
+    pub load_tables_first: bool,
     /// `processing.restart_deadline_ms`: how long a stream thread keeps starting over after
     /// recoverable errors (a broker restarting, a coordinator moving, aborted transactions)
     /// without committing anything before it gives up and stops the instance. Start-overs

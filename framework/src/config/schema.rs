@@ -71,6 +71,8 @@ impl Setting {
 
 const HANDLERS: &[&str] = &["fail", "skip", "dead_letter"];
 const BOOLEAN: &[&str] = &["false", "true"];
+/// A boolean that defaults to true.
+const BOOLEAN_ON: &[&str] = &["true", "false"];
 const DAY_MS: u64 = 86_400_000;
 
 const fn number(key: &'static str, default: u64, min: u64, max: u64, doc: &'static str) -> Setting {
@@ -155,6 +157,11 @@ pub const SETTINGS: &[Setting] = &[
         "processing.static_membership",
         BOOLEAN,
         "join as a static member: a restarted instance takes its partitions back without a rebalance; a stopped one's move only after the session timeout",
+    ),
+    choice(
+        "processing.load_tables_first",
+        BOOLEAN_ON,
+        "a task that reads a table's topic and other topics (a stream-table join) reads the table to its end first, so early stream records do not meet an empty table",
     ),
     number(
         "processing.standby_replicas",

@@ -160,6 +160,6 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             &[store],
         );
         drop(state);
-        KTable::new(KStream::new(Rc::clone(&stream.state), name, false))
+        KTable::materialized(KStream::new(Rc::clone(&stream.state), name, false), store)
     }
 }

@@ -4,6 +4,7 @@
 mod branch;
 mod grouped;
 mod idle;
+mod join;
 mod processors;
 mod session_aggregate;
 mod session_windowed;
@@ -168,6 +169,7 @@ impl StreamsBuilder {
             Arc::clone(&key_serde),
             Nullable(Arc::clone(&value_serde)),
         );
+        state.builder.mark_table_topic(topic);
         state
             .builder
             .add_store(StoreBuilder::rocksdb(store, key_serde, value_serde));
@@ -182,7 +184,7 @@ impl StreamsBuilder {
             &[&source],
             &[store],
         );
-        KTable::new(KStream::new(Rc::clone(&self.state), name, false))
+        KTable::materialized(KStream::new(Rc::clone(&self.state), name, false), store)
     }
 
     /// Registers a store for processors added with [`KStream::process`].

@@ -31,19 +31,34 @@ use crate::record::Record;
 /// ```
 pub struct KTable<K, V> {
     changes: KStream<K, Option<V>>,
+    /// The key-value store holding the table, when it is materialized (a table from a topic
+    /// or an aggregation); joins look it up.
+    pub(super) store: Option<String>,
 }
 
 impl<K, V> Clone for KTable<K, V> {
     fn clone(&self) -> Self {
         KTable {
             changes: self.changes.clone(),
+            store: self.store.clone(),
         }
     }
 }
 
 impl<K, V> KTable<K, V> {
     pub(super) fn new(changes: KStream<K, Option<V>>) -> Self {
-        KTable { changes }
+        KTable {
+            changes,
+            store: None,
+        }
+    }
+
+    /// The table whose values key-value store `store` holds.
+    pub(super) fn materialized(changes: KStream<K, Option<V>>, store: &str) -> Self {
+        KTable {
+            changes,
+            store: Some(store.to_owned()),
+        }
     }
 }
 

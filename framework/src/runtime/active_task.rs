@@ -1,4 +1,5 @@
-//! A task owned by a stream thread: its processor graph, restore progress and input position.
+//! A task owned by a stream thread: its processor graph, restore progress and input
+//! partitions with their positions.
 
 use std::time::Instant;
 
@@ -20,24 +21,82 @@ pub(crate) struct StoreRestore {
     pub done: bool,
 }
 
+/// One input partition of a task (partition N of one of its sub-topology's source topics).
+#[derive(Debug, Clone)]
+pub(crate) struct TaskInput {
+    /// The source topic (resolved).
+    pub topic: String,
+    /// The same, shared by the origins of the records it sends.
+    pub origin: std::sync::Arc<str>,
+    /// True while this member holds the partition: a task starts only once it holds all.
+    pub assigned: bool,
+    /// True when the topic is read as a table.
+    pub table: bool,
+    /// True while the input stays paused until the task's table inputs are loaded.
+    pub held: bool,
+    /// For a table input being loaded first: the end offset to reach, once read.
+    pub load_target: Option<i64>,
+    /// The committed offset input resumes at, once settled (`Some(None)`: nothing
+    /// committed yet).
+    pub start: Option<Option<i64>>,
+    /// True once the consumer was asked to move up to `start`.
+    pub seek_requested: bool,
+    /// Next input offset to commit, when records were consumed since the last commit.
+    pub next_offset: Option<i64>,
+    /// The input offset the group last committed, as far as this thread knows (the settled
+    /// start, then each commit's): sent with transactions that carry no input of the task,
+    /// so a member that lost the task cannot commit them.
+    pub committed_offset: Option<i64>,
+}
+
+impl TaskInput {
+    /// An input not yet settled, assigned or not.
+    pub(crate) fn new(topic: String, assigned: bool, table: bool) -> Self {
+        TaskInput {
+            origin: std::sync::Arc::from(topic.as_str()),
+            topic,
+            assigned,
+            table,
+            held: false,
+            load_target: None,
+            start: None,
+            seek_requested: false,
+            next_offset: None,
+            committed_offset: None,
+        }
+    }
+
+    /// For a record at `offset` below the settled start: the start, and whether the consumer
+    /// is still to be moved there (true once). `None` when the record is to be processed.
+    pub(crate) fn below_start(&mut self, offset: i64) -> Option<(i64, bool)> {
+        match self.start {
+            Some(Some(start)) if offset < start => {
+                let seek = !self.seek_requested;
+                self.seek_requested = true;
+                Some((start, seek))
+            }
+            _ => None,
+        }
+    }
+
+    /// The offset to commit for this input: what was consumed since the last commit, else
+    /// the last committed one.
+    pub(crate) fn offset_to_commit(&self) -> Option<i64> {
+        self.next_offset.or(self.committed_offset)
+    }
+}
+
 /// A task owned by this stream thread.
 pub(crate) struct ActiveTask {
     /// The task.
     pub id: TaskId,
-    /// Its source topic (resolved).
-    pub topic: String,
-    /// The same, shared by the origins of the records it sends.
-    pub origin_topic: std::sync::Arc<str>,
+    /// Its input partitions, one per source topic of its sub-topology (partition
+    /// `id.partition` of each).
+    pub inputs: Vec<TaskInput>,
     /// The instantiated processors and stores.
     pub graph: TaskGraph,
     /// Where it is in its life, with what that phase knows.
     pub phase: TaskPhase,
-    /// Next input offset to commit, when records were consumed since the last commit.
-    pub next_offset: Option<i64>,
-    /// The input offset the group last committed for the task, as far as this thread knows
-    /// (the settled start, then each commit's): sent with transactions that carry no input of
-    /// the task, so a member that lost the task cannot commit them.
-    pub committed_offset: Option<i64>,
     /// Stores still being restored.
     pub restores: Vec<StoreRestore>,
     /// Where its stores' starting state came from.
@@ -54,5 +113,46 @@ impl ActiveTask {
     /// True when every store is restored.
     pub(crate) fn restored(&self) -> bool {
         self.restores.iter().all(|r| r.done)
+    }
+
+    /// The input reading `topic`.
+    pub(crate) fn input_mut(&mut self, topic: &str) -> Option<&mut TaskInput> {
+        self.inputs.iter_mut().find(|i| i.topic == topic)
+    }
+
+    /// True when this member holds every input partition of the task.
+    pub(crate) fn fully_assigned(&self) -> bool {
+        self.inputs.iter().all(|i| i.assigned)
+    }
+
+    /// True when every input's committed offset is known.
+    pub(crate) fn inputs_settled(&self) -> bool {
+        self.inputs.iter().all(|i| i.start.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_below_the_start_are_skipped_and_the_consumer_moved_once() {
+        let mut input = TaskInput::new("t".to_owned(), true, false);
+        assert_eq!(
+            input.below_start(3),
+            None,
+            "not settled: nothing to compare"
+        );
+        input.start = Some(Some(40));
+        assert_eq!(input.below_start(3), Some((40, true)));
+        assert_eq!(input.below_start(4), Some((40, false)));
+        assert_eq!(input.below_start(40), None);
+        let mut fresh = TaskInput::new("t".to_owned(), true, false);
+        fresh.start = Some(None);
+        assert_eq!(
+            fresh.below_start(0),
+            None,
+            "nothing committed: nothing to skip"
+        );
     }
 }

@@ -19,9 +19,11 @@ pub(crate) enum Duty {
     ProgressLog,
     /// Taking local checkpoints (`snapshot.checkpoint_interval_ms`).
     Checkpoint,
+    /// Checking whether tasks' table inputs are loaded (their other inputs held meanwhile).
+    TableLoad,
 }
 
-const DUTIES: usize = 7;
+const DUTIES: usize = 8;
 
 impl Duty {
     fn index(self) -> usize {

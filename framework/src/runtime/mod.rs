@@ -266,6 +266,22 @@ fn prepare_topics(topology: &Topology, config: &EddyConfig) -> Result<Plan, Runt
         return Err(e.into());
     }
     let mut plan = plan.map_err(RuntimeError::Plan)?;
+    if config.processing.group_protocol == crate::config::GroupProtocol::Classic {
+        let joined: Vec<String> = plan
+            .inputs
+            .iter()
+            .filter(|(_, topics)| topics.len() > 1)
+            .map(|(sub, topics)| {
+                format!(
+                    "sub-topology {sub} reads {} together (a join or merge), which needs partition N of each on one member: set processing.group_protocol = consumer (the classic protocol's cooperative-sticky assignor does not keep them together)",
+                    topics.join(" and ")
+                )
+            })
+            .collect();
+        if !joined.is_empty() {
+            return Err(RuntimeError::Plan(joined));
+        }
+    }
     for spec in &mut plan.internal {
         spec.replication_factor = config.topics.replication_factor;
         if let Some(isr) = config.topics.min_insync_replicas {

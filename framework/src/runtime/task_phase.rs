@@ -4,16 +4,17 @@
 //!   assigned: stores opened, input paused
 //!       │
 //!       ▼
-//!   Settling ── committed input offset looked up until it is stable (a previous owner's
+//!   Settling ── waits until the member holds every input partition of the task, then
+//!       │       looks up their committed offsets until they are stable (a previous owner's
 //!       │       last transaction has ended: its offsets and changelog records are final)
-//!       │ settle(start)
+//!       │ settle()
 //!       ▼
 //!   Restoring ─ each changelogged store waits for its changelog to be stable, then
 //!       │       replays it to the last stable offset
 //!       │ run()
 //!       ▼
-//!   Running ─── input resumed at `start`; a record below it is skipped and the consumer
-//!       │       moved up once
+//!   Running ─── inputs resumed at their starts; a record below one is skipped and the
+//!       │       consumer moved up once
 //!       ▼
 //!   closed ──── revoked: committed first, state kept on disk for reuse;
 //!               lost or reset: pending changes dropped (the task is removed, in any phase)
@@ -26,26 +27,21 @@ use crate::shared::TaskState;
 /// Where an active task is in its life, with what that phase knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TaskPhase {
-    /// Looking up the committed input offset until it is stable.
+    /// Waiting for every input partition, then looking up the committed input offsets
+    /// until they are stable.
     Settling {
         /// True once a lookup found it unsettled (logged once).
         waiting_noted: bool,
     },
-    /// The offset settled; changelogs are replayed before input resumes at `start`.
+    /// The offsets settled; changelogs are replayed before input resumes.
     Restoring {
-        /// The committed input offset (`None`: nothing committed yet).
-        start: Option<i64>,
-        /// When the offset settled: bounds the wait for stable changelogs.
+        /// When the offsets settled: bounds the wait for stable changelogs.
         since: Instant,
     },
     /// Processing input.
     Running {
-        /// The committed input offset the task resumed at.
-        start: Option<i64>,
         /// Offset of the first record it processed (logged once: where its owner resumed).
         first: Option<i64>,
-        /// True once the consumer was asked to move up to `start`.
-        seek_requested: bool,
     },
 }
 
@@ -57,31 +53,24 @@ impl TaskPhase {
         }
     }
 
-    /// Settling → Restoring, resuming at `start` later. False (and no change) in another
-    /// phase.
-    pub(crate) fn settle(&mut self, start: Option<i64>) -> bool {
+    /// Settling → Restoring. False (and no change) in another phase.
+    pub(crate) fn settle(&mut self) -> bool {
         if !matches!(self, TaskPhase::Settling { .. }) {
             return false;
         }
         *self = TaskPhase::Restoring {
-            start,
             since: Instant::now(),
         };
         true
     }
 
-    /// Restoring → Running; returns where input resumes (`Some(None)`: nothing committed).
-    /// `None` (and no change) in another phase.
-    pub(crate) fn run(&mut self) -> Option<Option<i64>> {
-        let TaskPhase::Restoring { start, .. } = *self else {
-            return None;
-        };
-        *self = TaskPhase::Running {
-            start,
-            first: None,
-            seek_requested: false,
-        };
-        Some(start)
+    /// Restoring → Running. False (and no change) in another phase.
+    pub(crate) fn run(&mut self) -> bool {
+        if !matches!(self, TaskPhase::Restoring { .. }) {
+            return false;
+        }
+        *self = TaskPhase::Running { first: None };
+        true
     }
 
     /// True the first time a settling task finds its offset unsettled.
@@ -108,7 +97,7 @@ impl TaskPhase {
     /// When the offset settled, while restoring.
     pub(crate) fn restoring_since(&self) -> Option<Instant> {
         match self {
-            TaskPhase::Restoring { since, .. } => Some(*since),
+            TaskPhase::Restoring { since } => Some(*since),
             _ => None,
         }
     }
@@ -121,24 +110,6 @@ impl TaskPhase {
                 true
             }
             _ => false,
-        }
-    }
-
-    /// For a running task's record at `offset` below its start: the start, and whether the
-    /// consumer is still to be moved there (true once). `None` when the record is to be
-    /// processed.
-    pub(crate) fn below_start(&mut self, offset: i64) -> Option<(i64, bool)> {
-        match self {
-            TaskPhase::Running {
-                start: Some(start),
-                seek_requested,
-                ..
-            } if offset < *start => {
-                let seek = !*seek_requested;
-                *seek_requested = true;
-                Some((*start, seek))
-            }
-            _ => None,
         }
     }
 
@@ -159,39 +130,20 @@ mod tests {
     #[test]
     fn a_task_settles_restores_and_runs_in_that_order() {
         let mut phase = TaskPhase::assigned();
-        assert_eq!(phase.run(), None, "cannot run before its offset settled");
+        assert!(!phase.run(), "cannot run before its offsets settled");
         assert_eq!(phase.status(), TaskState::Settling);
         assert!(phase.note_waiting());
         assert!(!phase.note_waiting(), "noted once");
         assert!(!phase.is_settled());
-        assert!(phase.settle(Some(40)));
-        assert!(!phase.settle(Some(7)), "settles once");
+        assert!(phase.settle());
+        assert!(!phase.settle(), "settles once");
         assert!(phase.restoring_since().is_some());
         assert_eq!(phase.status(), TaskState::Restoring);
-        assert_eq!(phase.run(), Some(Some(40)));
+        assert!(phase.run());
         assert!(phase.is_running());
         assert_eq!(phase.status(), TaskState::Running);
-        assert_eq!(phase.run(), None, "runs once");
-    }
-
-    #[test]
-    fn records_below_the_start_are_skipped_and_the_consumer_moved_once() {
-        let mut phase = TaskPhase::assigned();
-        phase.settle(Some(40));
-        phase.run();
-        assert_eq!(phase.below_start(3), Some((40, true)));
-        assert_eq!(phase.below_start(4), Some((40, false)));
-        assert_eq!(phase.below_start(40), None);
+        assert!(!phase.run(), "runs once");
         assert!(phase.note_first(40));
         assert!(!phase.note_first(41));
-
-        let mut fresh = TaskPhase::assigned();
-        fresh.settle(None);
-        fresh.run();
-        assert_eq!(
-            fresh.below_start(0),
-            None,
-            "nothing committed: nothing to skip"
-        );
     }
 }

@@ -15,6 +15,12 @@ pub(crate) struct Plan {
     pub subscriptions: Vec<String>,
     /// Source topic → the sub-topology that reads it.
     pub sources: HashMap<String, u32>,
+    /// Sub-topology → its source topics (resolved), in the topology's order: a task reads
+    /// partition N of each.
+    pub inputs: BTreeMap<u32, Vec<String>>,
+    /// Source topics read as tables (resolved): loaded to their end before a task's other
+    /// inputs.
+    pub table_inputs: BTreeSet<String>,
     /// Partition count of every topic the app reads or writes.
     pub partitions: BTreeMap<String, i32>,
     /// Internal topics to create, with their configs.
@@ -112,12 +118,6 @@ pub(crate) fn plan(
                 writers.entry(name.clone()).or_default().push(sub.id);
             }
         }
-        if sub.source_topics.len() > 1 {
-            problems.push(format!(
-                "sub-topology {} reads several topics ({:?}); the runtime runs one source topic per sub-topology",
-                sub.id, sub.source_topics
-            ));
-        }
     }
 
     // Partition count of a sub-topology = that of its source topic; a repartition topic
@@ -192,12 +192,36 @@ pub(crate) fn plan(
     }
 
     let mut sources = HashMap::new();
+    let mut inputs: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     let mut subscriptions = Vec::new();
     for sub in topology.sub_topologies() {
         for topic in &sub.source_topics {
             let name = topic.resolve(application_id);
             sources.insert(name.clone(), sub.id);
+            inputs.entry(sub.id).or_default().push(name.clone());
             subscriptions.push(name);
+        }
+        // A task reads partition N of each of its topics: they must be co-partitioned.
+        let counts: Vec<(String, i32)> = sub
+            .source_topics
+            .iter()
+            .filter_map(|t| {
+                let name = t.resolve(application_id);
+                let count = match t {
+                    TopicRef::External(n) => partitions.get(n).copied(),
+                    TopicRef::Internal(n) => repartition.get(n).copied(),
+                }?;
+                Some((name, count))
+            })
+            .collect();
+        if let Some((first, n)) = counts.first() {
+            for (other, m) in &counts[1..] {
+                if m != n {
+                    problems.push(format!(
+                        "topics `{first}` ({n} partitions) and `{other}` ({m} partitions) are read together (a join or merge) and must have the same number of partitions; repartition one of them"
+                    ));
+                }
+            }
         }
     }
     let tasks = topology
@@ -219,6 +243,12 @@ pub(crate) fn plan(
         Ok(Plan {
             subscriptions,
             sources,
+            inputs,
+            table_inputs: topology
+                .table_topics
+                .iter()
+                .map(|t| t.resolve(application_id))
+                .collect(),
             partitions,
             internal,
             tasks,

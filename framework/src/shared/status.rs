@@ -97,7 +97,7 @@ pub struct StoreReplay {
 pub struct TaskStatus {
     /// The task (`<sub-topology>_<partition>`).
     pub task: String,
-    /// Its input topic.
+    /// Its input topics, comma-separated (one for most tasks; several for a join or merge).
     pub topic: String,
     /// Its input partition.
     pub partition: i32,

@@ -46,6 +46,7 @@ pub struct TopologyBuilder {
     nodes: Vec<NodeDef>,
     stores: BTreeMap<String, StoreBuilder>,
     repartition_partitions: BTreeMap<String, Option<i32>>,
+    table_topics: BTreeSet<TopicRef>,
     problems: Vec<String>,
 }
 
@@ -260,6 +261,17 @@ impl TopologyBuilder {
         self
     }
 
+    /// Marks `topic` as read as a table: a task reading it with other topics loads it to its
+    /// end before processing the others.
+    pub(crate) fn mark_table_topic(&mut self, topic: impl Into<TopicRef>) {
+        self.table_topics.insert(topic.into());
+    }
+
+    /// Records a problem the build will report (a DSL operation that cannot be built).
+    pub(crate) fn note_problem(&mut self, problem: String) {
+        self.problems.push(problem);
+    }
+
     /// Renames node `from` to `to`, in its children's parent lists too. A name already taken
     /// (or an unknown node) is a problem the build reports.
     pub fn rename_node(&mut self, from: &str, to: &str) -> &mut Self {
@@ -421,11 +433,14 @@ impl TopologyBuilder {
             stores: self.stores,
             sub_topologies,
             repartition_partitions: self.repartition_partitions,
+            table_topics: self.table_topics,
         })
     }
 }
 
-/// Connected components over parent edges, numbered in order of their first node.
+/// Connected components over parent edges and shared stores (a processor that reads a
+/// table's store runs in the task that maintains it: a stream-table join), numbered in order
+/// of their first node.
 fn split(nodes: &[NodeDef], index: &BTreeMap<&str, usize>) -> Vec<SubTopology> {
     let mut component: Vec<usize> = (0..nodes.len()).collect();
     fn find(c: &mut [usize], i: usize) -> usize {
@@ -436,11 +451,23 @@ fn split(nodes: &[NodeDef], index: &BTreeMap<&str, usize>) -> Vec<SubTopology> {
         c[i] = root;
         root
     }
+    fn union(c: &mut [usize], i: usize, j: usize) {
+        let (a, b) = (find(c, i), find(c, j));
+        c[a.max(b)] = a.min(b);
+    }
+    let mut store_user: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, node) in nodes.iter().enumerate() {
         for parent in &node.parents {
             if let Some(&p) = index.get(parent.as_str()) {
-                let (a, b) = (find(&mut component, i), find(&mut component, p));
-                component[a.max(b)] = a.min(b);
+                union(&mut component, i, p);
+            }
+        }
+        for store in &node.stores {
+            match store_user.get(store.as_str()) {
+                Some(&other) => union(&mut component, i, other),
+                None => {
+                    store_user.insert(store, i);
+                }
             }
         }
     }

@@ -398,6 +398,41 @@ impl Kafka {
         Ok(())
     }
 
+    /// Produces `(key, value)` records in one committed transaction (so a commit marker
+    /// follows them in every partition they reach), partitioned like [`produce`](Self::produce).
+    ///
+    /// # Errors
+    /// Fails when the transaction cannot be committed.
+    pub fn produce_transactional(
+        &self,
+        topic: &str,
+        records: impl IntoIterator<Item = (Option<Vec<u8>>, Vec<u8>)>,
+    ) -> Result<(), TestkitError> {
+        let producer: BaseProducer = self
+            .config()
+            .set("partitioner", "murmur2_random")
+            .set("transactional.id", unique_name("testkit-tx"))
+            .create()
+            .map_err(kafka_err("creating a transactional producer"))?;
+        producer
+            .init_transactions(DEFAULT_DEADLINE)
+            .map_err(kafka_err("initialising transactions"))?;
+        producer
+            .begin_transaction()
+            .map_err(kafka_err("beginning a transaction"))?;
+        for (key, value) in records {
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(&value);
+            if let Some(k) = key.as_deref() {
+                record = record.key(k);
+            }
+            send_waiting(&producer, record).map_err(kafka_err(format!("producing to {topic}")))?;
+        }
+        producer
+            .commit_transaction(DEFAULT_DEADLINE)
+            .map_err(kafka_err(format!("committing records to {topic}")))?;
+        Ok(())
+    }
+
     /// End offset of every partition of `topic` as seen with `isolation`: the high watermark
     /// for read_uncommitted, the last stable offset for read_committed. The two differ exactly
     /// while a transaction is open on the partition.

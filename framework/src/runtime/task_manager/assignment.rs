@@ -7,7 +7,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::TopicPartitionList;
 
 use super::TaskManager;
-use crate::runtime::active_task::{ActiveTask, StoreRestore};
+use crate::runtime::active_task::{ActiveTask, StoreRestore, TaskInput};
 use crate::runtime::cadence::Duty;
 use crate::runtime::task_phase::TaskPhase;
 use crate::runtime::RuntimeError;
@@ -44,12 +44,24 @@ impl TaskManager {
                 what: "pausing newly assigned partitions".to_owned(),
                 source,
             })?;
+        // A task with several inputs starts only once this member holds all of them; it may
+        // get them over several assignments.
+        let held = consumer.assignment().unwrap_or_default();
         for (id, topic) in self.task_ids(assigned) {
-            if self.tasks.contains_key(&id) {
+            if let Some(task) = self.tasks.get_mut(&id) {
+                if let Some(input) = task.input_mut(&topic) {
+                    input.assigned = true;
+                }
                 continue;
             }
-            let task = self.create_task(id, topic)?;
-            tracing::info!(thread = self.thread, task = %id, "task assigned");
+            let task = self.create_task(id, |t| {
+                t == topic || held.find_partition(t, id.partition).is_some()
+            })?;
+            if task.fully_assigned() {
+                tracing::info!(thread = self.thread, task = %id, "task assigned");
+            } else {
+                tracing::info!(thread = self.thread, task = %id, "task assigned; waiting for the rest of its input partitions");
+            }
             self.tasks.insert(id, task);
         }
         Ok(())
@@ -66,7 +78,13 @@ impl TaskManager {
             .collect()
     }
 
-    fn create_task(&self, id: TaskId, topic: String) -> Result<ActiveTask, RuntimeError> {
+    /// Creates task `id` with an input per source topic of its sub-topology; `held` says
+    /// which of them this member holds now.
+    fn create_task(
+        &self,
+        id: TaskId,
+        held: impl Fn(&str) -> bool,
+    ) -> Result<ActiveTask, RuntimeError> {
         let shared = &self.shared;
         let app = &shared.config.application.id;
         let sub = shared
@@ -108,15 +126,23 @@ impl TaskManager {
             stores,
             shared.plan.partitions.clone().into_iter().collect(),
         );
+        let inputs = shared
+            .plan
+            .inputs
+            .get(&id.sub_topology)
+            .into_iter()
+            .flatten()
+            .map(|topic| {
+                let table = shared.plan.table_inputs.contains(topic);
+                TaskInput::new(topic.clone(), held(topic), table)
+            })
+            .collect();
         Ok(ActiveTask {
             span: tracing::info_span!("task", task = %id, thread = self.thread),
             phase: TaskPhase::assigned(),
-            committed_offset: None,
             id,
-            origin_topic: std::sync::Arc::from(topic.as_str()),
-            topic,
+            inputs,
             graph,
-            next_offset: None,
             restores,
             state_source,
             replays: Vec::new(),
@@ -153,11 +179,34 @@ impl TaskManager {
             return;
         }
         let mut closed = Vec::new();
+        // A task closes when any of its inputs leaves; the inputs it still holds pause until
+        // the task is whole again here (or they leave too).
+        let leaving: Vec<(String, i32)> = revoked
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let mut orphans = TopicPartitionList::new();
         for (id, _) in self.task_ids(revoked) {
             if let Some(mut task) = self.tasks.remove(&id) {
                 task.graph.close();
                 tracing::info!(thread = self.thread, task = %id, "task revoked");
                 closed.push(id);
+                for input in &task.inputs {
+                    let key = (input.topic.clone(), id.partition);
+                    if input.assigned && !leaving.contains(&key) {
+                        orphans.add_partition(&input.topic, id.partition);
+                    }
+                }
+            }
+        }
+        if orphans.count() > 0 {
+            if let Err(source) = consumer.pause(&orphans) {
+                self.fatal.get_or_insert(RuntimeError::Kafka {
+                    what: "pausing the inputs of a task that lost one".to_owned(),
+                    source,
+                });
+                return;
             }
         }
         self.shared.status.remove_readers(&closed);

@@ -149,18 +149,20 @@ impl TaskManager {
             // the task's committed offset: the group coordinator then refuses it from a
             // member that lost the task, as it refuses any other.
             // The task's stream time rides in the offset's metadata: committed with it.
-            if let Some(next) = task.next_offset.or(task.committed_offset) {
-                crate::runtime::stream_time::add_offset(
-                    &mut prepared.offsets,
-                    &task.topic,
-                    partition,
-                    next,
-                    task.graph.stream_time(),
-                )
-                .map_err(|source| RuntimeError::Kafka {
-                    what: "building the offsets to commit".to_owned(),
-                    source,
-                })?;
+            for input in &task.inputs {
+                if let Some(next) = input.offset_to_commit() {
+                    crate::runtime::stream_time::add_offset(
+                        &mut prepared.offsets,
+                        &input.topic,
+                        partition,
+                        next,
+                        task.graph.stream_time(),
+                    )
+                    .map_err(|source| RuntimeError::Kafka {
+                        what: "building the offsets to commit".to_owned(),
+                        source,
+                    })?;
+                }
             }
         }
         Ok(ControlFlow::Continue(prepared))
@@ -269,8 +271,10 @@ impl TaskManager {
                     task: task.id,
                     source: e.into(),
                 })?;
-            if let Some(next) = task.next_offset.take() {
-                task.committed_offset = Some(next);
+            for input in &mut task.inputs {
+                if let Some(next) = input.next_offset.take() {
+                    input.committed_offset = Some(next);
+                }
             }
         }
         self.maybe_checkpoint()

@@ -10,6 +10,7 @@ mod record_errors;
 mod report;
 mod savepoint;
 mod start;
+mod tables;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -165,6 +166,7 @@ impl TaskManager {
             .filter(|t| !t.phase.is_running())
             .map(|t| t.id)
             .collect();
+        self.release_held(consumer)?;
         if waiting.is_empty() {
             return Ok(());
         }
@@ -210,20 +212,27 @@ impl TaskManager {
                 task.graph
                     .init(now)
                     .map_err(|source| RuntimeError::Task { task: id, source })?;
-                let Some(start) = task.phase.run() else {
+                if !task.phase.run() {
                     continue;
-                };
+                }
+                if self.shared.config.processing.load_tables_first {
+                    tables::hold_streams(task);
+                }
                 self.shared
                     .status
                     .add_readers(id, task.graph.stores_mut().readers());
-                resume.add_partition(&task.topic, id.partition);
-                if let Some(start) = start {
-                    // librdkafka does not wake its fetcher when a partition resumes, so the
-                    // first fetch may wait up to a second; a seek to where the task starts
-                    // anyway starts fetching at once.
-                    self.seeks.push((task.topic.clone(), id.partition, start));
+                for input in task.inputs.iter().filter(|i| !i.held) {
+                    resume.add_partition(&input.topic, id.partition);
+                    if let Some(Some(start)) = input.start {
+                        // librdkafka does not wake its fetcher when a partition resumes, so
+                        // the first fetch may wait up to a second; a seek to where the task
+                        // starts anyway starts fetching at once.
+                        self.seeks.push((input.topic.clone(), id.partition, start));
+                    }
                 }
-                tracing::info!(thread = self.thread, task = %id, start = ?start, "task running");
+                let starts: Vec<Option<i64>> =
+                    task.inputs.iter().map(|i| i.start.flatten()).collect();
+                tracing::info!(thread = self.thread, task = %id, start = ?starts, "task running");
             }
         }
         if resume.count() > 0 {

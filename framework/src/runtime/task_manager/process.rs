@@ -29,15 +29,19 @@ impl TaskManager {
             ));
             return Ok(());
         }
-        if self.below_start(id, msg.offset()) {
+        if self.below_start(id, msg.topic(), msg.offset()) {
             return Ok(());
         }
         self.ensure_transaction()?;
         if let Some(poisoned) = self.take_poisoned(msg.topic(), msg.partition(), msg.offset()) {
             let raw = raw_record(msg);
             self.shared.metrics.add_in(1);
-            if let Some(task) = self.tasks.get_mut(&id) {
-                task.next_offset = Some(msg.offset() + 1);
+            if let Some(input) = self
+                .tasks
+                .get_mut(&id)
+                .and_then(|t| t.input_mut(msg.topic()))
+            {
+                input.next_offset = Some(msg.offset() + 1);
             }
             return self.divert(
                 &poisoned.diversion,
@@ -54,17 +58,19 @@ impl TaskManager {
         let result = match self.tasks.get_mut(&id) {
             Some(task) => {
                 if task.phase.note_first(msg.offset()) {
-                    tracing::info!(thread = self.thread, task = %id, offset = msg.offset(), "first input record");
+                    tracing::info!(thread = self.thread, task = %id, topic = msg.topic(), offset = msg.offset(), "first input record");
                 }
-                self.producer.set_origin(Some(RecordOrigin {
-                    topic: std::sync::Arc::clone(&task.origin_topic),
-                    partition: msg.partition(),
-                    offset: msg.offset(),
-                }));
+                if let Some(input) = task.input_mut(msg.topic()) {
+                    input.next_offset = Some(msg.offset() + 1);
+                    self.producer.set_origin(Some(RecordOrigin {
+                        topic: std::sync::Arc::clone(&input.origin),
+                        partition: msg.partition(),
+                        offset: msg.offset(),
+                    }));
+                }
                 let result = task
                     .span
                     .in_scope(|| task.graph.process(&raw, now, &mut out));
-                task.next_offset = Some(msg.offset() + 1);
                 for (operator, n) in task.graph.take_operator_counts() {
                     self.shared.metrics.add_operator_counts(id, &operator, n);
                 }

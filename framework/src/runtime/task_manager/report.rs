@@ -30,18 +30,23 @@ impl TaskManager {
         let mut tasks = Vec::with_capacity(self.tasks.len());
         for task in self.tasks.values_mut() {
             let partition = task.id.partition;
-            let position = positions
-                .as_ref()
-                .and_then(|p| p.find_partition(&task.topic, partition))
-                .and_then(|e| e.offset().to_raw())
-                .filter(|&o| o >= 0);
-            // The end librdkafka last saw (its statistics): the last stable offset for a
-            // read_committed consumer. Before the first record, the consumer stands where it
-            // will start.
-            let lag = consumer
-                .context()
-                .ends(&task.topic, partition)
-                .map(|ends| (ends.end - position.unwrap_or(ends.start)).max(0));
+            // Summed over the task's inputs; unknown while any input's end is.
+            let mut lag = Some(0);
+            for input in &task.inputs {
+                let position = positions
+                    .as_ref()
+                    .and_then(|p| p.find_partition(&input.topic, partition))
+                    .and_then(|e| e.offset().to_raw())
+                    .filter(|&o| o >= 0);
+                // The end librdkafka last saw (its statistics): the last stable offset for a
+                // read_committed consumer. Before the first record, the consumer stands where
+                // it will start.
+                let input_lag = consumer
+                    .context()
+                    .ends(&input.topic, partition)
+                    .map(|ends| (ends.end - position.unwrap_or(ends.start)).max(0));
+                lag = lag.zip(input_lag).map(|(a, b)| a + b);
+            }
             let stores = task.graph.stores();
             let restore_remaining: i64 = task
                 .restores
@@ -71,7 +76,12 @@ impl TaskManager {
             }
             tasks.push(TaskStatus {
                 task: task.id.to_string(),
-                topic: task.topic.clone(),
+                topic: task
+                    .inputs
+                    .iter()
+                    .map(|i| i.topic.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
                 partition,
                 state,
                 restore_remaining,

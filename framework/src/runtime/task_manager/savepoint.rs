@@ -20,6 +20,9 @@ use crate::task::TaskId;
 /// How often an idle thread looks at the control topic.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
+/// An input partition of a task with an offset: `(task, topic, offset)`.
+type InputAt = (TaskId, String, i64);
+
 /// A savepoint this thread takes part in.
 pub(super) struct Round {
     id: String,
@@ -28,7 +31,7 @@ pub(super) struct Round {
     /// External input partitions paused for the savepoint.
     paused: Vec<(String, i32)>,
     /// Repartition partitions being drained, with the offset to reach.
-    draining: Option<(u32, Vec<(TaskId, i64)>)>,
+    draining: Option<(u32, Vec<InputAt>)>,
 }
 
 impl TaskManager {
@@ -180,9 +183,11 @@ impl TaskManager {
         let mut paused = Vec::new();
         let mut tpl = TopicPartitionList::new();
         for task in self.tasks.values() {
-            if !self.shared.plan.repartition.contains(&task.topic) {
-                tpl.add_partition(&task.topic, task.id.partition);
-                paused.push((task.topic.clone(), task.id.partition));
+            for input in &task.inputs {
+                if !self.shared.plan.repartition.contains(&input.topic) {
+                    tpl.add_partition(&input.topic, task.id.partition);
+                    paused.push((input.topic.clone(), task.id.partition));
+                }
             }
         }
         if tpl.count() > 0 {
@@ -230,21 +235,24 @@ impl TaskManager {
             if self.shared.plan.depth.get(&task.id.sub_topology) != Some(&level) {
                 continue;
             }
-            // The consumer is read_committed: its high watermark is the last stable offset.
-            let (_, end) = crate::kafka::watermarks(
-                consumer,
-                &task.topic,
-                task.id.partition,
-                Duration::from_secs(10),
-            )
-            .map_err(|source| RuntimeError::Kafka {
-                what: format!(
-                    "reading the end of `{}` [{}]",
-                    task.topic, task.id.partition
-                ),
-                source,
-            })?;
-            targets.push((task.id, end));
+            for input in &task.inputs {
+                // The consumer is read_committed: its high watermark is the last stable
+                // offset.
+                let (_, end) = crate::kafka::watermarks(
+                    consumer,
+                    &input.topic,
+                    task.id.partition,
+                    Duration::from_secs(10),
+                )
+                .map_err(|source| RuntimeError::Kafka {
+                    what: format!(
+                        "reading the end of `{}` [{}]",
+                        input.topic, task.id.partition
+                    ),
+                    source,
+                })?;
+                targets.push((task.id, input.topic.clone(), end));
+            }
         }
         if let Some(round) = &mut self.round {
             round.draining = Some((level, targets));
@@ -258,7 +266,7 @@ impl TaskManager {
         &self,
         consumer: &BaseConsumer<C>,
         ids: &[TaskId],
-    ) -> Result<Vec<(TaskId, String, i64)>, RuntimeError> {
+    ) -> Result<Vec<InputAt>, RuntimeError> {
         let kafka = |what: &str| {
             let what = what.to_owned();
             move |source| RuntimeError::Kafka { what, source }
@@ -277,9 +285,9 @@ impl TaskManager {
             .map_err(kafka("reading input positions"))?;
         let mut unread = TopicPartitionList::new();
         for id in ids {
-            if let Some(task) = self.tasks.get(id) {
-                if offset_of(&positions, &task.topic, id.partition).is_none() {
-                    unread.add_partition(&task.topic, id.partition);
+            for input in self.tasks.get(id).into_iter().flat_map(|t| &t.inputs) {
+                if offset_of(&positions, &input.topic, id.partition).is_none() {
+                    unread.add_partition(&input.topic, id.partition);
                 }
             }
         }
@@ -292,26 +300,25 @@ impl TaskManager {
         };
         let mut out = Vec::new();
         for id in ids {
-            let Some(task) = self.tasks.get(id) else {
-                continue;
-            };
-            let known = offset_of(&positions, &task.topic, id.partition)
-                .or_else(|| offset_of(&committed, &task.topic, id.partition));
-            let offset = match known {
-                Some(o) => o,
-                // Nothing read or committed yet: the consumer starts at the log's start.
-                None => {
-                    crate::kafka::watermarks(
-                        consumer,
-                        &task.topic,
-                        id.partition,
-                        Duration::from_secs(10),
-                    )
-                    .map_err(kafka("reading the start of an input"))?
-                    .0
-                }
-            };
-            out.push((*id, task.topic.clone(), offset));
+            for input in self.tasks.get(id).into_iter().flat_map(|t| &t.inputs) {
+                let known = offset_of(&positions, &input.topic, id.partition)
+                    .or_else(|| offset_of(&committed, &input.topic, id.partition));
+                let offset = match known {
+                    Some(o) => o,
+                    // Nothing read or committed yet: the consumer starts at the log's start.
+                    None => {
+                        crate::kafka::watermarks(
+                            consumer,
+                            &input.topic,
+                            id.partition,
+                            Duration::from_secs(10),
+                        )
+                        .map_err(kafka("reading the start of an input"))?
+                        .0
+                    }
+                };
+                out.push((*id, input.topic.clone(), offset));
+            }
         }
         Ok(out)
     }
@@ -323,12 +330,12 @@ impl TaskManager {
         let Some((level, targets)) = self.round.as_ref().and_then(|r| r.draining.clone()) else {
             return Ok(());
         };
-        let ids: Vec<TaskId> = targets.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<TaskId> = targets.iter().map(|(id, _, _)| *id).collect();
         let positions = self.input_positions(consumer, &ids)?;
-        let done = targets.iter().all(|(id, target)| {
+        let done = targets.iter().all(|(id, topic, target)| {
             positions
                 .iter()
-                .any(|(p, _, offset)| p == id && offset >= target)
+                .any(|(p, t, offset)| p == id && t == topic && offset >= target)
         });
         if !done {
             return Ok(());
@@ -377,7 +384,7 @@ impl TaskManager {
         let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
         let positions = self.input_positions(consumer, &ids)?;
         let mut written = Vec::new();
-        for (task_id, topic, offset) in positions {
+        for task_id in ids {
             let Some(task) = self.tasks.get(&task_id) else {
                 continue;
             };
@@ -402,13 +409,17 @@ impl TaskManager {
                 }));
             }
             let stream_time = task.graph.stream_time();
-            let inputs = vec![InputOffset {
-                internal: self.shared.plan.repartition.contains(&topic),
-                topic,
-                partition: task_id.partition,
-                offset,
-                stream_time: (stream_time >= 0).then_some(stream_time),
-            }];
+            let inputs: Vec<InputOffset> = positions
+                .iter()
+                .filter(|(id, _, _)| *id == task_id)
+                .map(|(_, topic, offset)| InputOffset {
+                    internal: self.shared.plan.repartition.contains(topic),
+                    topic: topic.clone(),
+                    partition: task_id.partition,
+                    offset: *offset,
+                    stream_time: (stream_time >= 0).then_some(stream_time),
+                })
+                .collect();
             let key = crate::snapshot::paths::savepoint_task(
                 &savepoint_key(&self.shared.config.application.id, id),
                 task_id,

@@ -41,8 +41,15 @@ impl TaskManager {
     ) -> Result<(), RuntimeError> {
         let mut tpl = TopicPartitionList::new();
         for id in ids {
-            if let Some(task) = self.tasks.get(id).filter(|t| !t.phase.is_settled()) {
-                tpl.add_partition(&task.topic, id.partition);
+            let Some(task) = self.tasks.get(id) else {
+                continue;
+            };
+            // A task waits for all its input partitions before it looks up any offset.
+            if task.phase.is_settled() || !task.fully_assigned() {
+                continue;
+            }
+            for input in task.inputs.iter().filter(|i| i.start.is_none()) {
+                tpl.add_partition(&input.topic, id.partition);
             }
         }
         if tpl.count() == 0 || !self.cadence.run_if_due(Duty::StartLookup, LOOKUP_INTERVAL) {
@@ -64,25 +71,37 @@ impl TaskManager {
             }
         };
         for id in ids {
+            let mut unsettled = None;
             let Some(task) = self.tasks.get_mut(id) else {
                 continue;
             };
-            let Some(entry) = committed.find_partition(&task.topic, id.partition) else {
-                continue;
-            };
-            if let Err(e) = entry.error() {
-                self.note_unsettled(*id, &e.to_string());
+            if task.phase.is_settled() || !task.fully_assigned() {
                 continue;
             }
-            let start = match entry.offset() {
-                Offset::Offset(o) if o >= 0 => Some(o),
-                _ => None,
-            };
-            if task.phase.settle(start) {
-                task.committed_offset = start;
+            for input in task.inputs.iter_mut().filter(|i| i.start.is_none()) {
+                let Some(entry) = committed.find_partition(&input.topic, id.partition) else {
+                    continue;
+                };
+                if let Err(e) = entry.error() {
+                    unsettled = Some(e.to_string());
+                    continue;
+                }
+                let start = match entry.offset() {
+                    Offset::Offset(o) if o >= 0 => Some(o),
+                    _ => None,
+                };
+                input.start = Some(start);
+                input.committed_offset = start;
+                // Every input carries the task's stream time; the largest is the latest.
                 if let Some(time) = crate::runtime::stream_time::decode(entry.metadata()) {
                     task.graph.resume_stream_time(time);
                 }
+            }
+            if task.inputs_settled() {
+                task.phase.settle();
+            }
+            if let Some(error) = unsettled {
+                self.note_unsettled(*id, &error);
             }
         }
         Ok(())
@@ -101,25 +120,26 @@ impl TaskManager {
         }
     }
 
-    /// True when the record at `offset` of task `id` lies below the task's committed offset:
-    /// it was processed and committed before, so it is skipped, and the consumer is moved to
-    /// the committed offset at the next loop step.
-    pub(super) fn below_start(&mut self, id: TaskId, offset: i64) -> bool {
-        let Some(task) = self.tasks.get_mut(&id) else {
+    /// True when the record at `offset` of `topic` for task `id` lies below that input's
+    /// committed offset: it was processed and committed before, so it is skipped, and the
+    /// consumer is moved to the committed offset at the next loop step.
+    pub(super) fn below_start(&mut self, id: TaskId, topic: &str, offset: i64) -> bool {
+        let Some(input) = self.tasks.get_mut(&id).and_then(|t| t.input_mut(topic)) else {
             return false;
         };
-        let Some((start, seek)) = task.phase.below_start(offset) else {
+        let Some((start, seek)) = input.below_start(offset) else {
             return false;
         };
         if seek {
             tracing::warn!(
                 thread = self.thread,
                 task = %id,
+                topic,
                 offset,
                 committed = start,
                 "the consumer started below the committed offset; skipping to it"
             );
-            self.seeks.push((task.topic.clone(), id.partition, start));
+            self.seeks.push((topic.to_owned(), id.partition, start));
         }
         true
     }
