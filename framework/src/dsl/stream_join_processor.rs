@@ -1,0 +1,361 @@
+//! The processor behind windowed stream-stream joins: buffers both sides by key and time,
+//! joins each record with the other side's records within the window, and emits unmatched
+//! records (left and outer joins) only once no on-time record can match them any more.
+//! Records older than the operator's time minus grace are late: counted, not joined.
+
+use std::sync::Arc;
+
+use crate::processor::{Data, ProcessError, Processor, ProcessorContext};
+use crate::record::Record;
+use crate::serde::{Serde, SerdeError};
+use crate::state::{SessionStore, WindowProgress};
+
+/// Name of the join's progress record (in its left buffer).
+const PROGRESS: &str = "progress";
+
+/// A record of either side of a join, as the join processor receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Side<L, R> {
+    Left(L),
+    Right(R),
+}
+
+/// Makes the result of a pair, or of an unmatched record (the other side `None`).
+pub(crate) type PairJoiner<L, R, VR> = Arc<dyn Fn(Option<&L>, Option<&R>) -> VR + Send + Sync>;
+
+/// The stores of a join: each side's buffer, and the records not matched yet.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinStores {
+    pub left: String,
+    pub right: String,
+    pub left_unmatched: Option<String>,
+    pub right_unmatched: Option<String>,
+}
+
+/// Joins two streams within a time window.
+pub(crate) struct StreamJoin<K, L, R, VR> {
+    pub stores: JoinStores,
+    /// A left record at `t` matches right records in `[t - before, t + after]`.
+    pub before_ms: i64,
+    pub after_ms: i64,
+    pub grace_ms: i64,
+    pub joiner: PairJoiner<L, R, VR>,
+    pub dropped_below: i64,
+    pub _types: std::marker::PhantomData<fn(K)>,
+}
+
+/// Values buffered under one key and time: several records may share both.
+pub(crate) struct ListSerde<V> {
+    inner: Arc<dyn Serde<V>>,
+}
+
+impl<V> ListSerde<V> {
+    pub(crate) fn new(inner: Arc<dyn Serde<V>>) -> Self {
+        ListSerde { inner }
+    }
+}
+
+impl<V: 'static> Serde<Vec<V>> for ListSerde<V> {
+    fn serialize(&self, values: &Vec<V>) -> Result<Option<Vec<u8>>, SerdeError> {
+        let mut out = Vec::new();
+        for value in values {
+            let bytes = self
+                .inner
+                .serialize(value)?
+                .ok_or_else(|| SerdeError::new("a joined value may not be null"))?;
+            let len = u32::try_from(bytes.len())
+                .map_err(|_| SerdeError::new("a joined value over 4 GiB"))?;
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        Ok(Some(out))
+    }
+
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Vec<V>, SerdeError> {
+        let mut rest = bytes.unwrap_or_default();
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let (len, tail) = rest
+                .split_at_checked(4)
+                .ok_or_else(|| SerdeError::new("a buffered join value list is cut short"))?;
+            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            let (value, tail) = tail
+                .split_at_checked(len)
+                .ok_or_else(|| SerdeError::new("a buffered join value is cut short"))?;
+            out.push(self.inner.deserialize(Some(value))?);
+            rest = tail;
+        }
+        Ok(out)
+    }
+
+    fn format(&self) -> String {
+        format!("list:{}", self.inner.format())
+    }
+}
+
+/// Appends `value` to the list buffered in `store` under `key` at `at`.
+fn append<K: 'static, V: 'static + Clone>(
+    store: &mut SessionStore<'_, K, Vec<V>>,
+    key: &K,
+    at: i64,
+    value: &V,
+    observed: i64,
+) -> Result<(), ProcessError> {
+    let mut list = store
+        .find(key, at, at, observed)?
+        .into_iter()
+        .next()
+        .map(|(_, _, list)| list)
+        .unwrap_or_default();
+    list.push(value.clone());
+    store.put(key, at, at, &list)?;
+    Ok(())
+}
+
+impl<K: Data, L: Data, R: Data, VR: Data> StreamJoin<K, L, R, VR> {
+    /// The records of the other side within the window of a record at `at`:
+    /// `(time, values)` of each matching time.
+    fn matches<V: Data>(
+        ctx: &mut ProcessorContext<'_, K, VR>,
+        store: &str,
+        key: &K,
+        from: i64,
+        to: i64,
+        observed: i64,
+    ) -> Result<Vec<(i64, Vec<V>)>, ProcessError> {
+        Ok(ctx
+            .session_store::<K, Vec<V>>(store)?
+            .find(key, from, to, observed)?
+            .into_iter()
+            .map(|(at, _, values)| (at, values))
+            .collect())
+    }
+
+    /// Removes the records at `times` from an unmatched buffer: they found a partner.
+    fn matched<V: Data>(
+        ctx: &mut ProcessorContext<'_, K, VR>,
+        store: Option<&String>,
+        key: &K,
+        times: &[i64],
+    ) -> Result<(), ProcessError> {
+        if let Some(store) = store {
+            let mut unmatched = ctx.session_store::<K, Vec<V>>(store)?;
+            for &at in times {
+                unmatched.remove(key, at, at)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Buffers an unmatched record until no on-time record can match it.
+    fn await_partner<V: Data>(
+        ctx: &mut ProcessorContext<'_, K, VR>,
+        store: Option<&String>,
+        key: &K,
+        at: i64,
+        value: &V,
+        observed: i64,
+    ) -> Result<(), ProcessError> {
+        if let Some(store) = store {
+            let mut unmatched = ctx.session_store::<K, Vec<V>>(store)?;
+            append(&mut unmatched, key, at, value, observed)?;
+            unmatched.await_emission(key, at, at)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the records of an unmatched buffer that can no longer be matched (their time
+    /// before `before`).
+    fn expired_unmatched<V: Data>(
+        ctx: &mut ProcessorContext<'_, K, VR>,
+        store: Option<&String>,
+        before: i64,
+    ) -> Result<Vec<(K, i64, Vec<V>)>, ProcessError> {
+        let Some(store) = store else {
+            return Ok(Vec::new());
+        };
+        let mut unmatched = ctx.session_store::<K, Vec<V>>(store)?;
+        let due = unmatched.take_ending_before(before)?;
+        let mut out = Vec::with_capacity(due.len());
+        for (key, (at, _, values)) in due {
+            unmatched.remove(&key, at, at)?;
+            out.push((key, at, values));
+        }
+        Ok(out)
+    }
+
+    fn expire_buffers(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, VR>,
+        observed: i64,
+    ) -> Result<(), ProcessError> {
+        let boundary = ctx
+            .session_store::<K, Vec<L>>(&self.stores.left)?
+            .expiry_boundary(observed);
+        if boundary <= self.dropped_below {
+            return Ok(());
+        }
+        self.dropped_below = boundary;
+        ctx.session_store::<K, Vec<L>>(&self.stores.left)?
+            .drop_before(boundary);
+        ctx.session_store::<K, Vec<R>>(&self.stores.right)?
+            .drop_before(boundary);
+        if let Some(store) = &self.stores.left_unmatched {
+            ctx.session_store::<K, Vec<L>>(store)?.drop_before(boundary);
+        }
+        if let Some(store) = &self.stores.right_unmatched {
+            ctx.session_store::<K, Vec<R>>(store)?.drop_before(boundary);
+        }
+        Ok(())
+    }
+}
+
+impl<K: Data, L: Data, R: Data, VR: Data> Processor for StreamJoin<K, L, R, VR> {
+    type KeyIn = K;
+    type ValueIn = Side<L, R>;
+    type KeyOut = K;
+    type ValueOut = VR;
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, VR>,
+        record: Record<K, Side<L, R>>,
+    ) -> Result<(), ProcessError> {
+        let at = record.timestamp;
+        let mut progress: WindowProgress = ctx
+            .session_store::<K, Vec<L>>(&self.stores.left)?
+            .progress(PROGRESS)?;
+        progress.observed_time = progress.observed_time.max(at);
+        let observed = progress.observed_time;
+        let close = observed.saturating_sub(self.grace_ms);
+        let mut out: Vec<(i64, VR)> = Vec::new();
+        if at < close {
+            // Too old to be joined consistently: another on-time record may already have
+            // been emitted as unmatched in its place.
+            ctx.count_late();
+            tracing::debug!(
+                operator = ctx.node_name(),
+                timestamp = at,
+                operator_time = observed,
+                "late record"
+            );
+        } else {
+            match &record.value {
+                Side::Left(value) => {
+                    let found = Self::matches::<R>(
+                        ctx,
+                        &self.stores.right,
+                        &record.key,
+                        at.saturating_sub(self.before_ms),
+                        at.saturating_add(self.after_ms),
+                        observed,
+                    )?;
+                    for (t, values) in &found {
+                        for r in values {
+                            out.push(((*t).max(at), (self.joiner)(Some(value), Some(r))));
+                        }
+                    }
+                    let times: Vec<i64> = found.iter().map(|(t, _)| *t).collect();
+                    Self::matched::<R>(
+                        ctx,
+                        self.stores.right_unmatched.as_ref(),
+                        &record.key,
+                        &times,
+                    )?;
+                    append(
+                        &mut ctx.session_store::<K, Vec<L>>(&self.stores.left)?,
+                        &record.key,
+                        at,
+                        value,
+                        observed,
+                    )?;
+                    if found.is_empty() {
+                        Self::await_partner(
+                            ctx,
+                            self.stores.left_unmatched.as_ref(),
+                            &record.key,
+                            at,
+                            value,
+                            observed,
+                        )?;
+                    }
+                }
+                Side::Right(value) => {
+                    let found = Self::matches::<L>(
+                        ctx,
+                        &self.stores.left,
+                        &record.key,
+                        at.saturating_sub(self.after_ms),
+                        at.saturating_add(self.before_ms),
+                        observed,
+                    )?;
+                    for (t, values) in &found {
+                        for l in values {
+                            out.push(((*t).max(at), (self.joiner)(Some(l), Some(value))));
+                        }
+                    }
+                    let times: Vec<i64> = found.iter().map(|(t, _)| *t).collect();
+                    Self::matched::<L>(
+                        ctx,
+                        self.stores.left_unmatched.as_ref(),
+                        &record.key,
+                        &times,
+                    )?;
+                    append(
+                        &mut ctx.session_store::<K, Vec<R>>(&self.stores.right)?,
+                        &record.key,
+                        at,
+                        value,
+                        observed,
+                    )?;
+                    if found.is_empty() {
+                        Self::await_partner(
+                            ctx,
+                            self.stores.right_unmatched.as_ref(),
+                            &record.key,
+                            at,
+                            value,
+                            observed,
+                        )?;
+                    }
+                }
+            }
+        }
+
+        // Unmatched records no on-time record can reach any more: a left record at `t`
+        // meets right records up to `t + after`, and on-time records are at `close` or later.
+        let lefts = Self::expired_unmatched::<L>(
+            ctx,
+            self.stores.left_unmatched.as_ref(),
+            close.saturating_sub(self.after_ms),
+        )?;
+        let rights = Self::expired_unmatched::<R>(
+            ctx,
+            self.stores.right_unmatched.as_ref(),
+            close.saturating_sub(self.before_ms),
+        )?;
+        self.expire_buffers(ctx, observed)?;
+        ctx.session_store::<K, Vec<L>>(&self.stores.left)?
+            .set_progress(PROGRESS, progress);
+
+        for (timestamp, value) in out {
+            ctx.forward(Record {
+                key: record.key.clone(),
+                value,
+                timestamp,
+                headers: record.headers.clone(),
+            });
+        }
+        for (key, t, values) in lefts {
+            for l in &values {
+                ctx.forward(Record::new(key.clone(), (self.joiner)(Some(l), None), t));
+            }
+        }
+        for (key, t, values) in rights {
+            for r in &values {
+                ctx.forward(Record::new(key.clone(), (self.joiner)(None, Some(r)), t));
+            }
+        }
+        Ok(())
+    }
+}
