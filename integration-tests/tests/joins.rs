@@ -1,7 +1,9 @@
-//! A stream-table join under kill -9 chaos and rescaling against the real broker: tasks read
-//! partition N of the click stream and of the users table together (the consumer group
-//! protocol keeps them on one member), load the table before the clicks, and enrich every
-//! click exactly once with its user's region.
+//! Joins under kill -9 chaos and rescaling against the real broker. A stream-table join:
+//! tasks read partition N of the click stream and of the users table together (the consumer
+//! group protocol keeps them on one member), load the table before the clicks, and enrich
+//! every click exactly once with its user's region. A windowed stream-stream outer join:
+//! every pair within the window and every record without a partner comes out exactly once,
+//! as a recomputation from the input says.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -158,6 +160,145 @@ fn a_join_under_the_classic_protocol_is_refused_naming_the_setting() -> anyhow::
     assert!(
         log.contains("processing.group_protocol = consumer"),
         "the error names the setting: {log}"
+    );
+    Ok(())
+}
+
+/// One view or click: `(user, id, event time)`.
+type Event = (usize, String, i64);
+
+/// Views and clicks for the outer join test: 400 s of event time,
+/// about two clicks per view within a second.
+fn views_and_clicks(base: i64) -> (Vec<Event>, Vec<Event>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+    let mut side = |prefix: &str| -> Vec<Event> {
+        (0..6_000)
+            .map(|i| {
+                let at = base + i as i64 * 66 + rng.random_range(0..2_000);
+                (rng.random_range(0..24), format!("{prefix}{i}"), at)
+            })
+            .collect()
+    };
+    let views = side("v");
+    let clicks = side("c");
+    (views, clicks)
+}
+
+#[test]
+fn every_pair_and_every_unmatched_record_of_an_outer_join_comes_out_once() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let run = WordcountRun::new("stream-join", PARTITIONS)?;
+    let clicks_topic = format!("{}-clicks", run.input);
+    run.kafka.create_topic(&clicks_topic, PARTITIONS)?;
+    let base = eddy::record::wall_clock_ms() - 3 * 3_600_000;
+    let (views, clicks) = views_and_clicks(base);
+    // After the data, one view per user an hour and more later closes every window: records
+    // without a partner come out then.
+    let flush = base + 400_000 + 3_600_000 + 10_000;
+    let flushes: Vec<Event> = (0..24).map(|u| (u, format!("flush{u}"), flush)).collect();
+
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    for (vu, v, vt) in &views {
+        let partners: Vec<&String> = clicks
+            .iter()
+            .filter(|(cu, _, ct)| cu == vu && (ct - vt).abs() <= 1_000)
+            .map(|(_, c, _)| c)
+            .collect();
+        for c in &partners {
+            *expected.entry(format!("user-{vu}:{v}/{c}")).or_default() += 1;
+        }
+        if partners.is_empty() {
+            *expected.entry(format!("user-{vu}:{v}/-")).or_default() += 1;
+        }
+    }
+    for (cu, c, ct) in &clicks {
+        if !views
+            .iter()
+            .any(|(vu, _, vt)| vu == cu && (ct - vt).abs() <= 1_000)
+        {
+            *expected.entry(format!("user-{cu}:-/{c}")).or_default() += 1;
+        }
+    }
+    let total: usize = expected.values().sum();
+
+    let spec = |name: &str| {
+        let mut spec = spec_for(&run, name);
+        spec.binary = "join-streams".to_owned();
+        spec
+    };
+    let mut apps = vec![
+        AppProcess::start("a", spec("a"))?,
+        AppProcess::start("b", spec("b"))?,
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(29);
+    let mut tail = run.kafka.tail(&run.output)?;
+    let encode = |(u, id, at): &Event| {
+        (
+            Some(format!("user-{u}").into_bytes()),
+            format!("{id}@{at}").into_bytes(),
+        )
+    };
+    let mut kills = 0;
+    for (i, (vs, cs)) in views.chunks(750).zip(clicks.chunks(750)).enumerate() {
+        run.kafka.produce(&run.input, vs.iter().map(encode))?;
+        run.kafka.produce(&clicks_topic, cs.iter().map(encode))?;
+        tail.count(Duration::from_millis(rng.random_range(800..2_000)))?;
+        if i == 2 {
+            apps.push(AppProcess::start("c", spec("c"))?);
+        }
+        let victim = rng.random_range(0..apps.len());
+        apps[victim].kill9()?;
+        kills += 1;
+        apps[victim].restart()?;
+    }
+    run.kafka.produce(&run.input, flushes.iter().map(encode))?;
+    let waited = tail
+        .wait_for(total as u64, Duration::from_secs(300))
+        .map_err(|e| {
+            let logs: Vec<String> = apps
+                .iter()
+                .map(|a| format!("--- {}:\n{}", a.name(), a.log_tail(20)))
+                .collect();
+            anyhow::anyhow!("{e}\n{}", logs.join("\n"))
+        });
+    for app in &mut apps {
+        app.terminate(Duration::from_secs(60))?;
+    }
+    let mut got: BTreeMap<String, usize> = BTreeMap::new();
+    for r in run.kafka.read_all(&run.output, Isolation::ReadCommitted)? {
+        *got.entry(format!("{}:{}", r.key_str(), r.value_str()))
+            .or_default() += 1;
+    }
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(k, n)| got.get(*k) != Some(*n))
+        .map(|(k, n)| format!("{k}: expected {n}, got {:?}", got.get(k)))
+        .chain(
+            got.iter()
+                .filter(|(k, _)| !expected.contains_key(*k))
+                .map(|(k, n)| format!("{k}: not expected, got {n}")),
+        )
+        .take(20)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "outer join results differ:\n{}",
+        wrong.join("\n")
+    );
+    waited?;
+    assert_eq!(
+        run.kafka
+            .end_offsets(&run.output, Isolation::ReadCommitted)?,
+        run.kafka
+            .end_offsets(&run.output, Isolation::ReadUncommitted)?,
+        "no transaction left open on the output"
+    );
+    println!(
+        "stream join: {} views, {} clicks, {total} results, {} instances, {kills} kill -9s, {:.1} s",
+        views.len(),
+        clicks.len(),
+        apps.len(),
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

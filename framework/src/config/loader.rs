@@ -332,6 +332,7 @@ impl Fields {
         let session_timeout_ms = self.number("processing.session_timeout_ms");
         let static_membership = self.choice("processing.static_membership") == "true";
         let load_tables_first = self.choice("processing.load_tables_first") == "true";
+        let max_task_idle_ms = self.number("processing.max_task_idle_ms");
         let group_protocol = match self.choice("processing.group_protocol") {
             "consumer" => GroupProtocol::Consumer,
             _ => GroupProtocol::Classic,
@@ -482,6 +483,7 @@ impl Fields {
                 session_timeout: Duration::from_millis(session_timeout_ms),
                 static_membership,
                 load_tables_first,
+                max_task_idle: Duration::from_millis(max_task_idle_ms),
                 group_protocol,
                 restart_deadline: Duration::from_millis(restart_deadline_ms),
                 repartition_purge_interval: Duration::from_millis(purge_interval_ms),

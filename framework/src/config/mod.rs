@@ -132,6 +132,10 @@ pub struct ProcessingConfig {
     /// topics holds the others until the table's input has reached the end it had when the
     /// task started.
     pub load_tables_first: bool,
+    /// `processing.max_task_idle_ms`: how long a task with several inputs waits for an input
+    /// that has no record at hand but more in its partition, before it takes the others'
+    /// records out of timestamp order.
+    pub max_task_idle: Duration,
     /// `processing.restart_deadline_ms`: how long a stream thread keeps starting over after
     /// recoverable errors (a broker restarting, a coordinator moving, aborted transactions)
     /// without committing anything before it gives up and stops the instance. Start-overs

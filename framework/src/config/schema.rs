@@ -158,6 +158,13 @@ pub const SETTINGS: &[Setting] = &[
         BOOLEAN,
         "join as a static member: a restarted instance takes its partitions back without a rebalance; a stopped one's move only after the session timeout",
     ),
+    number(
+        "processing.max_task_idle_ms",
+        1000,
+        0,
+        DAY_MS,
+        "a task that reads several topics takes their records in timestamp order; it waits this long for an input that has no record at hand but is known to have more before taking the others out of order",
+    ),
     choice(
         "processing.load_tables_first",
         BOOLEAN_ON,

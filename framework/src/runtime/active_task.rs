@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::task_phase::TaskPhase;
+use crate::record::RawRecord;
 use crate::shared::{StateSource, StoreReplay};
 use crate::task::{TaskGraph, TaskId};
 
@@ -36,6 +37,13 @@ pub(crate) struct TaskInput {
     pub held: bool,
     /// For a table input being loaded first: the end offset to reach, once read.
     pub load_target: Option<i64>,
+    /// Records read but not processed yet, with their event times (tasks with several
+    /// inputs only: they take records in timestamp order across inputs).
+    pub buffer: std::collections::VecDeque<(i64, RawRecord)>,
+    /// Since when the input has had nothing buffered while its partition had more.
+    pub starved_since: Option<Instant>,
+    /// True while the input is paused because its buffer is full.
+    pub paused_full: bool,
     /// The committed offset input resumes at, once settled (`Some(None)`: nothing
     /// committed yet).
     pub start: Option<Option<i64>>,
@@ -59,6 +67,9 @@ impl TaskInput {
             table,
             held: false,
             load_target: None,
+            buffer: std::collections::VecDeque::new(),
+            starved_since: None,
+            paused_full: false,
             start: None,
             seek_requested: false,
             next_offset: None,
@@ -77,6 +88,11 @@ impl TaskInput {
             }
             _ => None,
         }
+    }
+
+    /// The offset of the next record to process: the first buffered one, if any.
+    pub(crate) fn next_unprocessed(&self) -> Option<i64> {
+        self.buffer.front().map(|(_, r)| r.offset)
     }
 
     /// The offset to commit for this input: what was consumed since the last commit, else
@@ -118,6 +134,15 @@ impl ActiveTask {
     /// The input reading `topic`.
     pub(crate) fn input_mut(&mut self, topic: &str) -> Option<&mut TaskInput> {
         self.inputs.iter_mut().find(|i| i.topic == topic)
+    }
+
+    /// Buffers a record of one of the task's inputs with its event time (the record's
+    /// timestamp when its source cannot decode it: processing reports that).
+    pub(crate) fn buffer(&mut self, raw: RawRecord) {
+        let at = self.graph.event_time(&raw).unwrap_or(raw.timestamp);
+        if let Some(input) = self.input_mut(&raw.topic) {
+            input.buffer.push_back((at, raw));
+        }
     }
 
     /// True when this member holds every input partition of the task.

@@ -298,6 +298,7 @@ fn drive(
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
             None => {}
         }
+        manager.process_buffered(consumer)?;
         if let Some(reason) = manager.start_over_reason() {
             return Ok(Ended::Reset(reason.to_owned()));
         }

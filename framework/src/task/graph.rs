@@ -182,6 +182,22 @@ impl TaskGraph {
         self.ctx.stream_time = self.ctx.stream_time.max(stream_time);
     }
 
+    /// The event time of an input record as its source makes it (timestamp extractor
+    /// included); `None` when the source cannot decode it.
+    pub(crate) fn event_time(&self, input: &RawRecord) -> Option<i64> {
+        let source = *self.sources.get(&input.topic)?;
+        let RuntimeNode::Source { decode } = &self.nodes[source] else {
+            return None;
+        };
+        decode(
+            input.key.as_deref(),
+            input.value.as_deref(),
+            input.timestamp,
+        )
+        .ok()
+        .map(|r| r.timestamp)
+    }
+
     /// Processes one input record, appending sink output to `out`.
     pub(crate) fn process(
         &mut self,

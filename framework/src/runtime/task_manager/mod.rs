@@ -4,6 +4,7 @@
 mod assignment;
 mod checkpoint;
 mod commit;
+mod merge;
 mod process;
 mod purge;
 mod record_errors;
@@ -146,6 +147,10 @@ impl TaskManager {
     pub(crate) fn poll_timeout(&self) -> Duration {
         if self.restorer.busy() || self.tasks.values().any(|t| !t.phase.is_running()) {
             return Duration::ZERO;
+        }
+        if self.has_buffered() {
+            // Records wait for another input or for the next loop step: poll briefly.
+            return Duration::from_millis(10);
         }
         let interval = self.shared.config.processing.commit_interval;
         if self.producer.in_transaction() {

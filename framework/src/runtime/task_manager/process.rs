@@ -14,7 +14,8 @@ use crate::runtime::RuntimeError;
 use crate::task::TaskError;
 
 impl TaskManager {
-    /// Processes one input record.
+    /// Processes one input record, or buffers it when its task reads several inputs (those
+    /// are processed in timestamp order by [`process_buffered`](Self::process_buffered)).
     pub(crate) fn process(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), RuntimeError> {
         let Some(id) = self.shared.plan.task_id(msg.topic(), msg.partition()) else {
             return Ok(());
@@ -32,16 +33,27 @@ impl TaskManager {
         if self.below_start(id, msg.topic(), msg.offset()) {
             return Ok(());
         }
+        let raw = raw_record(msg);
+        if let Some(task) = self.tasks.get_mut(&id).filter(|t| t.inputs.len() > 1) {
+            task.buffer(raw);
+            return Ok(());
+        }
+        self.process_raw(id, raw)
+    }
+
+    /// Processes one input record of task `id` (running, and at or past its start).
+    pub(super) fn process_raw(
+        &mut self,
+        id: crate::task::TaskId,
+        raw: RawRecord,
+    ) -> Result<(), RuntimeError> {
         self.ensure_transaction()?;
-        if let Some(poisoned) = self.take_poisoned(msg.topic(), msg.partition(), msg.offset()) {
-            let raw = raw_record(msg);
+        let topic = raw.topic.as_str();
+        let partition = raw.partition.unwrap_or(id.partition);
+        if let Some(poisoned) = self.take_poisoned(topic, partition, raw.offset) {
             self.shared.metrics.add_in(1);
-            if let Some(input) = self
-                .tasks
-                .get_mut(&id)
-                .and_then(|t| t.input_mut(msg.topic()))
-            {
-                input.next_offset = Some(msg.offset() + 1);
+            if let Some(input) = self.tasks.get_mut(&id).and_then(|t| t.input_mut(topic)) {
+                input.next_offset = Some(raw.offset + 1);
             }
             return self.divert(
                 &poisoned.diversion,
@@ -51,21 +63,20 @@ impl TaskManager {
                 "whose processing failed",
             );
         }
-        let raw = raw_record(msg);
         let started = Instant::now();
         let now = wall_clock_ms();
         let mut out = std::mem::take(&mut self.out);
         let result = match self.tasks.get_mut(&id) {
             Some(task) => {
-                if task.phase.note_first(msg.offset()) {
-                    tracing::info!(thread = self.thread, task = %id, topic = msg.topic(), offset = msg.offset(), "first input record");
+                if task.phase.note_first(raw.offset) {
+                    tracing::info!(thread = self.thread, task = %id, topic = raw.topic, offset = raw.offset, "first input record");
                 }
-                if let Some(input) = task.input_mut(msg.topic()) {
-                    input.next_offset = Some(msg.offset() + 1);
+                if let Some(input) = task.input_mut(&raw.topic) {
+                    input.next_offset = Some(raw.offset + 1);
                     self.producer.set_origin(Some(RecordOrigin {
                         topic: std::sync::Arc::clone(&input.origin),
-                        partition: msg.partition(),
-                        offset: msg.offset(),
+                        partition,
+                        offset: raw.offset,
                     }));
                 }
                 let result = task

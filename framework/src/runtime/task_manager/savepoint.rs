@@ -301,7 +301,10 @@ impl TaskManager {
         let mut out = Vec::new();
         for id in ids {
             for input in self.tasks.get(id).into_iter().flat_map(|t| &t.inputs) {
-                let known = offset_of(&positions, &input.topic, id.partition)
+                // Buffered records (a task with several inputs) were read, not processed.
+                let known = input
+                    .next_unprocessed()
+                    .or_else(|| offset_of(&positions, &input.topic, id.partition))
                     .or_else(|| offset_of(&committed, &input.topic, id.partition));
                 let offset = match known {
                     Some(o) => o,
