@@ -118,3 +118,111 @@ fn an_aggregation_is_a_table_whose_changes_are_updates() -> R<()> {
     );
     Ok(())
 }
+
+/// `names` and `regions` joined by `kind`, results (key, row) as the changes come.
+fn table_join(
+    kind: &str,
+    steps: &[(&str, &str, Option<&str>)],
+) -> R<Vec<(String, Option<String>)>> {
+    let builder = StreamsBuilder::new();
+    let names = builder.table("names", StringSerde, StringSerde, "names");
+    let regions = builder.table("regions", StringSerde, StringSerde, "regions");
+    let show = |n: Option<&String>, r: Option<&String>| {
+        format!(
+            "{}@{}",
+            n.map_or("-", String::as_str),
+            r.map_or("-", String::as_str)
+        )
+    };
+    let joined = match kind {
+        "inner" => names.join(&regions, "rows", StringSerde, move |n, r| {
+            show(Some(n), Some(r))
+        }),
+        "left" => names.left_join(&regions, "rows", StringSerde, move |n, r| show(Some(n), r)),
+        _ => names.outer_join(&regions, "rows", StringSerde, show),
+    };
+    joined
+        .to_stream()
+        .to("rows-out", StringSerde, Nullable(StringSerde));
+    let mut d = TopologyTestDriver::new(builder.build()?)?;
+    for (i, (topic, key, value)) in steps.iter().enumerate() {
+        d.pipe_raw(
+            topic,
+            Some(key.as_bytes()),
+            value.map(str::as_bytes),
+            i as i64,
+        )?;
+    }
+    changes(&mut d, "rows-out")
+}
+
+const STEPS: &[(&str, &str, Option<&str>)] = &[
+    ("names", "u1", Some("ann")),
+    ("regions", "u1", Some("eu")),
+    ("regions", "u2", Some("us")),
+    ("names", "u1", Some("anne")),
+    ("regions", "u1", None),
+    ("names", "u1", None),
+    ("regions", "u2", None),
+];
+
+#[test]
+fn an_inner_table_join_has_a_row_while_both_sides_hold_the_key() -> R<()> {
+    assert_eq!(
+        table_join("inner", STEPS)?,
+        vec![
+            ("u1".into(), Some("ann@eu".into())),
+            ("u1".into(), Some("anne@eu".into())),
+            ("u1".into(), None),
+        ],
+        "no deletion is sent for a row that never existed"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_left_table_join_has_a_row_while_the_left_side_holds_the_key() -> R<()> {
+    assert_eq!(
+        table_join("left", STEPS)?,
+        vec![
+            ("u1".into(), Some("ann@-".into())),
+            ("u1".into(), Some("ann@eu".into())),
+            ("u1".into(), Some("anne@eu".into())),
+            ("u1".into(), Some("anne@-".into())),
+            ("u1".into(), None),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn an_outer_table_join_has_a_row_while_either_side_holds_the_key() -> R<()> {
+    assert_eq!(
+        table_join("outer", STEPS)?,
+        vec![
+            ("u1".into(), Some("ann@-".into())),
+            ("u1".into(), Some("ann@eu".into())),
+            ("u2".into(), Some("-@us".into())),
+            ("u1".into(), Some("anne@eu".into())),
+            ("u1".into(), Some("anne@-".into())),
+            ("u1".into(), None),
+            ("u2".into(), None),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn joining_a_table_that_is_not_materialized_fails_the_build_naming_the_join() -> R<()> {
+    let builder = StreamsBuilder::new();
+    let names = builder.table("names", StringSerde, StringSerde, "names");
+    let regions = builder
+        .table("regions", StringSerde, StringSerde, "regions")
+        .filter(|_, r: &String| r != "test");
+    names.join(&regions, "rows", StringSerde, |n: &String, r: &String| {
+        format!("{n}{r}")
+    });
+    let err = builder.build().err().ok_or("the build should fail")?;
+    assert!(err.to_string().contains("table join `rows`"), "{err}");
+    Ok(())
+}

@@ -12,6 +12,7 @@ mod stream;
 mod stream_join;
 mod stream_join_processor;
 mod table;
+mod table_join;
 mod window_aggregate;
 mod windowed;
 mod windows;

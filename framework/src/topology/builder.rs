@@ -267,6 +267,18 @@ impl TopologyBuilder {
         self.table_topics.insert(topic.into());
     }
 
+    /// The key serde of store `store`, when it exists and keys are `K`.
+    pub(crate) fn store_key_serde<K: 'static>(
+        &self,
+        store: &str,
+    ) -> Option<Arc<dyn crate::serde::Serde<K>>> {
+        self.stores
+            .get(store)?
+            .key_serde
+            .downcast_ref::<Arc<dyn crate::serde::Serde<K>>>()
+            .cloned()
+    }
+
     /// Records a problem the build will report (a DSL operation that cannot be built).
     pub(crate) fn note_problem(&mut self, problem: String) {
         self.problems.push(problem);
