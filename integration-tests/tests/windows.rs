@@ -231,6 +231,26 @@ fn with_the_idle_policy_the_last_windows_close_when_input_stops() -> anyhow::Res
         .tail(&run.output)?
         .wait_for(3, Duration::from_secs(120))
         .map_err(|e| anyhow::anyhow!("{e}\n{}", app.log_tail(30)))?;
+
+    // The window store answers queries by key and time range.
+    let ops = app.ops()?;
+    let (status, body) = ops.get_json(&format!(
+        "/state/clicks/u?from={}&to={}",
+        base + 1_000,
+        base + 5_000
+    ))?;
+    assert_eq!(status, 200, "{body}");
+    let windows: Vec<(i64, i64)> = body["windows"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(|w| Some((w["start"].as_i64()? - base, w["value"].as_i64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(windows, vec![(1_000, 1), (2_000, 1)], "{body}");
+    let (status, _) = ops.get_json("/state/clicks/nobody")?;
+    assert_eq!(status, 404);
     app.terminate(Duration::from_secs(60))?;
     let windows: Vec<(i64, String)> = run
         .kafka

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
@@ -15,18 +15,29 @@ use super::{encode_path_segment, http_request};
 
 use crate::kafka::murmur2_partition;
 use crate::shared::Plan;
-use crate::state::StoreKind;
+use crate::state::{StoreKind, WindowLayout};
 use crate::topology::Topology;
 
-/// `GET /state/{store}/{key}`: answers from this instance's committed store, or forwards the
-/// query once to the instance that owns the key's partition.
+/// The time range of a window store query (`?from=&to=`, window starts in milliseconds,
+/// both inclusive; the whole store when left out).
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+pub(super) struct TimeRange {
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+/// `GET /state/{store}/{key}[?from=&to=]`: answers from this instance's committed store, or
+/// forwards the query once to the instance that owns the key's partition. A key-value store
+/// answers the key's value; a window store the key's windows starting in `[from, to]`; a
+/// session store the key's sessions.
 pub(super) async fn state_query(
     State(server): State<Arc<Server>>,
     UrlPath((store, key)): UrlPath<(String, String)>,
+    Query(range): Query<TimeRange>,
     headers: HeaderMap,
 ) -> Response {
     let forwarded = headers.contains_key(FORWARDED);
-    match blocking(move || answer_query(&server, &store, &key, forwarded)).await {
+    match blocking(move || answer_query(&server, &store, &key, range, forwarded)).await {
         Ok(response) => response,
         Err(r) => r.into_response(),
     }
@@ -37,11 +48,55 @@ fn answer_query(
     server: &Server,
     store: &str,
     key: &str,
+    range: TimeRange,
     forwarded: bool,
 ) -> Result<Response, Reply> {
     let ctx = &server.ctx;
     let route = route(&ctx.topology, &ctx.plan, store, key)
         .map_err(|r| reply(r.status, json!({"error": r.message})))?;
+    let layout = ctx
+        .topology
+        .stores
+        .get(store)
+        .and_then(|s| s.window)
+        .map(|w| w.layout);
+    if let (Some(layout), Some(reader)) = (layout, ctx.status.reader(store, route.partition)) {
+        let failed = |e: crate::state::StateError| reply(503, json!({"error": e.to_string()}));
+        let found: Vec<Value> = match layout {
+            WindowLayout::Time => reader
+                .windows(
+                    &route.key,
+                    range.from.unwrap_or(i64::MIN),
+                    range.to.unwrap_or(i64::MAX),
+                )
+                .map_err(failed)?
+                .into_iter()
+                .map(|(start, v)| json!({"start": start, "value": decode_value(&route.value_format, &v)}))
+                .collect(),
+            WindowLayout::Session => reader
+                .sessions(&route.key)
+                .map_err(failed)?
+                .into_iter()
+                .filter(|(start, end, _)| {
+                    *end >= range.from.unwrap_or(i64::MIN) && *start <= range.to.unwrap_or(i64::MAX)
+                })
+                .map(|(start, end, v)| {
+                    json!({"start": start, "end": end, "value": decode_value(&route.value_format, &v)})
+                })
+                .collect(),
+        };
+        let body = json!({
+            "store": store,
+            "key": key,
+            "partition": route.partition,
+            "instance_id": ctx.instance_id,
+            "windows": found,
+        });
+        return Ok(json_response(
+            if found.is_empty() { 404 } else { 200 },
+            body,
+        ));
+    }
     if let Some(reader) = ctx.status.reader(store, route.partition) {
         let value = reader
             .get(&route.key)
@@ -86,11 +141,18 @@ fn answer_query(
             owner.instance
         ))
     })?;
-    let path = format!(
+    let mut path = format!(
         "/state/{}/{}",
         encode_path_segment(store),
         encode_path_segment(key)
     );
+    let bounds: Vec<String> = [("from", range.from), ("to", range.to)]
+        .into_iter()
+        .filter_map(|(name, at)| at.map(|at| format!("{name}={at}")))
+        .collect();
+    if !bounds.is_empty() {
+        path = format!("{path}?{}", bounds.join("&"));
+    }
     let answer = http_request(
         &address,
         "GET",
@@ -178,6 +240,11 @@ pub(crate) fn route(
 
 /// The bytes a key in URL text stands for under serde `format`.
 pub(crate) fn encode_key(format: &str, text: &str) -> Result<Vec<u8>, String> {
+    // Window and session stores hold keys in their serde's bytes.
+    let format = format
+        .strip_prefix("window:")
+        .or_else(|| format.strip_prefix("session:"))
+        .unwrap_or(format);
     let format = format.strip_prefix("nullable:").unwrap_or(format);
     match format {
         "i64-be" => text

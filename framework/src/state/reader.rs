@@ -57,6 +57,49 @@ impl StoreReader {
         })
     }
 
+    /// The committed windows of a window store for the encoded key `key` whose starts lie
+    /// in `[from, to]`: `(start, value bytes)` in start order.
+    ///
+    /// # Errors
+    /// The task closed, or RocksDB failed.
+    pub fn windows(
+        &self,
+        key: &[u8],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StateError> {
+        let db = self.db()?;
+        let cf = db
+            .cf_handle(&self.store)
+            .ok_or_else(|| StateError::Unknown(self.store.clone()))?;
+        let start = super::window::scan_from(from);
+        let iter = db.iterator_cf(
+            cf,
+            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        super::window::scan_key(iter, key, to).map_err(|e| StateError::RocksDb {
+            path: db.path().display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The committed sessions of a session store for the encoded key `key`:
+    /// `(start, end, value bytes)` in end order (a scan of the store).
+    ///
+    /// # Errors
+    /// The task closed, or RocksDB failed.
+    pub fn sessions(&self, key: &[u8]) -> Result<Vec<(i64, i64, Vec<u8>)>, StateError> {
+        let db = self.db()?;
+        let cf = db
+            .cf_handle(&self.store)
+            .ok_or_else(|| StateError::Unknown(self.store.clone()))?;
+        let iter = db.iterator_cf(cf, rocksdb::IteratorMode::Start);
+        super::session::scan_key(iter, key).map_err(|e| StateError::RocksDb {
+            path: db.path().display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
     /// Bytes of memory the store holds (memtables, table readers, block cache); 0 once closed.
     pub fn memory_bytes(&self) -> u64 {
         let Ok(db) = self.db() else { return 0 };

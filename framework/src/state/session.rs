@@ -56,6 +56,33 @@ fn times<const N: usize>(bytes: &[u8]) -> Option<[i64; N]> {
     Some(out)
 }
 
+/// The committed sessions of the key encoded as `key`, from a raw iterator over the whole
+/// store: `(start, end, value bytes)` in end order.
+pub(crate) fn scan_key<E>(
+    entries: impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), E>>,
+    key: &[u8],
+) -> Result<Vec<(i64, i64, Vec<u8>)>, E> {
+    let mut out = Vec::new();
+    for entry in entries {
+        let (raw, value) = entry?;
+        if raw.first() != Some(&SESSION_TAG) {
+            continue;
+        }
+        let Some((k, [end, start])) = raw
+            .get(9..)
+            .and_then(split_key)
+            .and_then(|(k, rest)| Some((k, times::<2>(rest)?)))
+        else {
+            continue;
+        };
+        if k == key {
+            out.push((start, end, value.to_vec()));
+        }
+    }
+    out.sort_by_key(|(_, end, _)| *end);
+    Ok(out)
+}
+
 /// A typed view of a session store for the duration of one processor call, with
 /// read-your-writes over the open transaction.
 pub struct SessionStore<'a, K, V> {

@@ -45,6 +45,34 @@ fn starts_from(start: i64) -> Vec<u8> {
     window_key(start, &[])
 }
 
+/// The committed windows of the key encoded as `key` with starts in `[from, to]`, from a
+/// raw iterator over the store: `(start, value bytes)`.
+pub(crate) fn scan_key<E>(
+    entries: impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), E>>,
+    key: &[u8],
+    to: i64,
+) -> Result<Vec<(i64, Vec<u8>)>, E> {
+    let mut out = Vec::new();
+    for entry in entries {
+        let (raw, value) = entry?;
+        let Some((start, k)) = split_window_key(&raw) else {
+            break;
+        };
+        if start > to {
+            break;
+        }
+        if k == key {
+            out.push((start, value.to_vec()));
+        }
+    }
+    Ok(out)
+}
+
+/// The first raw key of windows starting at `start` or later.
+pub(crate) fn scan_from(start: i64) -> Vec<u8> {
+    starts_from(start)
+}
+
 /// Splits a store key into window start and encoded key.
 fn split_window_key(raw: &[u8]) -> Option<(i64, &[u8])> {
     let (tag, rest) = raw.split_first()?;
