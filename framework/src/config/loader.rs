@@ -30,6 +30,7 @@ pub struct ConfigLoader {
     file: Option<PathBuf>,
     environment: Option<BTreeMap<String, String>>,
     flags: BTreeMap<String, String>,
+    app_defaults: BTreeMap<String, String>,
 }
 
 impl ConfigLoader {
@@ -66,6 +67,14 @@ impl ConfigLoader {
         self
     }
 
+    /// Gives `key` the app's own default, below the file, the environment and flags (for
+    /// example `processing.group_protocol = consumer` in an app that joins two topics).
+    #[must_use]
+    pub fn app_default(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.app_defaults.insert(key.to_owned(), value.into());
+        self
+    }
+
     /// Sets `key` when `value` is `Some`.
     #[must_use]
     pub fn flag_opt(self, key: &str, value: Option<impl Into<String>>) -> Self {
@@ -81,6 +90,11 @@ impl ConfigLoader {
     /// [`ConfigError`] listing every unknown key, invalid value and missing required key.
     pub fn load(self) -> Result<EddyConfig, ConfigError> {
         let mut builder = config::Config::builder();
+        for (key, value) in &self.app_defaults {
+            builder = builder
+                .set_default(key.as_str(), value.as_str())
+                .map_err(|e| ConfigError::one(format!("default of `{key}`: {e}")))?;
+        }
         if let Some(path) = &self.file {
             builder = builder.add_source(
                 config::File::from(path.as_path())
@@ -526,6 +540,32 @@ impl Fields {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_app_default_gives_way_to_the_environment_and_flags() {
+        let base = || {
+            ConfigLoader::new()
+                .app_default("processing.group_protocol", "consumer")
+                .flag("application.id", "a")
+                .flag("kafka.bootstrap_servers", "127.0.0.1:9092")
+        };
+        let plain = base()
+            .environment_from(Vec::<(String, String)>::new())
+            .load()
+            .unwrap();
+        assert_eq!(plain.processing.group_protocol, GroupProtocol::Consumer);
+        let env = base()
+            .environment_from([("EDDY__PROCESSING__GROUP_PROTOCOL", "classic")])
+            .load()
+            .unwrap();
+        assert_eq!(env.processing.group_protocol, GroupProtocol::Classic);
+        let flag = base()
+            .environment_from(Vec::<(String, String)>::new())
+            .flag("processing.group_protocol", "classic")
+            .load()
+            .unwrap();
+        assert_eq!(flag.processing.group_protocol, GroupProtocol::Classic);
+    }
+
     use super::*;
     use crate::config::DeserializationHandler;
 
