@@ -252,9 +252,23 @@ fn with_the_idle_policy_the_last_windows_close_when_input_stops() -> anyhow::Res
     let (status, _) = ops.get_json("/state/clicks/nobody")?;
     assert_eq!(status, 404);
     app.terminate(Duration::from_secs(60))?;
-    let windows: Vec<(i64, String)> = run
+    let windows = windows_of(&run, &run.output, base)?;
+    assert_eq!(
+        windows,
+        vec![
+            (0, "2".to_owned()),
+            (1_000, "1".to_owned()),
+            (2_000, "1".to_owned())
+        ]
+    );
+    Ok(())
+}
+
+/// The `(window start − base, count)` of every committed record of `topic`.
+fn windows_of(run: &WordcountRun, topic: &str, base: i64) -> anyhow::Result<Vec<(i64, String)>> {
+    Ok(run
         .kafka
-        .read_all(&run.output, Isolation::ReadCommitted)?
+        .read_all(topic, Isolation::ReadCommitted)?
         .iter()
         .map(|r| {
             let key = r.key.clone().unwrap_or_default();
@@ -266,14 +280,75 @@ fn with_the_idle_policy_the_last_windows_close_when_input_stops() -> anyhow::Res
                 .map_or(-1, i64::from_be_bytes);
             (start - base, r.value_str())
         })
-        .collect();
+        .collect())
+}
+
+#[test]
+fn a_fork_from_a_savepoint_carries_open_windows_and_the_operators_progress() -> anyhow::Result<()> {
+    let run = WordcountRun::new("windows-sp", 1)?;
+    run.kafka.create_topic(&format!("{}-late", run.output), 1)?;
+    let store = run.dir.path().join("snapshots");
+    let mut spec = run.spec("a", &[]);
+    spec.binary = "windowed-clicks".to_owned();
+    let mut original = AppProcess::start("a", spec)?;
+    let base = eddy::record::wall_clock_ms() - 3_600_000;
+    let base = base - base.rem_euclid(SIZE);
+    let click = |topic: &str, times: &[i64]| {
+        run.kafka.produce(
+            topic,
+            times
+                .iter()
+                .map(|at| (Some(b"u".to_vec()), (base + at).to_string().into_bytes())),
+        )
+    };
+    // [0, 1000) closes at 1600 with 2 clicks; [1000, 2000) is open with 2.
+    click(&run.input, &[100, 600, 1_200, 1_600])?;
+    run.kafka
+        .tail(&run.output)?
+        .wait_for(1, Duration::from_secs(120))
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", original.log_tail(30)))?;
+    let savepoint = eddy_integration_tests::create_savepoint(&run, &store)?;
+    original.terminate(Duration::from_secs(60))?;
     assert_eq!(
-        windows,
-        vec![
-            (0, "2".to_owned()),
-            (1_000, "1".to_owned()),
-            (2_000, "1".to_owned())
-        ]
+        windows_of(&run, &run.output, base)?,
+        vec![(0, "2".to_owned())]
     );
+
+    let fork_output = eddy_testkit::unique_name("windows-fork-out");
+    run.kafka.create_topic(&fork_output, 1)?;
+    run.kafka.create_topic(&format!("{fork_output}-late"), 1)?;
+    let mut spec = run.spec("fork", &[]);
+    spec.binary = "windowed-clicks".to_owned();
+    spec.application_id = format!("{}-fork", run.application_id);
+    spec.output_topic.clone_from(&fork_output);
+    spec.env.push((
+        "EDDY__SNAPSHOT__FROM_SAVEPOINT".to_owned(),
+        savepoint.display().to_string(),
+    ));
+    let mut fork = AppProcess::start("fork", spec)?;
+    // 1 900 counts in the open window; 400 is late by the savepoint's operator time (its
+    // window closed before the savepoint); 2 600 closes [1000, 2000).
+    click(&run.input, &[1_900, 400, 2_600])?;
+    run.kafka
+        .tail(&fork_output)?
+        .wait_for(1, Duration::from_secs(120))
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", fork.log_tail(30)))?;
+    run.kafka
+        .tail(&format!("{fork_output}-late"))?
+        .wait_for(1, Duration::from_secs(60))
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", fork.log_tail(30)))?;
+    fork.terminate(Duration::from_secs(60))?;
+    assert_eq!(
+        windows_of(&run, &fork_output, base)?,
+        vec![(1_000, "3".to_owned())],
+        "the open window's two clicks came with the savepoint, and [0, 1000) is not sent again"
+    );
+    let late: Vec<String> = run
+        .kafka
+        .read_all(&format!("{fork_output}-late"), Isolation::ReadCommitted)?
+        .iter()
+        .map(|r| r.value_str())
+        .collect();
+    assert_eq!(late, vec![(base + 400).to_string()]);
     Ok(())
 }
