@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::record::{Record, RecordMetadata};
-use crate::state::{KeyValueStore, SessionStore, StateError, WindowStore};
+use crate::state::{KeyValueStore, SessionStore, StateError, VersionedStore, WindowStore};
 use crate::task::context::ContextInner;
 use crate::topology::erased::ErasedRecord;
 
@@ -176,6 +176,18 @@ impl<'a, K: Data, V: Data> ProcessorContext<'a, K, V> {
         name: &str,
     ) -> Result<SessionStore<'_, SK, SV>, ProcessError> {
         self.inner.session_store(name)
+    }
+
+    /// The versioned store `name`, typed as it was registered.
+    ///
+    /// # Errors
+    /// Fails when this processor is not connected to the store, it is not a versioned store,
+    /// or the types differ.
+    pub fn versioned_store<SK: 'static, SV: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<VersionedStore<'_, SK, SV>, ProcessError> {
+        self.inner.versioned_store(name)
     }
 
     /// Sends a record of other types than this processor's output to `child`, a side output

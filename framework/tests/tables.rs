@@ -226,3 +226,84 @@ fn joining_a_table_that_is_not_materialized_fails_the_build_naming_the_join() ->
     assert!(err.to_string().contains("table join `rows`"), "{err}");
     Ok(())
 }
+
+/// Clicks joined with a versioned table of regions as of each click's time.
+fn versioned_join(history_ms: u64) -> R<TopologyTestDriver> {
+    let builder = StreamsBuilder::new();
+    let regions = builder.versioned_table(
+        "regions",
+        StringSerde,
+        StringSerde,
+        "regions",
+        std::time::Duration::from_millis(history_ms),
+    );
+    builder
+        .stream("clicks", StringSerde, StringSerde)
+        .left_join(&regions, |c: &String, r: Option<&String>| {
+            format!("{c}@{}", r.map_or("-", String::as_str))
+        })
+        .to("out", StringSerde, StringSerde);
+    regions
+        .to_stream()
+        .to("region-changes", StringSerde, Nullable(StringSerde));
+    Ok(TopologyTestDriver::new(builder.build()?)?)
+}
+
+fn joined(d: &mut TopologyTestDriver) -> R<Vec<String>> {
+    Ok(d.read_output("out", &StringSerde, &StringSerde)?
+        .into_iter()
+        .map(|r| r.value)
+        .collect())
+}
+
+#[test]
+fn a_versioned_table_answers_as_of_each_stream_records_time() -> R<()> {
+    let mut d = versioned_join(1_000)?;
+    d.pipe_raw("regions", Some(b"u"), Some(b"eu"), 10)?;
+    d.pipe_raw("regions", Some(b"u"), Some(b"us"), 20)?;
+    d.pipe_raw("regions", Some(b"u"), Some(b"apac"), 12)?; // out of order: fills in history
+    d.pipe_raw("regions", Some(b"u"), None, 30)?; // deleted from 30 on
+    for (click, at) in [
+        ("c5", 5),
+        ("c10", 10),
+        ("c15", 15),
+        ("c25", 25),
+        ("c35", 35),
+    ] {
+        d.pipe_raw("clicks", Some(b"u"), Some(click.as_bytes()), at)?;
+    }
+    assert_eq!(
+        joined(&mut d)?,
+        ["c5@-", "c10@eu", "c15@apac", "c25@us", "c35@-"],
+        "each click meets the region valid at its time"
+    );
+    let changes = changes(&mut d, "region-changes")?;
+    assert_eq!(
+        changes,
+        vec![
+            ("u".into(), Some("eu".into())),
+            ("u".into(), Some("us".into())),
+            ("u".into(), None),
+        ],
+        "an update older than the newest version is not a change of the table"
+    );
+    Ok(())
+}
+
+#[test]
+fn versions_older_than_the_history_are_forgotten_but_the_value_then_valid_is_kept() -> R<()> {
+    let mut d = versioned_join(100)?;
+    d.pipe_raw("regions", Some(b"u"), Some(b"v1"), 0)?;
+    d.pipe_raw("regions", Some(b"u"), Some(b"v2"), 50)?;
+    d.pipe_raw("regions", Some(b"u"), Some(b"v3"), 100)?;
+    d.pipe_raw("regions", Some(b"u"), Some(b"v4"), 300)?; // history reaches back to 200
+    for (click, at) in [("c10", 10), ("c60", 60), ("c250", 250), ("c310", 310)] {
+        d.pipe_raw("clicks", Some(b"u"), Some(click.as_bytes()), at)?;
+    }
+    assert_eq!(
+        joined(&mut d)?,
+        ["c10@-", "c60@-", "c250@v3", "c310@v4"],
+        "v3 is still the value as of 250; v1 and v2 are gone"
+    );
+    Ok(())
+}

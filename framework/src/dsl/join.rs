@@ -16,6 +16,8 @@ type Joiner<V, VT, VR> = Arc<dyn Fn(&V, Option<&VT>) -> Option<VR> + Send + Sync
 /// Looks each record's key up in a table store and forwards what the joiner makes of it.
 struct StreamTableJoin<K, V, VT, VR> {
     store: String,
+    /// True when the table is versioned: the lookup is as of the stream record's time.
+    versioned: bool,
     joiner: Joiner<V, VT, VR>,
     _types: PhantomData<fn(K)>,
 }
@@ -31,9 +33,13 @@ impl<K: Data, V: Data, VT: Data, VR: Data> Processor for StreamTableJoin<K, V, V
         ctx: &mut ProcessorContext<'_, K, VR>,
         record: Record<K, V>,
     ) -> Result<(), ProcessError> {
-        let found = ctx
-            .key_value_store::<K, VT>(&self.store)?
-            .get(&record.key)?;
+        let found = if self.versioned {
+            ctx.versioned_store::<K, VT>(&self.store)?
+                .get_as_of(&record.key, record.timestamp)?
+        } else {
+            ctx.key_value_store::<K, VT>(&self.store)?
+                .get(&record.key)?
+        };
         if let Some(value) = (self.joiner)(&record.value, found.as_ref()) {
             ctx.forward(record.with_value(value));
         }
@@ -116,10 +122,12 @@ impl<K: Data, V: Data> KStream<K, V> {
             ));
         }
         let supplier_store = store.clone();
+        let versioned = table.versioned;
         state.builder.add_processor(
             &name,
             move || StreamTableJoin::<K, V, VT, VR> {
                 store: supplier_store.clone(),
+                versioned,
                 joiner: Arc::clone(&joiner),
                 _types: PhantomData,
             },

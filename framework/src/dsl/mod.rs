@@ -191,6 +191,52 @@ impl StreamsBuilder {
         KTable::materialized(KStream::new(Rc::clone(&self.state), name, false), store)
     }
 
+    /// A versioned table of `topic`: each key's values with the times they became valid (the
+    /// records' event times), kept in versioned store `store` with `history` of older
+    /// versions behind each key's newest. A stream joined with it meets the value as of each
+    /// stream record's time, not the latest; a tombstone deletes from its time on. An update
+    /// older than a key's newest version fills in history and is not forwarded as a change.
+    pub fn versioned_table<K: Data, V: Data>(
+        &self,
+        topic: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        store: &str,
+        history: std::time::Duration,
+    ) -> KTable<K, V> {
+        let key_serde: Arc<dyn Serde<K>> = Arc::new(key_serde);
+        let value_serde: Arc<dyn Serde<V>> = Arc::new(value_serde);
+        let mut state = self.state.borrow_mut();
+        let source = state.name("KTABLE-SOURCE");
+        state.builder.add_source(
+            &source,
+            topic,
+            Arc::clone(&key_serde),
+            Nullable(Arc::clone(&value_serde)),
+        );
+        state.builder.mark_table_topic(topic);
+        let history_ms = i64::try_from(history.as_millis()).unwrap_or(i64::MAX);
+        state.builder.add_store(StoreBuilder::versioned(
+            store,
+            crate::state::StoreKind::RocksDb,
+            key_serde,
+            value_serde,
+            history_ms,
+        ));
+        let name = format!("{store}-materialize");
+        let store_name = store.to_owned();
+        state.builder.add_processor(
+            &name,
+            move || processors::MaterializeVersioned::<K, V> {
+                store: store_name.clone(),
+                _types: std::marker::PhantomData,
+            },
+            &[&source],
+            &[store],
+        );
+        KTable::versioned(KStream::new(Rc::clone(&self.state), name, false), store)
+    }
+
     /// Registers a store for processors added with [`KStream::process`].
     pub fn add_store(&self, store: StoreBuilder) -> &Self {
         self.state.borrow_mut().builder.add_store(store);

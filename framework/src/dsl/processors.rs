@@ -103,3 +103,33 @@ impl<K: Data, V: Data> Processor for Materialize<K, V> {
         Ok(())
     }
 }
+
+/// Records each update of a versioned table's source at its time (a `None` value deletes
+/// from then on) and forwards it when it is the key's newest version.
+pub(crate) struct MaterializeVersioned<K, V> {
+    pub store: String,
+    pub _types: std::marker::PhantomData<fn(K, V)>,
+}
+
+impl<K: Data, V: Data> Processor for MaterializeVersioned<K, V> {
+    type KeyIn = K;
+    type ValueIn = Option<V>;
+    type KeyOut = K;
+    type ValueOut = Option<V>;
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Option<V>>,
+        record: Record<K, Option<V>>,
+    ) -> Result<(), ProcessError> {
+        let newest = ctx.versioned_store::<K, V>(&self.store)?.put(
+            &record.key,
+            record.timestamp,
+            record.value.as_ref(),
+        )?;
+        if newest {
+            ctx.forward(record);
+        }
+        Ok(())
+    }
+}

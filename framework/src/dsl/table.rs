@@ -34,6 +34,8 @@ pub struct KTable<K, V> {
     /// The key-value store holding the table, when it is materialized (a table from a topic
     /// or an aggregation); joins look it up.
     pub(super) store: Option<String>,
+    /// True when `store` is versioned: lookups ask for the value as of a time.
+    pub(super) versioned: bool,
 }
 
 impl<K, V> Clone for KTable<K, V> {
@@ -41,6 +43,7 @@ impl<K, V> Clone for KTable<K, V> {
         KTable {
             changes: self.changes.clone(),
             store: self.store.clone(),
+            versioned: self.versioned,
         }
     }
 }
@@ -50,6 +53,7 @@ impl<K, V> KTable<K, V> {
         KTable {
             changes,
             store: None,
+            versioned: false,
         }
     }
 
@@ -58,6 +62,16 @@ impl<K, V> KTable<K, V> {
         KTable {
             changes,
             store: Some(store.to_owned()),
+            versioned: false,
+        }
+    }
+
+    /// The table whose versions versioned store `store` holds.
+    pub(super) fn versioned(changes: KStream<K, Option<V>>, store: &str) -> Self {
+        KTable {
+            changes,
+            store: Some(store.to_owned()),
+            versioned: true,
         }
     }
 }

@@ -196,6 +196,16 @@ impl<K: Data, L: Data> KTable<K, L> {
                 false,
             ));
         };
+        if self.versioned || other.versioned {
+            state.builder.note_problem(format!(
+                "table join `{store}`: joining versioned tables is not supported; join their latest values through tables without history"
+            ));
+            return KTable::new(KStream::new(
+                Rc::clone(&changes.state),
+                store.to_owned(),
+                false,
+            ));
+        }
         let Some(key_serde) = state.builder.store_key_serde::<K>(&left_store) else {
             state.builder.note_problem(format!(
                 "table join `{store}`: the key serde of store `{left_store}` is unknown"

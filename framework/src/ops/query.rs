@@ -60,6 +60,12 @@ fn answer_query(
         .get(store)
         .and_then(|s| s.window)
         .map(|w| w.layout);
+    if layout == Some(WindowLayout::Versioned) {
+        return Err(reply(
+            501,
+            json!({"error": format!("store `{store}` is versioned; queries of versioned stores are not supported yet")}),
+        ));
+    }
     if let (Some(layout), Some(reader)) = (layout, ctx.status.reader(store, route.partition)) {
         let failed = |e: crate::state::StateError| reply(503, json!({"error": e.to_string()}));
         let found: Vec<Value> = match layout {
@@ -84,6 +90,7 @@ fn answer_query(
                     json!({"start": start, "end": end, "value": decode_value(&route.value_format, &v)})
                 })
                 .collect(),
+            WindowLayout::Versioned => Vec::new(),
         };
         let body = json!({
             "store": store,

@@ -22,6 +22,9 @@ pub(crate) enum WindowLayout {
     Time,
     /// Session windows, by key and session end ([`SessionStore`](super::SessionStore)).
     Session,
+    /// Versions of each key's value ([`VersionedStore`](super::VersionedStore)); the
+    /// retention is the history kept.
+    Versioned,
 }
 
 /// How long a window store keeps windows, and the time span its expiry drops at once.
@@ -153,11 +156,35 @@ impl StoreBuilder {
         store
     }
 
+    /// A versioned key-value store named `name`: each key's values with the times they
+    /// became valid, older versions kept for `history_ms` behind the newest.
+    pub(crate) fn versioned<K: 'static, V: 'static>(
+        name: &str,
+        kind: StoreKind,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        history_ms: i64,
+    ) -> Self {
+        let mut store = Self::new(name, kind, key_serde, value_serde);
+        store.key_format = format!("versioned:{}", store.key_format);
+        store.window = Some(WindowRetention {
+            layout: WindowLayout::Versioned,
+            retention_ms: history_ms,
+            segment_ms: 1,
+        });
+        store
+    }
+
     /// Topic configs of the store's changelog: compacted; a window store's also deletes
     /// records older than its retention plus a day, since expired windows are never read.
     pub(crate) fn changelog_configs(&self) -> Vec<(&'static str, String)> {
         match self.window {
-            None => vec![("cleanup.policy", "compact".to_owned())],
+            // A versioned store's latest versions never expire: compacted only.
+            None
+            | Some(WindowRetention {
+                layout: WindowLayout::Versioned,
+                ..
+            }) => vec![("cleanup.policy", "compact".to_owned())],
             Some(w) => vec![
                 ("cleanup.policy", "compact,delete".to_owned()),
                 (

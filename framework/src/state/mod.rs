@@ -7,6 +7,7 @@ mod reader;
 mod session;
 mod task_stores;
 mod transactional;
+mod versioned;
 mod window;
 
 use std::marker::PhantomData;
@@ -18,6 +19,7 @@ pub(crate) use reader::StoreReader;
 pub use session::{SessionEntry, SessionStore};
 pub(crate) use task_stores::TaskStores;
 pub(crate) use transactional::TransactionalStore;
+pub use versioned::VersionedStore;
 pub use window::{WindowProgress, WindowStore};
 
 use crate::serde::{Serde, SerdeError};
@@ -63,7 +65,7 @@ pub enum StateError {
     WrongShape {
         /// The store.
         store: String,
-        /// `key-value`, `window` or `session`.
+        /// `key-value`, `window`, `session` or `versioned`.
         actual: &'static str,
         /// What was asked for.
         requested: &'static str,

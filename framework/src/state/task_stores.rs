@@ -9,7 +9,7 @@ use rocksdb::{ColumnFamilyDescriptor, WriteBatch, DB};
 use super::transactional::Backend;
 use super::{
     KeyValueStore, RocksMemory, SessionStore, StateError, StoreBuilder, StoreKind,
-    TransactionalStore, WindowLayout, WindowRetention, WindowStore,
+    TransactionalStore, VersionedStore, WindowLayout, WindowRetention, WindowStore,
 };
 use crate::serde::Serde;
 
@@ -153,6 +153,21 @@ impl TaskStores {
         let (store, window, key, value) = self.slot_with_serdes::<K, V>(name)?;
         let retention = check_shape(name, window, "window")?;
         Ok(WindowStore::new(store, retention, key, value))
+    }
+
+    /// A typed view of versioned store `name`.
+    pub(crate) fn typed_versioned<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<VersionedStore<'_, K, V>, StateError> {
+        let (store, window, key, value) = self.slot_with_serdes::<K, V>(name)?;
+        let retention = check_shape(name, window, "versioned")?;
+        Ok(VersionedStore::new(
+            store,
+            retention.retention_ms,
+            key,
+            value,
+        ))
     }
 
     /// A typed view of session store `name`.
@@ -448,6 +463,7 @@ fn check_shape(
         None => "key-value",
         Some(WindowLayout::Time) => "window",
         Some(WindowLayout::Session) => "session",
+        Some(WindowLayout::Versioned) => "versioned",
     };
     if actual != requested {
         return Err(StateError::WrongShape {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::processor::{ProcessError, PunctuationType};
 use crate::record::RecordMetadata;
-use crate::state::{KeyValueStore, SessionStore, TaskStores, WindowStore};
+use crate::state::{KeyValueStore, SessionStore, TaskStores, VersionedStore, WindowStore};
 use crate::topology::erased::ErasedRecord;
 
 /// What an operator counts for the metrics: late records and idle-time advances.
@@ -69,6 +69,14 @@ impl ContextInner {
     ) -> Result<SessionStore<'_, K, V>, ProcessError> {
         self.check_connected(name)?;
         Ok(self.stores.typed_session(name)?)
+    }
+
+    pub(crate) fn versioned_store<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<VersionedStore<'_, K, V>, ProcessError> {
+        self.check_connected(name)?;
+        Ok(self.stores.typed_versioned(name)?)
     }
 
     fn check_connected(&self, name: &str) -> Result<(), ProcessError> {
