@@ -251,6 +251,24 @@ fn every_pair_and_every_unmatched_record_of_an_outer_join_comes_out_once() -> an
         kills += 1;
         apps[victim].restart()?;
     }
+    // The flush must not overtake data still on its way: a task waits only
+    // `processing.max_task_idle_ms` for an input that lags, then takes the flush (an hour
+    // ahead) and every later record of the other input would be late. So it goes in once
+    // the app has committed both inputs to their ends.
+    eddy_integration_tests::eventually(
+        "the app committed both inputs to their ends",
+        Duration::from_secs(300),
+        || {
+            for topic in [&run.input, &clicks_topic] {
+                let committed = run.kafka.committed_offsets(&run.application_id, topic)?;
+                let ends = run.kafka.end_offsets(topic, Isolation::ReadCommitted)?;
+                if committed != ends.iter().map(|&e| Some(e)).collect::<Vec<_>>() {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )?;
     run.kafka.produce(&run.input, flushes.iter().map(encode))?;
     let waited = tail
         .wait_for(total as u64, Duration::from_secs(300))

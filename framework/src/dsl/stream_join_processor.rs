@@ -184,6 +184,38 @@ impl<K: Data, L: Data, R: Data, VR: Data> StreamJoin<K, L, R, VR> {
         Ok(out)
     }
 
+    /// Joins a record of one side (`value` at time `at`): finds the other side's records of
+    /// `key` within `window`, marks them matched, and buffers the record (as unmatched too
+    /// when nothing matched). Returns the partners with the time of each result.
+    #[allow(clippy::too_many_arguments)]
+    fn join_one<This: Data, Other: Data>(
+        ctx: &mut ProcessorContext<'_, K, VR>,
+        key: &K,
+        (at, value): (i64, &This),
+        observed: i64,
+        (store, unmatched): (&String, Option<&String>),
+        (other_store, other_unmatched): (&String, Option<&String>),
+        (from, to): (i64, i64),
+    ) -> Result<Vec<(i64, Other)>, ProcessError> {
+        let found = Self::matches::<Other>(ctx, other_store, key, from, to, observed)?;
+        let times: Vec<i64> = found.iter().map(|(t, _)| *t).collect();
+        Self::matched::<Other>(ctx, other_unmatched, key, &times)?;
+        append(
+            &mut ctx.session_store::<K, Vec<This>>(store)?,
+            key,
+            at,
+            value,
+            observed,
+        )?;
+        if found.is_empty() {
+            Self::await_partner(ctx, unmatched, key, at, value, observed)?;
+        }
+        Ok(found
+            .into_iter()
+            .flat_map(|(t, values)| values.into_iter().map(move |v| (t.max(at), v)))
+            .collect())
+    }
+
     fn expire_buffers(
         &mut self,
         ctx: &mut ProcessorContext<'_, K, VR>,
@@ -240,86 +272,33 @@ impl<K: Data, L: Data, R: Data, VR: Data> Processor for StreamJoin<K, L, R, VR> 
                 "late record"
             );
         } else {
-            match &record.value {
+            let key = &record.key;
+            out = match &record.value {
                 Side::Left(value) => {
-                    let found = Self::matches::<R>(
-                        ctx,
-                        &self.stores.right,
-                        &record.key,
+                    let stores = (&self.stores.left, self.stores.left_unmatched.as_ref());
+                    let others = (&self.stores.right, self.stores.right_unmatched.as_ref());
+                    let window = (
                         at.saturating_sub(self.before_ms),
                         at.saturating_add(self.after_ms),
-                        observed,
-                    )?;
-                    for (t, values) in &found {
-                        for r in values {
-                            out.push(((*t).max(at), (self.joiner)(Some(value), Some(r))));
-                        }
-                    }
-                    let times: Vec<i64> = found.iter().map(|(t, _)| *t).collect();
-                    Self::matched::<R>(
-                        ctx,
-                        self.stores.right_unmatched.as_ref(),
-                        &record.key,
-                        &times,
-                    )?;
-                    append(
-                        &mut ctx.session_store::<K, Vec<L>>(&self.stores.left)?,
-                        &record.key,
-                        at,
-                        value,
-                        observed,
-                    )?;
-                    if found.is_empty() {
-                        Self::await_partner(
-                            ctx,
-                            self.stores.left_unmatched.as_ref(),
-                            &record.key,
-                            at,
-                            value,
-                            observed,
-                        )?;
-                    }
+                    );
+                    Self::join_one::<L, R>(ctx, key, (at, value), observed, stores, others, window)?
+                        .into_iter()
+                        .map(|(t, r)| (t, (self.joiner)(Some(value), Some(&r))))
+                        .collect()
                 }
                 Side::Right(value) => {
-                    let found = Self::matches::<L>(
-                        ctx,
-                        &self.stores.left,
-                        &record.key,
+                    let stores = (&self.stores.right, self.stores.right_unmatched.as_ref());
+                    let others = (&self.stores.left, self.stores.left_unmatched.as_ref());
+                    let window = (
                         at.saturating_sub(self.after_ms),
                         at.saturating_add(self.before_ms),
-                        observed,
-                    )?;
-                    for (t, values) in &found {
-                        for l in values {
-                            out.push(((*t).max(at), (self.joiner)(Some(l), Some(value))));
-                        }
-                    }
-                    let times: Vec<i64> = found.iter().map(|(t, _)| *t).collect();
-                    Self::matched::<L>(
-                        ctx,
-                        self.stores.left_unmatched.as_ref(),
-                        &record.key,
-                        &times,
-                    )?;
-                    append(
-                        &mut ctx.session_store::<K, Vec<R>>(&self.stores.right)?,
-                        &record.key,
-                        at,
-                        value,
-                        observed,
-                    )?;
-                    if found.is_empty() {
-                        Self::await_partner(
-                            ctx,
-                            self.stores.right_unmatched.as_ref(),
-                            &record.key,
-                            at,
-                            value,
-                            observed,
-                        )?;
-                    }
+                    );
+                    Self::join_one::<R, L>(ctx, key, (at, value), observed, stores, others, window)?
+                        .into_iter()
+                        .map(|(t, l)| (t, (self.joiner)(Some(&l), Some(value))))
+                        .collect()
                 }
-            }
+            };
         }
 
         // Unmatched records no on-time record can reach any more: a left record at `t`

@@ -2,6 +2,7 @@
 //! RocksDB or memory.
 
 mod builder;
+mod codec;
 mod memory;
 mod reader;
 mod session;

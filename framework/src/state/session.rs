@@ -17,10 +17,11 @@
 
 use std::marker::PhantomData;
 
+use super::codec::{write_progress, StoreCodec};
 use super::transactional::TransactionalStore;
-use super::window::{progress_key, time_bytes, time_from_bytes, WindowProgress};
+use super::window::{time_bytes, time_from_bytes, WindowProgress};
 use super::{StateError, WindowRetention};
-use crate::serde::{Serde, SerdeError};
+use crate::serde::Serde;
 
 const SESSION_TAG: u8 = 0x01;
 const INDEX_TAG: u8 = 0x02;
@@ -102,6 +103,18 @@ impl<K, V> std::fmt::Debug for SessionStore<'_, K, V> {
     }
 }
 
+impl<K: 'static, V: 'static> StoreCodec<K, V> for SessionStore<'_, K, V> {
+    fn raw(&self) -> &TransactionalStore {
+        self.store
+    }
+    fn key_serde(&self) -> &dyn Serde<K> {
+        self.key_serde
+    }
+    fn value_serde(&self) -> &dyn Serde<V> {
+        self.value_serde
+    }
+}
+
 impl<'a, K: 'static, V: 'static> SessionStore<'a, K, V> {
     pub(crate) fn new(
         store: &'a mut TransactionalStore,
@@ -121,26 +134,6 @@ impl<'a, K: 'static, V: 'static> SessionStore<'a, K, V> {
     /// The store's name.
     pub fn name(&self) -> &str {
         self.store.name()
-    }
-
-    fn serde_error(&self, source: SerdeError) -> StateError {
-        StateError::Serde {
-            store: self.store.name().to_owned(),
-            source,
-        }
-    }
-
-    fn encode_key(&self, key: &K) -> Result<Vec<u8>, StateError> {
-        self.key_serde
-            .serialize(key)
-            .and_then(|k| k.ok_or_else(|| SerdeError::new("a session store key may not be null")))
-            .map_err(|source| self.serde_error(source))
-    }
-
-    fn decode_value(&self, bytes: &[u8]) -> Result<V, StateError> {
-        self.value_serde
-            .deserialize(Some(bytes))
-            .map_err(|source| self.serde_error(source))
     }
 
     fn segment(&self, end: i64) -> i64 {
@@ -210,15 +203,7 @@ impl<'a, K: 'static, V: 'static> SessionStore<'a, K, V> {
     /// Fails on an encoding error.
     pub fn put(&mut self, key: &K, start: i64, end: i64, value: &V) -> Result<(), StateError> {
         let raw = self.session_key(&self.encode_key(key)?, start, end);
-        let value = self
-            .value_serde
-            .serialize(value)
-            .map_err(|source| self.serde_error(source))?
-            .ok_or_else(|| {
-                self.serde_error(SerdeError::new(
-                    "a stored value may not be null; use remove",
-                ))
-            })?;
+        let value = self.encode_value(value)?;
         self.store.put(raw, Some(value));
         Ok(())
     }
@@ -269,10 +254,7 @@ impl<'a, K: 'static, V: 'static> SessionStore<'a, K, V> {
             let Some(value) = self.store.get(&self.session_key(key, start, end))? else {
                 continue;
             };
-            let decoded = self
-                .key_serde
-                .deserialize(Some(key))
-                .map_err(|source| self.serde_error(source))?;
+            let decoded = self.decode_key(key)?;
             out.push((decoded, (start, end, self.decode_value(&value)?)));
         }
         for (key, (start, end, _)) in &out {
@@ -287,20 +269,12 @@ impl<'a, K: 'static, V: 'static> SessionStore<'a, K, V> {
     /// # Errors
     /// Fails on a storage error or a malformed record.
     pub fn progress(&self, name: &str) -> Result<WindowProgress, StateError> {
-        match self.store.get(&progress_key(name))? {
-            None => Ok(WindowProgress::default()),
-            Some(bytes) => WindowProgress::decode(&bytes).ok_or_else(|| {
-                self.serde_error(SerdeError::new(format!(
-                    "progress record `{name}` has {} bytes, not 16",
-                    bytes.len()
-                )))
-            }),
-        }
+        self.read_progress(name)
     }
 
     /// Records operator progress under `name`, committed with the sessions.
     pub fn set_progress(&mut self, name: &str, progress: WindowProgress) {
-        self.store.put(progress_key(name), Some(progress.encode()));
+        write_progress(self.store, name, progress);
     }
 
     /// The first segment kept when the operator's time is `observed_time`: sessions ending

@@ -13,6 +13,7 @@
 
 use std::marker::PhantomData;
 
+use super::codec::StoreCodec;
 use super::transactional::TransactionalStore;
 use super::window::{time_bytes, time_from_bytes};
 use super::StateError;
@@ -72,6 +73,18 @@ impl<K, V> std::fmt::Debug for VersionedStore<'_, K, V> {
     }
 }
 
+impl<K: 'static, V: 'static> StoreCodec<K, V> for VersionedStore<'_, K, V> {
+    fn raw(&self) -> &TransactionalStore {
+        self.store
+    }
+    fn key_serde(&self) -> &dyn Serde<K> {
+        self.key_serde
+    }
+    fn value_serde(&self) -> &dyn Serde<V> {
+        self.value_serde
+    }
+}
+
 impl<'a, K: 'static, V: 'static> VersionedStore<'a, K, V> {
     pub(crate) fn new(
         store: &'a mut TransactionalStore,
@@ -88,28 +101,10 @@ impl<'a, K: 'static, V: 'static> VersionedStore<'a, K, V> {
         }
     }
 
-    fn serde_error(&self, source: SerdeError) -> StateError {
-        StateError::Serde {
-            store: self.store.name().to_owned(),
-            source,
-        }
-    }
-
-    fn encode_key(&self, key: &K) -> Result<Vec<u8>, StateError> {
-        self.key_serde
-            .serialize(key)
-            .and_then(|k| k.ok_or_else(|| SerdeError::new("a versioned store key may not be null")))
-            .map_err(|source| self.serde_error(source))
-    }
-
     fn decode(&self, stored: &[u8]) -> Result<Option<V>, StateError> {
         match stored.split_first() {
             Some((0, _)) => Ok(None),
-            Some((1, bytes)) => self
-                .value_serde
-                .deserialize(Some(bytes))
-                .map(Some)
-                .map_err(|source| self.serde_error(source)),
+            Some((1, bytes)) => self.decode_value(bytes).map(Some),
             _ => Err(self.serde_error(SerdeError::new("a stored version has no valid tag"))),
         }
     }
@@ -133,17 +128,7 @@ impl<'a, K: 'static, V: 'static> VersionedStore<'a, K, V> {
     /// Fails on a storage or encoding error.
     pub fn put(&mut self, key: &K, at: i64, value: Option<&V>) -> Result<bool, StateError> {
         let raw_key = self.encode_key(key)?;
-        let bytes = match value {
-            Some(v) => Some(
-                self.value_serde
-                    .serialize(v)
-                    .map_err(|source| self.serde_error(source))?
-                    .ok_or_else(|| {
-                        self.serde_error(SerdeError::new("a stored value may not be null"))
-                    })?,
-            ),
-            None => None,
-        };
+        let bytes = value.map(|v| self.encode_value(v)).transpose()?;
         let stored = encode(bytes);
         let latest = self.latest_raw(&raw_key)?;
         let is_latest = latest.as_ref().is_none_or(|(t, _)| at >= *t);

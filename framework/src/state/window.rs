@@ -14,9 +14,10 @@
 
 use std::marker::PhantomData;
 
+use super::codec::{write_progress, StoreCodec};
 use super::transactional::TransactionalStore;
 use super::{StateError, WindowRetention};
-use crate::serde::{Serde, SerdeError};
+use crate::serde::Serde;
 
 const PROGRESS_TAG: u8 = 0x00;
 const WINDOW_TAG: u8 = 0x01;
@@ -149,6 +150,18 @@ impl<K, V> std::fmt::Debug for WindowStore<'_, K, V> {
     }
 }
 
+impl<K: 'static, V: 'static> StoreCodec<K, V> for WindowStore<'_, K, V> {
+    fn raw(&self) -> &TransactionalStore {
+        self.store
+    }
+    fn key_serde(&self) -> &dyn Serde<K> {
+        self.key_serde
+    }
+    fn value_serde(&self) -> &dyn Serde<V> {
+        self.value_serde
+    }
+}
+
 impl<'a, K: 'static, V: 'static> WindowStore<'a, K, V> {
     pub(crate) fn new(
         store: &'a mut TransactionalStore,
@@ -175,26 +188,6 @@ impl<'a, K: 'static, V: 'static> WindowStore<'a, K, V> {
         self.retention.retention_ms
     }
 
-    fn serde_error(&self, source: SerdeError) -> StateError {
-        StateError::Serde {
-            store: self.store.name().to_owned(),
-            source,
-        }
-    }
-
-    fn encode_key(&self, key: &K) -> Result<Vec<u8>, StateError> {
-        self.key_serde
-            .serialize(key)
-            .and_then(|k| k.ok_or_else(|| SerdeError::new("a window store key may not be null")))
-            .map_err(|source| self.serde_error(source))
-    }
-
-    fn decode_value(&self, bytes: &[u8]) -> Result<V, StateError> {
-        self.value_serde
-            .deserialize(Some(bytes))
-            .map_err(|source| self.serde_error(source))
-    }
-
     /// The value of `key` in the window starting at `start`.
     ///
     /// # Errors
@@ -213,15 +206,7 @@ impl<'a, K: 'static, V: 'static> WindowStore<'a, K, V> {
     /// Fails on an encoding error.
     pub fn put(&mut self, key: &K, start: i64, value: &V) -> Result<(), StateError> {
         let raw = window_key(start, &self.encode_key(key)?);
-        let value = self
-            .value_serde
-            .serialize(value)
-            .map_err(|source| self.serde_error(source))?
-            .ok_or_else(|| {
-                self.serde_error(SerdeError::new(
-                    "a stored value may not be null; use delete",
-                ))
-            })?;
+        let value = self.encode_value(value)?;
         self.store.put(raw, Some(value));
         Ok(())
     }
@@ -253,9 +238,7 @@ impl<'a, K: 'static, V: 'static> WindowStore<'a, K, V> {
             .filter_map(|(raw, value)| {
                 let (start, key) = split_window_key(&raw)?;
                 Some(
-                    self.key_serde
-                        .deserialize(Some(key))
-                        .map_err(|source| self.serde_error(source))
+                    self.decode_key(key)
                         .and_then(|k| Ok((start, k, self.decode_value(&value)?))),
                 )
             })
@@ -288,20 +271,12 @@ impl<'a, K: 'static, V: 'static> WindowStore<'a, K, V> {
     /// # Errors
     /// Fails on a storage error or a malformed record.
     pub fn progress(&self, name: &str) -> Result<WindowProgress, StateError> {
-        match self.store.get(&progress_key(name))? {
-            None => Ok(WindowProgress::default()),
-            Some(bytes) => WindowProgress::decode(&bytes).ok_or_else(|| {
-                self.serde_error(SerdeError::new(format!(
-                    "progress record `{name}` has {} bytes, not 16",
-                    bytes.len()
-                )))
-            }),
-        }
+        self.read_progress(name)
     }
 
     /// Records operator progress under `name`, committed with the windows.
     pub fn set_progress(&mut self, name: &str, progress: WindowProgress) {
-        self.store.put(progress_key(name), Some(progress.encode()));
+        write_progress(self.store, name, progress);
     }
 
     /// The first window start kept when the operator's time is `observed_time`: starts older
