@@ -7,9 +7,9 @@ use super::processors::{Aggregate, FirstFn, FoldFn};
 use super::session_windowed::SessionWindowedKStream;
 use super::stream::through_repartition;
 use super::windowed::TimeWindowedKStream;
-use super::windows::{SessionWindows, TimeWindows};
+use super::windows::{SessionWindows, TimeWindows, Windowed};
 use super::{KStream, KTable};
-use crate::processor::Data;
+use crate::processor::{Data, Processor};
 use crate::serde::{I64Serde, Serde};
 use crate::state::{StoreBuilder, StoreKind};
 use crate::topology::TopologyBuilder;
@@ -126,6 +126,47 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             Arc::clone(&self.key_serde),
             Arc::clone(&self.value_serde),
         )
+    }
+
+    /// Adds windowed aggregation `<store>-<kind>` reading this grouped stream (repartitioned
+    /// when keys changed) into `store_def`, its records beyond grace sent to `late_topic`
+    /// through a side sink; `processor` makes each task's processor from the late sink's
+    /// name.
+    pub(super) fn windowed_operator<A: Data, P>(
+        &self,
+        store_def: StoreBuilder,
+        kind: &str,
+        late_topic: Option<&String>,
+        processor: impl Fn(Option<String>) -> P + Send + Sync + 'static,
+    ) -> KTable<Windowed<K>, A>
+    where
+        P: Processor<KeyIn = K, ValueIn = V, KeyOut = Windowed<K>, ValueOut = Option<A>>,
+    {
+        let shared = &self.stream.state;
+        let mut state = shared.borrow_mut();
+        let store = store_def.name().to_owned();
+        let parent = self.aggregation_input(&mut state.builder, &store);
+        state.builder.add_store(store_def);
+        let name = format!("{store}-{kind}");
+        let late_sink = late_topic.map(|_| format!("{store}-late-sink"));
+        let sink = late_sink.clone();
+        state.builder.add_processor(
+            &name,
+            move || processor(sink.clone()),
+            &[&parent],
+            &[&store],
+        );
+        if let (Some(sink), Some(topic)) = (&late_sink, late_topic) {
+            state.builder.add_side_sink(
+                sink,
+                topic.as_str(),
+                Arc::clone(&self.key_serde),
+                Arc::clone(&self.value_serde),
+                &name,
+            );
+        }
+        drop(state);
+        KTable::new(KStream::new(Rc::clone(shared), name, false))
     }
 
     fn aggregate_inner<A: Data>(

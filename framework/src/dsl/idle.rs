@@ -40,7 +40,8 @@ impl IdleClock {
     }
 
     /// The operator time the policy gives at wall clock `now`, when the input has been idle
-    /// long enough; `None` otherwise (or before any record: there is no time to advance).
+    /// long enough and that time lies past `time`; `None` otherwise (or before any record:
+    /// there is no time to advance).
     pub(crate) fn advanced_time(&mut self, now: i64, time: i64) -> Option<i64> {
         let after = self.after_ms?;
         if time == i64::MIN {
@@ -48,7 +49,7 @@ impl IdleClock {
         }
         let (wall, at) = *self.anchor.get_or_insert((now, time));
         let idle = now.saturating_sub(wall);
-        (idle >= after).then(|| at.saturating_add(idle).max(time))
+        Some(at.saturating_add(idle)).filter(|&next| idle >= after && next > time)
     }
 }
 

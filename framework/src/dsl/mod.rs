@@ -42,6 +42,25 @@ struct DslState {
 }
 
 impl DslState {
+    /// Adds the source of a table read from `topic` (null values decode to `None`, a
+    /// deletion) and marks the topic as a table; returns the source's name.
+    fn table_source<K: Data, V: Data>(
+        &mut self,
+        topic: &str,
+        key_serde: &Arc<dyn Serde<K>>,
+        value_serde: &Arc<dyn Serde<V>>,
+    ) -> String {
+        let source = self.name("KTABLE-SOURCE");
+        self.builder.add_source(
+            &source,
+            topic,
+            Arc::clone(key_serde),
+            Nullable(Arc::clone(value_serde)),
+        );
+        self.builder.mark_table_topic(topic);
+        source
+    }
+
     /// A fresh operator name: `kind` and a sequence number (stable as long as the topology
     /// is built in the same order; name operators whose names must outlive changes).
     fn name(&mut self, kind: &str) -> String {
@@ -166,14 +185,7 @@ impl StreamsBuilder {
         let key_serde: Arc<dyn Serde<K>> = Arc::new(key_serde);
         let value_serde: Arc<dyn Serde<V>> = Arc::new(value_serde);
         let mut state = self.state.borrow_mut();
-        let source = state.name("KTABLE-SOURCE");
-        state.builder.add_source(
-            &source,
-            topic,
-            Arc::clone(&key_serde),
-            Nullable(Arc::clone(&value_serde)),
-        );
-        state.builder.mark_table_topic(topic);
+        let source = state.table_source(topic, &key_serde, &value_serde);
         state
             .builder
             .add_store(StoreBuilder::rocksdb(store, key_serde, value_serde));
@@ -207,14 +219,7 @@ impl StreamsBuilder {
         let key_serde: Arc<dyn Serde<K>> = Arc::new(key_serde);
         let value_serde: Arc<dyn Serde<V>> = Arc::new(value_serde);
         let mut state = self.state.borrow_mut();
-        let source = state.name("KTABLE-SOURCE");
-        state.builder.add_source(
-            &source,
-            topic,
-            Arc::clone(&key_serde),
-            Nullable(Arc::clone(&value_serde)),
-        );
-        state.builder.mark_table_topic(topic);
+        let source = state.table_source(topic, &key_serde, &value_serde);
         let history_ms = i64::try_from(history.as_millis()).unwrap_or(i64::MAX);
         state.builder.add_store(StoreBuilder::versioned(
             store,

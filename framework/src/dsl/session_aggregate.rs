@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::idle::IdleClock;
 use super::processors::{FirstFn, FoldFn};
-use super::window_aggregate::late_headers;
+use super::window_aggregate::route_late;
 use super::windows::{Emit, SessionWindows, Window, Windowed};
 use crate::processor::{Data, ProcessError, Processor, ProcessorContext, PunctuationType};
 use crate::state::{SessionEntry, SessionStore, WindowProgress};
@@ -161,26 +161,8 @@ impl<K: Data, V: Data, A: Data> Processor for SessionAggregate<K, V, A> {
             });
         }
         if late {
-            ctx.count_late();
-            let operator = ctx.node_name().to_owned();
-            tracing::debug!(
-                operator,
-                timestamp = at,
-                operator_time = progress.observed_time,
-                "late record"
-            );
-            if let Some(sink) = &self.late_sink {
-                let headers = late_headers(&operator, progress.observed_time, &[], record.headers);
-                ctx.forward_side(
-                    sink,
-                    Record {
-                        key: record.key,
-                        value: record.value,
-                        timestamp: at,
-                        headers,
-                    },
-                );
-            }
+            let sink = self.late_sink.as_deref();
+            route_late(ctx, sink, progress.observed_time, &[], record);
         }
         Ok(())
     }
@@ -196,9 +178,6 @@ impl<K: Data, V: Data, A: Data> Processor for SessionAggregate<K, V, A> {
         let Some(time) = self.idle.advanced_time(now, progress.observed_time) else {
             return Ok(());
         };
-        if time <= progress.observed_time {
-            return Ok(());
-        }
         progress.observed_time = time;
         let finals = self.close_and_expire(&mut store, &mut progress)?;
         ctx.count_idle_advance();

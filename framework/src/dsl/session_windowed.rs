@@ -1,14 +1,13 @@
 //! Session-windowed grouped streams: count, reduce and aggregate per key and session, with
 //! an emit mode and a late-record policy.
 
-use std::rc::Rc;
 use std::sync::Arc;
 
 use super::idle::IdleClock;
 use super::processors::{FirstFn, FoldFn};
 use super::session_aggregate::{MergeFn, SessionAggregate};
 use super::windows::{Emit, SessionWindows, Windowed};
-use super::{KGroupedStream, KStream, KTable};
+use super::{KGroupedStream, KTable};
 use crate::processor::Data;
 use crate::serde::{I64Serde, Serde};
 use crate::state::StoreBuilder;
@@ -158,50 +157,30 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         merge: MergeFn<K, A>,
         aggregate_serde: impl Serde<A>,
     ) -> KTable<Windowed<K>, A> {
-        let shared = &self.grouped.stream.state;
-        let mut state = shared.borrow_mut();
-        let parent = self.grouped.aggregation_input(&mut state.builder, store);
-        state.builder.add_store(StoreBuilder::session(
+        let store_def = StoreBuilder::session(
             store,
             self.grouped.kind,
             Arc::clone(&self.grouped.key_serde),
             aggregate_serde,
             self.windows.retention_ms(),
-        ));
-        let name = format!("{store}-session-aggregate");
-        let late_sink = self
-            .late_topic
-            .as_ref()
-            .map(|_| format!("{store}-late-sink"));
-        let (windows, emit, sink, store_name) =
-            (self.windows, self.emit, late_sink.clone(), store.to_owned());
+        );
+        let (windows, emit, store_name) = (self.windows, self.emit, store.to_owned());
         let idle = IdleClock::new(self.idle_after);
-        state.builder.add_processor(
-            &name,
-            move || SessionAggregate {
+        self.grouped.windowed_operator(
+            store_def,
+            "session-aggregate",
+            self.late_topic.as_ref(),
+            move |late_sink| SessionAggregate {
                 store: store_name.clone(),
                 windows,
                 emit,
-                late_sink: sink.clone(),
+                late_sink,
                 first: Arc::clone(&first),
                 fold: Arc::clone(&fold),
                 merge: Arc::clone(&merge),
                 idle,
                 dropped_below: i64::MIN,
             },
-            &[&parent],
-            &[store],
-        );
-        if let (Some(sink), Some(topic)) = (&late_sink, &self.late_topic) {
-            state.builder.add_side_sink(
-                sink,
-                topic.as_str(),
-                Arc::clone(&self.grouped.key_serde),
-                Arc::clone(&self.grouped.value_serde),
-                &name,
-            );
-        }
-        drop(state);
-        KTable::new(KStream::new(Rc::clone(shared), name, false))
+        )
     }
 }

@@ -18,6 +18,39 @@ pub const LATE_OPERATOR_TIME_HEADER: &str = "eddy-late-operator-time";
 /// Header naming a closed window the record missed, as `start,end` in ms; one per window.
 pub const LATE_WINDOW_HEADER: &str = "eddy-late-window";
 
+/// Counts a late record at the current processor and, when the app named a late topic,
+/// forwards it to `sink` with headers naming the operator, its time and the `missed`
+/// windows.
+pub(crate) fn route_late<K: Data, V: Data, KO: Data, VO: Data>(
+    ctx: &mut ProcessorContext<'_, KO, VO>,
+    sink: Option<&str>,
+    operator_time: i64,
+    missed: &[Window],
+    record: Record<K, V>,
+) {
+    ctx.count_late();
+    let operator = ctx.node_name().to_owned();
+    tracing::debug!(
+        operator,
+        timestamp = record.timestamp,
+        operator_time,
+        windows = missed.len(),
+        "late record"
+    );
+    if let Some(sink) = sink {
+        let headers = late_headers(&operator, operator_time, missed, record.headers);
+        ctx.forward_side(
+            sink,
+            Record {
+                key: record.key,
+                value: record.value,
+                timestamp: record.timestamp,
+                headers,
+            },
+        );
+    }
+}
+
 /// Aggregates records per key and time window.
 pub(crate) struct WindowAggregate<K, V, A> {
     pub store: String,
@@ -36,12 +69,7 @@ pub(crate) struct WindowAggregate<K, V, A> {
 
 /// The headers of a late record: `headers` plus the operator, its time and each window it
 /// missed.
-pub(crate) fn late_headers(
-    operator: &str,
-    time: i64,
-    missed: &[Window],
-    mut headers: Headers,
-) -> Headers {
+fn late_headers(operator: &str, time: i64, missed: &[Window], mut headers: Headers) -> Headers {
     headers.push((
         LATE_OPERATOR_HEADER.to_owned(),
         operator.as_bytes().to_vec(),
@@ -174,28 +202,8 @@ impl<K: Data, V: Data, A: Data> Processor for WindowAggregate<K, V, A> {
             });
         }
         if !missed.is_empty() {
-            ctx.count_late();
-            let operator = ctx.node_name().to_owned();
-            tracing::debug!(
-                operator,
-                timestamp = record.timestamp,
-                operator_time = progress.observed_time,
-                windows = missed.len(),
-                "late record"
-            );
-            if let Some(sink) = &self.late_sink {
-                let headers =
-                    late_headers(&operator, progress.observed_time, &missed, record.headers);
-                ctx.forward_side(
-                    sink,
-                    Record {
-                        key: record.key,
-                        value: record.value,
-                        timestamp: record.timestamp,
-                        headers,
-                    },
-                );
-            }
+            let sink = self.late_sink.as_deref();
+            route_late(ctx, sink, progress.observed_time, &missed, record);
         }
         Ok(())
     }
@@ -211,9 +219,6 @@ impl<K: Data, V: Data, A: Data> Processor for WindowAggregate<K, V, A> {
         let Some(time) = self.idle.advanced_time(now, progress.observed_time) else {
             return Ok(());
         };
-        if time <= progress.observed_time {
-            return Ok(());
-        }
         progress.observed_time = time;
         let finals = self.close_and_expire(&mut store, &mut progress)?;
         ctx.count_idle_advance();

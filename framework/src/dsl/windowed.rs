@@ -1,14 +1,13 @@
 //! Windowed grouped streams: count, reduce and aggregate per key and time window, with an
 //! emit mode and a late-record policy.
 
-use std::rc::Rc;
 use std::sync::Arc;
 
 use super::idle::IdleClock;
 use super::processors::{FirstFn, FoldFn};
 use super::window_aggregate::WindowAggregate;
 use super::windows::{Emit, TimeWindows, Windowed};
-use super::{KGroupedStream, KStream, KTable};
+use super::{KGroupedStream, KTable};
 use crate::processor::Data;
 use crate::serde::{I64Serde, Serde};
 use crate::state::StoreBuilder;
@@ -145,51 +144,29 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         fold: FoldFn<K, V, A>,
         aggregate_serde: impl Serde<A>,
     ) -> KTable<Windowed<K>, A> {
-        let shared = &self.grouped.stream.state;
-        let mut state = shared.borrow_mut();
-        let parent = self.grouped.aggregation_input(&mut state.builder, store);
-        state.builder.add_store(StoreBuilder::window(
+        let store_def = StoreBuilder::window(
             store,
             self.grouped.kind,
             Arc::clone(&self.grouped.key_serde),
             aggregate_serde,
             self.windows.retention_ms(),
-        ));
-        let name = format!("{store}-window-aggregate");
-        let late_sink = self
-            .late_topic
-            .as_ref()
-            .map(|_| format!("{store}-late-sink"));
-        let store_name = store.to_owned();
-        let windows = self.windows;
-        let emit = self.emit;
+        );
+        let (windows, emit, store_name) = (self.windows, self.emit, store.to_owned());
         let idle = IdleClock::new(self.idle_after);
-        let sink = late_sink.clone();
-        state.builder.add_processor(
-            &name,
-            move || WindowAggregate {
+        self.grouped.windowed_operator(
+            store_def,
+            "window-aggregate",
+            self.late_topic.as_ref(),
+            move |late_sink| WindowAggregate {
                 store: store_name.clone(),
                 windows,
                 emit,
-                late_sink: sink.clone(),
+                late_sink,
                 first: Arc::clone(&first),
                 fold: Arc::clone(&fold),
                 idle,
                 dropped_below: i64::MIN,
             },
-            &[&parent],
-            &[store],
-        );
-        if let (Some(sink), Some(topic)) = (&late_sink, &self.late_topic) {
-            state.builder.add_side_sink(
-                sink,
-                topic.as_str(),
-                Arc::clone(&self.grouped.key_serde),
-                Arc::clone(&self.grouped.value_serde),
-                &name,
-            );
-        }
-        drop(state);
-        KTable::new(KStream::new(Rc::clone(shared), name, false))
+        )
     }
 }

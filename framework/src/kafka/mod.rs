@@ -19,7 +19,7 @@ pub(crate) use group::{describe_group, GroupView};
 pub use output_producer::{OutgoingRecord, OutputProducer, ProducerError};
 pub(crate) use partitioner::murmur2_partition;
 pub use settings::KafkaSettings;
-pub(crate) use watermarks::watermarks;
+pub(crate) use watermarks::{offset_in, watermarks};
 
 /// The Kafka client error type (re-exported from rdkafka).
 pub use rdkafka::error::KafkaError;

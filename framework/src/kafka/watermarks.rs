@@ -1,12 +1,22 @@
-//! Reading a partition's watermarks, retrying what a leader move or a new topic makes transient.
+//! Reading a partition's watermarks, retrying what a leader move or a new topic makes
+//! transient, and a partition's offset in a list the client returned.
 
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::TopicPartitionList;
 
 use crate::backoff::Backoff;
 use crate::ErrorAction;
+
+/// The offset of `topic` [`partition`] in `list` (positions, committed offsets), when it is
+/// a real offset rather than a marker such as "beginning" or "not known".
+pub(crate) fn offset_in(list: &TopicPartitionList, topic: &str, partition: i32) -> Option<i64> {
+    list.find_partition(topic, partition)
+        .and_then(|e| e.offset().to_raw())
+        .filter(|&o| o >= 0)
+}
 
 /// The low and high watermarks of `topic` [`partition`], as the consumer's isolation level sees
 /// them (a `read_committed` consumer's high watermark is the last stable offset).

@@ -145,6 +145,16 @@ impl ActiveTask {
         }
     }
 
+    /// True when the task reads several topics: it buffers and merges their records.
+    pub(crate) fn merges_inputs(&self) -> bool {
+        self.inputs.len() > 1
+    }
+
+    /// True while the running task holds inputs back for its tables to load.
+    pub(crate) fn holds_inputs(&self) -> bool {
+        self.phase.is_running() && self.inputs.iter().any(|i| i.held)
+    }
+
     /// True when this member holds every input partition of the task.
     pub(crate) fn fully_assigned(&self) -> bool {
         self.inputs.iter().all(|i| i.assigned)

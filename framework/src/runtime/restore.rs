@@ -284,10 +284,7 @@ impl Restorer {
             .map_err(kafka("reading changelog positions"))?;
         let mut tpl = TopicPartitionList::new();
         for (topic, partition) in self.reading.keys() {
-            let current = positions
-                .find_partition(topic, *partition)
-                .and_then(|e| e.offset().to_raw())
-                .filter(|&o| o >= 0);
+            let current = crate::kafka::offset_in(&positions, topic, *partition);
             let start = self.starts.get(&(topic.clone(), *partition)).copied();
             let offset = current.or(start).map_or(Offset::Beginning, Offset::Offset);
             tpl.add_partition_offset(topic, *partition, offset)

@@ -264,9 +264,8 @@ impl Runner {
         for ((topic, partition), stored) in &wanted {
             let reading = current
                 .as_ref()
-                .and_then(|p| p.find_partition(topic, *partition))
-                .and_then(|e| e.offset().to_raw())
-                .filter(|&o| o >= 0 && self.assigned.contains(&(topic.clone(), *partition)));
+                .and_then(|p| crate::kafka::offset_in(p, topic, *partition))
+                .filter(|_| self.assigned.contains(&(topic.clone(), *partition)));
             let offset = reading
                 .or(*stored)
                 .map_or(Offset::Beginning, Offset::Offset);

@@ -70,7 +70,7 @@ impl TaskManager {
         let ids: Vec<TaskId> = self
             .tasks
             .values()
-            .filter(|t| t.inputs.len() > 1 && t.phase.is_running())
+            .filter(|t| t.merges_inputs() && t.phase.is_running())
             .filter(|t| t.inputs.iter().any(|i| !i.buffer.is_empty()))
             .map(|t| t.id)
             .collect();
@@ -86,9 +86,7 @@ impl TaskManager {
             let lagging = |topic: &str, reached: Option<i64>| {
                 let position = positions
                     .as_ref()
-                    .and_then(|p| p.find_partition(topic, partition))
-                    .and_then(|e| e.offset().to_raw())
-                    .filter(|&o| o >= 0)
+                    .and_then(|p| crate::kafka::offset_in(p, topic, partition))
                     .or(reached);
                 consumer
                     .context()
@@ -123,7 +121,7 @@ impl TaskManager {
         let mut pause = TopicPartitionList::new();
         let mut resume = TopicPartitionList::new();
         let savepoint = self.round.is_some();
-        for task in self.tasks.values_mut().filter(|t| t.inputs.len() > 1) {
+        for task in self.tasks.values_mut().filter(|t| t.merges_inputs()) {
             for input in &mut task.inputs {
                 if !input.paused_full && input.buffer.len() >= PAUSE_AT {
                     input.paused_full = true;

@@ -34,7 +34,7 @@ impl TaskManager {
             return Ok(());
         }
         let raw = raw_record(msg);
-        if let Some(task) = self.tasks.get_mut(&id).filter(|t| t.inputs.len() > 1) {
+        if let Some(task) = self.tasks.get_mut(&id).filter(|t| t.merges_inputs()) {
             task.buffer(raw);
             return Ok(());
         }

@@ -35,9 +35,7 @@ impl TaskManager {
             for input in &task.inputs {
                 let position = positions
                     .as_ref()
-                    .and_then(|p| p.find_partition(&input.topic, partition))
-                    .and_then(|e| e.offset().to_raw())
-                    .filter(|&o| o >= 0);
+                    .and_then(|p| crate::kafka::offset_in(p, &input.topic, partition));
                 // The end librdkafka last saw (its statistics): the last stable offset for a
                 // read_committed consumer. Before the first record, the consumer stands where
                 // it will start.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::TopicPartitionList;
 
 use super::checkpoint::publish;
 use super::TaskManager;
@@ -271,13 +271,7 @@ impl TaskManager {
             let what = what.to_owned();
             move |source| RuntimeError::Kafka { what, source }
         };
-        let offset_of = |list: &TopicPartitionList, topic: &str, partition: i32| {
-            list.find_partition(topic, partition)
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                })
-        };
+        let offset_of = crate::kafka::offset_in;
         // A partition read since assignment has a position, which is at or past its committed
         // offset (reading starts there): ask the broker only about the others.
         let positions = consumer

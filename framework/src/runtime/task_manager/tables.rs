@@ -34,17 +34,14 @@ impl TaskManager {
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Result<(), RuntimeError> {
-        let holding = self
-            .tasks
-            .values()
-            .any(|t| t.phase.is_running() && t.inputs.iter().any(|i| i.held));
+        let holding = self.tasks.values().any(ActiveTask::holds_inputs);
         if !holding || !self.cadence.run_if_due(Duty::TableLoad, CHECK_INTERVAL) {
             return Ok(());
         }
         let positions = consumer.position().ok();
         let mut resume = TopicPartitionList::new();
         for task in self.tasks.values_mut() {
-            if !task.phase.is_running() || !task.inputs.iter().any(|i| i.held) {
+            if !task.holds_inputs() {
                 continue;
             }
             let partition = task.id.partition;
@@ -72,9 +69,7 @@ impl TaskManager {
                 }
                 let position = positions
                     .as_ref()
-                    .and_then(|p| p.find_partition(&input.topic, partition))
-                    .and_then(|e| e.offset().to_raw())
-                    .filter(|&o| o >= 0);
+                    .and_then(|p| crate::kafka::offset_in(p, &input.topic, partition));
                 // The position steps over transaction markers; the next offset to commit
                 // does not, so either reaching the end counts.
                 let reached = [position, input.next_offset, input.start.flatten()]
