@@ -582,20 +582,30 @@ impl WordcountRun {
         ]
     }
 
+    /// Checks that no transaction is open on any of `topics`: each partition's last stable
+    /// offset equals its high watermark.
+    ///
+    /// # Errors
+    /// Fails naming the topic with an open transaction.
+    pub fn assert_no_open_transaction(&self, topics: &[String]) -> anyhow::Result<()> {
+        use eddy_testkit::Isolation;
+        for topic in topics {
+            let committed = self.kafka.end_offsets(topic, Isolation::ReadCommitted)?;
+            let written = self.kafka.end_offsets(topic, Isolation::ReadUncommitted)?;
+            if committed != written {
+                bail!("open transaction on {topic}: last stable offsets {committed:?}, high watermarks {written:?}");
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that no transaction is open (read_committed end == read_uncommitted end on
     /// every transactional topic) and that the group has no members.
     ///
     /// # Errors
     /// Fails naming the topic with an open transaction, or the member count.
     pub fn assert_settled(&self) -> anyhow::Result<()> {
-        use eddy_testkit::Isolation;
-        for topic in self.transactional_topics() {
-            let committed = self.kafka.end_offsets(&topic, Isolation::ReadCommitted)?;
-            let written = self.kafka.end_offsets(&topic, Isolation::ReadUncommitted)?;
-            if committed != written {
-                bail!("open transaction on {topic}: last stable offsets {committed:?}, high watermarks {written:?}");
-            }
-        }
+        self.assert_no_open_transaction(&self.transactional_topics())?;
         let members = self.kafka.group_members(&self.application_id)?;
         if members != 0 {
             bail!("group {} still has {members} members", self.application_id);
@@ -621,13 +631,7 @@ impl WordcountRun {
             .kafka
             .tail(&self.output)?
             .wait_for(total, Duration::from_secs(600))
-            .map_err(|e| {
-                let logs: Vec<String> = apps
-                    .iter()
-                    .map(|a| format!("--- {}:\n{}", a.name(), a.log_tail(20)))
-                    .collect();
-                anyhow!("{e}\n{}", logs.join("\n"))
-            })?;
+            .map_err(|e| with_log_tails(apps, e))?;
         for app in apps.iter_mut() {
             app.terminate(Duration::from_secs(60))?;
         }
@@ -638,6 +642,15 @@ impl WordcountRun {
         self.assert_settled()?;
         Ok(seen)
     }
+}
+
+/// `error` followed by the last log lines of each of `apps`, for a failure they may explain.
+pub fn with_log_tails(apps: &[AppProcess], error: impl std::fmt::Display) -> anyhow::Error {
+    let logs: Vec<String> = apps
+        .iter()
+        .map(|a| format!("--- {}:\n{}", a.name(), a.log_tail(20)))
+        .collect();
+    anyhow!("{error}\n{}", logs.join("\n"))
 }
 
 /// Takes a savepoint of the running app with `eddy savepoint create` into `store` and returns

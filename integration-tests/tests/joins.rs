@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use eddy_integration_tests::{AppProcess, WordcountRun};
+use eddy_integration_tests::{with_log_tails, AppProcess, WordcountRun};
 use eddy_testkit::Isolation;
 
 const PARTITIONS: i32 = 6;
@@ -83,13 +83,7 @@ fn every_click_is_enriched_exactly_once_under_kill_9_and_rescaling() -> anyhow::
     }
     let waited = tail
         .wait_for(CLICKS as u64, Duration::from_secs(300))
-        .map_err(|e| {
-            let logs: Vec<String> = apps
-                .iter()
-                .map(|a| format!("--- {}:\n{}", a.name(), a.log_tail(20)))
-                .collect();
-            anyhow::anyhow!("{e}\n{}", logs.join("\n"))
-        });
+        .map_err(|e| with_log_tails(&apps, e));
     for app in &mut apps {
         app.terminate(Duration::from_secs(60))?;
     }
@@ -129,16 +123,10 @@ fn every_click_is_enriched_exactly_once_under_kill_9_and_rescaling() -> anyhow::
         .collect();
     assert!(missing.is_empty(), "clicks never enriched: {missing:?}");
     waited?;
-    for topic in [
+    run.assert_no_open_transaction(&[
         run.output.clone(),
         format!("{}-users-changelog", run.application_id),
-    ] {
-        assert_eq!(
-            run.kafka.end_offsets(&topic, Isolation::ReadCommitted)?,
-            run.kafka.end_offsets(&topic, Isolation::ReadUncommitted)?,
-            "no transaction left open on {topic}"
-        );
-    }
+    ])?;
     println!(
         "joins: {CLICKS} clicks, {} instances, {kills} kill -9s, {:.1} s",
         apps.len(),
@@ -272,13 +260,7 @@ fn every_pair_and_every_unmatched_record_of_an_outer_join_comes_out_once() -> an
     run.kafka.produce(&run.input, flushes.iter().map(encode))?;
     let waited = tail
         .wait_for(total as u64, Duration::from_secs(300))
-        .map_err(|e| {
-            let logs: Vec<String> = apps
-                .iter()
-                .map(|a| format!("--- {}:\n{}", a.name(), a.log_tail(20)))
-                .collect();
-            anyhow::anyhow!("{e}\n{}", logs.join("\n"))
-        });
+        .map_err(|e| with_log_tails(&apps, e));
     for app in &mut apps {
         app.terminate(Duration::from_secs(60))?;
     }
@@ -304,13 +286,7 @@ fn every_pair_and_every_unmatched_record_of_an_outer_join_comes_out_once() -> an
         wrong.join("\n")
     );
     waited?;
-    assert_eq!(
-        run.kafka
-            .end_offsets(&run.output, Isolation::ReadCommitted)?,
-        run.kafka
-            .end_offsets(&run.output, Isolation::ReadUncommitted)?,
-        "no transaction left open on the output"
-    );
+    run.assert_no_open_transaction(std::slice::from_ref(&run.output))?;
     println!(
         "stream join: {} views, {} clicks, {total} results, {} instances, {kills} kill -9s, {:.1} s",
         views.len(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use eddy_integration_tests::{AppProcess, WordcountRun};
+use eddy_integration_tests::{with_log_tails, AppProcess, WordcountRun};
 use eddy_testkit::Isolation;
 
 const PARTITIONS: i32 = 6;
@@ -130,13 +130,7 @@ fn final_window_counts_are_exact_under_kill_9_and_rescaling() -> anyhow::Result<
                 Duration::from_secs(60),
             )
         })
-        .map_err(|e| {
-            let logs: Vec<String> = apps
-                .iter()
-                .map(|a| format!("--- {}:\n{}", a.name(), a.log_tail(20)))
-                .collect();
-            anyhow::anyhow!("{e}\n{}", logs.join("\n"))
-        });
+        .map_err(|e| with_log_tails(&apps, e));
     for app in &mut apps {
         app.terminate(Duration::from_secs(60))?;
     }
@@ -189,17 +183,11 @@ fn final_window_counts_are_exact_under_kill_9_and_rescaling() -> anyhow::Result<
         "the late topic holds exactly the late records"
     );
     waited?;
-    for topic in [
+    run.assert_no_open_transaction(&[
         run.output.clone(),
         late_topic.clone(),
         format!("{}-clicks-changelog", run.application_id),
-    ] {
-        assert_eq!(
-            run.kafka.end_offsets(&topic, Isolation::ReadCommitted)?,
-            run.kafka.end_offsets(&topic, Isolation::ReadUncommitted)?,
-            "no transaction left open on {topic}"
-        );
-    }
+    ])?;
     println!(
         "windows: {} records, {windows} final windows, {} late, {} instances, {kills} kill -9s, {:.1} s",
         input.len(),
