@@ -106,6 +106,20 @@ pub trait Processor: Send + 'static {
         Ok(())
     }
 
+    /// Called in a bounded run (`processing.mode = bounded`) once the task has read its input
+    /// to the run's end, before its last commit: forward what waits for time that will not
+    /// come any more (open windows, unmatched join records). Processors are called in
+    /// topology order, so what one forwards here reaches the next before its own call.
+    ///
+    /// # Errors
+    /// An error aborts the open transaction and stops the app.
+    fn end_of_input(
+        &mut self,
+        _ctx: &mut ProcessorContext<'_, Self::KeyOut, Self::ValueOut>,
+    ) -> Result<(), ProcessError> {
+        Ok(())
+    }
+
     /// Called when the task closes.
     fn close(&mut self) {}
 }

@@ -214,6 +214,29 @@ impl TopologyTestDriver {
         Ok(())
     }
 
+    /// Ends the input as a bounded run does (`processing.mode = bounded`): every task, in
+    /// sub-topology order, tells its processors that no more records come, so windows close
+    /// and unmatched join records are emitted; what they forward flows downstream first.
+    ///
+    /// # Errors
+    /// Fails when a processor fails.
+    pub fn end_input(&mut self) -> Result<(), TaskError> {
+        let ids: Vec<u32> = self.tasks.keys().copied().collect();
+        for id in ids {
+            let mut out = Vec::new();
+            if let Some(task) = self.tasks.get_mut(&id) {
+                let ended = task.end_of_input(self.wall_clock, &mut out);
+                Self::add_counts(&mut self.counts, task);
+                ended?;
+                task.stores_mut().apply_committed(&BTreeMap::new())?;
+            }
+            let mut queue = VecDeque::new();
+            self.route(out, &mut queue);
+            self.run(queue)?;
+        }
+        Ok(())
+    }
+
     /// Takes every record written to `topic` so far, decoded.
     ///
     /// # Errors

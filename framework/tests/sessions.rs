@@ -151,6 +151,24 @@ fn final_emission_sends_a_session_once_no_on_time_record_can_reach_it() -> R<()>
     Ok(())
 }
 
+#[test]
+fn the_end_of_input_closes_every_open_session() -> R<()> {
+    let mut d = driver(
+        SessionWindows::with_gap(ms(10)).grace(ms(5)),
+        Emit::OnWindowClose,
+    )?;
+    click(&mut d, "a", 0)?;
+    click(&mut d, "a", 7)?;
+    click(&mut d, "b", 12)?;
+    assert!(output(&mut d)?.is_empty());
+    d.end_input()?;
+    assert_eq!(
+        output(&mut d)?,
+        vec![out("a", 0, 7, Some(2)), out("b", 12, 12, Some(1))]
+    );
+    Ok(())
+}
+
 /// The sessions a count must end with, computed without stores: for each on-time record,
 /// the key's sessions within the gap merge with it.
 fn recompute(

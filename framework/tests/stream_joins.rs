@@ -206,3 +206,19 @@ proptest! {
         prop_assert_eq!(got, recompute(&records, before, after, grace));
     }
 }
+
+#[test]
+fn the_end_of_input_emits_every_unmatched_record_once() -> R<()> {
+    let windows = JoinWindows::of(ms(10)).grace(ms(5));
+    let mut d = driver(Kind::Outer, windows)?;
+    send(&mut d, "views", "a", "v-matched", 100)?;
+    send(&mut d, "clicks", "a", "c", 104)?;
+    send(&mut d, "views", "b", "v-alone", 100)?;
+    send(&mut d, "clicks", "c", "c-alone", 103)?;
+    assert_eq!(out(&mut d)?, vec!["a:v-matched/c@104"]);
+    d.end_input()?;
+    assert_eq!(out(&mut d)?, vec!["b:v-alone/-@100", "c:-/c-alone@103"]);
+    d.end_input()?;
+    assert!(out(&mut d)?.is_empty(), "a second end emits nothing again");
+    Ok(())
+}

@@ -402,3 +402,72 @@ fn idle_input_closes_windows_only_with_the_policy_and_after_its_timeout() -> R<(
     }
     Ok(())
 }
+
+#[test]
+fn the_end_of_input_closes_every_window_and_later_records_are_late() -> R<()> {
+    let mut d = driver(
+        TimeWindows::of(ms(10)).grace(ms(5)),
+        Emit::OnWindowClose,
+        true,
+    )?;
+    click(&mut d, "a", 4)?;
+    click(&mut d, "b", 12)?;
+    click(&mut d, "a", 14)?;
+    assert!(output(&mut d)?.is_empty(), "nothing closed before 15");
+    d.end_input()?;
+    assert_eq!(
+        output(&mut d)?,
+        vec![
+            ("a".into(), 0, 10, 1, 9),
+            ("a".into(), 10, 20, 1, 19),
+            ("b".into(), 10, 20, 1, 19)
+        ],
+    );
+    d.end_input()?;
+    assert!(
+        output(&mut d)?.is_empty(),
+        "a second end emits nothing again"
+    );
+    click(&mut d, "a", 25)?;
+    assert!(output(&mut d)?.is_empty());
+    assert_eq!(
+        d.late_records(OPERATOR),
+        1,
+        "after the end every record is late"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_end_of_input_reaches_windows_behind_a_repartition_after_their_last_records() -> R<()> {
+    // Clicks keyed by page are regrouped by user: the count runs in a second sub-topology,
+    // which must see the first's last records before its own end.
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("clicks", StringSerde, StringSerde)
+        .select_key(|_page: &String, user: &String| user.clone())
+        .group_by_key(StringSerde, StringSerde)
+        .windowed_by(TimeWindows::of(ms(10)))
+        .emit(Emit::OnWindowClose)
+        .count("by-user")
+        .to_stream()
+        .to("out", WindowedSerde::new(StringSerde), Nullable(I64Serde));
+    let mut d = TopologyTestDriver::new(builder.build()?)?;
+    for (page, user, at) in [("p1", "u", 1), ("p2", "u", 2), ("p1", "v", 3)] {
+        d.pipe_input(
+            "clicks",
+            &StringSerde,
+            &StringSerde,
+            &page.to_owned(),
+            &user.to_owned(),
+            at,
+        )?;
+    }
+    assert!(output(&mut d)?.is_empty());
+    d.end_input()?;
+    assert_eq!(
+        output(&mut d)?,
+        vec![("u".into(), 0, 10, 2, 9), ("v".into(), 0, 10, 1, 9)]
+    );
+    Ok(())
+}

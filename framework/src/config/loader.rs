@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::{
     protected_property, setting, ApplicationConfig, ConfigError, EddyConfig, ErrorsConfig,
     GroupProtocol, Guarantee, Kind, LogFormat, MemoryConfig, OpsConfig, ProcessingConfig,
-    RecordErrorHandler, SnapshotConfig, StateConfig, TelemetryConfig, TopicsConfig, SETTINGS,
+    ProcessingMode, RecordErrorHandler, SnapshotConfig, StateConfig, TelemetryConfig, TopicsConfig,
+    SETTINGS,
 };
 use crate::kafka::KafkaSettings;
 
@@ -347,6 +348,14 @@ impl Fields {
         let static_membership = self.choice("processing.static_membership") == "true";
         let load_tables_first = self.choice("processing.load_tables_first") == "true";
         let max_task_idle_ms = self.number("processing.max_task_idle_ms");
+        let mode = match self.choice("processing.mode") {
+            "bounded" => ProcessingMode::Bounded {
+                until_ms: i64::try_from(self.number("processing.bounded_until_ms"))
+                    .ok()
+                    .filter(|&ms| ms > 0),
+            },
+            _ => ProcessingMode::Streaming,
+        };
         let group_protocol = match self.choice("processing.group_protocol") {
             "consumer" => GroupProtocol::Consumer,
             _ => GroupProtocol::Classic,
@@ -498,6 +507,7 @@ impl Fields {
                 static_membership,
                 load_tables_first,
                 max_task_idle: Duration::from_millis(max_task_idle_ms),
+                mode,
                 group_protocol,
                 restart_deadline: Duration::from_millis(restart_deadline_ms),
                 repartition_purge_interval: Duration::from_millis(purge_interval_ms),

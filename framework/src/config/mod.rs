@@ -25,6 +25,21 @@ pub enum GroupProtocol {
     Consumer,
 }
 
+/// Whether an app runs until stopped or over a bounded stretch of its input
+/// (`processing.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessingMode {
+    /// Runs until stopped.
+    Streaming,
+    /// Reads every source partition up to an end fixed when the run starts, closes every
+    /// window, commits and exits; every instance of the app takes part in the same run.
+    Bounded {
+        /// `processing.bounded_until_ms`: the ends are the first offsets at or after this
+        /// time; `None` for the partitions' ends at the run's start.
+        until_ms: Option<i64>,
+    },
+}
+
 /// Processing guarantee of an app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guarantee {
@@ -136,6 +151,8 @@ pub struct ProcessingConfig {
     /// that has no record at hand but more in its partition, before it takes the others'
     /// records out of timestamp order.
     pub max_task_idle: Duration,
+    /// `processing.mode` and `processing.bounded_until_ms`: streaming or a bounded run.
+    pub mode: ProcessingMode,
     /// `processing.restart_deadline_ms`: how long a stream thread keeps starting over after
     /// recoverable errors (a broker restarting, a coordinator moving, aborted transactions)
     /// without committing anything before it gives up and stops the instance. Start-overs

@@ -166,6 +166,18 @@ pub const SETTINGS: &[Setting] = &[
         "a task that reads several topics takes their records in timestamp order; it waits this long for an input that has no record at hand but is known to have more before taking the others out of order",
     ),
     choice(
+        "processing.mode",
+        &["streaming", "bounded"],
+        "`streaming` runs until stopped; `bounded` reads the source topics up to their ends at the run's start (or `processing.bounded_until_ms`), closes every window, commits and exits 0; every instance of the app follows the same run",
+    ),
+    number(
+        "processing.bounded_until_ms",
+        0,
+        0,
+        i64::MAX as u64,
+        "in a bounded run, read each source partition up to its first record at or after this time (milliseconds since the epoch) instead of its end at the run's start; 0 for the end",
+    ),
+    choice(
         "processing.load_tables_first",
         BOOLEAN_ON,
         "a task that reads a table's topic and other topics (a stream-table join) reads the table to its end first, so early stream records do not meet an empty table",

@@ -65,6 +65,21 @@ impl<K: Data, V: Data, A: Data> SessionAggregate<K, V, A> {
         Ok(finals)
     }
 
+    /// Moves the operator's time up to `time` without a record, forwarding the windows that
+    /// close.
+    fn advance_to(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
+        time: i64,
+    ) -> Result<(), ProcessError> {
+        let mut store = ctx.session_store::<K, A>(&self.store)?;
+        let mut progress = store.progress(PROGRESS)?;
+        progress.observed_time = progress.observed_time.max(time);
+        let finals = self.close_and_expire(&mut store, &mut progress)?;
+        Self::forward_finals(ctx, finals);
+        Ok(())
+    }
+
     fn forward_finals(
         ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
         finals: Finals<K, A>,
@@ -173,15 +188,22 @@ impl<K: Data, V: Data, A: Data> Processor for SessionAggregate<K, V, A> {
         _kind: PunctuationType,
         now: i64,
     ) -> Result<(), ProcessError> {
-        let mut store = ctx.session_store::<K, A>(&self.store)?;
-        let mut progress = store.progress(PROGRESS)?;
-        let Some(time) = self.idle.advanced_time(now, progress.observed_time) else {
+        let observed = ctx
+            .session_store::<K, A>(&self.store)?
+            .progress(PROGRESS)?
+            .observed_time;
+        let Some(time) = self.idle.advanced_time(now, observed) else {
             return Ok(());
         };
-        progress.observed_time = time;
-        let finals = self.close_and_expire(&mut store, &mut progress)?;
         ctx.count_idle_advance();
-        Self::forward_finals(ctx, finals);
-        Ok(())
+        self.advance_to(ctx, time)
+    }
+
+    fn end_of_input(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
+    ) -> Result<(), ProcessError> {
+        // Every window closes; records that might still come are late from now on.
+        self.advance_to(ctx, i64::MAX)
     }
 }

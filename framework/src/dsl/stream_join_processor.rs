@@ -216,6 +216,51 @@ impl<K: Data, L: Data, R: Data, VR: Data> StreamJoin<K, L, R, VR> {
             .collect())
     }
 
+    /// Takes the unmatched records no on-time record can reach any more at the operator's
+    /// time, drops expired buffers and records the progress.
+    fn close_unmatched(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, VR>,
+        progress: WindowProgress,
+    ) -> Result<Unmatched<K, L, R>, ProcessError> {
+        let observed = progress.observed_time;
+        let close = observed.saturating_sub(self.grace_ms);
+        // A left record at `t` meets right records up to `t + after`, and on-time records
+        // are at `close` or later.
+        let lefts = Self::expired_unmatched::<L>(
+            ctx,
+            self.stores.left_unmatched.as_ref(),
+            close.saturating_sub(self.after_ms),
+        )?;
+        let rights = Self::expired_unmatched::<R>(
+            ctx,
+            self.stores.right_unmatched.as_ref(),
+            close.saturating_sub(self.before_ms),
+        )?;
+        self.expire_buffers(ctx, observed)?;
+        ctx.session_store::<K, Vec<L>>(&self.stores.left)?
+            .set_progress(PROGRESS, progress);
+        Ok((lefts, rights))
+    }
+
+    /// Forwards a result with a missing side for each unmatched record.
+    fn forward_unmatched(
+        &self,
+        ctx: &mut ProcessorContext<'_, K, VR>,
+        (lefts, rights): Unmatched<K, L, R>,
+    ) {
+        for (key, t, values) in lefts {
+            for l in &values {
+                ctx.forward(Record::new(key.clone(), (self.joiner)(Some(l), None), t));
+            }
+        }
+        for (key, t, values) in rights {
+            for r in &values {
+                ctx.forward(Record::new(key.clone(), (self.joiner)(None, Some(r)), t));
+            }
+        }
+    }
+
     fn expire_buffers(
         &mut self,
         ctx: &mut ProcessorContext<'_, K, VR>,
@@ -241,6 +286,9 @@ impl<K: Data, L: Data, R: Data, VR: Data> StreamJoin<K, L, R, VR> {
         Ok(())
     }
 }
+
+/// Unmatched records of each side whose window closed: `(key, time, values)`.
+type Unmatched<K, L, R> = (Vec<(K, i64, Vec<L>)>, Vec<(K, i64, Vec<R>)>);
 
 impl<K: Data, L: Data, R: Data, VR: Data> Processor for StreamJoin<K, L, R, VR> {
     type KeyIn = K;
@@ -301,22 +349,7 @@ impl<K: Data, L: Data, R: Data, VR: Data> Processor for StreamJoin<K, L, R, VR> 
             };
         }
 
-        // Unmatched records no on-time record can reach any more: a left record at `t`
-        // meets right records up to `t + after`, and on-time records are at `close` or later.
-        let lefts = Self::expired_unmatched::<L>(
-            ctx,
-            self.stores.left_unmatched.as_ref(),
-            close.saturating_sub(self.after_ms),
-        )?;
-        let rights = Self::expired_unmatched::<R>(
-            ctx,
-            self.stores.right_unmatched.as_ref(),
-            close.saturating_sub(self.before_ms),
-        )?;
-        self.expire_buffers(ctx, observed)?;
-        ctx.session_store::<K, Vec<L>>(&self.stores.left)?
-            .set_progress(PROGRESS, progress);
-
+        let unmatched = self.close_unmatched(ctx, progress)?;
         for (timestamp, value) in out {
             ctx.forward(Record {
                 key: record.key.clone(),
@@ -325,16 +358,18 @@ impl<K: Data, L: Data, R: Data, VR: Data> Processor for StreamJoin<K, L, R, VR> 
                 headers: record.headers.clone(),
             });
         }
-        for (key, t, values) in lefts {
-            for l in &values {
-                ctx.forward(Record::new(key.clone(), (self.joiner)(Some(l), None), t));
-            }
-        }
-        for (key, t, values) in rights {
-            for r in &values {
-                ctx.forward(Record::new(key.clone(), (self.joiner)(None, Some(r)), t));
-            }
-        }
+        self.forward_unmatched(ctx, unmatched);
+        Ok(())
+    }
+
+    fn end_of_input(&mut self, ctx: &mut ProcessorContext<'_, K, VR>) -> Result<(), ProcessError> {
+        // No record can come to match the ones waiting: they are all unmatched now.
+        let mut progress: WindowProgress = ctx
+            .session_store::<K, Vec<L>>(&self.stores.left)?
+            .progress(PROGRESS)?;
+        progress.observed_time = i64::MAX;
+        let unmatched = self.close_unmatched(ctx, progress)?;
+        self.forward_unmatched(ctx, unmatched);
         Ok(())
     }
 }

@@ -122,6 +122,21 @@ impl<K: Data, V: Data, A: Data> WindowAggregate<K, V, A> {
         Ok(finals)
     }
 
+    /// Moves the operator's time up to `time` without a record, forwarding the windows that
+    /// close.
+    fn advance_to(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
+        time: i64,
+    ) -> Result<(), ProcessError> {
+        let mut store = ctx.window_store::<K, A>(&self.store)?;
+        let mut progress = store.progress(PROGRESS)?;
+        progress.observed_time = progress.observed_time.max(time);
+        let finals = self.close_and_expire(&mut store, &mut progress)?;
+        self.forward_finals(ctx, finals);
+        Ok(())
+    }
+
     fn forward_finals(
         &self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
@@ -214,15 +229,22 @@ impl<K: Data, V: Data, A: Data> Processor for WindowAggregate<K, V, A> {
         _kind: PunctuationType,
         now: i64,
     ) -> Result<(), ProcessError> {
-        let mut store = ctx.window_store::<K, A>(&self.store)?;
-        let mut progress = store.progress(PROGRESS)?;
-        let Some(time) = self.idle.advanced_time(now, progress.observed_time) else {
+        let observed = ctx
+            .window_store::<K, A>(&self.store)?
+            .progress(PROGRESS)?
+            .observed_time;
+        let Some(time) = self.idle.advanced_time(now, observed) else {
             return Ok(());
         };
-        progress.observed_time = time;
-        let finals = self.close_and_expire(&mut store, &mut progress)?;
         ctx.count_idle_advance();
-        self.forward_finals(ctx, finals);
-        Ok(())
+        self.advance_to(ctx, time)
+    }
+
+    fn end_of_input(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
+    ) -> Result<(), ProcessError> {
+        // Every window closes; records that might still come are late from now on.
+        self.advance_to(ctx, i64::MAX)
     }
 }

@@ -21,9 +21,11 @@ pub(crate) enum Duty {
     Checkpoint,
     /// Checking whether tasks' table inputs are loaded (their other inputs held meanwhile).
     TableLoad,
+    /// Checking whether tasks reached the ends of a bounded run.
+    BoundedEnd,
 }
 
-const DUTIES: usize = 8;
+const DUTIES: usize = 9;
 
 impl Duty {
     fn index(self) -> usize {

@@ -21,6 +21,7 @@
 //! ```
 
 mod active_task;
+mod bounded;
 mod cadence;
 mod error;
 mod fault;
@@ -109,6 +110,14 @@ impl App {
             Arc::new(crate::snapshot::DirectoryStore::new(dir))
                 as Arc<dyn crate::snapshot::SnapshotStore>
         });
+        let bounded = match config.processing.mode {
+            crate::config::ProcessingMode::Bounded { until_ms } => Some(setup::retrying(
+                config.processing.restart_deadline,
+                "joining the bounded run",
+                || bounded::establish(&config, &plan, instance.instance_id(), until_ms),
+            )?),
+            crate::config::ProcessingMode::Streaming => None,
+        };
         let fingerprint = fingerprint(&self.topology);
         let metrics = Arc::new(Metrics::default());
         if timeline.applied_here {
@@ -140,8 +149,12 @@ impl App {
             standbys: standbys::Standbys::default(),
             poisoned: std::sync::Mutex::default(),
             task_locks: task_base::TaskLocks::default(),
+            bounded: bounded.as_ref().map(|(run, _)| Arc::clone(run)),
         });
         let shutdown = Arc::new(AtomicBool::new(false));
+        let bounded = bounded
+            .map(|(run, channel)| bounded::spawn_watcher(run, channel, Arc::clone(&shutdown)))
+            .transpose()?;
         // Standbys (and the warm-up) run before the stream threads join the group.
         let standby =
             if config.processing.standby_replicas > 0 || config.processing.warmup_before_join {
@@ -204,6 +217,7 @@ impl App {
             ops,
             standby,
             janitor,
+            bounded,
         })
     }
 
@@ -366,6 +380,8 @@ pub struct RunningApp {
     standby: Option<JoinHandle<()>>,
     /// The thread removing state of tasks no longer owned here.
     janitor: Option<JoinHandle<()>>,
+    /// The thread that ends a bounded run once every task finished.
+    bounded: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -427,6 +443,9 @@ impl RunningApp {
         }
         if let Some(janitor) = self.janitor.take() {
             let _ = janitor.join();
+        }
+        if let Some(bounded) = self.bounded.take() {
+            let _ = bounded.join();
         }
         first_error.map_or(Ok(()), Err)
     }

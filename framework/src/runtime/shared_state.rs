@@ -38,4 +38,6 @@ pub(crate) struct Shared {
     >,
     /// Held while a task's stores are opened (and its directory perhaps replaced).
     pub task_locks: super::task_base::TaskLocks,
+    /// The bounded run this instance takes part in (`processing.mode = bounded`).
+    pub bounded: Option<Arc<super::bounded::BoundedRun>>,
 }

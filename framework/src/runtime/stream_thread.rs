@@ -305,6 +305,7 @@ fn drive(
         manager.restore_step(consumer)?;
         manager.apply_seeks(consumer);
         manager.control_step(consumer)?;
+        manager.bounded_step(consumer)?;
         manager.punctuate()?;
         manager.publish_status(consumer);
         if manager.commit_due() {

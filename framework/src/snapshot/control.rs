@@ -123,6 +123,24 @@ pub enum ControlMessage {
         /// Per task, per store: the changelog offset replay continues from.
         positions: BTreeMap<String, BTreeMap<String, i64>>,
     },
+    /// An instance starting a bounded run proposes where its inputs end; the first proposal
+    /// after the last finished run is the run every instance follows.
+    BoundedRun {
+        /// The run's id.
+        run: String,
+        /// Per source topic, per partition: the offset the run reads up to (exclusive).
+        ends: BTreeMap<String, Vec<i64>>,
+        /// When it was proposed (milliseconds since the epoch).
+        started_ms: i64,
+    },
+    /// A task of a bounded run read its inputs to their ends, closed its windows and
+    /// committed.
+    BoundedTaskDone {
+        /// The run's id.
+        run: String,
+        /// The task.
+        task: String,
+    },
 }
 
 /// An id written into paths and keys: ASCII letters, digits, `.`, `_`, `-`, `@`.
@@ -220,6 +238,11 @@ impl ControlMessage {
                 plain_id("epoch", epoch)?;
                 plain_dir("savepoint directory", path)
             }
+            ControlMessage::BoundedRun { run, .. } => plain_id("bounded run", run),
+            ControlMessage::BoundedTaskDone { run, task } => {
+                plain_id("bounded run", run)?;
+                plain_id("task", task)
+            }
         }
     }
 
@@ -234,6 +257,8 @@ impl ControlMessage {
                 instance,
                 ..
             } => format!("restore-claim/{savepoint}/{instance}"),
+            ControlMessage::BoundedRun { run, .. } => format!("bounded/{run}"),
+            ControlMessage::BoundedTaskDone { run, task } => format!("bounded/{run}/{task}"),
             ControlMessage::SavepointBegin { id, .. }
             | ControlMessage::SavepointDrain { id, .. }
             | ControlMessage::SavepointSnapshot { id }

@@ -42,6 +42,32 @@ pub(crate) struct TaskGraph {
     sink_partitions: HashMap<String, i32>,
 }
 
+/// The nodes of a graph given by its children lists, each after all of its parents (Kahn's
+/// algorithm; a node on a cycle, which the builder refuses, comes last).
+fn topological_order(children: &[Vec<usize>]) -> Vec<usize> {
+    let mut parents = vec![0_usize; children.len()];
+    for targets in children {
+        for &c in targets {
+            parents[c] += 1;
+        }
+    }
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..children.len()).filter(|&n| parents[n] == 0).collect();
+    let mut order = Vec::with_capacity(children.len());
+    while let Some(node) = ready.pop_front() {
+        order.push(node);
+        for &c in &children[node] {
+            parents[c] -= 1;
+            if parents[c] == 0 {
+                ready.push_back(c);
+            }
+        }
+    }
+    let rest: Vec<usize> = (0..children.len()).filter(|n| !order.contains(n)).collect();
+    order.extend(rest);
+    order
+}
+
 impl TaskGraph {
     /// Instantiates sub-topology `sub` for `partition`: fresh processors, the given stores.
     /// `sink_partitions` gives the partition count of sink topics that use a custom
@@ -432,6 +458,33 @@ impl TaskGraph {
         }
         stack.extend(batch.into_iter().rev());
         Ok(())
+    }
+
+    /// Tells every processor, in topology order, that the input has ended (a bounded run),
+    /// appending what they forward to `out`.
+    pub(crate) fn end_of_input(
+        &mut self,
+        wall_clock: i64,
+        out: &mut Vec<RawRecord>,
+    ) -> Result<(), TaskError> {
+        self.ctx.wall_clock = wall_clock;
+        let order = topological_order(&self.children);
+        self.guarded(|graph| {
+            for node in order {
+                let RuntimeNode::Processor(p) = &mut graph.nodes[node] else {
+                    continue;
+                };
+                graph.ctx.current_node = node;
+                p.end_of_input(&mut graph.ctx)
+                    .map_err(|source| TaskError::Process {
+                        node: graph.ctx.node_names[node].clone(),
+                        source,
+                    })?;
+                let forwarded = std::mem::take(&mut graph.ctx.forwarded);
+                graph.route(node, forwarded, out)?;
+            }
+            Ok(())
+        })
     }
 
     /// Closes every processor.

@@ -100,6 +100,7 @@ pub(crate) trait ErasedProcessor: Send {
         kind: PunctuationType,
         timestamp: i64,
     ) -> Result<(), ProcessError>;
+    fn end_of_input(&mut self, ctx: &mut ContextInner) -> Result<(), ProcessError>;
     fn close(&mut self);
 }
 
@@ -137,6 +138,10 @@ impl<P: Processor> ErasedProcessor for Erased<P> {
     ) -> Result<(), ProcessError> {
         self.0
             .punctuate(&mut ProcessorContext::new(ctx), kind, timestamp)
+    }
+
+    fn end_of_input(&mut self, ctx: &mut ContextInner) -> Result<(), ProcessError> {
+        self.0.end_of_input(&mut ProcessorContext::new(ctx))
     }
 
     fn close(&mut self) {

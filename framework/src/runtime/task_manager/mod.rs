@@ -2,6 +2,7 @@
 //! and commits outputs, changelogs and input offsets in one transaction.
 
 mod assignment;
+mod bounded;
 mod checkpoint;
 mod commit;
 mod merge;
@@ -77,6 +78,8 @@ pub(crate) struct TaskManager {
     producer_fenced: bool,
     /// Reads the control topic from its beginning for the timeline check.
     timeline_reader: Option<ControlChannel>,
+    /// In a bounded run: the ends of repartition inputs, read once their writers finished.
+    bounded_ends: std::collections::HashMap<(String, i32), i64>,
     /// The last restore record the timeline check saw: `(savepoint, epoch)`.
     last_restore: Option<(String, String)>,
 }
@@ -125,6 +128,7 @@ impl TaskManager {
             purger: purge::Purger::new(shared.config.processing.repartition_purge_interval),
             producer_fenced: false,
             timeline_reader: None,
+            bounded_ends: std::collections::HashMap::new(),
             last_restore: None,
             shared,
         })

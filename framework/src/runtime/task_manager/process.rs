@@ -30,7 +30,9 @@ impl TaskManager {
             ));
             return Ok(());
         }
-        if self.below_start(id, msg.topic(), msg.offset()) {
+        if self.below_start(id, msg.topic(), msg.offset())
+            || self.past_bounded_end(msg.topic(), msg.partition(), msg.offset())
+        {
             return Ok(());
         }
         let raw = raw_record(msg);

@@ -1,0 +1,277 @@
+//! Bounded runs (`processing.mode = bounded`) against the real broker: instances read the
+//! input up to the ends fixed when the run started, close every window, commit and exit 0 by
+//! themselves, under kill -9 of an instance; records written after the run started are left
+//! for the next run; and the results equal those of a streaming run over the same input.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+
+use eddy_integration_tests::{
+    expected_counts, generate_lines, with_log_tails, AppProcess, WordcountRun, WordcountSpec,
+};
+use eddy_testkit::Isolation;
+
+const SIZE: i64 = 1_000;
+const GRACE: i64 = 500;
+const USERS: usize = 32;
+
+/// A user and a time: a window `(user, start)` or a record `(user, event time)`.
+type At = (String, i64);
+
+fn bounded(mut spec: WordcountSpec) -> WordcountSpec {
+    spec.env
+        .push(("EDDY__PROCESSING__MODE".to_owned(), "bounded".to_owned()));
+    spec
+}
+
+fn windowed_spec(run: &WordcountRun, name: &str) -> WordcountSpec {
+    let mut spec = run.spec(name, &[("EDDY__PROCESSING__COMMIT_INTERVAL_MS", "50")]);
+    spec.binary = "windowed-clicks".to_owned();
+    spec
+}
+
+/// Final counts per (user, window start) of every window (the end of input closes them
+/// all), and the late records, from one partition's input in offset order.
+fn recompute(records: &[At]) -> (BTreeMap<At, u64>, Vec<At>) {
+    let mut counts: BTreeMap<At, u64> = BTreeMap::new();
+    let mut late = Vec::new();
+    let mut time = i64::MIN;
+    for (user, at) in records {
+        time = time.max(*at);
+        let start = at - at.rem_euclid(SIZE);
+        if start + SIZE > time - GRACE {
+            *counts.entry((user.clone(), start)).or_default() += 1;
+        } else {
+            late.push((user.clone(), *at));
+        }
+    }
+    (counts, late)
+}
+
+/// The committed windows of `topic`: `(user, start) → count`, failing on a window written
+/// twice.
+fn windows(run: &WordcountRun, topic: &str) -> anyhow::Result<BTreeMap<At, u64>> {
+    let mut seen = BTreeMap::new();
+    for r in run.kafka.read_all(topic, Isolation::ReadCommitted)? {
+        let key = r.key.unwrap_or_default();
+        anyhow::ensure!(key.len() > 16, "windowed key too short: {key:?}");
+        let (user, times) = key.split_at(key.len() - 16);
+        let start = i64::from_be_bytes(times[..8].try_into()?);
+        let window = (String::from_utf8(user.to_vec())?, start);
+        let count = String::from_utf8(r.value.unwrap_or_default())?.parse()?;
+        anyhow::ensure!(
+            seen.insert(window.clone(), count).is_none(),
+            "window {window:?} written twice to {topic}"
+        );
+    }
+    Ok(seen)
+}
+
+/// The committed records of a late topic, sorted.
+fn late_records(run: &WordcountRun, topic: &str) -> anyhow::Result<Vec<At>> {
+    let mut late: Vec<At> = run
+        .kafka
+        .read_all(topic, Isolation::ReadCommitted)?
+        .iter()
+        .map(|r| Ok((r.key_str(), r.value_str().parse()?)))
+        .collect::<anyhow::Result<_>>()?;
+    late.sort();
+    Ok(late)
+}
+
+/// Waits for every app to exit by itself, successfully.
+fn wait_all_exit(apps: &mut [AppProcess], deadline: Duration) -> anyhow::Result<()> {
+    for i in 0..apps.len() {
+        let status = match apps[i].wait_exit(deadline) {
+            Ok(status) => status,
+            Err(e) => return Err(with_log_tails(apps, e)),
+        };
+        anyhow::ensure!(
+            status.success(),
+            "{} exited with {status}; log:\n{}",
+            apps[i].name(),
+            apps[i].log_tail(40)
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_bounded_windowed_count_closes_every_window_exits_and_equals_the_streaming_run(
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let partitions = 4;
+    let run = WordcountRun::new("bounded-windows", partitions)?;
+    let late_topic = format!("{}-late", run.output);
+    run.kafka.create_topic(&late_topic, partitions)?;
+
+    // Event times an hour ago, 5 ms apart; 4 % of records 0.6–2 s behind (mostly late).
+    let base = eddy::record::wall_clock_ms() - 3_600_000;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let input: Vec<At> = (0..8_000)
+        .map(|i| {
+            let user = format!("user-{}", rng.random_range(0..USERS));
+            let mut at = base + i * 5;
+            if rng.random_range(0..100) < 4 {
+                at -= rng.random_range(600..2_000);
+            }
+            (user, at)
+        })
+        .collect();
+    run.kafka.produce(
+        &run.input,
+        input
+            .iter()
+            .map(|(user, at)| (Some(user.as_bytes().to_vec()), at.to_string().into_bytes())),
+    )?;
+    let stored = run.kafka.read_all(&run.input, Isolation::ReadUncommitted)?;
+    let mut by_partition: BTreeMap<i32, Vec<At>> = BTreeMap::new();
+    for r in &stored {
+        by_partition
+            .entry(r.partition)
+            .or_default()
+            .push((r.key_str(), r.value_str().parse()?));
+    }
+    let mut expected = BTreeMap::new();
+    let mut expected_late = Vec::new();
+    for records in by_partition.values() {
+        let (counts, late) = recompute(records);
+        expected.extend(counts);
+        expected_late.extend(late);
+    }
+    expected_late.sort();
+    assert!(expected_late.len() > 50, "the input has late records");
+
+    let mut apps = vec![
+        AppProcess::start("a", bounded(windowed_spec(&run, "a")))?,
+        AppProcess::start("b", bounded(windowed_spec(&run, "b")))?,
+    ];
+    // Late records are written as the run goes: once some are, the run is under way.
+    run.kafka
+        .tail(&late_topic)?
+        .wait_for(1, Duration::from_secs(120))
+        .map_err(|e| with_log_tails(&apps, e))?;
+    // Records written after the run started lie past its ends: an hour later than the
+    // rest, they would close every window and make nothing late if they were read.
+    let after: Vec<At> = (0..USERS)
+        .map(|u| (format!("user-{u}"), base + 7_200_000))
+        .collect();
+    run.kafka.produce(
+        &run.input,
+        after
+            .iter()
+            .map(|(user, at)| (Some(user.as_bytes().to_vec()), at.to_string().into_bytes())),
+    )?;
+    let victim = rng.random_range(0..apps.len());
+    apps[victim].kill9()?;
+    apps[victim].restart()?;
+    wait_all_exit(&mut apps, Duration::from_secs(180))?;
+
+    let got = windows(&run, &run.output)?;
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(w, n)| got.get(*w) != Some(*n))
+        .map(|(w, n)| format!("{w:?}: expected {n}, got {:?}", got.get(w)))
+        .chain(
+            got.keys()
+                .filter(|w| !expected.contains_key(*w))
+                .map(|w| format!("{w:?}: not a window of the run's input")),
+        )
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} wrong windows:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert_eq!(late_records(&run, &late_topic)?, expected_late);
+    run.assert_no_open_transaction(&[run.output.clone(), late_topic.clone()])?;
+    let bounded_took = started.elapsed();
+
+    // The streaming run over the same input: the records written after the bounded run
+    // started close every earlier window (their own stay open), so it ends with the same
+    // windows and late records.
+    let mut streaming = windowed_spec(&run, "streaming");
+    streaming.application_id = eddy_testkit::unique_name("streaming-windows");
+    streaming.output_topic = eddy_testkit::unique_name("streaming-windows-counts");
+    let streaming_late = format!("{}-late", streaming.output_topic);
+    run.kafka
+        .create_topic(&streaming.output_topic, partitions)?;
+    run.kafka.create_topic(&streaming_late, partitions)?;
+    let mut app = AppProcess::start("streaming", streaming.clone())?;
+    let waited = run
+        .kafka
+        .tail(&streaming.output_topic)?
+        .wait_for(u64::try_from(got.len())?, Duration::from_secs(120))
+        .map_err(|e| with_log_tails(std::slice::from_ref(&app), e));
+    app.terminate(Duration::from_secs(60))?;
+    waited?;
+    assert_eq!(
+        windows(&run, &streaming.output_topic)?,
+        got,
+        "the streaming run's windows"
+    );
+    assert_eq!(late_records(&run, &streaming_late)?, expected_late);
+    println!(
+        "bounded windows: {} records, {} windows, {} late, 2 instances, 1 kill -9, bounded run {:.1} s",
+        input.len(),
+        got.len(),
+        expected_late.len(),
+        bounded_took.as_secs_f64()
+    );
+    Ok(())
+}
+
+#[test]
+fn bounded_runs_through_a_repartition_count_each_record_once_run_after_run() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let run = WordcountRun::new("bounded-wordcount", 4)?;
+    let first = generate_lines(21, 3_000, 200);
+    run.produce_lines(&first)?;
+    let spec =
+        |name: &str| bounded(run.spec(name, &[("EDDY__PROCESSING__COMMIT_INTERVAL_MS", "50")]));
+    let mut apps = vec![
+        AppProcess::start("a", spec("a"))?,
+        AppProcess::start("b", spec("b"))?,
+    ];
+    run.kafka
+        .tail(&run.output)?
+        .wait_for(1, Duration::from_secs(120))
+        .map_err(|e| with_log_tails(&apps, e))?;
+    // Past the run's ends: left for the next run.
+    let second = generate_lines(22, 1_000, 200);
+    run.produce_lines(&second)?;
+    apps[0].kill9()?;
+    apps[0].restart()?;
+    wait_all_exit(&mut apps, Duration::from_secs(180))?;
+    let expected: HashMap<String, u64> = expected_counts(first.iter().map(String::as_str));
+    let violations = run.violations(&expected)?;
+    assert!(
+        violations.is_empty(),
+        "first run:\n{}",
+        violations.join("\n")
+    );
+    let first_took = started.elapsed();
+
+    // The next bounded run reads what came after the first one's ends, on one instance.
+    let mut next = AppProcess::start("c", spec("c"))?;
+    wait_all_exit(std::slice::from_mut(&mut next), Duration::from_secs(180))?;
+    let expected = expected_counts(first.iter().chain(&second).map(String::as_str));
+    let violations = run.violations(&expected)?;
+    assert!(
+        violations.is_empty(),
+        "second run:\n{}",
+        violations.join("\n")
+    );
+    run.assert_settled()?;
+    println!(
+        "bounded wordcount: {} + {} lines, 2 runs, 1 kill -9, first run {:.1} s, both {:.1} s",
+        first.len(),
+        second.len(),
+        first_took.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
