@@ -24,10 +24,25 @@ pub struct Latency {
     pub samples: usize,
 }
 
-/// Produces `rate` lines per second to `input` for `duration` (in steps of 10 ms), while
-/// reading `output` from `partitions` partitions, and returns the latency of the outputs that
-/// arrived for them: `outputs_per_line` of each line, waiting up to 30 s after the last input
-/// for stragglers.
+/// What the latency phase feeds and how it counts.
+#[derive(Debug, Clone, Copy)]
+pub struct Feed {
+    /// Input lines per second.
+    pub rate: u32,
+    /// How long input is sent.
+    pub duration: Duration,
+    /// Outputs each line gives (to stop waiting for stragglers once all came).
+    pub outputs_per_line: fn(&str) -> usize,
+    /// The key of the n-th line, when lines are keyed.
+    pub key_of: Option<fn(usize) -> String>,
+    /// The time an output's latency runs from, given its timestamp (a windowed result's:
+    /// the end of its window).
+    pub since: fn(i64) -> i64,
+}
+
+/// Produces `feed.rate` lines per second to `input` for `feed.duration` (in steps of 10 ms),
+/// while reading `output` from `partitions` partitions, and returns the latency of the outputs
+/// that arrived for them, waiting up to 30 s after the last input for stragglers.
 ///
 /// # Errors
 /// A client cannot be created or a record cannot be produced.
@@ -36,9 +51,7 @@ pub fn measure(
     input: &str,
     output: &str,
     partitions: i32,
-    rate: u32,
-    duration: Duration,
-    outputs_per_line: fn(&str) -> usize,
+    feed: &Feed,
 ) -> anyhow::Result<Latency> {
     let producer: ThreadedProducer<DefaultProducerContext> = kafka
         .config()
@@ -63,6 +76,13 @@ pub fn measure(
     consumer.assign(&tpl)?;
     let lines = generate_lines(99, 10_000, 1_000);
     let step = Duration::from_millis(10);
+    let Feed {
+        rate,
+        duration,
+        outputs_per_line,
+        key_of,
+        since,
+    } = *feed;
     let per_step = f64::from(rate) * step.as_secs_f64();
     let mut latencies = Vec::new();
     let started = Instant::now();
@@ -79,9 +99,13 @@ pub fn measure(
         let due = ((started.elapsed().as_secs_f64() / step.as_secs_f64()) * per_step) as usize;
         while sent < due {
             let line = &lines[sent % lines.len()];
-            let record = BaseRecord::<(), str>::to(input)
+            let key = key_of.map(|f| f(sent));
+            let mut record = BaseRecord::<str, str>::to(input)
                 .payload(line.as_str())
                 .timestamp(wall_clock_ms());
+            if let Some(key) = &key {
+                record = record.key(key.as_str());
+            }
             producer.send(record).map_err(|(e, _)| e)?;
             sent += 1;
             expected += outputs_per_line(line);
@@ -91,7 +115,7 @@ pub fn measure(
             if let Some(message) = consumer.poll(next.saturating_duration_since(Instant::now())) {
                 let message = message?;
                 if let Some(ts) = message.timestamp().to_millis() {
-                    latencies.push(wall_clock_ms() - ts);
+                    latencies.push(wall_clock_ms() - since(ts));
                 }
             }
         }
@@ -102,7 +126,7 @@ pub fn measure(
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message?;
             if let Some(ts) = message.timestamp().to_millis() {
-                latencies.push(wall_clock_ms() - ts);
+                latencies.push(wall_clock_ms() - since(ts));
             }
         }
     }

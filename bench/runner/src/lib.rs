@@ -68,8 +68,107 @@ pub struct Options {
 /// The systems compared, in the order of even repeats (odd repeats reverse it).
 pub const SYSTEMS: [&str; 3] = ["eddy", "kafka-streams", "raw"];
 
-/// The throughput workloads.
-pub const WORKLOADS: [&str; 2] = ["passthrough", "wordcount"];
+/// The throughput workloads: the stateless and word-count ones over lines, the windowed
+/// aggregation and the stream-table join over clicks.
+pub const WORKLOADS: [&str; 4] = ["passthrough", "wordcount", "windowed", "join"];
+
+/// Users the clicks of the `windowed` and `join` workloads come from (and rows of the users
+/// table): about ten clicks per user and one-second window.
+pub const USERS: usize = 100;
+
+/// The topic holding the users table that the `join` workload over clicks topic `clicks`
+/// reads.
+pub fn users_topic(clicks: &str) -> String {
+    format!("{clicks}-users")
+}
+
+/// The key of the `i`-th click.
+fn user_of(i: usize) -> String {
+    format!("user-{}", i % USERS)
+}
+
+/// Loads the users table of clicks topic `clicks` (region per user), stamped before every
+/// click so that both systems read it first.
+fn load_users(kafka: &eddy_testkit::Kafka, clicks: &str, at: i64) -> anyhow::Result<()> {
+    kafka.produce_at(
+        &users_topic(clicks),
+        (0..USERS).map(|u| {
+            (
+                Some(user_of(u).into_bytes()),
+                format!("region-{}", u % 10).into_bytes(),
+                at,
+            )
+        }),
+    )?;
+    Ok(())
+}
+
+/// A partition's stream time and its windows `(user, start)`.
+type PartitionWindows = (i64, std::collections::BTreeSet<(Vec<u8>, i64)>);
+
+/// The input of the clicks workloads: `records` clicks of random users, one millisecond of
+/// event time apart (the record timestamp) and ending a minute ago; the value `p<i>` names the
+/// click. Returns the topic and the number of one-second windows per user that a final-only
+/// windowed count emits (those that end at or before their partition's last click).
+fn load_clicks(
+    kafka: &eddy_testkit::Kafka,
+    records: usize,
+    partitions: i32,
+) -> anyhow::Result<(String, u64)> {
+    let topic = eddy_testkit::unique_name("bench-clicks");
+    kafka.create_topic(&topic, partitions)?;
+    kafka.create_topic(&users_topic(&topic), partitions)?;
+    #[allow(clippy::cast_possible_wrap)] // record counts far below 2^63
+    let base = eddy::record::wall_clock_ms() - 60_000 - records as i64;
+    load_users(kafka, &topic, base - 1)?;
+    // A fixed sequence of users: every run sees the same input.
+    let mut state: u64 = 2_026;
+    let users: Vec<usize> = (0..records)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            usize::try_from(state >> 33).unwrap_or(0)
+        })
+        .collect();
+    #[allow(clippy::cast_possible_wrap)]
+    kafka.produce_at(
+        &topic,
+        users.iter().enumerate().map(|(i, &u)| {
+            (
+                Some(user_of(u).into_bytes()),
+                format!("p{i}").into_bytes(),
+                base + i as i64,
+            )
+        }),
+    )?;
+    // Final windows, per partition: a window ends at or before the partition's stream time.
+    let mut by_partition: std::collections::BTreeMap<i32, PartitionWindows> =
+        std::collections::BTreeMap::new();
+    for r in kafka.read_all(&topic, eddy_testkit::Isolation::ReadUncommitted)? {
+        let i: i64 = r
+            .value_str()
+            .trim_start_matches('p')
+            .parse()
+            .with_context(|| format!("click value {:?}", r.value_str()))?;
+        let at = base + i;
+        let entry = by_partition.entry(r.partition).or_default();
+        entry.0 = entry.0.max(at);
+        entry
+            .1
+            .insert((r.key.unwrap_or_default(), at - at.rem_euclid(1_000)));
+    }
+    let windows = by_partition
+        .values()
+        .map(|(time, windows)| {
+            windows
+                .iter()
+                .filter(|(_, start)| start + 1_000 <= *time)
+                .count()
+        })
+        .sum::<usize>();
+    Ok((topic, windows as u64))
+}
 
 /// The guarantees measured.
 const GUARANTEES: [&str; 2] = ["exactly_once", "at_least_once"];
@@ -90,21 +189,39 @@ pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<Run>> {
     if !options.throughput {
         return Ok(Vec::new());
     }
-    let input = eddy_testkit::unique_name("bench-lines");
-    kafka.create_topic(&input, options.partitions)?;
-    let lines = generate_lines(2_026, options.records, 10_000);
-    let words: u64 = expected_counts(lines.iter().map(String::as_str))
-        .values()
-        .sum();
-    let loading = Instant::now();
-    kafka.produce(&input, lines.iter().map(|l| (None, l.as_bytes().to_vec())))?;
-    let _ = writeln!(
-        out,
-        "input: {} lines ({words} words) in `{input}`, {} partitions, loaded in {:.1} s",
-        lines.len(),
-        options.partitions,
-        loading.elapsed().as_secs_f64()
-    );
+    let wanted = |w: &str| options.workloads.iter().any(|o| o == w);
+    let mut lines_input = None;
+    if wanted("passthrough") || wanted("wordcount") {
+        let input = eddy_testkit::unique_name("bench-lines");
+        kafka.create_topic(&input, options.partitions)?;
+        let lines = generate_lines(2_026, options.records, 10_000);
+        let words: u64 = expected_counts(lines.iter().map(String::as_str))
+            .values()
+            .sum();
+        let loading = Instant::now();
+        kafka.produce(&input, lines.iter().map(|l| (None, l.as_bytes().to_vec())))?;
+        let _ = writeln!(
+            out,
+            "input: {} lines ({words} words) in `{input}`, {} partitions, loaded in {:.1} s",
+            lines.len(),
+            options.partitions,
+            loading.elapsed().as_secs_f64()
+        );
+        lines_input = Some((input, lines.len() as u64, words));
+    }
+    let mut clicks_input = None;
+    if wanted("windowed") || wanted("join") {
+        let loading = Instant::now();
+        let (topic, windows) = load_clicks(kafka, options.records, options.partitions)?;
+        let _ = writeln!(
+            out,
+            "input: {} clicks of {USERS} users ({windows} final one-second windows) in `{topic}`, {} partitions, loaded in {:.1} s",
+            options.records,
+            options.partitions,
+            loading.elapsed().as_secs_f64()
+        );
+        clicks_input = Some((topic, options.records as u64, windows));
+    }
     let mut runs = Vec::new();
     for repeat in 0..options.repeats {
         let mut systems: Vec<&str> = SYSTEMS
@@ -129,12 +246,17 @@ pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<Run>> {
                         workload,
                         guarantee,
                     };
-                    let expected = if workload == "wordcount" {
-                        words
-                    } else {
-                        lines.len() as u64
+                    // (input topic, input records, output records)
+                    let (input, records, expected) = match (workload, &lines_input, &clicks_input) {
+                        ("passthrough", Some((topic, lines, _)), _) => (topic, *lines, *lines),
+                        ("wordcount", Some((topic, lines, words)), _) => (topic, *lines, *words),
+                        ("windowed", _, Some((topic, clicks, windows))) => {
+                            (topic, *clicks, *windows)
+                        }
+                        (_, _, Some((topic, clicks, _))) => (topic, *clicks, *clicks),
+                        _ => anyhow::bail!("no input loaded for {workload}"),
                     };
-                    let run = measure(options, kafka, &input, &case, expected, lines.len() as u64)?;
+                    let run = measure(options, kafka, input, &case, expected, records)?;
                     let _ = writeln!(
                         out,
                         "repeat {} {workload:<11} {guarantee:<13} {system:<13} {:>9.0} records/s {:>9.0} records/CPU-s {:>5} MiB peak, start-up {:.2} s, latency p50 {:.0} ms p99 {:.0} ms",
@@ -219,24 +341,59 @@ fn measure_latency(
     let output = format!("{app}-out");
     kafka.create_topic(&input, options.partitions)?;
     kafka.create_topic(&output, options.partitions)?;
+    let clicks = matches!(case.workload, "windowed" | "join");
+    if clicks {
+        kafka.create_topic(&users_topic(&input), options.partitions)?;
+        load_users(kafka, &input, eddy::record::wall_clock_ms() - 60_000)?;
+    }
     let mut child = command_for(options, kafka, case, &app, &input, &output)?.spawn()?;
     let result = (|| {
         let mut tail = kafka.tail(&output)?;
-        kafka.produce(&input, [(None, b"warm up".to_vec())])?;
-        tail.wait_for(1, Duration::from_secs(300))?;
-        let per_line: fn(&str) -> usize = if case.workload == "wordcount" {
-            |line| line.split_whitespace().count()
+        if case.workload == "windowed" {
+            // A window closes when a later click arrives.
+            let now = eddy::record::wall_clock_ms();
+            kafka.produce_at(
+                &input,
+                [
+                    (
+                        Some(user_of(0).into_bytes()),
+                        b"warm up".to_vec(),
+                        now - 2_000,
+                    ),
+                    (Some(user_of(0).into_bytes()), b"warm up".to_vec(), now),
+                ],
+            )?;
         } else {
-            |_| 1
+            kafka.produce(
+                &input,
+                [(clicks.then(|| user_of(0).into_bytes()), b"warm up".to_vec())],
+            )?;
+        }
+        tail.wait_for(1, Duration::from_secs(300))?;
+        let per_line: fn(&str) -> usize = match case.workload {
+            "wordcount" => |line| line.split_whitespace().count(),
+            // Final windows come out as time passes; their number is not known up front.
+            "windowed" => |_| 0,
+            _ => |_| 1,
         };
         latency::measure(
             kafka,
             &input,
             &output,
             options.partitions,
-            options.rate,
-            options.latency_duration,
-            per_line,
+            &latency::Feed {
+                rate: options.rate,
+                duration: options.latency_duration,
+                outputs_per_line: per_line,
+                key_of: clicks.then_some(user_of as fn(usize) -> String),
+                since: if case.workload == "windowed" {
+                    // From the end of the window: Eddy stamps a result with its window's last
+                    // millisecond, Kafka Streams with its last record's time.
+                    |ts| ts - ts.rem_euclid(1_000) + 1_000
+                } else {
+                    |ts| ts
+                },
+            },
         )
     })();
     let _ = child.kill();
@@ -279,6 +436,8 @@ pub(crate) fn command_for(
             let binary = match case.workload {
                 "wordcount" => "wordcount",
                 "latest" => "bench-latest",
+                "windowed" => "bench-windowed",
+                "join" => "bench-join",
                 _ => "bench-passthrough",
             };
             let mut c = Command::new(workspace_binary(binary)?);

@@ -13,7 +13,7 @@ use super::recovery::Recovery;
 pub struct Run {
     /// `eddy`, `kafka-streams` or `raw`.
     pub system: String,
-    /// `passthrough` or `wordcount`.
+    /// `passthrough`, `wordcount`, `windowed` or `join`.
     pub workload: String,
     /// `exactly_once` or `at_least_once`.
     pub guarantee: String,

@@ -39,8 +39,9 @@ fn the_benchmark_runs_every_system_and_writes_its_report() -> anyhow::Result<()>
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json"))?)?;
     let summaries = report["summaries"].as_array().cloned().unwrap_or_default();
-    // passthrough: 3 systems × 2 guarantees; wordcount: 2 systems × 2 guarantees.
-    assert_eq!(summaries.len(), 10, "{report}");
+    // passthrough: 3 systems × 2 guarantees; wordcount, windowed and join: 2 systems × 2
+    // guarantees each.
+    assert_eq!(summaries.len(), 18, "{report}");
     for s in &summaries {
         for figure in [
             "records_per_second",

@@ -99,10 +99,7 @@ type OpenRun = (String, BTreeMap<String, Vec<i64>>, BTreeSet<String>);
 
 /// The run in progress after `history`: the first proposal after the last run all of whose
 /// tasks (`all`) finished, with its ends and finished tasks.
-fn open_run(
-    history: &[ControlMessage],
-    all: &BTreeMap<String, TaskId>,
-) -> Option<OpenRun> {
+fn open_run(history: &[ControlMessage], all: &BTreeMap<String, TaskId>) -> Option<OpenRun> {
     let mut open: Option<OpenRun> = None;
     for message in history {
         match message {

@@ -378,6 +378,29 @@ impl Kafka {
         topic: &str,
         records: impl IntoIterator<Item = (Option<Vec<u8>>, Vec<u8>)>,
     ) -> Result<(), TestkitError> {
+        self.produce_records(topic, records.into_iter().map(|(k, v)| (k, v, None)))
+    }
+
+    /// As [`produce`](Self::produce), with each record's timestamp (milliseconds since the
+    /// epoch) given.
+    ///
+    /// # Errors
+    /// Fails when any record is not acknowledged.
+    pub fn produce_at(
+        &self,
+        topic: &str,
+        records: impl IntoIterator<Item = (Option<Vec<u8>>, Vec<u8>, i64)>,
+    ) -> Result<(), TestkitError> {
+        self.produce_records(topic, records.into_iter().map(|(k, v, t)| (k, v, Some(t))))
+    }
+
+    /// Produces records with an optional timestamp each (librdkafka's creation time when
+    /// `None`), waiting until all are acknowledged.
+    fn produce_records(
+        &self,
+        topic: &str,
+        records: impl IntoIterator<Item = (Option<Vec<u8>>, Vec<u8>, Option<i64>)>,
+    ) -> Result<(), TestkitError> {
         let producer: BaseProducer = self
             .config()
             .set("partitioner", "murmur2_random")
@@ -385,8 +408,11 @@ impl Kafka {
             .set("enable.idempotence", "true")
             .create()
             .map_err(kafka_err("creating a producer"))?;
-        for (key, value) in records {
+        for (key, value, timestamp) in records {
             let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(&value);
+            if let Some(t) = timestamp {
+                record = record.timestamp(t);
+            }
             if let Some(k) = key.as_deref() {
                 record = record.key(k);
             }

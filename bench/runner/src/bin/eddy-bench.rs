@@ -4,7 +4,7 @@
 //! `eddy-bench [--records N] [--repeats R] [--partitions P] [--out DIR] [--rate LINES/S]
 //! [--latency-seconds S] [--state-mb MB] [--only throughput|recovery] [--systems LIST]
 //! [--workloads LIST]` (defaults 1,000,000, 3, 6, `target/eddy-bench`, 1,000, 10, 1,000,
-//! both, `eddy,kafka-streams,raw`, `passthrough,wordcount`). Uses
+//! both, `eddy,kafka-streams,raw`, `passthrough,wordcount,windowed,join`). Uses
 //! `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker. Build the Kafka Streams side first:
 //! `mvn -f bench/kafka-streams/pom.xml package`.
 

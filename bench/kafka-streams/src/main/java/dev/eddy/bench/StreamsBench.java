@@ -1,5 +1,6 @@
 package dev.eddy.bench;
 
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Properties;
@@ -17,13 +18,20 @@ import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.state.KeyValueStore;
 import org.apache.kafka.common.utils.Bytes;
+import org.apache.kafka.streams.KeyValue;
+import org.apache.kafka.streams.kstream.KTable;
+import org.apache.kafka.streams.kstream.Suppressed;
+import org.apache.kafka.streams.kstream.TimeWindows;
 
 /**
  * The benchmark workloads in Kafka Streams, matching Eddy's:
  * passthrough (drop blank lines, upper-case the rest), wordcount (split on whitespace,
  * lower-case, repartition by word, count in a RocksDB store, emit every new count) and latest
  * (keep the latest value of every key in a RocksDB store, emit each value's length; the
- * recovery benchmark's large state, run as a static group member like Eddy's).
+ * recovery benchmark's large state, run as a static group member like Eddy's), windowed
+ * (clicks counted per user in tumbling one-second event-time windows without grace, one
+ * final result per window through suppress) and join (clicks left-joined with the users table
+ * read from {@code <input>-users}).
  *
  * <p>Arguments: workload guarantee bootstrap application-id input output state-dir
  */
@@ -32,7 +40,7 @@ public final class StreamsBench {
 
     public static void main(String[] args) throws InterruptedException {
         if (args.length != 7) {
-            System.err.println("usage: StreamsBench passthrough|wordcount|latest exactly_once|at_least_once"
+            System.err.println("usage: StreamsBench passthrough|wordcount|latest|windowed|join exactly_once|at_least_once"
                 + " bootstrap application-id input output state-dir");
             System.exit(2);
         }
@@ -85,6 +93,24 @@ public final class StreamsBench {
                             .withValueSerde(Serdes.ByteArray()))
                     .toStream()
                     .mapValues(v -> Integer.toString(v.length))
+                    .to(args[5], Produced.with(Serdes.String(), Serdes.String()));
+                break;
+            case "windowed":
+                builder.stream(args[4], Consumed.with(Serdes.String(), Serdes.String()))
+                    .groupByKey(Grouped.with(Serdes.String(), Serdes.String()))
+                    .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofSeconds(1), Duration.ZERO))
+                    .count(Materialized.as("counts"))
+                    .suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.unbounded()))
+                    .toStream()
+                    .map((w, n) -> KeyValue.pair(w.key() + "@" + w.window().start(), Long.toString(n)))
+                    .to(args[5], Produced.with(Serdes.String(), Serdes.String()));
+                break;
+            case "join":
+                KTable<String, String> users = builder.table(args[4] + "-users",
+                    Consumed.with(Serdes.String(), Serdes.String()),
+                    Materialized.<String, String, KeyValueStore<Bytes, byte[]>>as("users"));
+                lines(builder, args[4])
+                    .leftJoin(users, (page, region) -> page + "," + (region == null ? "-" : region))
                     .to(args[5], Produced.with(Serdes.String(), Serdes.String()));
                 break;
             default:
