@@ -3,9 +3,9 @@
 
 pub use crate::config::{ConfigLoader, EddyConfig};
 pub use crate::dsl::{
-    BranchedKStream, Branches, Emit, JoinWindows, KGroupedStream, KStream, KTable,
-    SessionWindowedKStream, SessionWindows, StreamJoined, StreamsBuilder, TimeWindowedKStream,
-    TimeWindows, Window, Windowed, WindowedSerde,
+    BranchedKStream, Branches, Emit, GlobalKTable, JoinWindows, KGroupedStream, KStream, KTable,
+    SessionWindowedKStream, SessionWindows, SlidingWindowedKStream, SlidingWindows, StreamJoined,
+    StreamsBuilder, TimeWindowedKStream, TimeWindows, Window, Windowed, WindowedSerde,
 };
 pub use crate::error::ErrorAction;
 pub use crate::processor::{Data, ProcessError, Processor, ProcessorContext, PunctuationType};

@@ -35,6 +35,8 @@ pub const TEST_APPLICATION_ID: &str = "test-app";
 pub struct TopologyTestDriver {
     tasks: BTreeMap<u32, TaskGraph>,
     topic_to_task: HashMap<String, u32>,
+    /// Global tables by topic: records piped to them update the table every task reads.
+    globals: HashMap<String, std::sync::Arc<crate::state::GlobalStore>>,
     outputs: BTreeMap<String, VecDeque<RawRecord>>,
     offsets: HashMap<String, i64>,
     wall_clock: i64,
@@ -90,9 +92,15 @@ impl TopologyTestDriver {
             }
             tasks.insert(sub.id, graph);
         }
+        let globals = topology
+            .globals
+            .iter()
+            .map(|g| (g.topic().to_owned(), std::sync::Arc::clone(g)))
+            .collect();
         Ok(TopologyTestDriver {
             tasks,
             topic_to_task,
+            globals,
             outputs: BTreeMap::new(),
             offsets: HashMap::new(),
             wall_clock: 0,
@@ -142,6 +150,12 @@ impl TopologyTestDriver {
     /// is left.
     fn run(&mut self, mut queue: VecDeque<RawRecord>) -> Result<(), TaskError> {
         while let Some(input) = queue.pop_front() {
+            if let Some(global) = self.globals.get(&input.topic) {
+                if let Some(key) = &input.key {
+                    global.apply(key, input.value.as_deref());
+                }
+                continue;
+            }
             let task_id = *self
                 .topic_to_task
                 .get(&input.topic)

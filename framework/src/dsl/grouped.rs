@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use super::processors::{Aggregate, FirstFn, FoldFn};
 use super::session_windowed::SessionWindowedKStream;
+use super::sliding_windowed::SlidingWindowedKStream;
 use super::stream::through_repartition;
 use super::windowed::TimeWindowedKStream;
-use super::windows::{SessionWindows, TimeWindows, Windowed};
+use super::windows::{SessionWindows, SlidingWindows, TimeWindows, Windowed};
 use super::{KStream, KTable};
 use crate::processor::{Data, Processor};
 use crate::serde::{I64Serde, Serde};
@@ -108,6 +109,12 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         TimeWindowedKStream::new(self.clone(), windows)
     }
 
+    /// Groups records into sliding windows (every set of a key's records at most the window
+    /// size apart) for sliding-window aggregations.
+    pub fn windowed_by_sliding(&self, windows: SlidingWindows) -> SlidingWindowedKStream<K, V> {
+        SlidingWindowedKStream::new(self.clone(), windows)
+    }
+
     /// Cuts the grouped records into sessions for session-windowed aggregations.
     pub fn windowed_by_sessions(&self, windows: SessionWindows) -> SessionWindowedKStream<K, V> {
         SessionWindowedKStream::new(self.clone(), windows)
@@ -142,19 +149,38 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     where
         P: Processor<KeyIn = K, ValueIn = V, KeyOut = Windowed<K>, ValueOut = Option<A>>,
     {
+        self.windowed_operator_with(vec![store_def], kind, late_topic, processor)
+    }
+
+    /// As [`windowed_operator`](Self::windowed_operator), with the operator's further stores
+    /// after the first (which names it).
+    pub(super) fn windowed_operator_with<A: Data, P>(
+        &self,
+        store_defs: Vec<StoreBuilder>,
+        kind: &str,
+        late_topic: Option<&String>,
+        processor: impl Fn(Option<String>) -> P + Send + Sync + 'static,
+    ) -> KTable<Windowed<K>, A>
+    where
+        P: Processor<KeyIn = K, ValueIn = V, KeyOut = Windowed<K>, ValueOut = Option<A>>,
+    {
         let shared = &self.stream.state;
         let mut state = shared.borrow_mut();
-        let store = store_def.name().to_owned();
+        let names: Vec<String> = store_defs.iter().map(|s| s.name().to_owned()).collect();
+        let store = names.first().cloned().unwrap_or_default();
         let parent = self.aggregation_input(&mut state.builder, &store);
-        state.builder.add_store(store_def);
+        for def in store_defs {
+            state.builder.add_store(def);
+        }
         let name = format!("{store}-{kind}");
         let late_sink = late_topic.map(|_| format!("{store}-late-sink"));
         let sink = late_sink.clone();
+        let store_refs: Vec<&str> = names.iter().map(String::as_str).collect();
         state.builder.add_processor(
             &name,
             move || processor(sink.clone()),
             &[&parent],
-            &[&store],
+            &store_refs,
         );
         if let (Some(sink), Some(topic)) = (&late_sink, late_topic) {
             state.builder.add_side_sink(

@@ -2,12 +2,15 @@
 //! topology graph. Every stream and table can feed any number of downstream operators.
 
 mod branch;
+mod global_table;
 mod grouped;
 mod idle;
 mod join;
 mod processors;
 mod session_aggregate;
 mod session_windowed;
+mod sliding_aggregate;
+mod sliding_windowed;
 mod stream;
 mod stream_join;
 mod stream_join_processor;
@@ -22,14 +25,18 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 pub use branch::{BranchedKStream, Branches};
+pub use global_table::GlobalKTable;
 pub use grouped::KGroupedStream;
 pub use session_windowed::SessionWindowedKStream;
+pub use sliding_windowed::SlidingWindowedKStream;
 pub use stream::KStream;
 pub use stream_join::{JoinWindows, StreamJoined};
 pub use table::KTable;
 pub use window_aggregate::{LATE_OPERATOR_HEADER, LATE_OPERATOR_TIME_HEADER, LATE_WINDOW_HEADER};
 pub use windowed::TimeWindowedKStream;
-pub use windows::{Emit, SessionWindows, TimeWindows, Window, Windowed, WindowedSerde};
+pub use windows::{
+    Emit, SessionWindows, SlidingWindows, TimeWindows, Window, Windowed, WindowedSerde,
+};
 
 use crate::processor::Data;
 use crate::serde::{Nullable, Serde};

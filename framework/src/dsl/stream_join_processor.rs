@@ -44,7 +44,9 @@ pub(crate) struct StreamJoin<K, L, R, VR> {
     pub _types: std::marker::PhantomData<fn(K)>,
 }
 
-/// Values buffered under one key and time: several records may share both.
+/// Values buffered under one key and time: several records may share both. Each is its
+/// length (4 bytes, big-endian) and bytes; a null value (a unit, say) is the length
+/// `u32::MAX` alone.
 pub(crate) struct ListSerde<V> {
     inner: Arc<dyn Serde<V>>,
 }
@@ -55,16 +57,21 @@ impl<V> ListSerde<V> {
     }
 }
 
+/// The length that marks a null value in a [`ListSerde`] list.
+const NULL: u32 = u32::MAX;
+
 impl<V: 'static> Serde<Vec<V>> for ListSerde<V> {
     fn serialize(&self, values: &Vec<V>) -> Result<Option<Vec<u8>>, SerdeError> {
         let mut out = Vec::new();
         for value in values {
-            let bytes = self
-                .inner
-                .serialize(value)?
-                .ok_or_else(|| SerdeError::new("a joined value may not be null"))?;
+            let Some(bytes) = self.inner.serialize(value)? else {
+                out.extend_from_slice(&NULL.to_be_bytes());
+                continue;
+            };
             let len = u32::try_from(bytes.len())
-                .map_err(|_| SerdeError::new("a joined value over 4 GiB"))?;
+                .ok()
+                .filter(|&len| len != NULL)
+                .ok_or_else(|| SerdeError::new("a buffered value of 4 GiB or more"))?;
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(&bytes);
         }
@@ -78,9 +85,14 @@ impl<V: 'static> Serde<Vec<V>> for ListSerde<V> {
             let (len, tail) = rest
                 .split_at_checked(4)
                 .ok_or_else(|| SerdeError::new("a buffered join value list is cut short"))?;
-            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+            if len == NULL {
+                out.push(self.inner.deserialize(None)?);
+                rest = tail;
+                continue;
+            }
             let (value, tail) = tail
-                .split_at_checked(len)
+                .split_at_checked(len as usize)
                 .ok_or_else(|| SerdeError::new("a buffered join value is cut short"))?;
             out.push(self.inner.deserialize(Some(value))?);
             rest = tail;

@@ -184,13 +184,61 @@ impl SessionWindows {
     }
 }
 
+/// Sliding windows of a fixed `size` whose both ends are inclusive, placed where records
+/// are rather than on the epoch: every record at `t` has the window `[t - size, t]` ending at
+/// it, and a window `[t + 1, t + 1 + size]` starting right after it when a record falls
+/// there. Together these are every distinct set of a key's records no more than `size`
+/// apart, each aggregated once (as Kafka Streams' sliding windows).
+///
+/// A window closes once the operator's time minus grace passes its end; a record older
+/// than the operator's time minus grace is late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlidingWindows {
+    size_ms: i64,
+    grace_ms: i64,
+}
+
+impl SlidingWindows {
+    /// Windows spanning `size` (records at most that far apart share a window), with no
+    /// grace period.
+    ///
+    /// # Panics
+    /// When `size` is zero.
+    pub fn of(size: Duration) -> Self {
+        let size_ms = millis(size);
+        assert!(size_ms > 0, "a window size must be at least 1 ms");
+        SlidingWindows {
+            size_ms,
+            grace_ms: 0,
+        }
+    }
+
+    /// How far behind the operator's time a record may be and still count.
+    #[must_use]
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace_ms = millis(grace);
+        self
+    }
+
+    /// The largest distance between two records of one window, in milliseconds.
+    pub fn size_ms(&self) -> i64 {
+        self.size_ms
+    }
+
+    /// Grace period in milliseconds.
+    pub fn grace_ms(&self) -> i64 {
+        self.grace_ms
+    }
+}
+
 /// A window in milliseconds since the epoch: `[start, end)` for time windows, `[start, end]`
-/// (first and last record) for session windows.
+/// for sliding windows and (first and last record) for session windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Window {
     /// First millisecond in the window.
     pub start: i64,
-    /// First millisecond after a time window; a session's last record time.
+    /// First millisecond after a time window; the last millisecond of a sliding window; a
+    /// session's last record time.
     pub end: i64,
 }
 

@@ -25,6 +25,7 @@ mod bounded;
 mod cadence;
 mod error;
 mod fault;
+mod global_tables;
 mod instance;
 mod janitor;
 mod memory;
@@ -118,6 +119,21 @@ impl App {
             )?),
             crate::config::ProcessingMode::Streaming => None,
         };
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let globals = setup::retrying(
+            config.processing.restart_deadline,
+            "loading the global tables",
+            || {
+                global_tables::GlobalReader::load(
+                    &config,
+                    &self.topology,
+                    instance.instance_id(),
+                    &shutdown,
+                )
+            },
+        )?
+        .map(|reader| reader.spawn(Arc::clone(&shutdown)))
+        .transpose()?;
         let fingerprint = fingerprint(&self.topology);
         let metrics = Arc::new(Metrics::default());
         if timeline.applied_here {
@@ -151,7 +167,6 @@ impl App {
             task_locks: task_base::TaskLocks::default(),
             bounded: bounded.as_ref().map(|(run, _)| Arc::clone(run)),
         });
-        let shutdown = Arc::new(AtomicBool::new(false));
         let bounded = bounded
             .map(|(run, channel)| bounded::spawn_watcher(run, channel, Arc::clone(&shutdown)))
             .transpose()?;
@@ -218,6 +233,7 @@ impl App {
             standby,
             janitor,
             bounded,
+            globals,
         })
     }
 
@@ -382,6 +398,8 @@ pub struct RunningApp {
     janitor: Option<JoinHandle<()>>,
     /// The thread that ends a bounded run once every task finished.
     bounded: Option<JoinHandle<()>>,
+    /// The thread following the global tables' topics.
+    globals: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -446,6 +464,9 @@ impl RunningApp {
         }
         if let Some(bounded) = self.bounded.take() {
             let _ = bounded.join();
+        }
+        if let Some(globals) = self.globals.take() {
+            let _ = globals.join();
         }
         first_error.map_or(Ok(()), Err)
     }

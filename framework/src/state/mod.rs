@@ -3,6 +3,7 @@
 
 mod builder;
 mod codec;
+mod global;
 mod memory;
 mod reader;
 mod session;
@@ -15,6 +16,7 @@ use std::marker::PhantomData;
 
 pub use builder::{StoreBuilder, StoreKind};
 pub(crate) use builder::{WindowLayout, WindowRetention};
+pub use global::GlobalStore;
 pub(crate) use memory::RocksMemory;
 pub(crate) use reader::StoreReader;
 pub use session::{SessionEntry, SessionStore};

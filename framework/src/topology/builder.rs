@@ -47,6 +47,7 @@ pub struct TopologyBuilder {
     stores: BTreeMap<String, StoreBuilder>,
     repartition_partitions: BTreeMap<String, Option<i32>>,
     table_topics: BTreeSet<TopicRef>,
+    globals: Vec<std::sync::Arc<crate::state::GlobalStore>>,
     problems: Vec<String>,
 }
 
@@ -253,6 +254,23 @@ impl TopologyBuilder {
         self
     }
 
+    /// Registers a global store: every instance reads its topic whole, and processors that
+    /// hold the store (an `Arc` of it) read it from any task.
+    pub fn add_global_store(
+        &mut self,
+        store: std::sync::Arc<crate::state::GlobalStore>,
+    ) -> &mut Self {
+        let clash = self.stores.contains_key(store.name())
+            || self.globals.iter().any(|g| g.name() == store.name());
+        if clash {
+            self.problems
+                .push(format!("store `{}` is defined twice", store.name()));
+        } else {
+            self.globals.push(store);
+        }
+        self
+    }
+
     /// Sets the partition count of repartition topic `name` (default: the partition count of
     /// the input of the sub-topology that writes it).
     pub fn repartition_partitions(&mut self, name: &str, partitions: i32) -> &mut Self {
@@ -446,6 +464,7 @@ impl TopologyBuilder {
             sub_topologies,
             repartition_partitions: self.repartition_partitions,
             table_topics: self.table_topics,
+            globals: self.globals,
         })
     }
 }

@@ -60,6 +60,8 @@ pub struct Topology {
     pub(crate) repartition_partitions: BTreeMap<String, Option<i32>>,
     /// Topics read as tables: a task loads them to their end before its other inputs.
     pub(crate) table_topics: std::collections::BTreeSet<TopicRef>,
+    /// Tables every instance holds whole.
+    pub(crate) globals: Vec<std::sync::Arc<crate::state::GlobalStore>>,
 }
 
 impl std::fmt::Debug for Topology {
@@ -129,6 +131,13 @@ impl Topology {
                     node.name, node.parents
                 ));
             }
+        }
+        for global in &self.globals {
+            out.push_str(&format!(
+                "Global table {} <- {:?}\n",
+                global.name(),
+                global.topic()
+            ));
         }
         out
     }
