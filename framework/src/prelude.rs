@@ -5,7 +5,8 @@ pub use crate::config::{ConfigLoader, EddyConfig};
 pub use crate::dsl::{
     BranchedKStream, Branches, Emit, GlobalKTable, JoinWindows, KGroupedStream, KStream, KTable,
     SessionWindowedKStream, SessionWindows, SlidingWindowedKStream, SlidingWindows, StreamJoined,
-    StreamsBuilder, TimeWindowedKStream, TimeWindows, Window, Windowed, WindowedSerde,
+    StreamsBuilder, TableJoinGrace, TimeWindowedKStream, TimeWindows, Window, Windowed,
+    WindowedSerde,
 };
 pub use crate::error::ErrorAction;
 pub use crate::processor::{Data, ProcessError, Processor, ProcessorContext, PunctuationType};

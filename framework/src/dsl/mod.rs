@@ -16,6 +16,7 @@ mod stream_join;
 mod stream_join_processor;
 mod table;
 mod table_join;
+mod versioned_join;
 mod window_aggregate;
 mod windowed;
 mod windows;
@@ -32,6 +33,7 @@ pub use sliding_windowed::SlidingWindowedKStream;
 pub use stream::KStream;
 pub use stream_join::{JoinWindows, StreamJoined};
 pub use table::KTable;
+pub use versioned_join::TableJoinGrace;
 pub use window_aggregate::{LATE_OPERATOR_HEADER, LATE_OPERATOR_TIME_HEADER, LATE_WINDOW_HEADER};
 pub use windowed::TimeWindowedKStream;
 pub use windows::{

@@ -106,7 +106,7 @@ impl<V: 'static> Serde<Vec<V>> for ListSerde<V> {
 }
 
 /// Appends `value` to the list buffered in `store` under `key` at `at`.
-fn append<K: 'static, V: 'static + Clone>(
+pub(crate) fn append<K: 'static, V: 'static + Clone>(
     store: &mut SessionStore<'_, K, Vec<V>>,
     key: &K,
     at: i64,
