@@ -152,6 +152,75 @@ fn a_join_under_the_classic_protocol_is_refused_naming_the_setting() -> anyhow::
     Ok(())
 }
 
+#[test]
+fn a_versioned_table_answers_state_queries_with_each_version_and_its_validity() -> anyhow::Result<()>
+{
+    let run = WordcountRun::new("joins-versioned", 2)?;
+    let users = format!("{}-users", run.input);
+    run.kafka.create_topic(&users, 2)?;
+    let user = || Some(b"user-0".to_vec());
+    run.kafka.produce_at(
+        &users,
+        [
+            (user(), b"eu".to_vec(), 1_000),
+            (user(), b"apac".to_vec(), 3_000),
+            (user(), b"us".to_vec(), 2_000), // older than the newest: fills in history
+        ],
+    )?;
+    let mut spec = spec_for(&run, "a");
+    spec.env
+        .push(("ENRICH_CLICKS_VERSIONED_MS".to_owned(), "60000".to_owned()));
+    let mut app = AppProcess::start("a", spec)?;
+    let ops = app.ops()?;
+    let mut body = serde_json::Value::Null;
+    eddy_integration_tests::eventually(
+        "three versions of user-0",
+        Duration::from_secs(120),
+        || {
+            let (status, answer) = ops.get_json("/state/users/user-0")?;
+            let loaded = status == 200 && answer["versions"].as_array().map(Vec::len) == Some(3);
+            body = answer;
+            Ok(loaded)
+        },
+    )
+    .map_err(|e| with_log_tails(std::slice::from_ref(&app), e))?;
+    let versions: Vec<(i64, Option<i64>, String)> = body["versions"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|v| {
+                    Some((
+                        v["from"].as_i64()?,
+                        v["to"].as_i64(),
+                        v["value"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        versions,
+        [
+            (1_000, Some(2_000), "eu".to_owned()),
+            (2_000, Some(3_000), "us".to_owned()),
+            (3_000, None, "apac".to_owned())
+        ],
+        "{body}"
+    );
+    let (status, as_of) = ops.get_json("/state/users/user-0?from=2500&to=2500")?;
+    assert_eq!(status, 200, "{as_of}");
+    assert_eq!(
+        as_of["versions"].as_array().map(Vec::len),
+        Some(1),
+        "{as_of}"
+    );
+    assert_eq!(as_of["versions"][0]["value"], "us", "{as_of}");
+    let (status, _) = ops.get_json("/state/users/user-0?from=10&to=500")?;
+    assert_eq!(status, 404, "nothing was valid before 1 000");
+    app.terminate(Duration::from_secs(60))?;
+    Ok(())
+}
+
 /// One view or click: `(user, id, event time)`.
 type Event = (usize, String, i64);
 

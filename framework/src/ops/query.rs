@@ -60,12 +60,6 @@ fn answer_query(
         .get(store)
         .and_then(|s| s.window)
         .map(|w| w.layout);
-    if layout == Some(WindowLayout::Versioned) {
-        return Err(reply(
-            501,
-            json!({"error": format!("store `{store}` is versioned; queries of versioned stores are not supported yet")}),
-        ));
-    }
     if let (Some(layout), Some(reader)) = (layout, ctx.status.reader(store, route.partition)) {
         let failed = |e: crate::state::StateError| reply(503, json!({"error": e.to_string()}));
         let found: Vec<Value> = match layout {
@@ -90,14 +84,33 @@ fn answer_query(
                     json!({"start": start, "end": end, "value": decode_value(&route.value_format, &v)})
                 })
                 .collect(),
-            WindowLayout::Versioned => Vec::new(),
+            WindowLayout::Versioned => {
+                let versions = reader.versions(&route.key).map_err(failed)?;
+                let (from, to) = (range.from.unwrap_or(i64::MIN), range.to.unwrap_or(i64::MAX));
+                versions
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (valid_from, value))| {
+                        let until = versions.get(i + 1).map(|(next, _)| *next);
+                        // Valid over [valid_from, until): shown when that meets [from, to].
+                        let meets = *valid_from <= to && until.is_none_or(|u| u > from);
+                        meets.then(|| {
+                            json!({
+                                "from": valid_from,
+                                "to": until,
+                                "value": value.as_deref().map(|v| decode_value(&route.value_format, v)),
+                            })
+                        })
+                    })
+                    .collect()
+            }
         };
         let body = json!({
             "store": store,
             "key": key,
             "partition": route.partition,
             "instance_id": ctx.instance_id,
-            "windows": found,
+            (if layout == WindowLayout::Versioned { "versions" } else { "windows" }): found,
         });
         return Ok(json_response(
             if found.is_empty() { 404 } else { 200 },

@@ -94,6 +94,9 @@ impl BoundedRun {
     }
 }
 
+/// A run's ends and finished tasks, as read from the control topic.
+type RunRecord = (BTreeMap<String, Vec<i64>>, BTreeSet<String>);
+
 /// A run read from the control topic: its id, ends and finished tasks.
 type OpenRun = (String, BTreeMap<String, Vec<i64>>, BTreeSet<String>);
 
@@ -124,22 +127,74 @@ fn open_run(history: &[ControlMessage], all: &BTreeMap<String, TaskId>) -> Optio
     open
 }
 
+/// The ends and finished tasks of run `id` in `history`, when it was proposed there.
+fn run_in(history: &[ControlMessage], id: &str) -> Option<RunRecord> {
+    let mut found: Option<RunRecord> = None;
+    for message in history {
+        match message {
+            ControlMessage::BoundedRun { run, ends, .. } if run == id && found.is_none() => {
+                found = Some((ends.clone(), BTreeSet::new()));
+            }
+            ControlMessage::BoundedTaskDone { run, task } if run == id => {
+                if let Some((_, done)) = &mut found {
+                    done.insert(task.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The file in the instance's directory naming the bounded run it took part in last.
+const RUN_FILE: &str = "bounded-run";
+
 /// Joins the bounded run in progress, or proposes one when there is none, and returns it
-/// with the control channel positioned after what was read.
+/// with the control channel positioned after what was read. An instance whose last run
+/// (named in its directory) has finished since gets that run back, finished: it has
+/// nothing to do (a restart after the run ended does not start another one; a new
+/// instance, or one whose directory was cleared, does).
 ///
 /// # Errors
 /// The control topic or the inputs' ends cannot be read.
 pub(crate) fn establish(
     config: &EddyConfig,
     plan: &Plan,
-    instance_id: &str,
+    instance: &super::instance::InstanceDir,
     until_ms: Option<i64>,
 ) -> Result<(Arc<BoundedRun>, ControlChannel), RuntimeError> {
     let app = &config.application.id;
+    let instance_id = instance.instance_id();
     let channel =
         ControlChannel::open(&config.kafka, app, &format!("{instance_id}-bounded"), true)?;
     let all: BTreeMap<String, TaskId> = plan.tasks.iter().map(|t| (t.to_string(), *t)).collect();
     let mut history = channel.read_to_end(READ_TIMEOUT)?;
+    let run_file = instance.dir().join(RUN_FILE);
+    let last = std::fs::read_to_string(&run_file).ok();
+    let last_finished = last.as_deref().map(str::trim).and_then(|id| {
+        let (ends, done) = run_in(&history, id)?;
+        all.keys()
+            .all(|t| done.contains(t))
+            .then(|| (id.to_owned(), ends, done))
+    });
+    if let Some((id, ends, done)) = last_finished {
+        if open_run(&history, &all).is_none() {
+            tracing::info!(
+                run = id,
+                "bounded run: this instance's run has finished; nothing to do"
+            );
+            let done = done.iter().filter_map(|t| all.get(t).copied()).collect();
+            return Ok((
+                Arc::new(BoundedRun {
+                    id,
+                    ends,
+                    all,
+                    done: Mutex::new(done),
+                }),
+                channel,
+            ));
+        }
+    }
     let joined = open_run(&history, &all).is_some();
     if !joined {
         let ends = input_ends(config, plan, until_ms)?;
@@ -160,6 +215,11 @@ pub(crate) fn establish(
             crate::snapshot::control_topic(app)
         )]));
     };
+    std::fs::write(&run_file, &id).map_err(|source| RuntimeError::StateDir {
+        what: "writing",
+        path: run_file.display().to_string(),
+        source,
+    })?;
     let partitions: usize = ends.values().map(Vec::len).sum();
     tracing::info!(
         run = id,

@@ -115,7 +115,7 @@ impl App {
             crate::config::ProcessingMode::Bounded { until_ms } => Some(setup::retrying(
                 config.processing.restart_deadline,
                 "joining the bounded run",
-                || bounded::establish(&config, &plan, instance.instance_id(), until_ms),
+                || bounded::establish(&config, &plan, &instance, until_ms),
             )?),
             crate::config::ProcessingMode::Streaming => None,
         };
@@ -186,7 +186,14 @@ impl App {
             };
         let (done_tx, done_rx) = mpsc::channel();
         let mut threads = Vec::new();
-        for index in 0..config.processing.threads {
+        // A bounded run that already finished leaves the stream threads nothing to do.
+        let finished = shared.bounded.as_ref().is_some_and(|run| run.finished());
+        let thread_count = if finished {
+            0
+        } else {
+            config.processing.threads
+        };
+        for index in 0..thread_count {
             let shared = Arc::clone(&shared);
             let shutdown = Arc::clone(&shutdown);
             let done = done_tx.clone();

@@ -22,7 +22,7 @@ pub(crate) use reader::StoreReader;
 pub use session::{SessionEntry, SessionStore};
 pub(crate) use task_stores::TaskStores;
 pub(crate) use transactional::TransactionalStore;
-pub use versioned::VersionedStore;
+pub use versioned::{RawVersion, VersionedStore};
 pub use window::{WindowProgress, WindowStore};
 
 use crate::serde::{Serde, SerdeError};

@@ -83,6 +83,40 @@ impl StoreReader {
         })
     }
 
+    /// The committed versions of a versioned store's encoded key `key`: `(valid from, value
+    /// bytes or None for a deletion)`, oldest first.
+    ///
+    /// # Errors
+    /// The task closed, or RocksDB failed.
+    pub fn versions(&self, key: &[u8]) -> Result<Vec<super::versioned::RawVersion>, StateError> {
+        let db = self.db()?;
+        let cf = db
+            .cf_handle(&self.store)
+            .ok_or_else(|| StateError::Unknown(self.store.clone()))?;
+        let failed = |e: rocksdb::Error| StateError::RocksDb {
+            path: db.path().display().to_string(),
+            message: e.to_string(),
+        };
+        super::versioned::versions_of(
+            key,
+            |latest| db.get_cf(cf, latest),
+            |from| {
+                db.iterator_cf(
+                    cf,
+                    rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward),
+                )
+                .map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .take_while(|entry| {
+                    entry.as_ref().map_or(true, |(k, _)| {
+                        k.first() == from.first() && k.starts_with(from)
+                    })
+                })
+                .collect()
+            },
+        )
+        .map_err(failed)
+    }
+
     /// The committed sessions of a session store for the encoded key `key`:
     /// `(start, end, value bytes)` in end order (a scan of the store).
     ///

@@ -55,6 +55,43 @@ fn encode(value: Option<Vec<u8>>) -> Vec<u8> {
     }
 }
 
+/// A version as stored: the time it became valid and its value bytes (`None`: deleted).
+pub type RawVersion = (i64, Option<Vec<u8>>);
+
+/// A stored value or deletion (`tag | value`) as the value bytes, `None` for a deletion.
+fn decode_raw(stored: &[u8]) -> Option<Vec<u8>> {
+    match stored.split_first() {
+        Some((1, value)) => Some(value.to_vec()),
+        _ => None,
+    }
+}
+
+/// Every version of the encoded `key` read from raw store entries: the latest through `get`
+/// and the older ones through `scan` (a forward scan from a start key, pairs of key and
+/// value bytes). Returns `(valid from, value bytes or None for a deletion)`, oldest first.
+pub(crate) fn versions_of<E>(
+    key: &[u8],
+    get: impl FnOnce(&[u8]) -> Result<Option<Vec<u8>>, E>,
+    scan: impl FnOnce(&[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, E>,
+) -> Result<Vec<RawVersion>, E> {
+    let prefix = history_prefix(key);
+    let mut out: Vec<RawVersion> = scan(&prefix)?
+        .into_iter()
+        .take_while(|(raw, _)| raw.starts_with(&prefix))
+        .filter_map(|(raw, value)| {
+            let time: [u8; 8] = raw.get(prefix.len()..)?.try_into().ok()?;
+            Some((time_from_bytes(time), decode_raw(&value)))
+        })
+        .collect();
+    if let Some(latest) = get(&latest_key(key))? {
+        if let Some((time, rest)) = latest.split_at_checked(8) {
+            let time: [u8; 8] = time.try_into().unwrap_or([0; 8]);
+            out.push((time_from_bytes(time), decode_raw(rest)));
+        }
+    }
+    Ok(out)
+}
+
 /// A typed view of a versioned store for the duration of one processor call.
 pub struct VersionedStore<'a, K, V> {
     store: &'a mut TransactionalStore,

@@ -1,6 +1,8 @@
 //! A test app that enriches clicks (key: user, value: click id) with the user's region from
 //! a table (topic `<input topic>-users`, key: user, value: region) in a left join, writing
-//! `<click id>@<region or "none">` under the user. Takes wordcount's flags.
+//! `<click id>@<region or "none">` under the user. Takes wordcount's flags, and
+//! `--versioned-history-ms` (or `ENRICH_CLICKS_VERSIONED_MS`) to read the users as a
+//! versioned table with that much history (clicks then meet the region as of their time).
 
 use clap::Parser;
 use eddy::config::ConfigArgs;
@@ -13,6 +15,9 @@ struct Args {
     input_topic: String,
     #[arg(long)]
     output_topic: String,
+    /// Reads the users as a versioned table keeping this much history; latest only when 0.
+    #[arg(long, env = "ENRICH_CLICKS_VERSIONED_MS", default_value_t = 0)]
+    versioned_history_ms: u64,
     #[command(flatten)]
     eddy: ConfigArgs,
 }
@@ -21,12 +26,18 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = args.eddy.loader().load()?;
     let builder = StreamsBuilder::new();
-    let users = builder.table(
-        &format!("{}-users", args.input_topic),
-        StringSerde,
-        StringSerde,
-        "users",
-    );
+    let topic = format!("{}-users", args.input_topic);
+    let users = if args.versioned_history_ms > 0 {
+        builder.versioned_table(
+            &topic,
+            StringSerde,
+            StringSerde,
+            "users",
+            std::time::Duration::from_millis(args.versioned_history_ms),
+        )
+    } else {
+        builder.table(&topic, StringSerde, StringSerde, "users")
+    };
     builder
         .stream(&args.input_topic, StringSerde, StringSerde)
         .left_join(&users, |click: &String, region: Option<&String>| {

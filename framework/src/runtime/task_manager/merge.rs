@@ -23,6 +23,9 @@ const RESUME_AT: usize = 1_000;
 /// cadence under backlog.
 const BATCH: usize = 1_000;
 
+/// The consumer's positions by input partition, and when they were read.
+pub(super) type Positions = (Instant, std::collections::HashMap<(String, i32), i64>);
+
 /// How long the consumer's positions are reused. Reading them asks librdkafka's main thread
 /// for the assignment (a round trip between threads); asked for every record, that took two
 /// thirds of a join's time. A position a few milliseconds old only makes an input look
@@ -83,14 +86,28 @@ impl TaskManager {
         if ids.is_empty() {
             return Ok(());
         }
-        let fresh = self
+        // Taken out while records are processed (which needs the manager mutably) and put
+        // back after; a path that returns early only costs a fresh read next time.
+        let mut cached = self
             .positions
-            .as_ref()
-            .is_some_and(|(at, _)| at.elapsed() < POSITIONS_FOR);
-        if !fresh {
-            self.positions = consumer.position().ok().map(|p| (Instant::now(), p));
+            .take()
+            .filter(|(at, _)| at.elapsed() < POSITIONS_FOR);
+        if cached.is_none() {
+            // Copied out: the list librdkafka returns holds references to its partitions,
+            // and a consumer with such references left cannot be destroyed (it hangs).
+            cached = consumer.position().ok().map(|list| {
+                let offsets = list
+                    .elements()
+                    .iter()
+                    .filter_map(|e| {
+                        let offset = e.offset().to_raw().filter(|&o| o >= 0)?;
+                        Some(((e.topic().to_owned(), e.partition()), offset))
+                    })
+                    .collect();
+                (Instant::now(), offsets)
+            });
         }
-        let positions = self.positions.as_ref().map(|(_, p)| p.clone());
+        let positions = cached.as_ref().map(|(_, p)| p);
         let max_idle = self.shared.config.processing.max_task_idle;
         for id in ids {
             let partition = id.partition;
@@ -99,7 +116,7 @@ impl TaskManager {
             let lagging = |topic: &str, reached: Option<i64>| {
                 let position = positions
                     .as_ref()
-                    .and_then(|p| crate::kafka::offset_in(p, topic, partition))
+                    .and_then(|p| p.get(&(topic.to_owned(), partition)).copied())
                     .or(reached);
                 consumer
                     .context()
@@ -122,6 +139,7 @@ impl TaskManager {
                 self.process_raw(id, raw)?;
             }
         }
+        self.positions = cached;
         self.pause_full_buffers(consumer)
     }
 

@@ -78,8 +78,9 @@ pub(crate) struct TaskManager {
     producer_fenced: bool,
     /// Reads the control topic from its beginning for the timeline check.
     timeline_reader: Option<ControlChannel>,
-    /// The consumer's positions as last read, and when (tasks with several inputs).
-    positions: Option<(std::time::Instant, TopicPartitionList)>,
+    /// The consumer's positions by input partition as last read, and when (tasks with
+    /// several inputs).
+    positions: Option<merge::Positions>,
     /// In a bounded run: the ends of repartition inputs, read once their writers finished.
     bounded_ends: std::collections::HashMap<(String, i32), i64>,
     /// The last restore record the timeline check saw: `(savepoint, epoch)`.
