@@ -644,6 +644,63 @@ impl WordcountRun {
     }
 }
 
+/// Counts per `(key, window start)`.
+pub type WindowedCounts = BTreeMap<(String, i64), u64>;
+
+/// The committed windowed counts of `topic` (keys as `WindowedSerde` writes them: the key's
+/// bytes, then start and end as 8-byte big-endian milliseconds; values decimal counts), each
+/// window `size` long: `(key, start) → count`, and the windows written more than once.
+///
+/// # Errors
+/// The topic cannot be read, or a record is not a windowed count of that size.
+pub fn windowed_counts(
+    kafka: &eddy_testkit::Kafka,
+    topic: &str,
+    size: i64,
+) -> anyhow::Result<(WindowedCounts, Vec<(String, i64)>)> {
+    let mut counts = BTreeMap::new();
+    let mut twice = Vec::new();
+    for r in kafka.read_all(topic, eddy_testkit::Isolation::ReadCommitted)? {
+        let key = r.key.unwrap_or_default();
+        anyhow::ensure!(key.len() > 16, "windowed key too short: {key:?}");
+        let (user, times) = key.split_at(key.len() - 16);
+        let start = i64::from_be_bytes(times[..8].try_into()?);
+        let end = i64::from_be_bytes(times[8..].try_into()?);
+        anyhow::ensure!(
+            end - start == size,
+            "window [{start}, {end}) is not {size} ms"
+        );
+        let window = (String::from_utf8(user.to_vec())?, start);
+        let count = String::from_utf8(r.value.unwrap_or_default())?.parse()?;
+        if counts.insert(window.clone(), count).is_some() {
+            twice.push(window);
+        }
+    }
+    Ok((counts, twice))
+}
+
+/// Checks windowed counts against the expected ones: fails listing every window whose
+/// count differs, is missing, or should not exist.
+///
+/// # Errors
+/// Some window is wrong.
+pub fn check_windows(expected: &WindowedCounts, got: &WindowedCounts) -> anyhow::Result<()> {
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(w, n)| got.get(*w) != Some(*n))
+        .map(|(w, n)| format!("{w:?}: expected {n}, got {:?}", got.get(w)))
+        .chain(
+            got.keys()
+                .filter(|w| !expected.contains_key(*w))
+                .map(|w| format!("{w:?}: not a window of the input")),
+        )
+        .collect();
+    if !wrong.is_empty() {
+        bail!("{} wrong windows:\n{}", wrong.len(), wrong.join("\n"));
+    }
+    Ok(())
+}
+
 /// `error` followed by the last log lines of each of `apps`, for a failure they may explain.
 pub fn with_log_tails(apps: &[AppProcess], error: impl std::fmt::Display) -> anyhow::Error {
     let logs: Vec<String> = apps

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 
 use eddy_integration_tests::{
-    expected_counts, generate_lines, with_log_tails, AppProcess, WordcountRun, WordcountSpec,
+    check_windows, expected_counts, generate_lines, windowed_counts, with_log_tails, AppProcess,
+    WordcountRun, WordcountSpec,
 };
 use eddy_testkit::Isolation;
 
@@ -53,20 +54,12 @@ fn recompute(records: &[At]) -> (BTreeMap<At, u64>, Vec<At>) {
 /// The committed windows of `topic`: `(user, start) → count`, failing on a window written
 /// twice.
 fn windows(run: &WordcountRun, topic: &str) -> anyhow::Result<BTreeMap<At, u64>> {
-    let mut seen = BTreeMap::new();
-    for r in run.kafka.read_all(topic, Isolation::ReadCommitted)? {
-        let key = r.key.unwrap_or_default();
-        anyhow::ensure!(key.len() > 16, "windowed key too short: {key:?}");
-        let (user, times) = key.split_at(key.len() - 16);
-        let start = i64::from_be_bytes(times[..8].try_into()?);
-        let window = (String::from_utf8(user.to_vec())?, start);
-        let count = String::from_utf8(r.value.unwrap_or_default())?.parse()?;
-        anyhow::ensure!(
-            seen.insert(window.clone(), count).is_none(),
-            "window {window:?} written twice to {topic}"
-        );
-    }
-    Ok(seen)
+    let (counts, twice) = windowed_counts(run.kafka, topic, SIZE)?;
+    anyhow::ensure!(
+        twice.is_empty(),
+        "windows written twice to {topic}: {twice:?}"
+    );
+    Ok(counts)
 }
 
 /// The committed records of a late topic, sorted.
@@ -174,22 +167,7 @@ fn a_bounded_windowed_count_closes_every_window_exits_and_equals_the_streaming_r
     wait_all_exit(&mut apps[victim..=victim], Duration::from_secs(60))?;
 
     let got = windows(&run, &run.output)?;
-    let wrong: Vec<String> = expected
-        .iter()
-        .filter(|(w, n)| got.get(*w) != Some(*n))
-        .map(|(w, n)| format!("{w:?}: expected {n}, got {:?}", got.get(w)))
-        .chain(
-            got.keys()
-                .filter(|w| !expected.contains_key(*w))
-                .map(|w| format!("{w:?}: not a window of the run's input")),
-        )
-        .collect();
-    assert!(
-        wrong.is_empty(),
-        "{} wrong windows:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
+    check_windows(&expected, &got)?;
     assert_eq!(late_records(&run, &late_topic)?, expected_late);
     run.assert_no_open_transaction(&[run.output.clone(), late_topic.clone()])?;
     let bounded_took = started.elapsed();

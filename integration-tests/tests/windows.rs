@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use eddy_integration_tests::{with_log_tails, AppProcess, WordcountRun};
+use eddy_integration_tests::{
+    check_windows, windowed_counts, with_log_tails, AppProcess, WordcountRun,
+};
 use eddy_testkit::Isolation;
 
 const PARTITIONS: i32 = 6;
@@ -135,41 +137,12 @@ fn final_window_counts_are_exact_under_kill_9_and_rescaling() -> anyhow::Result<
         app.terminate(Duration::from_secs(60))?;
     }
 
-    let mut seen: BTreeMap<(String, i64), u64> = BTreeMap::new();
-    let mut duplicates = Vec::new();
-    for r in run.kafka.read_all(&run.output, Isolation::ReadCommitted)? {
-        let key = r.key.unwrap_or_default();
-        anyhow::ensure!(key.len() > 16, "windowed key too short: {key:?}");
-        let (user, times) = key.split_at(key.len() - 16);
-        let start = i64::from_be_bytes(times[..8].try_into()?);
-        let end = i64::from_be_bytes(times[8..].try_into()?);
-        assert_eq!(end - start, SIZE);
-        let window = (String::from_utf8(user.to_vec())?, start);
-        let count = String::from_utf8(r.value.unwrap_or_default())?.parse()?;
-        if seen.insert(window.clone(), count).is_some() {
-            duplicates.push(window);
-        }
-    }
+    let (seen, duplicates) = windowed_counts(run.kafka, &run.output, SIZE)?;
     assert!(
         duplicates.is_empty(),
         "windows emitted twice: {duplicates:?}"
     );
-    let wrong: Vec<_> = expected
-        .iter()
-        .filter(|(w, n)| seen.get(*w) != Some(*n))
-        .map(|(w, n)| format!("{w:?}: expected {n}, got {:?}", seen.get(w)))
-        .chain(
-            seen.keys()
-                .filter(|w| !expected.contains_key(*w))
-                .map(|w| format!("{w:?}: not a closed window of the input")),
-        )
-        .collect();
-    assert!(
-        wrong.is_empty(),
-        "{} wrong windows:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
+    check_windows(&expected, &seen)?;
 
     let mut late: Vec<(String, i64)> = run
         .kafka

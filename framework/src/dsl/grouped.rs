@@ -3,7 +3,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::processors::{Aggregate, FirstFn, FoldFn};
+use super::processors::{aggregating, counting, reducing, Aggregate, Folding};
 use super::session_windowed::SessionWindowedKStream;
 use super::sliding_windowed::SlidingWindowedKStream;
 use super::stream::through_repartition;
@@ -67,7 +67,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 
     /// Counts records per key into store `store`.
     pub fn count(&self, store: &str) -> KTable<K, i64> {
-        self.aggregate(store, || 0_i64, |_, _, n| n + 1, I64Serde)
+        self.aggregate_inner(store, counting(), I64Serde)
     }
 
     /// Combines values per key with `reduce` into store `store`.
@@ -77,12 +77,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         reduce: impl Fn(V, V) -> V + Send + Sync + 'static,
     ) -> KTable<K, V> {
         let value_serde = Arc::clone(&self.value_serde);
-        self.aggregate_inner(
-            store,
-            Arc::new(|_: &K, v: V| v),
-            Arc::new(move |_: &K, v: V, acc: V| reduce(acc, v)),
-            value_serde,
-        )
+        self.aggregate_inner(store, reducing(reduce), value_serde)
     }
 
     /// Folds values per key into an aggregate of type `A`, starting from `init`, stored in
@@ -94,14 +89,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         fold: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
         aggregate_serde: impl Serde<A>,
     ) -> KTable<K, A> {
-        let fold: FoldFn<K, V, A> = Arc::new(fold);
-        let fold_first = Arc::clone(&fold);
-        self.aggregate_inner(
-            store,
-            Arc::new(move |k: &K, v: V| fold_first(k, v, init())),
-            fold,
-            aggregate_serde,
-        )
+        self.aggregate_inner(store, aggregating(init, fold), aggregate_serde)
     }
 
     /// Windows the grouped records by time for windowed aggregations.
@@ -198,8 +186,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     fn aggregate_inner<A: Data>(
         &self,
         store: &str,
-        first: FirstFn<K, V, A>,
-        fold: FoldFn<K, V, A>,
+        (first, fold): Folding<K, V, A>,
         aggregate_serde: impl Serde<A>,
     ) -> KTable<K, A> {
         let stream = &self.stream;

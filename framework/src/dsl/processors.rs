@@ -39,6 +39,38 @@ pub(crate) type FoldFn<K, V, A> = Arc<dyn Fn(&K, V, A) -> A + Send + Sync>;
 /// Makes the first aggregate of a key from its first value.
 pub(crate) type FirstFn<K, V, A> = Arc<dyn Fn(&K, V) -> A + Send + Sync>;
 
+/// How an aggregation starts and goes on: its first aggregate and its fold.
+pub(crate) type Folding<K, V, A> = (FirstFn<K, V, A>, FoldFn<K, V, A>);
+
+/// The folding of `count`: one, then one more per record.
+pub(crate) fn counting<K: Data, V: Data>() -> Folding<K, V, i64> {
+    (
+        Arc::new(|_: &K, _: V| 1),
+        Arc::new(|_: &K, _: V, n: i64| n + 1),
+    )
+}
+
+/// The folding of `reduce`: the first value, then `reduce(aggregate, value)`.
+pub(crate) fn reducing<K: Data, V: Data>(
+    reduce: impl Fn(V, V) -> V + Send + Sync + 'static,
+) -> Folding<K, V, V> {
+    (
+        Arc::new(|_: &K, v: V| v),
+        Arc::new(move |_: &K, v: V, acc: V| reduce(acc, v)),
+    )
+}
+
+/// The folding of `aggregate`: `fold` from `init()` for the first value, then from the
+/// aggregate.
+pub(crate) fn aggregating<K: Data, V: Data, A: Data>(
+    init: impl Fn() -> A + Send + Sync + 'static,
+    fold: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
+) -> Folding<K, V, A> {
+    let fold: FoldFn<K, V, A> = Arc::new(fold);
+    let fold_first = Arc::clone(&fold);
+    (Arc::new(move |k: &K, v: V| fold_first(k, v, init())), fold)
+}
+
 /// Folds each value into the aggregate stored under its key and forwards the new aggregate
 /// (as a table update: never a deletion).
 /// A key's first value goes through `first` (reduce keeps it, aggregate folds it into the

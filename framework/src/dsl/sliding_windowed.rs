@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::processors::{FirstFn, FoldFn};
+use super::processors::{aggregating, counting, reducing, Folding};
 use super::sliding_aggregate::SlidingAggregate;
 use super::stream_join_processor::ListSerde;
 use super::windows::{Emit, SlidingWindows, Windowed};
@@ -84,7 +84,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
 
     /// Counts records per key and window into window store `store`.
     pub fn count(&self, store: &str) -> KTable<Windowed<K>, i64> {
-        self.aggregate(store, || 0_i64, |_, _, n| n + 1, I64Serde)
+        self.aggregate_inner(store, counting(), I64Serde)
     }
 
     /// Combines values per key and window with `reduce` into window store `store`.
@@ -94,12 +94,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
         reduce: impl Fn(V, V) -> V + Send + Sync + 'static,
     ) -> KTable<Windowed<K>, V> {
         let value_serde = Arc::clone(&self.grouped.value_serde);
-        self.aggregate_inner(
-            store,
-            Arc::new(|_: &K, v: V| v),
-            Arc::new(move |_: &K, v: V, acc: V| reduce(acc, v)),
-            value_serde,
-        )
+        self.aggregate_inner(store, reducing(reduce), value_serde)
     }
 
     /// Folds values per key and window into an aggregate of type `A`, starting from `init`,
@@ -111,21 +106,13 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
         fold: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
         aggregate_serde: impl Serde<A>,
     ) -> KTable<Windowed<K>, A> {
-        let fold: FoldFn<K, V, A> = Arc::new(fold);
-        let fold_first = Arc::clone(&fold);
-        self.aggregate_inner(
-            store,
-            Arc::new(move |k: &K, v: V| fold_first(k, v, init())),
-            fold,
-            aggregate_serde,
-        )
+        self.aggregate_inner(store, aggregating(init, fold), aggregate_serde)
     }
 
     fn aggregate_inner<A: Data>(
         &self,
         store: &str,
-        first: FirstFn<K, V, A>,
-        fold: FoldFn<K, V, A>,
+        (first, fold): Folding<K, V, A>,
         aggregate_serde: impl Serde<A>,
     ) -> KTable<Windowed<K>, A> {
         let size = self.windows.size_ms();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::idle::IdleClock;
-use super::processors::{FirstFn, FoldFn};
+use super::processors::{aggregating, counting, reducing, Folding};
 use super::window_aggregate::WindowAggregate;
 use super::windows::{Emit, TimeWindows, Windowed};
 use super::{KGroupedStream, KTable};
@@ -100,7 +100,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
 
     /// Counts records per key and window into window store `store`.
     pub fn count(&self, store: &str) -> KTable<Windowed<K>, i64> {
-        self.aggregate(store, || 0_i64, |_, _, n| n + 1, I64Serde)
+        self.aggregate_inner(store, counting(), I64Serde)
     }
 
     /// Combines values per key and window with `reduce` into window store `store`.
@@ -110,12 +110,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         reduce: impl Fn(V, V) -> V + Send + Sync + 'static,
     ) -> KTable<Windowed<K>, V> {
         let value_serde = Arc::clone(&self.grouped.value_serde);
-        self.aggregate_inner(
-            store,
-            Arc::new(|_: &K, v: V| v),
-            Arc::new(move |_: &K, v: V, acc: V| reduce(acc, v)),
-            value_serde,
-        )
+        self.aggregate_inner(store, reducing(reduce), value_serde)
     }
 
     /// Folds values per key and window into an aggregate of type `A`, starting from `init`,
@@ -127,21 +122,13 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         fold: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
         aggregate_serde: impl Serde<A>,
     ) -> KTable<Windowed<K>, A> {
-        let fold: FoldFn<K, V, A> = Arc::new(fold);
-        let fold_first = Arc::clone(&fold);
-        self.aggregate_inner(
-            store,
-            Arc::new(move |k: &K, v: V| fold_first(k, v, init())),
-            fold,
-            aggregate_serde,
-        )
+        self.aggregate_inner(store, aggregating(init, fold), aggregate_serde)
     }
 
     fn aggregate_inner<A: Data>(
         &self,
         store: &str,
-        first: FirstFn<K, V, A>,
-        fold: FoldFn<K, V, A>,
+        (first, fold): Folding<K, V, A>,
         aggregate_serde: impl Serde<A>,
     ) -> KTable<Windowed<K>, A> {
         let store_def = StoreBuilder::window(

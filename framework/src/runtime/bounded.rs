@@ -40,6 +40,23 @@ pub(crate) struct BoundedRun {
 }
 
 impl BoundedRun {
+    /// Run `id` reading up to `ends`, among tasks `all`, with the tasks named in `done`
+    /// finished.
+    fn new(
+        id: String,
+        ends: BTreeMap<String, Vec<i64>>,
+        all: BTreeMap<String, TaskId>,
+        done: &BTreeSet<String>,
+    ) -> Arc<Self> {
+        let done = done.iter().filter_map(|t| all.get(t).copied()).collect();
+        Arc::new(BoundedRun {
+            id,
+            ends,
+            all,
+            done: Mutex::new(done),
+        })
+    }
+
     /// The run's id.
     pub(crate) fn id(&self) -> &str {
         &self.id
@@ -183,16 +200,7 @@ pub(crate) fn establish(
                 run = id,
                 "bounded run: this instance's run has finished; nothing to do"
             );
-            let done = done.iter().filter_map(|t| all.get(t).copied()).collect();
-            return Ok((
-                Arc::new(BoundedRun {
-                    id,
-                    ends,
-                    all,
-                    done: Mutex::new(done),
-                }),
-                channel,
-            ));
+            return Ok((BoundedRun::new(id, ends, all, &done), channel));
         }
     }
     let joined = open_run(&history, &all).is_some();
@@ -229,16 +237,7 @@ pub(crate) fn establish(
         tasks = all.len(),
         "bounded run: reading the source topics up to the run's ends"
     );
-    let done = done.iter().filter_map(|t| all.get(t).copied()).collect();
-    Ok((
-        Arc::new(BoundedRun {
-            id,
-            ends,
-            all,
-            done: Mutex::new(done),
-        }),
-        channel,
-    ))
+    Ok((BoundedRun::new(id, ends, all, &done), channel))
 }
 
 /// The offset each partition of the app's source topics (not its internal ones) ends at:
