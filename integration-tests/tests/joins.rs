@@ -3,7 +3,9 @@
 //! group protocol keeps them on one member), load the table before the clicks, and enrich
 //! every click exactly once with its user's region. A windowed stream-stream outer join:
 //! every pair within the window and every record without a partner comes out exactly once,
-//! as a recomputation from the input says.
+//! as a recomputation from the input says. A table-table outer join: every change of either
+//! table yields its row exactly once, and each key ends with the row of both tables' last
+//! values.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -218,6 +220,121 @@ fn a_versioned_table_answers_state_queries_with_each_version_and_its_validity() 
     let (status, _) = ops.get_json("/state/users/user-0?from=10&to=500")?;
     assert_eq!(status, 404, "nothing was valid before 1 000");
     app.terminate(Duration::from_secs(60))?;
+    Ok(())
+}
+
+#[test]
+fn every_table_change_yields_its_joined_row_exactly_once_under_kill_9() -> anyhow::Result<()> {
+    const KEYS: usize = 40;
+    const CHANGES: usize = 24_000;
+    let started = Instant::now();
+    let run = WordcountRun::new("table-joins", 4)?;
+    let right_topic = format!("{}-right", run.input);
+    run.kafka.create_topic(&right_topic, 4)?;
+    let spec = |name: &str| {
+        let mut spec = spec_for(&run, name);
+        spec.binary = "join-tables".to_owned();
+        // A second between commits: a kill always finds processed, uncommitted changes.
+        spec.env.push((
+            "EDDY__PROCESSING__COMMIT_INTERVAL_MS".to_owned(),
+            "1000".to_owned(),
+        ));
+        spec
+    };
+    let mut apps = vec![
+        AppProcess::start("a", spec("a"))?,
+        AppProcess::start("b", spec("b"))?,
+    ];
+    // Changes alternate at random between the tables; every value is unique, so a row
+    // written twice shows.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let changes: Vec<(bool, usize, String)> = (0..CHANGES)
+        .map(|i| {
+            let left = rng.random_bool(0.5);
+            let key = rng.random_range(0..KEYS);
+            (left, key, format!("{}{i}", if left { 'L' } else { 'R' }))
+        })
+        .collect();
+    let mut tail = run.kafka.tail(&run.output)?;
+    let mut kills = 0;
+    for chunk in changes.chunks(CHANGES / 8) {
+        for (left, topic) in [(true, &run.input), (false, &right_topic)] {
+            run.kafka.produce(
+                topic,
+                chunk
+                    .iter()
+                    .filter(|(l, _, _)| *l == left)
+                    .map(|(_, key, value)| {
+                        (
+                            Some(format!("k{key}").into_bytes()),
+                            value.clone().into_bytes(),
+                        )
+                    }),
+            )?;
+        }
+        // What was processed but not committed when the kill came is processed again, and
+        // must not come out twice.
+        tail.count(Duration::from_millis(rng.random_range(150..600)))?;
+        let victim = rng.random_range(0..apps.len());
+        apps[victim].kill9()?;
+        kills += 1;
+        apps[victim].restart()?;
+    }
+    let waited = tail
+        .wait_for(u64::try_from(CHANGES)?, Duration::from_secs(300))
+        .map_err(|e| with_log_tails(&apps, e));
+    for app in &mut apps {
+        app.terminate(Duration::from_secs(60))?;
+    }
+    waited?;
+
+    let mut rows: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in run.kafka.read_all(&run.output, Isolation::ReadCommitted)? {
+        rows.entry(r.key_str()).or_default().push(r.value_str());
+    }
+    let mut problems = Vec::new();
+    for key in 0..KEYS {
+        let key = format!("k{key}");
+        let of_key: Vec<&(bool, usize, String)> = changes
+            .iter()
+            .filter(|(_, k, _)| format!("k{k}") == key)
+            .collect();
+        let last = |left: bool| {
+            of_key
+                .iter()
+                .rev()
+                .find(|(l, _, _)| *l == left)
+                .map_or("-".to_owned(), |(_, _, v)| v.clone())
+        };
+        let got = rows.get(&key).cloned().unwrap_or_default();
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(twice) = got.iter().find(|row| !seen.insert(row.as_str())) {
+            problems.push(format!("{key}: row {twice} written twice"));
+        }
+        if got.len() != of_key.len() {
+            problems.push(format!(
+                "{key}: {} rows for {} changes",
+                got.len(),
+                of_key.len()
+            ));
+        }
+        let expected = format!("{}|{}", last(true), last(false));
+        if got.last() != Some(&expected) {
+            problems.push(format!(
+                "{key}: ends with {:?}, expected {expected}",
+                got.last()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    run.assert_no_open_transaction(&[
+        run.output.clone(),
+        format!("{}-joined-changelog", run.application_id),
+    ])?;
+    println!(
+        "table joins: {CHANGES} changes of {KEYS} keys, 2 instances, {kills} kill -9s, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
