@@ -212,13 +212,23 @@ impl TopologyTestDriver {
     /// Fails when a punctuation fails.
     pub fn advance_wall_clock(&mut self, by: Duration) -> Result<(), TaskError> {
         self.wall_clock += i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.each_task(TaskGraph::punctuate_wall_clock)
+    }
+
+    /// Runs `step` on every task in sub-topology order at the current wall clock, commits
+    /// its stores and processes what it forwards (downstream tasks included) before the
+    /// next task's turn.
+    fn each_task(
+        &mut self,
+        step: impl Fn(&mut TaskGraph, i64, &mut Vec<RawRecord>) -> Result<(), TaskError>,
+    ) -> Result<(), TaskError> {
         let ids: Vec<u32> = self.tasks.keys().copied().collect();
         for id in ids {
             let mut out = Vec::new();
             if let Some(task) = self.tasks.get_mut(&id) {
-                let punctuated = task.punctuate_wall_clock(self.wall_clock, &mut out);
+                let stepped = step(task, self.wall_clock, &mut out);
                 Self::add_counts(&mut self.counts, task);
-                punctuated?;
+                stepped?;
                 task.stores_mut().apply_committed(&BTreeMap::new())?;
             }
             let mut queue = VecDeque::new();
@@ -235,20 +245,7 @@ impl TopologyTestDriver {
     /// # Errors
     /// Fails when a processor fails.
     pub fn end_input(&mut self) -> Result<(), TaskError> {
-        let ids: Vec<u32> = self.tasks.keys().copied().collect();
-        for id in ids {
-            let mut out = Vec::new();
-            if let Some(task) = self.tasks.get_mut(&id) {
-                let ended = task.end_of_input(self.wall_clock, &mut out);
-                Self::add_counts(&mut self.counts, task);
-                ended?;
-                task.stores_mut().apply_committed(&BTreeMap::new())?;
-            }
-            let mut queue = VecDeque::new();
-            self.route(out, &mut queue);
-            self.run(queue)?;
-        }
-        Ok(())
+        self.each_task(TaskGraph::end_of_input)
     }
 
     /// Takes every record written to `topic` so far, decoded.
