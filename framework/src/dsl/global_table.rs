@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::join::Joiner;
 use super::{KStream, StreamsBuilder};
 use crate::processor::{Data, ProcessError, Processor, ProcessorContext};
 use crate::record::Record;
@@ -71,14 +72,11 @@ impl StreamsBuilder {
 /// Makes the global table's key from a stream record.
 type KeyFn<K, V, GK> = Arc<dyn Fn(&K, &V) -> GK + Send + Sync>;
 
-/// Combines a stream value with the global table's value (`None` when absent: left joins).
-type GlobalJoiner<V, GV, VR> = Arc<dyn Fn(&V, Option<&GV>) -> Option<VR> + Send + Sync>;
-
 /// Looks each record up in a global store and forwards what the joiner makes of it.
 struct GlobalJoin<K, V, GK, GV, VR> {
     table: GlobalKTable<GK, GV>,
     key: KeyFn<K, V, GK>,
-    joiner: GlobalJoiner<V, GV, VR>,
+    joiner: Joiner<V, GV, VR>,
     _types: PhantomData<fn(K)>,
 }
 
@@ -192,7 +190,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         kind: &str,
         table: &GlobalKTable<GK, GV>,
         key: KeyFn<K, V, GK>,
-        joiner: GlobalJoiner<V, GV, VR>,
+        joiner: Joiner<V, GV, VR>,
     ) -> KStream<K, VR> {
         let mut state = self.state.borrow_mut();
         let name = state.name(kind);

@@ -11,7 +11,7 @@ use crate::record::Record;
 
 /// Combines a stream value with the table's value for its key (`None` when the table has
 /// none: left joins only).
-type Joiner<V, VT, VR> = Arc<dyn Fn(&V, Option<&VT>) -> Option<VR> + Send + Sync>;
+pub(super) type Joiner<V, VT, VR> = Arc<dyn Fn(&V, Option<&VT>) -> Option<VR> + Send + Sync>;
 
 /// Looks each record's key up in a table store and forwards what the joiner makes of it.
 struct StreamTableJoin<K, V, VT, VR> {
@@ -102,6 +102,21 @@ impl<K: Data, V: Data> KStream<K, V> {
         )
     }
 
+    /// Notes a build problem when the stream may have changed keys since its source: its
+    /// records would not reach the task holding table store `store`.
+    pub(super) fn note_changed_keys(
+        &self,
+        builder: &mut crate::topology::TopologyBuilder,
+        name: &str,
+        store: &str,
+    ) {
+        if self.key_changed {
+            builder.note_problem(format!(
+                "`{name}`: the stream may have changed keys before joining table store `{store}`; repartition it first (KStream::repartition) so that each key reaches the task holding it"
+            ));
+        }
+    }
+
     fn table_join<VT: Data, VR: Data>(
         &self,
         kind: &str,
@@ -116,11 +131,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             ));
             return KStream::new(Rc::clone(&self.state), name, self.key_changed);
         };
-        if self.key_changed {
-            state.builder.note_problem(format!(
-                "`{name}`: the stream may have changed keys before joining table store `{store}`; repartition it first (KStream::repartition) so that each key reaches the task holding it"
-            ));
-        }
+        self.note_changed_keys(&mut state.builder, &name, &store);
         let supplier_store = store.clone();
         let versioned = table.versioned;
         state.builder.add_processor(

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::join::Joiner;
 use super::stream_join_processor::{append, ListSerde};
 use super::{KStream, KTable};
 use crate::processor::{Data, ProcessError, Processor, ProcessorContext};
@@ -52,9 +53,6 @@ impl<K: Data, V: Data> TableJoinGrace<K, V> {
         }
     }
 }
-
-/// Combines a stream value with the table's value as of its time (`None`: left joins only).
-type Joiner<V, VT, VR> = Arc<dyn Fn(&V, Option<&VT>) -> Option<VR> + Send + Sync>;
 
 /// Buffers stream records and joins those the stream's time has passed by the grace.
 struct GraceJoin<K, V, VT, VR> {
@@ -184,11 +182,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 return KStream::new(Rc::clone(&self.state), name, self.key_changed);
             }
         };
-        if self.key_changed {
-            state.builder.note_problem(format!(
-                "`{name}`: the stream may have changed keys before joining table store `{store}`; repartition it first (KStream::repartition) so that each key reaches the task holding it"
-            ));
-        }
+        self.note_changed_keys(&mut state.builder, &name, &store);
         // Records wait at most the grace; the retention only sizes the store's segments.
         state.builder.add_store(StoreBuilder::session(
             &grace.store,
