@@ -1,9 +1,10 @@
 //! A stream thread's part in a bounded run: records past the run's ends are left unread, and
 //! a task that read its inputs to their ends closes its windows, commits and says it is done.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 
 use super::TaskManager;
 use crate::record::wall_clock_ms;
@@ -43,8 +44,18 @@ impl TaskManager {
             .filter(|t| t.phase.is_running() && !run.is_done(t.id))
             .map(|t| t.id)
             .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        // Local knowledge only: where the consumer is (read once per check), what was
+        // processed and what was committed when each task started.
+        let positions =
+            super::merge::read_positions(consumer).map_err(|source| RuntimeError::Kafka {
+                what: "reading input positions".to_owned(),
+                source,
+            })?;
         for id in candidates {
-            if self.reached_ends(consumer, id)? {
+            if self.reached_ends(consumer, &positions, id)? {
                 self.finish(consumer, id)?;
                 if self.halt.is_some() {
                     return Ok(());
@@ -59,6 +70,7 @@ impl TaskManager {
     fn reached_ends<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
+        positions: &HashMap<(String, i32), i64>,
         id: TaskId,
     ) -> Result<bool, RuntimeError> {
         let Some(run) = self.shared.bounded.clone() else {
@@ -71,12 +83,6 @@ impl TaskManager {
             .get(&id.sub_topology)
             .copied()
             .unwrap_or(0);
-        // Local knowledge only (this runs often): where the consumer is, what was processed
-        // and what was committed when the task started.
-        let positions = consumer.position().map_err(|source| RuntimeError::Kafka {
-            what: "reading input positions".to_owned(),
-            source,
-        })?;
         let Some(task) = self.tasks.get(&id) else {
             return Ok(false);
         };
@@ -84,7 +90,9 @@ impl TaskManager {
         for input in &task.inputs {
             let reached = match input.next_unprocessed() {
                 Some(offset) => offset,
-                None => crate::kafka::offset_in(&positions, &input.topic, id.partition)
+                None => positions
+                    .get(&(input.topic.clone(), id.partition))
+                    .copied()
                     .into_iter()
                     .chain(input.next_offset)
                     .chain(input.start.flatten())

@@ -4,9 +4,10 @@
 //! hand but more in its partition, as Kafka Streams does. Full buffers pause their
 //! partition.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::TopicPartitionList;
 
 use super::TaskManager;
@@ -24,13 +25,30 @@ const RESUME_AT: usize = 1_000;
 const BATCH: usize = 1_000;
 
 /// The consumer's positions by input partition, and when they were read.
-pub(super) type Positions = (Instant, std::collections::HashMap<(String, i32), i64>);
+pub(super) type Positions = (Instant, HashMap<(String, i32), i64>);
 
 /// How long the consumer's positions are reused. Reading them asks librdkafka's main thread
 /// for the assignment (a round trip between threads); asked for every record, that took two
 /// thirds of a join's time. A position a few milliseconds old only makes an input look
 /// lagging a little longer.
 const POSITIONS_FOR: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The consumer's positions by input partition (those it has one for). Copied out: the list
+/// librdkafka returns holds references to its partitions, and a consumer with such
+/// references left cannot be destroyed (it hangs).
+pub(super) fn read_positions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+) -> rdkafka::error::KafkaResult<HashMap<(String, i32), i64>> {
+    Ok(consumer
+        .position()?
+        .elements()
+        .iter()
+        .filter_map(|e| {
+            let offset = e.offset().to_raw().filter(|&o| o >= 0)?;
+            Some(((e.topic().to_owned(), e.partition()), offset))
+        })
+        .collect())
+}
 
 /// Which input to take the next record from: the lowest event time among the inputs with
 /// records at hand, unless an input without records still has some in its partition and
@@ -93,19 +111,7 @@ impl TaskManager {
             .take()
             .filter(|(at, _)| at.elapsed() < POSITIONS_FOR);
         if cached.is_none() {
-            // Copied out: the list librdkafka returns holds references to its partitions,
-            // and a consumer with such references left cannot be destroyed (it hangs).
-            cached = consumer.position().ok().map(|list| {
-                let offsets = list
-                    .elements()
-                    .iter()
-                    .filter_map(|e| {
-                        let offset = e.offset().to_raw().filter(|&o| o >= 0)?;
-                        Some(((e.topic().to_owned(), e.partition()), offset))
-                    })
-                    .collect();
-                (Instant::now(), offsets)
-            });
+            cached = read_positions(consumer).ok().map(|p| (Instant::now(), p));
         }
         let positions = cached.as_ref().map(|(_, p)| p);
         let max_idle = self.shared.config.processing.max_task_idle;
