@@ -20,6 +20,9 @@ use crate::topology::Topology;
 /// How long one poll of the reader waits.
 const POLL: Duration = Duration::from_millis(200);
 
+/// How often loading checks whether every partition reached its end while records flow.
+const REACHED_CHECK: Duration = Duration::from_millis(10);
+
 /// A consumer of every global table's topic, with the stores it feeds.
 pub(crate) struct GlobalReader {
     consumer: BaseConsumer,
@@ -112,12 +115,20 @@ impl GlobalReader {
         let started = Instant::now();
         let mut records = 0_u64;
         let mut last_log = Instant::now();
-        while !reader.reached(&ends)? {
+        let mut loaded = reader.reached(&ends)?;
+        let mut checked = Instant::now();
+        while !loaded {
             if shutdown.load(Ordering::Relaxed) {
                 return Ok(None);
             }
-            if reader.step()? {
+            let applied = reader.step()?;
+            if applied {
                 records += 1;
+            }
+            // Reading positions is a round trip to librdkafka's main thread: not per record.
+            if !applied || checked.elapsed() >= REACHED_CHECK {
+                loaded = reader.reached(&ends)?;
+                checked = Instant::now();
             }
             if last_log.elapsed() > Duration::from_secs(10) {
                 last_log = Instant::now();
