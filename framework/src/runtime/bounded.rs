@@ -187,24 +187,25 @@ pub(crate) fn establish(
     let all: BTreeMap<String, TaskId> = plan.tasks.iter().map(|t| (t.to_string(), *t)).collect();
     let mut history = channel.read_to_end(READ_TIMEOUT)?;
     let run_file = instance.dir().join(RUN_FILE);
-    let last = std::fs::read_to_string(&run_file).ok();
-    let last_finished = last.as_deref().map(str::trim).and_then(|id| {
-        let (ends, done) = run_in(&history, id)?;
-        all.keys()
-            .all(|t| done.contains(t))
-            .then(|| (id.to_owned(), ends, done))
-    });
-    if let Some((id, ends, done)) = last_finished {
-        if open_run(&history, &all).is_none() {
+    let mut open = open_run(&history, &all);
+    let joined = open.is_some();
+    if !joined {
+        // No run in progress: this instance's last run (if it finished) leaves it nothing to
+        // do; otherwise it proposes the next run.
+        let last = std::fs::read_to_string(&run_file).ok();
+        let last_finished = last.as_deref().map(str::trim).and_then(|id| {
+            let (ends, done) = run_in(&history, id)?;
+            all.keys()
+                .all(|t| done.contains(t))
+                .then(|| (id.to_owned(), ends, done))
+        });
+        if let Some((id, ends, done)) = last_finished {
             tracing::info!(
                 run = id,
                 "bounded run: this instance's run has finished; nothing to do"
             );
             return Ok((BoundedRun::new(id, ends, all, &done), channel));
         }
-    }
-    let joined = open_run(&history, &all).is_some();
-    if !joined {
         let ends = input_ends(config, plan, until_ms)?;
         let run = format!("{}-{instance_id}", wall_clock_ms());
         channel.send(
@@ -216,8 +217,9 @@ pub(crate) fn establish(
             Duration::from_secs(10),
         )?;
         history.extend(channel.read_to_end(READ_TIMEOUT)?);
+        open = open_run(&history, &all);
     }
-    let Some((id, ends, done)) = open_run(&history, &all) else {
+    let Some((id, ends, done)) = open else {
         return Err(RuntimeError::Plan(vec![format!(
             "the bounded run proposed on `{}` was not read back",
             crate::snapshot::control_topic(app)
