@@ -132,16 +132,9 @@ impl<K: Data, V: Data, A: Data> Processor for SlidingAggregate<K, V, A> {
         let key = &record.key;
         let observed = progress.observed_time;
         let mut records = ctx.session_store::<K, Vec<V>>(&self.records)?;
-        let mut here = records
-            .find(key, t, t, observed)?
-            .into_iter()
-            .next()
-            .map(|(_, _, values)| values)
-            .unwrap_or_default();
-        here.push(record.value.clone());
-        records.put(key, t, t, &here)?;
+        // The key's records around `t` in time order, this one added (one scan serves both).
         let reach = size.saturating_mul(2).saturating_add(1);
-        let near: Vec<(i64, Vec<V>)> = records
+        let mut near: Vec<(i64, Vec<V>)> = records
             .find(
                 key,
                 t.saturating_sub(reach),
@@ -151,6 +144,15 @@ impl<K: Data, V: Data, A: Data> Processor for SlidingAggregate<K, V, A> {
             .into_iter()
             .map(|(at, _, values)| (at, values))
             .collect();
+        let here = match near.binary_search_by_key(&t, |(at, _)| *at) {
+            Ok(i) => i,
+            Err(i) => {
+                near.insert(i, (t, Vec::new()));
+                i
+            }
+        };
+        near[here].1.push(record.value.clone());
+        records.put(key, t, t, &near[here].1)?;
         let times: Vec<i64> = near.iter().map(|(at, _)| *at).collect();
 
         let mut store = ctx.window_store::<K, A>(&self.store)?;
