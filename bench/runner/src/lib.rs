@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use rand::{Rng, SeedableRng};
 
 use eddy_integration_tests::{expected_counts, generate_lines, workspace_binary};
 use report::Run;
@@ -122,15 +123,8 @@ fn load_clicks(
     let base = eddy::record::wall_clock_ms() - 60_000 - records as i64;
     load_users(kafka, &topic, base - 1)?;
     // A fixed sequence of users: every run sees the same input.
-    let mut state: u64 = 2_026;
-    let users: Vec<usize> = (0..records)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            usize::try_from(state >> 33).unwrap_or(0)
-        })
-        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2_026);
+    let users: Vec<usize> = (0..records).map(|_| rng.random_range(0..USERS)).collect();
     #[allow(clippy::cast_possible_wrap)]
     kafka.produce_at(
         &topic,
