@@ -2,9 +2,12 @@
 //! topology graph. Every stream and table can feed any number of downstream operators.
 
 mod branch;
+mod foreign_key_join;
+mod foreign_key_processors;
 mod global_table;
 mod grouped;
 mod idle;
+mod internal_serdes;
 mod join;
 mod processors;
 mod session_aggregate;

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use super::internal_serdes::ListSerde;
 use super::processors::{aggregating, counting, reducing, Folding};
 use super::sliding_aggregate::SlidingAggregate;
-use super::stream_join_processor::ListSerde;
 use super::windows::{Emit, SlidingWindows, Windowed};
 use super::{KGroupedStream, KTable};
 use crate::processor::Data;

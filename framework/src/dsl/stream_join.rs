@@ -6,7 +6,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::stream_join_processor::{JoinStores, ListSerde, PairJoiner, Side, StreamJoin};
+use super::internal_serdes::ListSerde;
+use super::stream_join_processor::{JoinStores, PairJoiner, Side, StreamJoin};
 use super::KStream;
 use crate::processor::Data;
 use crate::serde::Serde;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use crate::processor::{Data, ProcessError, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::serde::{Serde, SerdeError};
 use crate::state::{SessionStore, WindowProgress};
 
 /// Name of the join's progress record (in its left buffer).
@@ -42,67 +41,6 @@ pub(crate) struct StreamJoin<K, L, R, VR> {
     pub joiner: PairJoiner<L, R, VR>,
     pub dropped_below: i64,
     pub _types: std::marker::PhantomData<fn(K)>,
-}
-
-/// Values buffered under one key and time: several records may share both. Each is its
-/// length (4 bytes, big-endian) and bytes; a null value (a unit, say) is the length
-/// `u32::MAX` alone.
-pub(crate) struct ListSerde<V> {
-    inner: Arc<dyn Serde<V>>,
-}
-
-impl<V> ListSerde<V> {
-    pub(crate) fn new(inner: Arc<dyn Serde<V>>) -> Self {
-        ListSerde { inner }
-    }
-}
-
-/// The length that marks a null value in a [`ListSerde`] list.
-const NULL: u32 = u32::MAX;
-
-impl<V: 'static> Serde<Vec<V>> for ListSerde<V> {
-    fn serialize(&self, values: &Vec<V>) -> Result<Option<Vec<u8>>, SerdeError> {
-        let mut out = Vec::new();
-        for value in values {
-            let Some(bytes) = self.inner.serialize(value)? else {
-                out.extend_from_slice(&NULL.to_be_bytes());
-                continue;
-            };
-            let len = u32::try_from(bytes.len())
-                .ok()
-                .filter(|&len| len != NULL)
-                .ok_or_else(|| SerdeError::new("a buffered value of 4 GiB or more"))?;
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(&bytes);
-        }
-        Ok(Some(out))
-    }
-
-    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Vec<V>, SerdeError> {
-        let mut rest = bytes.unwrap_or_default();
-        let mut out = Vec::new();
-        while !rest.is_empty() {
-            let (len, tail) = rest
-                .split_at_checked(4)
-                .ok_or_else(|| SerdeError::new("a buffered join value list is cut short"))?;
-            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]);
-            if len == NULL {
-                out.push(self.inner.deserialize(None)?);
-                rest = tail;
-                continue;
-            }
-            let (value, tail) = tail
-                .split_at_checked(len as usize)
-                .ok_or_else(|| SerdeError::new("a buffered join value is cut short"))?;
-            out.push(self.inner.deserialize(Some(value))?);
-            rest = tail;
-        }
-        Ok(out)
-    }
-
-    fn format(&self) -> String {
-        format!("list:{}", self.inner.format())
-    }
 }
 
 /// Appends `value` to the list buffered in `store` under `key` at `at`.

@@ -83,19 +83,7 @@ impl<K: Data, L: Data, R: Data, VR: Data, V: Data> Processor
             &record.key,
             record.value.as_ref().map(SideValue::as_any),
         )?;
-        let mut result = ctx.key_value_store::<K, VR>(&join.result)?;
-        let change = match row {
-            Some(row) => {
-                result.put(&record.key, &row)?;
-                Some(Some(row))
-            }
-            None if result.get(&record.key)?.is_some() => {
-                result.delete(&record.key)?;
-                Some(None)
-            }
-            None => None,
-        };
-        if let Some(value) = change {
+        if let Some(value) = update_row(ctx, &join.result, &record.key, row)? {
             ctx.forward(Record {
                 key: record.key,
                 value,
@@ -105,6 +93,29 @@ impl<K: Data, L: Data, R: Data, VR: Data, V: Data> Processor
         }
         Ok(())
     }
+}
+
+/// Stores `row` as the joined row of `key` in result store `store` (deleting it for `None`)
+/// and returns the change to forward: the new row, or `None` for a row that existed and
+/// stops existing; nothing when no row existed and none does.
+pub(super) fn update_row<K: Data, VR: Data, KC: Data, VC: Data>(
+    ctx: &mut ProcessorContext<'_, KC, VC>,
+    store: &str,
+    key: &K,
+    row: Option<VR>,
+) -> Result<Option<Option<VR>>, ProcessError> {
+    let mut result = ctx.key_value_store::<K, VR>(store)?;
+    Ok(match row {
+        Some(row) => {
+            result.put(key, &row)?;
+            Some(Some(row))
+        }
+        None if result.get(key)?.is_some() => {
+            result.delete(key)?;
+            Some(None)
+        }
+        None => None,
+    })
 }
 
 impl<K: Data, L: Data> KTable<K, L> {

@@ -7,8 +7,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::internal_serdes::ListSerde;
 use super::join::Joiner;
-use super::stream_join_processor::{append, ListSerde};
+use super::stream_join_processor::append;
 use super::{KStream, KTable};
 use crate::processor::{Data, ProcessError, Processor, ProcessorContext};
 use crate::record::Record;

@@ -120,13 +120,15 @@ pub(crate) fn plan(
         }
     }
 
-    // Partition count of a sub-topology = that of its source topic; a repartition topic
-    // takes its configured count or the largest of its writers'. Resolve until stable.
+    // Partition count of a sub-topology = that of its first source topic whose count is
+    // known; a repartition topic takes its configured count, or that of the sub-topology
+    // using the store it was declared like, or the largest of its writers'. Resolve until
+    // stable.
     let mut sub_partitions: BTreeMap<u32, i32> = BTreeMap::new();
     let mut repartition: BTreeMap<String, i32> = BTreeMap::new();
     for _ in 0..=topology.sub_topologies().len() {
         for sub in topology.sub_topologies() {
-            let count = sub.source_topics.first().and_then(|t| match t {
+            let count = sub.source_topics.iter().find_map(|t| match t {
                 TopicRef::External(name) => partitions.get(name).copied(),
                 TopicRef::Internal(name) => repartition.get(name).copied(),
             });
@@ -135,13 +137,23 @@ pub(crate) fn plan(
             }
         }
         for (name, configured) in topology.repartition_topics() {
+            let like = topology
+                .repartition_like
+                .get(name)
+                .and_then(|store| {
+                    topology
+                        .sub_topologies()
+                        .iter()
+                        .find(|s| s.stores.contains(store))
+                })
+                .and_then(|s| sub_partitions.get(&s.id).copied());
             let derived = writers
                 .get(name)
                 .into_iter()
                 .flatten()
                 .filter_map(|w| sub_partitions.get(w).copied())
                 .max();
-            if let Some(count) = configured.or(derived) {
+            if let Some(count) = configured.or(like).or(derived) {
                 repartition.insert(name.clone(), count);
             }
         }
@@ -318,6 +330,37 @@ mod tests {
         assert_eq!(plan.depth, BTreeMap::from([(0, 0), (1, 1)]));
         assert_eq!(plan.levels(), 1);
         assert!(plan.repartition.contains("wc-counts-repartition"));
+    }
+
+    #[test]
+    fn a_foreign_key_join_sends_subscriptions_like_the_right_table_and_results_like_the_left() {
+        let builder = StreamsBuilder::new();
+        let orders = builder.table("orders", StringSerde, StringSerde, "orders");
+        let customers = builder.table("customers", StringSerde, StringSerde, "customers");
+        orders
+            .join_foreign_key(
+                &customers,
+                "joined",
+                |c: &String| Some(c.clone()),
+                StringSerde,
+                |o: &String, _: &String| o.clone(),
+            )
+            .to_stream()
+            .to("out", StringSerde, Nullable(StringSerde));
+        let topology = builder.build().unwrap();
+        let plan = plan(&topology, "fk", |t| match t {
+            "orders" => Some(6),
+            "customers" => Some(3),
+            "out" => Some(2),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(plan.partitions["fk-joined-fk-subscriptions-repartition"], 3);
+        assert_eq!(plan.partitions["fk-joined-fk-results-repartition"], 6);
+        assert_eq!(plan.partitions["fk-joined-changelog"], 6);
+        assert_eq!(plan.partitions["fk-joined-fk-subscriptions-changelog"], 3);
+        let depths: Vec<u32> = plan.depth.values().copied().collect();
+        assert_eq!(depths, [0, 1, 2], "left, right, results: no cycle");
     }
 
     #[test]

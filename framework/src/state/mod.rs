@@ -198,8 +198,30 @@ impl<'a, K: 'static, V: 'static> KeyValueStore<'a, K, V> {
     /// # Errors
     /// Fails on a storage or decoding error.
     pub fn all(&self) -> Result<Vec<(K, V)>, StateError> {
-        self.store
-            .entries()?
+        self.decode_entries(self.store.entries()?)
+    }
+
+    /// The entries whose encoded key begins with the bytes of `prefix` (encoded with
+    /// `prefix_serde`), in key byte order, including uncommitted writes. Meant for composite
+    /// keys whose serde writes the part scanned by first, in the same encoding.
+    ///
+    /// # Errors
+    /// Fails on a storage, encoding or decoding error.
+    pub fn prefix_scan<P: 'static>(
+        &self,
+        prefix: &P,
+        prefix_serde: &dyn Serde<P>,
+    ) -> Result<Vec<(K, V)>, StateError> {
+        let from = prefix_serde
+            .serialize(prefix)
+            .map_err(|source| self.serde_error(source))?
+            .unwrap_or_default();
+        let to = prefix_successor(&from);
+        self.decode_entries(self.store.range(&from, to.as_deref())?)
+    }
+
+    fn decode_entries(&self, entries: transactional::Entries) -> Result<Vec<(K, V)>, StateError> {
+        entries
             .into_iter()
             .map(|(k, v)| {
                 let key = self.key_serde.deserialize(Some(&k));
@@ -210,5 +232,31 @@ impl<'a, K: 'static, V: 'static> KeyValueStore<'a, K, V> {
                 }
             })
             .collect()
+    }
+}
+
+/// The first key after every key that begins with `prefix`; `None` when there is none
+/// (an empty prefix or one of `0xff` bytes only).
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last < u8::MAX {
+            next.push(last + 1);
+            return Some(next);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::prefix_successor;
+
+    #[test]
+    fn the_successor_of_a_prefix_bounds_exactly_the_keys_that_begin_with_it() {
+        assert_eq!(prefix_successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_successor(&[1, 0xff, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_successor(&[0xff]), None);
+        assert_eq!(prefix_successor(&[]), None);
     }
 }

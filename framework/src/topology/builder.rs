@@ -46,6 +46,7 @@ pub struct TopologyBuilder {
     nodes: Vec<NodeDef>,
     stores: BTreeMap<String, StoreBuilder>,
     repartition_partitions: BTreeMap<String, Option<i32>>,
+    repartition_like: BTreeMap<String, String>,
     table_topics: BTreeSet<TopicRef>,
     globals: Vec<std::sync::Arc<crate::state::GlobalStore>>,
     problems: Vec<String>,
@@ -279,6 +280,14 @@ impl TopologyBuilder {
         self
     }
 
+    /// Gives repartition topic `name` the partition count of the sub-topology that uses store
+    /// `store` (a topic read together with that sub-topology's inputs must match them).
+    pub(crate) fn repartition_like_store(&mut self, name: &str, store: &str) -> &mut Self {
+        self.repartition_like
+            .insert(name.to_owned(), store.to_owned());
+        self
+    }
+
     /// Marks `topic` as read as a table: a task reading it with other topics loads it to its
     /// end before processing the others.
     pub(crate) fn mark_table_topic(&mut self, topic: impl Into<TopicRef>) {
@@ -294,6 +303,18 @@ impl TopologyBuilder {
             .get(store)?
             .key_serde
             .downcast_ref::<Arc<dyn crate::serde::Serde<K>>>()
+            .cloned()
+    }
+
+    /// The value serde of store `store`, when it exists and values are `V`.
+    pub(crate) fn store_value_serde<V: 'static>(
+        &self,
+        store: &str,
+    ) -> Option<Arc<dyn crate::serde::Serde<V>>> {
+        self.stores
+            .get(store)?
+            .value_serde
+            .downcast_ref::<Arc<dyn crate::serde::Serde<V>>>()
             .cloned()
     }
 
@@ -455,6 +476,7 @@ impl TopologyBuilder {
                 ));
             }
         }
+        problems.extend(cycles(&self.nodes, &sub_topologies));
         if !problems.is_empty() {
             return Err(TopologyError { problems });
         }
@@ -463,10 +485,55 @@ impl TopologyBuilder {
             stores: self.stores,
             sub_topologies,
             repartition_partitions: self.repartition_partitions,
+            repartition_like: self.repartition_like,
             table_topics: self.table_topics,
             globals: self.globals,
         })
     }
+}
+
+/// A problem for each sub-topology that reads, through repartition topics, what it writes
+/// itself: its tasks would wait on their own output (a bounded run or a savepoint drain
+/// could never see it settle).
+fn cycles(nodes: &[NodeDef], subs: &[SubTopology]) -> Vec<String> {
+    // Sub-topology → the sub-topologies reading a topic it writes.
+    let mut readers: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+    for writer in subs {
+        for &i in &writer.nodes {
+            if let NodeKind::Sink {
+                topic: topic @ TopicRef::Internal(_),
+                ..
+            } = &nodes[i].kind
+            {
+                for reader in subs.iter().filter(|s| s.source_topics.contains(topic)) {
+                    readers.entry(writer.id).or_default().insert(reader.id);
+                }
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    for sub in subs {
+        let mut seen = BTreeSet::new();
+        let mut next: Vec<u32> = readers
+            .get(&sub.id)
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        while let Some(s) = next.pop() {
+            if s == sub.id {
+                problems.push(format!(
+                    "sub-topology {} reads its own output through repartition topics (topics {:?}); an operator's two sides must come from different sub-topologies",
+                    sub.id, sub.source_topics
+                ));
+                break;
+            }
+            if seen.insert(s) {
+                next.extend(readers.get(&s).into_iter().flatten().copied());
+            }
+        }
+    }
+    problems
 }
 
 /// Connected components over parent edges and shared stores (a processor that reads a

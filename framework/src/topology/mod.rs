@@ -58,6 +58,8 @@ pub struct Topology {
     pub(crate) sub_topologies: Vec<SubTopology>,
     /// Partition count chosen for each repartition topic (`None`: same as its writers' input).
     pub(crate) repartition_partitions: BTreeMap<String, Option<i32>>,
+    /// Repartition topics whose partition count is that of the sub-topology using a store.
+    pub(crate) repartition_like: BTreeMap<String, String>,
     /// Topics read as tables: a task loads them to their end before its other inputs.
     pub(crate) table_topics: std::collections::BTreeSet<TopicRef>,
     /// Tables every instance holds whole.
