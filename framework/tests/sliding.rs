@@ -185,3 +185,38 @@ proptest! {
         prop_assert_eq!(d.late_records(OPERATOR), late);
     }
 }
+
+#[test]
+fn idle_input_closes_sliding_windows_with_the_policy() -> R<()> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("clicks", StringSerde, UnitSerde)
+        .group_by_key(StringSerde, UnitSerde)
+        .windowed_by_sliding(SlidingWindows::of(ms(10_000)))
+        .emit(Emit::OnWindowClose)
+        .advance_when_idle(Duration::from_secs(10))
+        .count("counts")
+        .to_stream()
+        .to("out", WindowedSerde::new(StringSerde), Nullable(I64Serde));
+    let mut d = TopologyTestDriver::new(builder.build()?)?;
+    click(&mut d, "a", 0)?;
+    click(&mut d, "a", 5_000)?;
+    assert_eq!(
+        output(&mut d)?,
+        [("a".to_owned(), -10_000, 0, 1)],
+        "only the window ending at 0 has closed at time 5 000"
+    );
+    d.advance_wall_clock(Duration::from_secs(9))?;
+    assert!(output(&mut d)?.is_empty(), "idle for less than 10 s");
+    assert_eq!(d.idle_advances(OPERATOR), 0);
+    d.advance_wall_clock(Duration::from_secs(2))?;
+    assert_eq!(
+        output(&mut d)?,
+        [
+            ("a".to_owned(), -5_000, 5_000, 2),
+            ("a".to_owned(), 1, 10_001, 1)
+        ]
+    );
+    assert!(d.idle_advances(OPERATOR) >= 1);
+    Ok(())
+}

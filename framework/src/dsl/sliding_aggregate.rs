@@ -4,10 +4,11 @@
 
 use std::collections::BTreeSet;
 
+use super::idle::IdleClock;
 use super::processors::{FirstFn, FoldFn};
 use super::window_aggregate::route_late;
 use super::windows::{Emit, SlidingWindows, Window, Windowed};
-use crate::processor::{Data, ProcessError, Processor, ProcessorContext};
+use crate::processor::{Data, ProcessError, Processor, ProcessorContext, PunctuationType};
 use crate::record::Record;
 use crate::state::WindowProgress;
 
@@ -27,6 +28,8 @@ pub(crate) struct SlidingAggregate<K, V, A> {
     pub late_sink: Option<String>,
     pub first: FirstFn<K, V, A>,
     pub fold: FoldFn<K, V, A>,
+    /// The idle-input policy.
+    pub idle: IdleClock,
     /// Segments below these have been dropped in this processor's lifetime.
     pub dropped_below: (i64, i64),
 }
@@ -110,6 +113,16 @@ impl<K: Data, V: Data, A: Data> Processor for SlidingAggregate<K, V, A> {
     type KeyOut = Windowed<K>;
     type ValueOut = Option<A>;
 
+    fn init(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
+    ) -> Result<(), ProcessError> {
+        if let Some(every) = self.idle.check_interval() {
+            ctx.schedule(every, PunctuationType::WallClockTime);
+        }
+        Ok(())
+    }
+
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
@@ -122,6 +135,8 @@ impl<K: Data, V: Data, A: Data> Processor for SlidingAggregate<K, V, A> {
         let close = progress
             .observed_time
             .saturating_sub(self.windows.grace_ms());
+        self.idle
+            .note_input(ctx.wall_clock_time(), progress.observed_time);
         if t < close {
             // Its own window [t - size, t] has closed.
             let missed = [self.window(t.saturating_sub(size))];
@@ -199,10 +214,26 @@ impl<K: Data, V: Data, A: Data> Processor for SlidingAggregate<K, V, A> {
         Ok(())
     }
 
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
+        _kind: PunctuationType,
+        now: i64,
+    ) -> Result<(), ProcessError> {
+        let mut progress = ctx.window_store::<K, A>(&self.store)?.progress(PROGRESS)?;
+        let Some(time) = self.idle.advanced_time(now, progress.observed_time) else {
+            return Ok(());
+        };
+        ctx.count_idle_advance();
+        progress.observed_time = time;
+        self.close_and_expire(ctx, progress)
+    }
+
     fn end_of_input(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
     ) -> Result<(), ProcessError> {
+        // Every window closes; records that might still come are late from now on.
         let mut progress = ctx.window_store::<K, A>(&self.store)?.progress(PROGRESS)?;
         progress.observed_time = i64::MAX;
         self.close_and_expire(ctx, progress)

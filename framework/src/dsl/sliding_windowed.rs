@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::idle::IdleClock;
 use super::internal_serdes::ListSerde;
 use super::processors::{aggregating, counting, reducing, Folding};
 use super::sliding_aggregate::SlidingAggregate;
@@ -43,6 +44,7 @@ pub struct SlidingWindowedKStream<K, V> {
     windows: SlidingWindows,
     emit: Emit,
     late_topic: Option<String>,
+    idle_after: Option<std::time::Duration>,
 }
 
 impl<K, V> std::fmt::Debug for SlidingWindowedKStream<K, V> {
@@ -51,6 +53,7 @@ impl<K, V> std::fmt::Debug for SlidingWindowedKStream<K, V> {
             .field("windows", &self.windows)
             .field("emit", &self.emit)
             .field("late_topic", &self.late_topic)
+            .field("idle_after", &self.idle_after)
             .finish()
     }
 }
@@ -62,6 +65,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
             windows,
             emit: Emit::OnUpdate,
             late_topic: None,
+            idle_after: None,
         }
     }
 
@@ -79,6 +83,15 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
     #[must_use]
     pub fn late_records_to(mut self, topic: &str) -> Self {
         self.late_topic = Some(topic.to_owned());
+        self
+    }
+
+    /// Lets the operator's time flow with the wall clock once its input has been idle for
+    /// `after`, as [`TimeWindowedKStream::advance_when_idle`](super::TimeWindowedKStream::advance_when_idle)
+    /// does: windows close and final results come out when input stops. Off by default.
+    #[must_use]
+    pub fn advance_when_idle(mut self, after: std::time::Duration) -> Self {
+        self.idle_after = Some(after);
         self
     }
 
@@ -137,6 +150,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
                 .saturating_add(2),
         );
         let (windows, emit, store_name) = (self.windows, self.emit, store.to_owned());
+        let idle = IdleClock::new(self.idle_after);
         self.grouped.windowed_operator_with(
             vec![aggregates, records],
             "sliding-aggregate",
@@ -149,6 +163,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
                 late_sink,
                 first: Arc::clone(&first),
                 fold: Arc::clone(&fold),
+                idle,
                 dropped_below: (i64::MIN, i64::MIN),
             },
         )
