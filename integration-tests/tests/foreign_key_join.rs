@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use eddy_integration_tests::{eventually, with_log_tails, AppProcess, WordcountRun};
+use eddy_integration_tests::{eventually, with_log_tails, AppProcess, WordcountRun, WordcountSpec};
 use eddy_testkit::Isolation;
 
 const ORDERS: usize = 60;
@@ -98,31 +98,26 @@ fn violations(changes: &[Change], rows: &Rows) -> Vec<String> {
     problems
 }
 
-#[test]
-fn every_order_follows_its_customer_exactly_once_under_kill_9() -> anyhow::Result<()> {
-    let started = Instant::now();
-    let run = WordcountRun::new("fk-join", 4)?;
+/// A run's topics: orders in 4 partitions (the run's input), customers in 3.
+fn new_run(prefix: &str) -> anyhow::Result<(WordcountRun, String)> {
+    let run = WordcountRun::new(prefix, 4)?;
     let customers_topic = format!("{}-customers", run.input);
     run.kafka.create_topic(&customers_topic, 3)?;
-    let spec = |name: &str| {
-        let mut spec = run.spec(
-            name,
-            &[
-                ("EDDY__PROCESSING__GROUP_PROTOCOL", "consumer"),
-                // A second between commits: a kill always finds processed, uncommitted
-                // changes on every sub-topology.
-                ("EDDY__PROCESSING__COMMIT_INTERVAL_MS", "1000"),
-            ],
-        );
-        spec.binary = "join-foreign-key".to_owned();
-        spec
-    };
-    let mut apps = vec![
-        AppProcess::start("a", spec("a"))?,
-        AppProcess::start("b", spec("b"))?,
-    ];
-    let mut rng = rand::rngs::StdRng::seed_from_u64(29);
-    let changes: Vec<Change> = (0..CHANGES)
+    Ok((run, customers_topic))
+}
+
+fn spec(run: &WordcountRun, name: &str, env: &[(&str, &str)]) -> WordcountSpec {
+    let mut env = env.to_vec();
+    env.push(("EDDY__PROCESSING__GROUP_PROTOCOL", "consumer"));
+    let mut spec = run.spec(name, &env);
+    spec.binary = "join-foreign-key".to_owned();
+    spec
+}
+
+/// `CHANGES` changes drawn with `seed`: 60 % orders (a tenth naming no customer).
+fn changes(seed: u64) -> Vec<Change> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..CHANGES)
         .map(|i| {
             if rng.random_bool(0.6) {
                 let order = rng.random_range(0..ORDERS);
@@ -136,7 +131,72 @@ fn every_order_follows_its_customer_exactly_once_under_kill_9() -> anyhow::Resul
                 Change::Customer(rng.random_range(0..CUSTOMERS), format!("R{i}"))
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Produces `changes` to the orders and customers topics.
+fn produce(run: &WordcountRun, customers_topic: &str, changes: &[Change]) -> anyhow::Result<()> {
+    let keyed = |key: String, value: &str| (Some(key.into_bytes()), value.as_bytes().to_vec());
+    run.kafka.produce(
+        &run.input,
+        changes.iter().filter_map(|c| match c {
+            Change::Order(o, v) => Some(keyed(format!("o{o}"), v)),
+            Change::Customer(..) => None,
+        }),
+    )?;
+    run.kafka.produce(
+        customers_topic,
+        changes.iter().filter_map(|c| match c {
+            Change::Customer(c, r) => Some(keyed(format!("c{c}"), r)),
+            Change::Order(..) => None,
+        }),
+    )?;
+    Ok(())
+}
+
+/// True when every order's last row is the expected one.
+fn settled(rows: &Rows, expected: &BTreeMap<String, String>) -> bool {
+    expected
+        .iter()
+        .all(|(order, row)| rows.get(order).and_then(|r| r.last()) == Some(row))
+}
+
+/// Checks that every order ends with its expected row, that no row breaks exactly-once and
+/// that no transaction is left open; returns the number of rows.
+fn check(run: &WordcountRun, changes: &[Change]) -> anyhow::Result<usize> {
+    let all = rows(run)?;
+    let mut problems = violations(changes, &all);
+    for (order, row) in expected_last(changes) {
+        let last = all.get(&order).and_then(|r| r.last());
+        if last != Some(&row) {
+            problems.push(format!("{order}: ends with {last:?}, expected {row}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    run.assert_no_open_transaction(&[
+        run.output.clone(),
+        format!("{}-order-regions-changelog", run.application_id),
+        format!(
+            "{}-order-regions-fk-subscriptions-changelog",
+            run.application_id
+        ),
+    ])?;
+    Ok(all.values().map(Vec::len).sum())
+}
+
+#[test]
+fn every_order_follows_its_customer_exactly_once_under_kill_9() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (run, customers_topic) = new_run("fk-join")?;
+    // A second between commits: a kill always finds processed, uncommitted changes on
+    // every sub-topology.
+    let env = [("EDDY__PROCESSING__COMMIT_INTERVAL_MS", "1000")];
+    let mut apps = vec![
+        AppProcess::start("a", spec(&run, "a", &env))?,
+        AppProcess::start("b", spec(&run, "b", &env))?,
+    ];
+    let changes = changes(29);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
     let mut tail = run.kafka.tail(&run.output)?;
     let mut kills = 0;
     for chunk in changes.chunks(CHANGES / CHUNKS) {
@@ -147,24 +207,7 @@ fn every_order_follows_its_customer_exactly_once_under_kill_9() -> anyhow::Resul
                 .wait_status("/ready", 200, Duration::from_secs(120))
                 .map_err(|e| with_log_tails(&apps, e))?;
         }
-        run.kafka.produce(
-            &run.input,
-            chunk.iter().filter_map(|c| match c {
-                Change::Order(o, v) => {
-                    Some((Some(format!("o{o}").into_bytes()), v.clone().into_bytes()))
-                }
-                Change::Customer(..) => None,
-            }),
-        )?;
-        run.kafka.produce(
-            &customers_topic,
-            chunk.iter().filter_map(|c| match c {
-                Change::Customer(c, r) => {
-                    Some((Some(format!("c{c}").into_bytes()), r.clone().into_bytes()))
-                }
-                Change::Order(..) => None,
-            }),
-        )?;
+        produce(&run, &customers_topic, chunk)?;
         // What was processed but not committed when the kill came is processed again, and
         // must not come out twice.
         tail.count(Duration::from_millis(rng.random_range(100..900)))?;
@@ -174,34 +217,47 @@ fn every_order_follows_its_customer_exactly_once_under_kill_9() -> anyhow::Resul
         apps[victim].restart()?;
     }
     let expected = expected_last(&changes);
-    let mut last_rows = Rows::new();
-    let settled = eventually("every order's last row", Duration::from_secs(300), || {
+    let done = eventually("every order's last row", Duration::from_secs(300), || {
         // Reads everything at most once a second, while output still flows or not.
         tail.count(Duration::from_secs(1))?;
-        last_rows = rows(&run)?;
-        Ok(expected
-            .iter()
-            .all(|(order, row)| last_rows.get(order).and_then(|r| r.last()) == Some(row)))
+        Ok(settled(&rows(&run)?, &expected))
     })
     .map_err(|e| with_log_tails(&apps, e));
     for app in &mut apps {
         app.terminate(Duration::from_secs(60))?;
     }
-    settled?;
-    let all = rows(&run)?;
-    let problems = violations(&changes, &all);
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
-    run.assert_no_open_transaction(&[
-        run.output.clone(),
-        format!("{}-order-regions-changelog", run.application_id),
-        format!(
-            "{}-order-regions-fk-subscriptions-changelog",
-            run.application_id
-        ),
-    ])?;
+    done?;
+    let rows = check(&run, &changes)?;
     println!(
-        "foreign-key join: {CHANGES} changes of {ORDERS} orders and {CUSTOMERS} customers, {} rows, 2 instances, {kills} kill -9s, {:.1} s",
-        all.values().map(Vec::len).sum::<usize>(),
+        "foreign-key join: {CHANGES} changes of {ORDERS} orders and {CUSTOMERS} customers, {rows} rows, 2 instances, {kills} kill -9s, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[test]
+fn a_bounded_run_of_the_join_settles_all_three_sub_topologies_and_exits() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (run, customers_topic) = new_run("fk-join-bounded")?;
+    let changes = changes(37);
+    produce(&run, &customers_topic, &changes)?;
+    let env = [("EDDY__PROCESSING__MODE", "bounded")];
+    let mut apps = vec![
+        AppProcess::start("a", spec(&run, "a", &env))?,
+        AppProcess::start("b", spec(&run, "b", &env))?,
+    ];
+    for app in &mut apps {
+        let status = app.wait_exit(Duration::from_secs(180))?;
+        assert!(
+            status.success(),
+            "{}: {status}\n{}",
+            app.name(),
+            app.log_tail(30)
+        );
+    }
+    let rows = check(&run, &changes)?;
+    println!(
+        "foreign-key join, bounded: {CHANGES} changes, {rows} rows, 2 instances, {:.1} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
