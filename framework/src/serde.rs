@@ -4,13 +4,40 @@ use std::marker::PhantomData;
 
 /// A value could not be turned into bytes or back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SerdeError(pub String);
+#[error("{message}")]
+pub struct SerdeError {
+    message: String,
+    transient: bool,
+}
 
 impl SerdeError {
-    /// An error with the given description.
+    /// An error with the given description: the bytes or the value are at fault, so the
+    /// same record fails the same way again (the app's error handlers decide).
     pub fn new(message: impl Into<String>) -> Self {
-        SerdeError(message.into())
+        SerdeError {
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    /// A failure that may pass by itself, not the record's fault (a schema registry that
+    /// cannot be reached, say): the runtime starts over from the last commit and tries the
+    /// record again, instead of handing it to the error handlers.
+    pub fn transient(message: impl Into<String>) -> Self {
+        SerdeError {
+            message: message.into(),
+            transient: true,
+        }
+    }
+
+    /// True for a [`transient`](Self::transient) failure.
+    pub fn is_transient(&self) -> bool {
+        self.transient
+    }
+
+    /// The description.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
@@ -230,7 +257,7 @@ mod tests {
     #[test]
     fn invalid_utf8_and_null_are_errors_that_say_why() {
         let err = StringSerde.deserialize(Some(&[b'a', 0xff])).unwrap_err();
-        assert!(err.0.contains("invalid UTF-8 at byte 1"), "{err}");
+        assert!(err.message().contains("invalid UTF-8 at byte 1"), "{err}");
         assert!(StringSerde.deserialize(None).is_err());
         assert_eq!(Nullable(StringSerde).deserialize(None).unwrap(), None);
     }

@@ -190,6 +190,7 @@ impl RuntimeError {
             RuntimeError::Ops(e) => e.action(),
             // Joining the group again gives the consumer a generation to commit with.
             RuntimeError::NotInGroup => ErrorAction::Rejoin,
+            RuntimeError::Task { source, .. } => source.action(),
             _ => ErrorAction::Fatal,
         }
     }

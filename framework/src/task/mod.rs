@@ -108,11 +108,19 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl TaskError {
-    /// What the runtime does about it: deserialization errors go to the app's handler
-    /// first, errors and panics of processing a record to the processing-error handler;
-    /// everything else stops the app, since reprocessing would fail the same way.
+    /// What the runtime does about it: a transient serde failure (a schema registry out of
+    /// reach) starts over from the last commit; other deserialization errors go to the app's
+    /// handler first, errors and panics of processing a record to the processing-error
+    /// handler; everything else stops the app, since reprocessing would fail the same way.
     pub fn action(&self) -> ErrorAction {
-        ErrorAction::Fatal
+        match self {
+            TaskError::Deserialization { source, .. } | TaskError::Serialization { source, .. }
+                if source.is_transient() =>
+            {
+                ErrorAction::Retry
+            }
+            _ => ErrorAction::Fatal,
+        }
     }
 
     /// True when the error is the input record's own doing (a processor's error or panic, an

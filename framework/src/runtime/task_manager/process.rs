@@ -12,6 +12,7 @@ use crate::kafka::{OutgoingRecord, RecordOrigin};
 use crate::record::{wall_clock_ms, RawRecord};
 use crate::runtime::RuntimeError;
 use crate::task::TaskError;
+use crate::ErrorAction;
 
 impl TaskManager {
     /// Processes one input record, or buffers it when its task reads several inputs (those
@@ -94,6 +95,12 @@ impl TaskManager {
         self.shared.metrics.add_in(1);
         match result {
             Ok(()) => {}
+            // Not the record's fault: start over from the last commit and try again.
+            Err(source) if source.action() == ErrorAction::Retry => {
+                out.clear();
+                self.out = out;
+                return Err(RuntimeError::Task { task: id, source });
+            }
             Err(err @ (TaskError::Deserialization { .. } | TaskError::InvalidTimestamp { .. })) => {
                 out.clear();
                 self.out = out;

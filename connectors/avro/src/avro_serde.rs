@@ -1,0 +1,401 @@
+//! Serdes that write Avro in the Confluent wire format with a registered schema and read
+//! any registered writer schema into their own.
+
+use std::marker::PhantomData;
+
+use apache_avro::types::Value;
+use apache_avro::Schema;
+use eddy::serde::{Serde, SerdeError};
+use schema_registry_converter::blocking::avro::{AvroDecoder, AvroEncoder};
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{
+    SchemaType, SubjectNameStrategy, SuppliedSchema,
+};
+
+use crate::Registry;
+
+/// Which registry subject a serde's schema belongs to (Confluent's subject name strategies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// `<topic>-key` or `<topic>-value`: one schema lineage per topic and part (the default
+    /// of Kafka clients). For a store, name its changelog topic
+    /// (`<application.id>-<store>-changelog`).
+    Topic {
+        /// The topic.
+        topic: String,
+        /// True for the key's subject.
+        key: bool,
+    },
+    /// The record's full name: one lineage per record type, whatever the topic.
+    Record,
+    /// `<topic>-<record full name>`: several record types in one topic.
+    TopicRecord {
+        /// The topic.
+        topic: String,
+    },
+}
+
+impl Subject {
+    /// The value subject of `topic`.
+    pub fn value_of(topic: &str) -> Self {
+        Subject::Topic {
+            topic: topic.to_owned(),
+            key: false,
+        }
+    }
+
+    /// The key subject of `topic`.
+    pub fn key_of(topic: &str) -> Self {
+        Subject::Topic {
+            topic: topic.to_owned(),
+            key: true,
+        }
+    }
+}
+
+/// The part both serdes share: the registry's encoder and decoder, the subject, and the
+/// serde's own (reader) schema.
+struct Codec {
+    encoder: AvroEncoder,
+    decoder: AvroDecoder,
+    strategy: SubjectNameStrategy,
+    subject: String,
+    reader: Schema,
+}
+
+/// A registry error as a serde error: transient when trying again may help.
+fn serde_error(context: &str, e: &SRCError) -> SerdeError {
+    let message = match &e.cause {
+        Some(cause) => format!("{context}: {} ({cause})", e.error),
+        None => format!("{context}: {}", e.error),
+    };
+    if e.retriable {
+        SerdeError::transient(message)
+    } else {
+        SerdeError::new(message)
+    }
+}
+
+impl Codec {
+    fn new(
+        registry: &Registry,
+        schema: &str,
+        subject: Subject,
+        register: bool,
+    ) -> Result<Self, SerdeError> {
+        let reader = Schema::parse_str(schema)
+            .map_err(|e| SerdeError::new(format!("invalid Avro schema: {e}")))?;
+        let full_name = match &reader {
+            Schema::Record(record) => Some(record.name.fullname(None)),
+            _ => None,
+        };
+        let supplied =
+            SuppliedSchema::new(full_name.clone(), SchemaType::Avro, reader.canonical_form());
+        let record_name = || {
+            full_name
+                .clone()
+                .ok_or_else(|| SerdeError::new("the record name strategies need a record schema"))
+        };
+        let (strategy, subject) = match (subject, register) {
+            (Subject::Topic { topic, key }, true) => {
+                let name = format!("{topic}-{}", if key { "key" } else { "value" });
+                (
+                    SubjectNameStrategy::TopicNameStrategyWithSchema(topic, key, supplied),
+                    name,
+                )
+            }
+            (Subject::Topic { topic, key }, false) => {
+                let name = format!("{topic}-{}", if key { "key" } else { "value" });
+                (SubjectNameStrategy::TopicNameStrategy(topic, key), name)
+            }
+            (Subject::Record, true) => (
+                SubjectNameStrategy::RecordNameStrategyWithSchema(supplied),
+                record_name()?,
+            ),
+            (Subject::Record, false) => {
+                let name = record_name()?;
+                (SubjectNameStrategy::RecordNameStrategy(name.clone()), name)
+            }
+            (Subject::TopicRecord { topic }, true) => {
+                let name = format!("{topic}-{}", record_name()?);
+                (
+                    SubjectNameStrategy::TopicRecordNameStrategyWithSchema(topic, supplied),
+                    name,
+                )
+            }
+            (Subject::TopicRecord { topic }, false) => {
+                let record = record_name()?;
+                let name = format!("{topic}-{record}");
+                (
+                    SubjectNameStrategy::TopicRecordNameStrategy(topic, record),
+                    name,
+                )
+            }
+        };
+        Ok(Codec {
+            encoder: AvroEncoder::new(registry.settings().clone()),
+            decoder: AvroDecoder::new(registry.settings().clone()),
+            strategy,
+            subject,
+            reader,
+        })
+    }
+
+    fn encoded(&self, result: Result<Vec<u8>, SRCError>) -> Result<Option<Vec<u8>>, SerdeError> {
+        result
+            .map(Some)
+            .map_err(|e| serde_error(&format!("Avro encoding for subject `{}`", self.subject), &e))
+    }
+
+    /// Decodes wire-format bytes with their writer schema and resolves the value into the
+    /// reader schema.
+    fn decode(&self, bytes: Option<&[u8]>) -> Result<Value, SerdeError> {
+        let bytes = bytes.ok_or_else(|| {
+            SerdeError::new(
+                "a null is not an Avro record (wrap the serde in Nullable to accept nulls)",
+            )
+        })?;
+        match bytes {
+            [0, _, _, _, _, ..] => {}
+            [0, ..] => {
+                return Err(SerdeError::new(format!(
+                    "{} bytes are too few for the Confluent wire format (a magic byte and a 4-byte schema id first)",
+                    bytes.len()
+                )))
+            }
+            [magic, ..] => {
+                return Err(SerdeError::new(format!(
+                    "not in the Confluent wire format: magic byte {magic:#04x}, expected 0x00"
+                )))
+            }
+            [] => return Err(SerdeError::new("empty bytes are not an Avro record")),
+        }
+        let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+        let decoded = self
+            .decoder
+            .decode_with_schema(Some(bytes))
+            .map_err(|e| serde_error(&format!("Avro record with schema id {id}"), &e))?
+            .ok_or_else(|| SerdeError::new("a null is not an Avro record"))?;
+        decoded.value.resolve(&self.reader).map_err(|e| {
+            SerdeError::new(format!(
+                "an Avro record written with schema id {id} does not resolve into the schema of subject `{}`: {e}",
+                self.subject
+            ))
+        })
+    }
+
+    fn format(&self) -> String {
+        format!("avro:{}", self.reader.canonical_form())
+    }
+}
+
+/// Avro for a Rust type that derives serde's `Serialize` and `Deserialize`, written with
+/// `schema` (registered under its subject on first use) and read from any registered
+/// writer schema that resolves into it.
+///
+/// ```no_run
+/// use eddy_avro::{AvroSerde, Registry, Subject};
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Clone)]
+/// struct Order {
+///     id: String,
+///     cents: i64,
+/// }
+///
+/// let registry = Registry::builder("http://127.0.0.1:8081").build()?;
+/// let schema = r#"{"type": "record", "name": "Order", "namespace": "shop",
+///     "fields": [{"name": "id", "type": "string"}, {"name": "cents", "type": "long"}]}"#;
+/// let orders: AvroSerde<Order> = AvroSerde::new(&registry, schema, Subject::value_of("orders"))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct AvroSerde<T> {
+    codec: Codec,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for AvroSerde<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AvroSerde")
+            .field("subject", &self.codec.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> AvroSerde<T> {
+    /// A serde for `schema` under `subject`, registering the schema on first write.
+    ///
+    /// # Errors
+    /// Fails when `schema` is not a valid Avro schema, or a record name strategy is asked
+    /// of a schema that is not a record.
+    pub fn new(registry: &Registry, schema: &str, subject: Subject) -> Result<Self, SerdeError> {
+        Ok(AvroSerde {
+            codec: Codec::new(registry, schema, subject, true)?,
+            _type: PhantomData,
+        })
+    }
+
+    /// As [`new`](Self::new), but never registers: writes use the subject's latest
+    /// registered schema (for deployments where only a pipeline registers schemas).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn without_registering(
+        registry: &Registry,
+        schema: &str,
+        subject: Subject,
+    ) -> Result<Self, SerdeError> {
+        Ok(AvroSerde {
+            codec: Codec::new(registry, schema, subject, false)?,
+            _type: PhantomData,
+        })
+    }
+
+    /// The registry subject.
+    pub fn subject(&self) -> &str {
+        &self.codec.subject
+    }
+}
+
+impl<T> Serde<T> for AvroSerde<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    fn serialize(&self, value: &T) -> Result<Option<Vec<u8>>, SerdeError> {
+        self.codec.encoded(
+            self.codec
+                .encoder
+                .encode_struct(value, &self.codec.strategy),
+        )
+    }
+
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<T, SerdeError> {
+        let value = self.codec.decode(bytes)?;
+        apache_avro::from_value::<T>(&value).map_err(|e| {
+            SerdeError::new(format!(
+                "an Avro record of subject `{}` does not fit {}: {e}",
+                self.codec.subject,
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
+    fn format(&self) -> String {
+        self.codec.format()
+    }
+}
+
+/// Avro records as [`apache_avro::types::Value`]s (`Value::Record`), for code that works
+/// with schemas it does not know at compile time. Reads resolve into `schema` as
+/// [`AvroSerde`] does.
+pub struct GenericAvroSerde {
+    codec: Codec,
+}
+
+impl std::fmt::Debug for GenericAvroSerde {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenericAvroSerde")
+            .field("subject", &self.codec.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GenericAvroSerde {
+    /// A serde for record schema `schema` under `subject`, registering it on first write.
+    ///
+    /// # Errors
+    /// As [`AvroSerde::new`].
+    pub fn new(registry: &Registry, schema: &str, subject: Subject) -> Result<Self, SerdeError> {
+        Ok(GenericAvroSerde {
+            codec: Codec::new(registry, schema, subject, true)?,
+        })
+    }
+
+    /// The serde's own schema.
+    pub fn schema(&self) -> &Schema {
+        &self.codec.reader
+    }
+}
+
+impl Serde<Value> for GenericAvroSerde {
+    fn serialize(&self, value: &Value) -> Result<Option<Vec<u8>>, SerdeError> {
+        let Value::Record(fields) = value else {
+            return Err(SerdeError::new(format!(
+                "GenericAvroSerde for subject `{}` writes records, not {value:?}",
+                self.codec.subject
+            )));
+        };
+        let fields = fields
+            .iter()
+            .map(|(name, v)| (name.as_str(), v.clone()))
+            .collect();
+        self.codec
+            .encoded(self.codec.encoder.encode(fields, &self.codec.strategy))
+    }
+
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Value, SerdeError> {
+        self.codec.decode(bytes)
+    }
+
+    fn format(&self) -> String {
+        self.codec.format()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORDER: &str = r#"{"type": "record", "name": "Order", "namespace": "shop",
+        "fields": [{"name": "id", "type": "string"}]}"#;
+
+    /// A registry address where nothing listens (a port just released).
+    fn unreachable() -> Registry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        Registry::builder(&format!("http://127.0.0.1:{port}"))
+            .timeout(std::time::Duration::from_secs(2))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn bytes_outside_the_wire_format_are_the_records_fault_and_say_why() {
+        let serde = GenericAvroSerde::new(&unreachable(), ORDER, Subject::value_of("o")).unwrap();
+        for (bytes, says) in [
+            (Some(&b"{\"id\": 1}"[..]), "magic byte 0x7b, expected 0x00"),
+            (Some(&[0, 0, 1][..]), "3 bytes are too few"),
+            (Some(&[][..]), "empty bytes"),
+            (None, "a null is not an Avro record"),
+        ] {
+            let err = serde.deserialize(bytes).unwrap_err();
+            assert!(err.message().contains(says), "{err}");
+            assert!(!err.is_transient(), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_registry_out_of_reach_is_a_transient_failure() {
+        let serde = GenericAvroSerde::new(&unreachable(), ORDER, Subject::value_of("o")).unwrap();
+        let err = serde
+            .deserialize(Some(&[0, 0, 0, 0, 7, 2, b'a']))
+            .unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(err.message().contains("schema id 7"), "{err}");
+        let record = Value::Record(vec![("id".to_owned(), Value::String("a".to_owned()))]);
+        let err = serde.serialize(&record).unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(err.message().contains("subject `o-value`"), "{err}");
+    }
+
+    #[test]
+    fn invalid_schemas_and_record_strategies_for_non_records_are_refused() {
+        let registry = unreachable();
+        assert!(GenericAvroSerde::new(&registry, "{", Subject::Record).is_err());
+        let err = AvroSerde::<String>::new(&registry, r#""string""#, Subject::Record).unwrap_err();
+        assert!(err.message().contains("record"), "{err}");
+        let key = AvroSerde::<String>::new(&registry, r#""string""#, Subject::key_of("t")).unwrap();
+        assert_eq!(key.subject(), "t-key");
+    }
+}
