@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every system package Eddy's build, tests and demo need on Debian, then fetches Kafka.
+# Installs every system package Eddy's build, tests and demo need on Debian, then fetches Kafka
+# and the schema registry.
 # Safe to run repeatedly: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -53,4 +54,6 @@ if ! command -v cargo >/dev/null; then
 fi
 
 compose/local/kafka.sh fetch >/dev/null
+# The Avro connector's tests run against a real schema registry.
+compose/local/registry.sh fetch >/dev/null
 log "ready"

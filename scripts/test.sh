@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace against a real local Kafka, started here and stopped after
-# (a broker that was already running is reused and left running).
+# Runs every test of the workspace against a real local Kafka and schema registry, started
+# here and stopped after (ones that were already running are reused and left running).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 source scripts/kafka-session.sh
 
-# Start the broker while the tests compile; both take a while.
+registry=compose/local/registry.sh
+registry_owned=0
+if ! $registry status >/dev/null 2>&1; then registry_owned=1; fi
+test_session_end() {
+  kafka_session_end
+  if ((registry_owned)); then $registry stop || true; fi
+}
+trap test_session_end EXIT
+
+# Start the broker and the registry while the tests compile; all take a while.
 start_log=$(mktemp)
 $kafka start >"$start_log" 2>&1 &
 kafka_pid=$!
+registry_log=$(mktemp)
+$registry start >"$registry_log" 2>&1 &
+registry_pid=$!
 
 cargo build --workspace --all-targets --locked
 
@@ -21,6 +33,14 @@ fi
 EDDY_BOOTSTRAP_SERVERS=$(tail -n1 "$start_log")
 export EDDY_BOOTSTRAP_SERVERS
 echo "test: Kafka at $EDDY_BOOTSTRAP_SERVERS" >&2
+if ! wait "$registry_pid"; then
+  cat "$registry_log" >&2
+  echo "test: the local schema registry did not start; tests that need it cannot run" >&2
+  exit 1
+fi
+EDDY_SCHEMA_REGISTRY_URL=$(tail -n1 "$registry_log")
+export EDDY_SCHEMA_REGISTRY_URL
+echo "test: schema registry at $EDDY_SCHEMA_REGISTRY_URL" >&2
 
 cargo test --workspace --all-targets --locked --no-fail-fast
 cargo test --workspace --doc --locked

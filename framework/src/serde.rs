@@ -60,6 +60,15 @@ pub trait Serde<T>: Send + Sync + 'static {
     fn format(&self) -> String {
         std::any::type_name::<Self>().to_owned()
     }
+
+    /// Whether this serde reads data that a serde of format `written` (as a savepoint
+    /// recorded it, from an earlier version of the app) wrote: `Some(Ok(()))` when it does
+    /// though the formats differ (a schema that evolved compatibly), `Some(Err(why))` when
+    /// it cannot, `None` when the serde has no rule beyond equal formats (the default).
+    fn reads_format(&self, written: &str) -> Option<Result<(), String>> {
+        let _ = written;
+        None
+    }
 }
 
 /// Raw bytes, unchanged. A null decodes to an error; wrap in [`Nullable`] to accept nulls.
@@ -219,6 +228,9 @@ impl<T: 'static, S: Serde<T>> Serde<Option<T>> for Nullable<S> {
     fn format(&self) -> String {
         format!("nullable:{}", self.0.format())
     }
+    fn reads_format(&self, written: &str) -> Option<Result<(), String>> {
+        self.0.reads_format(written.strip_prefix("nullable:")?)
+    }
 }
 
 /// A shared serde is a serde: lets one serde serve a store, a sink and a source.
@@ -231,6 +243,9 @@ impl<T: 'static> Serde<T> for std::sync::Arc<dyn Serde<T>> {
     }
     fn format(&self) -> String {
         self.as_ref().format()
+    }
+    fn reads_format(&self, written: &str) -> Option<Result<(), String>> {
+        self.as_ref().reads_format(written)
     }
 }
 

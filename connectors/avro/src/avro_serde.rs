@@ -3,6 +3,7 @@
 
 use std::marker::PhantomData;
 
+use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::types::Value;
 use apache_avro::Schema;
 use eddy::serde::{Serde, SerdeError};
@@ -56,11 +57,14 @@ impl Subject {
 /// The part both serdes share: the registry's encoder and decoder, the subject, and the
 /// serde's own (reader) schema.
 struct Codec {
+    registry: Registry,
     encoder: AvroEncoder,
     decoder: AvroDecoder,
     strategy: SubjectNameStrategy,
     subject: String,
     reader: Schema,
+    /// `reader` as full JSON (defaults kept).
+    json: String,
 }
 
 /// A registry error as a serde error: transient when trying again may help.
@@ -89,8 +93,11 @@ impl Codec {
             Schema::Record(record) => Some(record.name.fullname(None)),
             _ => None,
         };
-        let supplied =
-            SuppliedSchema::new(full_name.clone(), SchemaType::Avro, reader.canonical_form());
+        // The full JSON, not the parsing canonical form: that one drops defaults, which
+        // decide compatibility.
+        let json = serde_json::to_string(&reader)
+            .map_err(|e| SerdeError::new(format!("Avro schema as JSON: {e}")))?;
+        let supplied = SuppliedSchema::new(full_name.clone(), SchemaType::Avro, json.clone());
         let record_name = || {
             full_name
                 .clone()
@@ -133,11 +140,13 @@ impl Codec {
             }
         };
         Ok(Codec {
+            registry: registry.clone(),
             encoder: AvroEncoder::new(registry.settings().clone()),
             decoder: AvroDecoder::new(registry.settings().clone()),
             strategy,
             subject,
             reader,
+            json,
         })
     }
 
@@ -185,7 +194,32 @@ impl Codec {
     }
 
     fn format(&self) -> String {
-        format!("avro:{}", self.reader.canonical_form())
+        format!("avro:{}", self.json)
+    }
+
+    /// Whether data written with the Avro schema of format `written` resolves into this
+    /// serde's schema (Avro's resolution rules); `None` for a format that is not Avro.
+    fn reads_format(&self, written: &str) -> Option<Result<(), String>> {
+        let json = written.strip_prefix("avro:")?;
+        let writer = match Schema::parse_str(json) {
+            Ok(schema) => schema,
+            Err(e) => return Some(Err(format!("the saved Avro schema does not parse: {e}"))),
+        };
+        Some(
+            SchemaCompatibility::can_read(&writer, &self.reader)
+                .map(|_| ())
+                .map_err(|e| {
+                    let version = match self.registry.version_of(&self.subject, json) {
+                        Ok(Some(v)) => format!("version {v}"),
+                        Ok(None) => "a version not registered".to_owned(),
+                        Err(e) => format!("a version the registry could not tell ({e})"),
+                    };
+                    format!(
+                        "data written with {version} of subject `{}` does not resolve into the new schema: {e}",
+                        self.subject
+                    )
+                }),
+        )
     }
 }
 
@@ -282,6 +316,10 @@ where
     fn format(&self) -> String {
         self.codec.format()
     }
+
+    fn reads_format(&self, written: &str) -> Option<Result<(), String>> {
+        self.codec.reads_format(written)
+    }
 }
 
 /// Avro records as [`apache_avro::types::Value`]s (`Value::Record`), for code that works
@@ -338,6 +376,10 @@ impl Serde<Value> for GenericAvroSerde {
 
     fn format(&self) -> String {
         self.codec.format()
+    }
+
+    fn reads_format(&self, written: &str) -> Option<Result<(), String>> {
+        self.codec.reads_format(written)
     }
 }
 

@@ -210,6 +210,53 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The version of `schema` (JSON) under `subject`, when it is registered there.
+    ///
+    /// # Errors
+    /// Fails when the registry cannot be reached or refuses otherwise.
+    pub fn version_of(&self, subject: &str, schema: &str) -> Result<Option<u32>, RegistryError> {
+        let what = format!("looking up a schema under subject `{subject}`");
+        let body = serde_json::json!({ "schema": schema }).to_string();
+        let mut request = self.http.post(format!("{}/subjects/{subject}", self.url));
+        if let Some((user, password)) = &self.basic {
+            request = request.basic_auth(user, password.as_deref());
+        }
+        if let Some(token) = &self.bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/vnd.schemaregistry.v1+json",
+            )
+            .body(body)
+            .send()
+            .map_err(|source| RegistryError::Unreachable {
+                url: self.url.clone(),
+                what: what.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let text = response.text().unwrap_or_default();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(RegistryError::Refused {
+                url: self.url.clone(),
+                what,
+                status: status.as_u16(),
+                body: text,
+            });
+        }
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        Ok(answer["version"]
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok()))
+    }
+}
+
 /// Debug output names the registry and the kind of authentication, never the secrets.
 fn debug_registry(
     f: &mut std::fmt::Formatter<'_>,

@@ -223,8 +223,11 @@ fn check(
             problems,
         })
     };
-    let notes =
-        compatibility(&manifest.stores(), &store_identities(topology)).map_err(incompatible)?;
+    let reads = |store: &str, key: bool, written: &str| {
+        topology.stores.get(store)?.reads_format(key, written)
+    };
+    let notes = compatibility(&manifest.stores(), &store_identities(topology), &reads)
+        .map_err(incompatible)?;
     for note in notes {
         tracing::info!(savepoint = manifest.id, "{note}");
     }

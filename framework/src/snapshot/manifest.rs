@@ -111,18 +111,26 @@ impl Manifest {
     }
 }
 
+/// Whether the current serde of a store's key (`true`) or value reads data written in a saved
+/// format: `(store, key, written format)` → [`Serde::reads_format`](crate::serde::Serde::reads_format)'s answer.
+pub type ReadsFormat<'a> = dyn Fn(&str, bool, &str) -> Option<Result<(), String>> + 'a;
+
 /// Decides whether stores saved as `saved` can be loaded by a version whose stores are
 /// `current`. Returns notes on the accepted changes, or every incompatible change.
 ///
 /// Accepted: added stores (start empty), removed stores (their data is dropped), unchanged
-/// formats, and JSON state whose Rust type changed (JSON evolves through serde defaults).
-/// Refused: a store whose kind or whose key or value format changed otherwise.
+/// formats, formats the current serde says it reads (`reads(store, key, written format)`,
+/// from [`Serde::reads_format`](crate::serde::Serde::reads_format): an Avro schema that
+/// evolved compatibly, say), and JSON state whose Rust type changed (JSON evolves through
+/// serde defaults). Refused: a store whose kind or whose key or value format changed
+/// otherwise.
 ///
 /// # Errors
 /// One message per incompatible store, naming the store and the change.
 pub fn compatibility(
     saved: &[StoreIdentity],
     current: &[StoreIdentity],
+    reads: &ReadsFormat<'_>,
 ) -> Result<Vec<String>, Vec<String>> {
     let mut notes = Vec::new();
     let mut problems = Vec::new();
@@ -143,6 +151,23 @@ pub fn compatibility(
         ] {
             if was == is {
                 continue;
+            }
+            match reads(&now.name, what == "key", was) {
+                Some(Ok(())) => {
+                    notes.push(format!(
+                        "store `{}`: its {what} format changed and the new serde reads the old data",
+                        now.name
+                    ));
+                    continue;
+                }
+                Some(Err(why)) => {
+                    problems.push(format!(
+                        "store `{}`: its {what} serde cannot read the saved data: {why}",
+                        now.name
+                    ));
+                    continue;
+                }
+                None => {}
             }
             if was.starts_with("json:") && is.starts_with("json:") {
                 notes.push(format!(
@@ -198,7 +223,7 @@ mod tests {
             store("profiles", "utf8", "json:app::ProfileV2"),
             store("fresh", "utf8", "utf8"),
         ];
-        let notes = compatibility(&saved, &current).unwrap();
+        let notes = compatibility(&saved, &current, &|_, _, _| None).unwrap();
         assert!(notes.iter().any(|n| n.contains("`fresh` is new")));
         assert!(notes.iter().any(|n| n.contains("`old` is no longer used")));
         assert!(notes.iter().any(|n| n.contains("ProfileV2")));
@@ -211,10 +236,40 @@ mod tests {
             kind: "in_memory".to_owned(),
             ..store("counts", "utf8", "i32-be")
         }];
-        let problems = compatibility(&saved, &current).unwrap_err();
+        let problems = compatibility(&saved, &current, &|_, _, _| None).unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("changed kind from rocksdb to in_memory"));
         assert!(problems[1]
             .contains("store `counts` changed its value format from `i64-be` to `i32-be`"));
+    }
+
+    #[test]
+    fn a_serde_that_reads_the_saved_format_decides_over_equality() {
+        let saved = [
+            store("orders", "utf8", "avro:v1"),
+            store("totals", "utf8", "avro:v2"),
+        ];
+        let current = [
+            store("orders", "utf8", "avro:v2"),
+            store("totals", "utf8", "avro:v3"),
+        ];
+        let reads = |store: &str, key: bool, written: &str| {
+            assert!(!key, "keys are unchanged");
+            match (store, written) {
+                ("orders", "avro:v1") => Some(Ok(())),
+                ("totals", "avro:v2") => Some(Err("field `customer` has no default".to_owned())),
+                _ => None,
+            }
+        };
+        let problems = compatibility(&saved, &current, &reads).unwrap_err();
+        assert_eq!(
+            problems,
+            ["store `totals`: its value serde cannot read the saved data: field `customer` has no default"]
+        );
+        let notes = compatibility(&saved[..1], &current[..1], &reads).unwrap();
+        assert_eq!(
+            notes,
+            ["store `orders`: its value format changed and the new serde reads the old data"]
+        );
     }
 }

@@ -14,7 +14,7 @@ mod store;
 pub(crate) use control::{control_topic, ControlChannel, ControlMessage};
 pub(crate) use files::{download, upload, HashCache};
 pub use manifest::{
-    compatibility, InputOffset, Manifest, SnapshotFile, StoreIdentity, TaskSnapshot,
+    compatibility, InputOffset, Manifest, ReadsFormat, SnapshotFile, StoreIdentity, TaskSnapshot,
     MANIFEST_FORMAT,
 };
 pub use paths::savepoint_key;

@@ -58,7 +58,14 @@ pub struct StoreBuilder {
     pub(crate) key_serde: Arc<dyn Any + Send + Sync>,
     /// Holds an `Arc<dyn Serde<V>>`.
     pub(crate) value_serde: Arc<dyn Any + Send + Sync>,
+    /// The key serde's [`Serde::reads_format`].
+    key_reads: FormatCheck,
+    /// The value serde's [`Serde::reads_format`].
+    value_reads: FormatCheck,
 }
+
+/// A serde's [`Serde::reads_format`], kept without its types.
+type FormatCheck = Arc<dyn Fn(&str) -> Option<Result<(), String>> + Send + Sync>;
 
 impl std::fmt::Debug for StoreBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,7 +90,10 @@ impl StoreBuilder {
         let value_format = value_serde.format();
         let key_serde: Arc<dyn Serde<K>> = Arc::new(key_serde);
         let value_serde: Arc<dyn Serde<V>> = Arc::new(value_serde);
+        let (k, v) = (Arc::clone(&key_serde), Arc::clone(&value_serde));
         StoreBuilder {
+            key_reads: Arc::new(move |written: &str| k.reads_format(written)),
+            value_reads: Arc::new(move |written: &str| v.reads_format(written)),
             name: name.to_owned(),
             kind,
             changelog: true,
@@ -173,6 +183,22 @@ impl StoreBuilder {
             segment_ms: 1,
         });
         store
+    }
+
+    /// Whether this store's key (`key`) or value serde reads data a serde of format
+    /// `written` wrote (see [`Serde::reads_format`]); the layout prefix of windowed keys is
+    /// compared, not handed to the serde.
+    pub(crate) fn reads_format(&self, key: bool, written: &str) -> Option<Result<(), String>> {
+        if !key {
+            return (self.value_reads)(written);
+        }
+        let prefix = match self.window.map(|w| w.layout) {
+            None => "",
+            Some(WindowLayout::Time) => "window:",
+            Some(WindowLayout::Session) => "session:",
+            Some(WindowLayout::Versioned) => "versioned:",
+        };
+        (self.key_reads)(written.strip_prefix(prefix)?)
     }
 
     /// Topic configs of the store's changelog: compacted; a window store's also deletes

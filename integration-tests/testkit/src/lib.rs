@@ -21,6 +21,9 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 mod cluster;
+mod registry;
+
+pub use registry::schema_registry_url;
 
 pub use cluster::{BrokerStop, OwnCluster};
 
@@ -33,6 +36,14 @@ pub enum TestkitError {
     /// The local broker could not be started.
     #[error("cannot start the local Kafka with {script}: {reason}")]
     Start {
+        /// The start script that was run.
+        script: String,
+        /// What went wrong, including the script's output.
+        reason: String,
+    },
+    /// The local schema registry could not be started.
+    #[error("cannot start the local schema registry with {script}: {reason}")]
+    RegistryStart {
         /// The start script that was run.
         script: String,
         /// What went wrong, including the script's output.

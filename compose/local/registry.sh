@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Local schema registry without Docker: Apicurio Registry (in-memory storage) from its
+# distribution on Maven Central, serving the Confluent API under /apis/ccompat/v7.
+#
+# Usage: compose/local/registry.sh fetch | start | stop | status
+#
+# `start` prints the Confluent-compatible URL last on stdout; a registry already running on
+# the port is reused.
+#
+# Environment:
+#   EDDY_CACHE_DIR                cache root (default ~/.cache/eddy)
+#   EDDY_REGISTRY_PORT            HTTP port (default 8081)
+#   EDDY_REGISTRY_START_TIMEOUT   seconds to wait for readiness (default 120)
+set -euo pipefail
+
+VERSION=2.6.13.Final
+ARTIFACT=io.apicurio:apicurio-registry-app:$VERSION:tar.gz:all
+CACHE_DIR=${EDDY_CACHE_DIR:-$HOME/.cache/eddy}
+HOME_DIR=$CACHE_DIR/apicurio-registry-$VERSION
+JAR=$HOME_DIR/apicurio-registry-app-$VERSION-runner.jar
+PORT=${EDDY_REGISTRY_PORT:-8081}
+RUN_DIR=$CACHE_DIR/run/registry-$PORT
+START_TIMEOUT=${EDDY_REGISTRY_START_TIMEOUT:-120}
+URL=http://127.0.0.1:$PORT
+
+log() { echo "registry: $*" >&2; }
+die() { echo "registry: error: $*" >&2; exit 1; }
+
+fetch() {
+  [[ -f $HOME_DIR/.complete && -f $JAR ]] && return 0
+  command -v mvn >/dev/null || die "Maven (mvn) is missing: run scripts/setup.sh"
+  log "fetching Apicurio Registry $VERSION from Maven Central into $HOME_DIR"
+  local scratch
+  scratch=$(mktemp -d)
+  rm -rf "$HOME_DIR.tmp"
+  # Run from a scratch directory: the unpack goal writes marker files relative to it.
+  (cd "$scratch" && mvn -q -B -ntp -Dstyle.color=never \
+    org.apache.maven.plugins:maven-dependency-plugin:3.6.1:unpack \
+    -Dartifact="$ARTIFACT" -DoutputDirectory="$HOME_DIR.tmp") ||
+    die "Maven could not fetch $ARTIFACT (see output above)"
+  rm -rf "$scratch"
+  [[ -f $HOME_DIR.tmp/apicurio-registry-app-$VERSION-runner.jar ]] ||
+    die "$ARTIFACT holds no apicurio-registry-app-$VERSION-runner.jar"
+  rm -rf "$HOME_DIR"
+  mv "$HOME_DIR.tmp" "$HOME_DIR"
+  touch "$HOME_DIR/.complete"
+}
+
+ready() { curl -fsS -o /dev/null --max-time 2 "$URL/health/ready" 2>/dev/null; }
+pid() { [[ -f $RUN_DIR/pid ]] && cat "$RUN_DIR/pid" || true; }
+alive() { local p; p=$(pid); [[ -n $p ]] && kill -0 "$p" 2>/dev/null; }
+
+start() {
+  fetch
+  if ready; then
+    log "reusing the registry at $URL"
+    echo "$URL/apis/ccompat/v7"
+    return 0
+  fi
+  mkdir -p "$RUN_DIR"
+  log "starting Apicurio Registry $VERSION on $URL (log: $RUN_DIR/registry.log)"
+  # In-memory storage is the default. The transaction manager's process id comes from a UUID,
+  # so no second listener opens; vert.x caches go to the run directory.
+  nohup java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
+    -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$PORT" \
+    -Dvertx.cacheDirBase="$RUN_DIR/vertx" \
+    -DCoreEnvironmentBean.processImplementationClassName=com.arjuna.ats.internal.arjuna.utils.UuidProcessId \
+    -jar "$JAR" >"$RUN_DIR/registry.log" 2>&1 &
+  echo $! >"$RUN_DIR/pid"
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until ready; do
+    alive || die "the registry exited during start-up; see $RUN_DIR/registry.log"
+    ((SECONDS < deadline)) || die "the registry was not ready within ${START_TIMEOUT}s; see $RUN_DIR/registry.log"
+    sleep 0.5 # poll interval of the readiness wait
+  done
+  log "ready"
+  echo "$URL/apis/ccompat/v7"
+}
+
+stop() {
+  local p
+  p=$(pid)
+  if [[ -n $p ]] && kill -0 "$p" 2>/dev/null; then
+    kill "$p"
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$p" 2>/dev/null; do
+      ((SECONDS < deadline)) || { kill -9 "$p" 2>/dev/null || true; break; }
+      sleep 0.2 # poll interval of the stop wait
+    done
+    log "stopped"
+  fi
+  rm -rf "$RUN_DIR"
+}
+
+case ${1:-} in
+  fetch) fetch ;;
+  start) start ;;
+  stop) stop ;;
+  status) if ready; then echo "$URL/apis/ccompat/v7"; else exit 1; fi ;;
+  *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
