@@ -12,6 +12,9 @@ pub mod demo;
 pub mod load;
 pub mod ops;
 pub mod otlp;
+mod test_app;
+
+pub use test_app::TestAppArgs;
 
 use anyhow::{anyhow, bail, Context};
 use eddy_testkit::ReadRecord;

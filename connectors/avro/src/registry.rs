@@ -177,48 +177,57 @@ impl Registry {
         level: Compatibility,
     ) -> Result<(), RegistryError> {
         let what = format!("setting the compatibility of subject `{subject}`");
-        let body = serde_json::json!({ "compatibility": level.as_str() }).to_string();
-        let mut request = self.http.put(format!("{}/config/{subject}", self.url));
-        if let Some((user, password)) = &self.basic {
-            request = request.basic_auth(user, password.as_deref());
-        }
-        if let Some(token) = &self.bearer {
-            request = request.bearer_auth(token);
-        }
-        let response = request
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/vnd.schemaregistry.v1+json",
-            )
-            .body(body)
-            .send()
-            .map_err(|source| RegistryError::Unreachable {
-                url: self.url.clone(),
-                what: what.clone(),
-                source,
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        Err(RegistryError::Refused {
-            url: self.url.clone(),
-            what,
-            status: status.as_u16(),
-            body: response.text().unwrap_or_default(),
-        })
+        let body = serde_json::json!({ "compatibility": level.as_str() });
+        self.call(
+            reqwest::Method::PUT,
+            &format!("config/{subject}"),
+            &body,
+            &what,
+        )
+        .map(|_| ())
     }
-}
 
-impl Registry {
     /// The version of `schema` (JSON) under `subject`, when it is registered there.
     ///
     /// # Errors
     /// Fails when the registry cannot be reached or refuses otherwise.
     pub fn version_of(&self, subject: &str, schema: &str) -> Result<Option<u32>, RegistryError> {
         let what = format!("looking up a schema under subject `{subject}`");
-        let body = serde_json::json!({ "schema": schema }).to_string();
-        let mut request = self.http.post(format!("{}/subjects/{subject}", self.url));
+        let body = serde_json::json!({ "schema": schema });
+        match self.call(
+            reqwest::Method::POST,
+            &format!("subjects/{subject}"),
+            &body,
+            &what,
+        ) {
+            Ok(answer) => {
+                let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+                Ok(answer["version"]
+                    .as_u64()
+                    .and_then(|v| u32::try_from(v).ok()))
+            }
+            Err(RegistryError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends `body` to `path` under the registry's URL, authenticated; the answer's body on
+    /// success. `what` names the call in errors.
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+        what: &str,
+    ) -> Result<String, RegistryError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}/{path}", self.url))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/vnd.schemaregistry.v1+json",
+            )
+            .body(body.to_string());
         if let Some((user, password)) = &self.basic {
             request = request.basic_auth(user, password.as_deref());
         }
@@ -226,34 +235,23 @@ impl Registry {
             request = request.bearer_auth(token);
         }
         let response = request
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/vnd.schemaregistry.v1+json",
-            )
-            .body(body)
             .send()
             .map_err(|source| RegistryError::Unreachable {
                 url: self.url.clone(),
-                what: what.clone(),
+                what: what.to_owned(),
                 source,
             })?;
         let status = response.status();
         let text = response.text().unwrap_or_default();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
+        if status.is_success() {
+            return Ok(text);
         }
-        if !status.is_success() {
-            return Err(RegistryError::Refused {
-                url: self.url.clone(),
-                what,
-                status: status.as_u16(),
-                body: text,
-            });
-        }
-        let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        Ok(answer["version"]
-            .as_u64()
-            .and_then(|v| u32::try_from(v).ok()))
+        Err(RegistryError::Refused {
+            url: self.url.clone(),
+            what: what.to_owned(),
+            status: status.as_u16(),
+            body: text,
+        })
     }
 }
 

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use clap::Parser;
-use eddy::config::ConfigArgs;
 use eddy::prelude::*;
 use eddy_avro::{AvroSerde, Registry, Subject};
+use eddy_integration_tests::TestAppArgs;
 
 /// The orders' schema.
 pub const ORDER: &str = r#"{"type": "record", "name": "Order", "namespace": "shop",
@@ -21,19 +21,8 @@ struct Order {
     cents: i64,
 }
 
-/// Flags, as wordcount takes them.
-#[derive(Debug, Parser)]
-struct Args {
-    #[arg(long)]
-    input_topic: String,
-    #[arg(long)]
-    output_topic: String,
-    #[command(flatten)]
-    eddy: ConfigArgs,
-}
-
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = TestAppArgs::parse();
     let config = args.eddy.loader().load()?;
     let url = std::env::var("AVRO_REGISTRY_URL")
         .map_err(|_| anyhow::anyhow!("AVRO_REGISTRY_URL names the schema registry"))?;

@@ -5,28 +5,24 @@
 //! versioned table with that much history (clicks then meet the region as of their time).
 
 use clap::Parser;
-use eddy::config::ConfigArgs;
 use eddy::prelude::*;
+use eddy_integration_tests::TestAppArgs;
 
 /// Flags, as wordcount takes them.
 #[derive(Debug, Parser)]
 struct Args {
-    #[arg(long)]
-    input_topic: String,
-    #[arg(long)]
-    output_topic: String,
+    #[command(flatten)]
+    app: TestAppArgs,
     /// Reads the users as a versioned table keeping this much history; latest only when 0.
     #[arg(long, env = "ENRICH_CLICKS_VERSIONED_MS", default_value_t = 0)]
     versioned_history_ms: u64,
-    #[command(flatten)]
-    eddy: ConfigArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = args.eddy.loader().load()?;
+    let config = args.app.eddy.loader().load()?;
     let builder = StreamsBuilder::new();
-    let topic = format!("{}-users", args.input_topic);
+    let topic = format!("{}-users", args.app.input_topic);
     let users = if args.versioned_history_ms > 0 {
         builder.versioned_table(
             &topic,
@@ -39,11 +35,11 @@ fn main() -> anyhow::Result<()> {
         builder.table(&topic, StringSerde, StringSerde, "users")
     };
     builder
-        .stream(&args.input_topic, StringSerde, StringSerde)
+        .stream(&args.app.input_topic, StringSerde, StringSerde)
         .left_join(&users, |click: &String, region: Option<&String>| {
             format!("{click}@{}", region.map_or("none", String::as_str))
         })
-        .to(&args.output_topic, StringSerde, StringSerde);
+        .to(&args.app.output_topic, StringSerde, StringSerde);
     App::new(builder.build()?, config).run()?;
     Ok(())
 }

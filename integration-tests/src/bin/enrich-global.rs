@@ -4,22 +4,11 @@
 //! wordcount's flags.
 
 use clap::Parser;
-use eddy::config::ConfigArgs;
 use eddy::prelude::*;
-
-/// Flags, as wordcount takes them.
-#[derive(Debug, Parser)]
-struct Args {
-    #[arg(long)]
-    input_topic: String,
-    #[arg(long)]
-    output_topic: String,
-    #[command(flatten)]
-    eddy: ConfigArgs,
-}
+use eddy_integration_tests::TestAppArgs;
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = TestAppArgs::parse();
     let config = args.eddy.loader().load()?;
     let builder = StreamsBuilder::new();
     let users = builder.global_table(

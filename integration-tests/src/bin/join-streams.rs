@@ -5,19 +5,8 @@
 use std::time::Duration;
 
 use clap::Parser;
-use eddy::config::ConfigArgs;
 use eddy::prelude::*;
-
-/// Flags, as wordcount takes them.
-#[derive(Debug, Parser)]
-struct Args {
-    #[arg(long)]
-    input_topic: String,
-    #[arg(long)]
-    output_topic: String,
-    #[command(flatten)]
-    eddy: ConfigArgs,
-}
+use eddy_integration_tests::TestAppArgs;
 
 /// The event time after the `@` of a value; -1 (an invalid record) without one.
 fn event_time(value: &str) -> i64 {
@@ -32,7 +21,7 @@ fn id(value: Option<&String>) -> &str {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = TestAppArgs::parse();
     let config = args.eddy.loader().load()?;
     let builder = StreamsBuilder::new();
     let views = builder.stream_with_timestamps(

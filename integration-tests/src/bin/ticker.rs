@@ -7,24 +7,13 @@
 use std::time::Duration;
 
 use clap::Parser;
-use eddy::config::ConfigArgs;
 use eddy::dsl::StreamsBuilder;
 use eddy::processor::{ProcessError, Processor, ProcessorContext, PunctuationType};
 use eddy::record::Record;
 use eddy::serde::{I64Serde, StringSerde};
 use eddy::state::StoreBuilder;
 use eddy::App;
-
-/// Flags, as wordcount takes them.
-#[derive(Debug, Parser)]
-struct Args {
-    #[arg(long)]
-    input_topic: String,
-    #[arg(long)]
-    output_topic: String,
-    #[command(flatten)]
-    eddy: ConfigArgs,
-}
+use eddy_integration_tests::TestAppArgs;
 
 struct Ticker {
     interval: Duration,
@@ -73,7 +62,7 @@ impl Processor for Ticker {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = TestAppArgs::parse();
     let config = args.eddy.loader().load()?;
     let tick_ms: u64 = config.app_setting("tick_ms").unwrap_or("2000").parse()?;
     let builder = StreamsBuilder::new();

@@ -7,30 +7,26 @@
 use std::time::Duration;
 
 use clap::Parser;
-use eddy::config::ConfigArgs;
 use eddy::prelude::*;
+use eddy_integration_tests::TestAppArgs;
 
 /// Flags, as wordcount takes them.
 #[derive(Debug, Parser)]
 struct Args {
-    #[arg(long)]
-    input_topic: String,
-    #[arg(long)]
-    output_topic: String,
+    #[command(flatten)]
+    app: TestAppArgs,
     /// Lets windows close after this much idle input (the idle-input policy); off when 0.
     #[arg(long, env = "WINDOWED_CLICKS_IDLE_MS", default_value_t = 0)]
     idle_ms: u64,
-    #[command(flatten)]
-    eddy: ConfigArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = args.eddy.loader().load()?;
+    let config = args.app.eddy.loader().load()?;
     let builder = StreamsBuilder::new();
     let mut windowed = builder
         .stream_with_timestamps(
-            &args.input_topic,
+            &args.app.input_topic,
             StringSerde,
             StringSerde,
             |_: &String, value: &String, _| value.trim().parse().unwrap_or(-1),
@@ -38,7 +34,7 @@ fn main() -> anyhow::Result<()> {
         .group_by_key(StringSerde, StringSerde)
         .windowed_by(TimeWindows::of(Duration::from_secs(1)).grace(Duration::from_millis(500)))
         .emit(Emit::OnWindowClose)
-        .late_records_to(&format!("{}-late", args.output_topic));
+        .late_records_to(&format!("{}-late", args.app.output_topic));
     if args.idle_ms > 0 {
         windowed = windowed.advance_when_idle(Duration::from_millis(args.idle_ms));
     }
@@ -47,7 +43,7 @@ fn main() -> anyhow::Result<()> {
         .map_values(|count: i64| count.to_string())
         .to_stream()
         .to(
-            &args.output_topic,
+            &args.app.output_topic,
             WindowedSerde::new(StringSerde),
             Nullable(StringSerde),
         );
