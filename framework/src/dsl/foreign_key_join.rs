@@ -125,9 +125,15 @@ impl<K: Data, VL: Data> KTable<K, VL> {
             return broken();
         };
         let serdes = (
-            builder.store_key_serde::<K>(&left),
-            builder.store_value_serde::<VL>(&left),
-            builder.store_key_serde::<KO>(&right),
+            builder
+                .store(&left)
+                .and_then(|s| s.key_serde_as::<K>().cloned()),
+            builder
+                .store(&left)
+                .and_then(|s| s.value_serde_as::<VL>().cloned()),
+            builder
+                .store(&right)
+                .and_then(|s| s.key_serde_as::<KO>().cloned()),
         );
         let (Some(key_serde), Some(left_serde), Some(foreign_serde)) = serdes else {
             builder.note_problem(format!(
@@ -292,29 +298,39 @@ impl<K: Data, VL: Data> KTable<K, VL> {
     }
 }
 
+/// Orders (id → customer, "" for none) left-joined by foreign key with customers (id →
+/// region) into store `joined`, written to `out`: the topology the unit tests share.
+#[cfg(test)]
+pub(crate) fn orders_by_customer() -> crate::topology::Topology {
+    use crate::serde::StringSerde;
+    let builder = super::StreamsBuilder::new();
+    let orders = builder.table("orders", StringSerde, StringSerde, "orders");
+    let customers = builder.table("customers", StringSerde, StringSerde, "customers");
+    orders
+        .left_join_foreign_key(
+            &customers,
+            "joined",
+            |c: &String| Some(c.clone()).filter(|c| !c.is_empty()),
+            StringSerde,
+            |o: &String, region: Option<&String>| region.unwrap_or(o).clone(),
+        )
+        .to_stream()
+        .to("out", StringSerde, Nullable(StringSerde));
+    match builder.build() {
+        Ok(topology) => topology,
+        Err(e) => panic!("the shared test topology is valid: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dsl::StreamsBuilder;
     use crate::serde::StringSerde;
     use crate::test_driver::{TopologyTestDriver, TEST_APPLICATION_ID};
 
     #[test]
     fn a_key_that_changes_foreign_key_unsubscribes_from_the_old_one() {
-        let builder = StreamsBuilder::new();
-        let orders = builder.table("orders", StringSerde, StringSerde, "orders");
-        let customers = builder.table("customers", StringSerde, StringSerde, "customers");
-        orders
-            .left_join_foreign_key(
-                &customers,
-                "joined",
-                |c: &String| Some(c.clone()).filter(|c| !c.is_empty()),
-                StringSerde,
-                |o: &String, _: Option<&String>| o.clone(),
-            )
-            .to_stream()
-            .to("out", StringSerde, Nullable(StringSerde));
-        let mut driver = TopologyTestDriver::new(builder.build().unwrap()).unwrap();
+        let mut driver = TopologyTestDriver::new(orders_by_customer()).unwrap();
         let subscription = |d: &mut TopologyTestDriver, customer: &str| {
             d.store_get::<(String, String), Versioned<String>>(
                 "joined-fk-subscriptions",
@@ -358,20 +374,7 @@ mod tests {
 
     #[test]
     fn results_of_a_subscription_the_key_has_left_are_dropped_by_version() {
-        let builder = StreamsBuilder::new();
-        let orders = builder.table("orders", StringSerde, StringSerde, "orders");
-        let customers = builder.table("customers", StringSerde, StringSerde, "customers");
-        orders
-            .join_foreign_key(
-                &customers,
-                "joined",
-                |c: &String| Some(c.clone()),
-                StringSerde,
-                |_: &String, r: &String| r.clone(),
-            )
-            .to_stream()
-            .to("out", StringSerde, Nullable(StringSerde));
-        let mut driver = TopologyTestDriver::new(builder.build().unwrap()).unwrap();
+        let mut driver = TopologyTestDriver::new(orders_by_customer()).unwrap();
         let serde = VersionedSerde(Arc::new(RowChangeSerde(
             Arc::new(StringSerde) as Arc<dyn Serde<String>>
         )) as Arc<dyn Serde<_>>);

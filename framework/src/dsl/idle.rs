@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::processor::{Data, ProcessorContext, PunctuationType};
+
 /// How often an operator with an idle policy checks its input, at most.
 const CHECK_EVERY_MS: i64 = 1_000;
 
@@ -30,6 +32,26 @@ impl IdleClock {
         self.after_ms.map(|after| {
             Duration::from_millis(u64::try_from(after.clamp(1, CHECK_EVERY_MS)).unwrap_or(1))
         })
+    }
+
+    /// Schedules the policy's wall-clock checks on the operator's context, when it is on.
+    pub(crate) fn schedule<K: Data, V: Data>(&self, ctx: &mut ProcessorContext<'_, K, V>) {
+        if let Some(every) = self.check_interval() {
+            ctx.schedule(every, PunctuationType::WallClockTime);
+        }
+    }
+
+    /// At wall clock `now`, the time an operator at `time` advances to by the policy,
+    /// counted as an idle advance of the operator; `None` when it does not advance.
+    pub(crate) fn advance<K: Data, V: Data>(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, V>,
+        now: i64,
+        time: i64,
+    ) -> Option<i64> {
+        let next = self.advanced_time(now, time)?;
+        ctx.count_idle_advance();
+        Some(next)
     }
 
     /// Notes input at wall clock `wall`, after which the operator's time is `time`.

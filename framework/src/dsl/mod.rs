@@ -29,6 +29,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 pub use branch::{BranchedKStream, Branches};
+#[cfg(test)]
+pub(crate) use foreign_key_join::orders_by_customer;
 pub use global_table::GlobalKTable;
 pub use grouped::KGroupedStream;
 pub use session_windowed::SessionWindowedKStream;

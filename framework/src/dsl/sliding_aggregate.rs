@@ -117,9 +117,7 @@ impl<K: Data, V: Data, A: Data> Processor for SlidingAggregate<K, V, A> {
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
     ) -> Result<(), ProcessError> {
-        if let Some(every) = self.idle.check_interval() {
-            ctx.schedule(every, PunctuationType::WallClockTime);
-        }
+        self.idle.schedule(ctx);
         Ok(())
     }
 
@@ -221,10 +219,9 @@ impl<K: Data, V: Data, A: Data> Processor for SlidingAggregate<K, V, A> {
         now: i64,
     ) -> Result<(), ProcessError> {
         let mut progress = ctx.window_store::<K, A>(&self.store)?.progress(PROGRESS)?;
-        let Some(time) = self.idle.advanced_time(now, progress.observed_time) else {
+        let Some(time) = self.idle.advance(ctx, now, progress.observed_time) else {
             return Ok(());
         };
-        ctx.count_idle_advance();
         progress.observed_time = time;
         self.close_and_expire(ctx, progress)
     }

@@ -217,7 +217,11 @@ impl<K: Data, L: Data> KTable<K, L> {
                 false,
             ));
         }
-        let Some(key_serde) = state.builder.store_key_serde::<K>(&left_store) else {
+        let Some(key_serde) = state
+            .builder
+            .store(&left_store)
+            .and_then(|s| s.key_serde_as::<K>().cloned())
+        else {
             state.builder.note_problem(format!(
                 "table join `{store}`: the key serde of store `{left_store}` is unknown"
             ));

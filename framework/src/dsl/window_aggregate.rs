@@ -167,9 +167,7 @@ impl<K: Data, V: Data, A: Data> Processor for WindowAggregate<K, V, A> {
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Option<A>>,
     ) -> Result<(), ProcessError> {
-        if let Some(every) = self.idle.check_interval() {
-            ctx.schedule(every, PunctuationType::WallClockTime);
-        }
+        self.idle.schedule(ctx);
         Ok(())
     }
 
@@ -233,10 +231,9 @@ impl<K: Data, V: Data, A: Data> Processor for WindowAggregate<K, V, A> {
             .window_store::<K, A>(&self.store)?
             .progress(PROGRESS)?
             .observed_time;
-        let Some(time) = self.idle.advanced_time(now, observed) else {
+        let Some(time) = self.idle.advance(ctx, now, observed) else {
             return Ok(());
         };
-        ctx.count_idle_advance();
         self.advance_to(ctx, time)
     }
 

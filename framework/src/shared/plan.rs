@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::kafka::TopicSpec;
 use crate::snapshot::control_topic;
 use crate::task::TaskId;
-use crate::topology::{changelog_topic, NodeKind, TopicRef, Topology};
+use crate::topology::{changelog_topic, TopicRef, Topology};
 
 /// What a stream thread needs to know about the app's topics.
 #[derive(Debug, Clone)]
@@ -107,18 +107,7 @@ pub(crate) fn plan(
     }
 
     // Which sub-topology writes each repartition topic.
-    let mut writers: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for sub in topology.sub_topologies() {
-        for &i in &sub.nodes {
-            if let NodeKind::Sink {
-                topic: TopicRef::Internal(name),
-                ..
-            } = &topology.nodes[i].kind
-            {
-                writers.entry(name.clone()).or_default().push(sub.id);
-            }
-        }
-    }
+    let writers = topology.internal_writers();
 
     // Partition count of a sub-topology = that of its first source topic whose count is
     // known; a repartition topic takes its configured count, or that of the sub-topology
@@ -334,20 +323,7 @@ mod tests {
 
     #[test]
     fn a_foreign_key_join_sends_subscriptions_like_the_right_table_and_results_like_the_left() {
-        let builder = StreamsBuilder::new();
-        let orders = builder.table("orders", StringSerde, StringSerde, "orders");
-        let customers = builder.table("customers", StringSerde, StringSerde, "customers");
-        orders
-            .join_foreign_key(
-                &customers,
-                "joined",
-                |c: &String| Some(c.clone()),
-                StringSerde,
-                |o: &String, _: &String| o.clone(),
-            )
-            .to_stream()
-            .to("out", StringSerde, Nullable(StringSerde));
-        let topology = builder.build().unwrap();
+        let topology = crate::dsl::orders_by_customer();
         let plan = plan(&topology, "fk", |t| match t {
             "orders" => Some(6),
             "customers" => Some(3),

@@ -27,6 +27,17 @@ pub(crate) enum WindowLayout {
     Versioned,
 }
 
+impl WindowLayout {
+    /// What the layout puts before the key serde's format in the store's key format.
+    fn key_format_prefix(self) -> &'static str {
+        match self {
+            WindowLayout::Time => "window:",
+            WindowLayout::Session => "session:",
+            WindowLayout::Versioned => "versioned:",
+        }
+    }
+}
+
 /// How long a window store keeps windows, and the time span its expiry drops at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WindowRetention {
@@ -137,7 +148,11 @@ impl StoreBuilder {
         retention_ms: i64,
     ) -> Self {
         let mut store = Self::new(name, kind, key_serde, value_serde);
-        store.key_format = format!("window:{}", store.key_format);
+        store.key_format = format!(
+            "{}{}",
+            WindowLayout::Time.key_format_prefix(),
+            store.key_format
+        );
         // Segments of half the retention (at least a minute), as Kafka Streams sizes them:
         // expiry then lags retention by at most one segment.
         let segment_ms = (retention_ms / 2).max(60_000);
@@ -159,7 +174,11 @@ impl StoreBuilder {
         retention_ms: i64,
     ) -> Self {
         let mut store = Self::window(name, kind, key_serde, value_serde, retention_ms);
-        store.key_format = store.key_format.replacen("window:", "session:", 1);
+        store.key_format = store.key_format.replacen(
+            WindowLayout::Time.key_format_prefix(),
+            WindowLayout::Session.key_format_prefix(),
+            1,
+        );
         if let Some(w) = &mut store.window {
             w.layout = WindowLayout::Session;
         }
@@ -176,13 +195,27 @@ impl StoreBuilder {
         history_ms: i64,
     ) -> Self {
         let mut store = Self::new(name, kind, key_serde, value_serde);
-        store.key_format = format!("versioned:{}", store.key_format);
+        store.key_format = format!(
+            "{}{}",
+            WindowLayout::Versioned.key_format_prefix(),
+            store.key_format
+        );
         store.window = Some(WindowRetention {
             layout: WindowLayout::Versioned,
             retention_ms: history_ms,
             segment_ms: 1,
         });
         store
+    }
+
+    /// The key serde, when keys are `K`.
+    pub(crate) fn key_serde_as<K: 'static>(&self) -> Option<&Arc<dyn Serde<K>>> {
+        self.key_serde.downcast_ref()
+    }
+
+    /// The value serde, when values are `V`.
+    pub(crate) fn value_serde_as<V: 'static>(&self) -> Option<&Arc<dyn Serde<V>>> {
+        self.value_serde.downcast_ref()
     }
 
     /// Whether this store's key (`key`) or value serde reads data a serde of format
@@ -192,12 +225,7 @@ impl StoreBuilder {
         if !key {
             return (self.value_reads)(written);
         }
-        let prefix = match self.window.map(|w| w.layout) {
-            None => "",
-            Some(WindowLayout::Time) => "window:",
-            Some(WindowLayout::Session) => "session:",
-            Some(WindowLayout::Versioned) => "versioned:",
-        };
+        let prefix = self.window.map_or("", |w| w.layout.key_format_prefix());
         (self.key_reads)(written.strip_prefix(prefix)?)
     }
 

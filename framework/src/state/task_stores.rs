@@ -199,8 +199,8 @@ impl TaskStores {
             .slots
             .get_mut(name)
             .ok_or_else(|| StateError::Unknown(name.to_owned()))?;
-        let key = slot.def.key_serde.downcast_ref::<Arc<dyn Serde<K>>>();
-        let value = slot.def.value_serde.downcast_ref::<Arc<dyn Serde<V>>>();
+        let key = slot.def.key_serde_as::<K>();
+        let value = slot.def.value_serde_as::<V>();
         match (key, value) {
             (Some(key), Some(value)) => Ok((
                 &mut slot.store,

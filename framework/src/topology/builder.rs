@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::erased::{Erased, ErasedRecord, TypeInfo};
 use super::node::{DecodeError, NodeDef, NodeKind, PartitionerFn, TimestampExtractor};
-use super::{SubTopology, TopicRef, Topology};
+use super::{TopicRef, Topology};
 use crate::processor::{Data, Processor};
 use crate::serde::Serde;
 use crate::state::StoreBuilder;
@@ -294,28 +294,9 @@ impl TopologyBuilder {
         self.table_topics.insert(topic.into());
     }
 
-    /// The key serde of store `store`, when it exists and keys are `K`.
-    pub(crate) fn store_key_serde<K: 'static>(
-        &self,
-        store: &str,
-    ) -> Option<Arc<dyn crate::serde::Serde<K>>> {
-        self.stores
-            .get(store)?
-            .key_serde
-            .downcast_ref::<Arc<dyn crate::serde::Serde<K>>>()
-            .cloned()
-    }
-
-    /// The value serde of store `store`, when it exists and values are `V`.
-    pub(crate) fn store_value_serde<V: 'static>(
-        &self,
-        store: &str,
-    ) -> Option<Arc<dyn crate::serde::Serde<V>>> {
-        self.stores
-            .get(store)?
-            .value_serde
-            .downcast_ref::<Arc<dyn crate::serde::Serde<V>>>()
-            .cloned()
+    /// The store registered as `name`.
+    pub(crate) fn store(&self, name: &str) -> Option<&StoreBuilder> {
+        self.stores.get(name)
     }
 
     /// Records a problem the build will report (a DSL operation that cannot be built).
@@ -451,7 +432,7 @@ impl TopologyBuilder {
                 }
             }
         }
-        let sub_topologies = split(&self.nodes, &index);
+        let sub_topologies = super::sub_topologies::split(&self.nodes, &index);
         let mut store_owner: BTreeMap<&str, u32> = BTreeMap::new();
         for sub in &sub_topologies {
             for store in &sub.stores {
@@ -476,7 +457,7 @@ impl TopologyBuilder {
                 ));
             }
         }
-        problems.extend(cycles(&self.nodes, &sub_topologies));
+        problems.extend(super::sub_topologies::cycles(&self.nodes, &sub_topologies));
         if !problems.is_empty() {
             return Err(TopologyError { problems });
         }
@@ -490,108 +471,4 @@ impl TopologyBuilder {
             globals: self.globals,
         })
     }
-}
-
-/// A problem for each sub-topology that reads, through repartition topics, what it writes
-/// itself: its tasks would wait on their own output (a bounded run or a savepoint drain
-/// could never see it settle).
-fn cycles(nodes: &[NodeDef], subs: &[SubTopology]) -> Vec<String> {
-    // Sub-topology → the sub-topologies reading a topic it writes.
-    let mut readers: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
-    for writer in subs {
-        for &i in &writer.nodes {
-            if let NodeKind::Sink {
-                topic: topic @ TopicRef::Internal(_),
-                ..
-            } = &nodes[i].kind
-            {
-                for reader in subs.iter().filter(|s| s.source_topics.contains(topic)) {
-                    readers.entry(writer.id).or_default().insert(reader.id);
-                }
-            }
-        }
-    }
-    let mut problems = Vec::new();
-    for sub in subs {
-        let mut seen = BTreeSet::new();
-        let mut next: Vec<u32> = readers
-            .get(&sub.id)
-            .into_iter()
-            .flatten()
-            .copied()
-            .collect();
-        while let Some(s) = next.pop() {
-            if s == sub.id {
-                problems.push(format!(
-                    "sub-topology {} reads its own output through repartition topics (topics {:?}); an operator's two sides must come from different sub-topologies",
-                    sub.id, sub.source_topics
-                ));
-                break;
-            }
-            if seen.insert(s) {
-                next.extend(readers.get(&s).into_iter().flatten().copied());
-            }
-        }
-    }
-    problems
-}
-
-/// Connected components over parent edges and shared stores (a processor that reads a
-/// table's store runs in the task that maintains it: a stream-table join), numbered in order
-/// of their first node.
-fn split(nodes: &[NodeDef], index: &BTreeMap<&str, usize>) -> Vec<SubTopology> {
-    let mut component: Vec<usize> = (0..nodes.len()).collect();
-    fn find(c: &mut [usize], i: usize) -> usize {
-        let mut root = i;
-        while c[root] != root {
-            root = c[root];
-        }
-        c[i] = root;
-        root
-    }
-    fn union(c: &mut [usize], i: usize, j: usize) {
-        let (a, b) = (find(c, i), find(c, j));
-        c[a.max(b)] = a.min(b);
-    }
-    let mut store_user: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, node) in nodes.iter().enumerate() {
-        for parent in &node.parents {
-            if let Some(&p) = index.get(parent.as_str()) {
-                union(&mut component, i, p);
-            }
-        }
-        for store in &node.stores {
-            match store_user.get(store.as_str()) {
-                Some(&other) => union(&mut component, i, other),
-                None => {
-                    store_user.insert(store, i);
-                }
-            }
-        }
-    }
-    let mut by_root: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for i in 0..nodes.len() {
-        let root = find(&mut component, i);
-        by_root.entry(root).or_default().push(i);
-    }
-    by_root
-        .into_values()
-        .enumerate()
-        .map(|(id, members)| {
-            let mut source_topics = Vec::new();
-            let mut stores = BTreeSet::new();
-            for &i in &members {
-                if let NodeKind::Source { topic, .. } = &nodes[i].kind {
-                    source_topics.push(topic.clone());
-                }
-                stores.extend(nodes[i].stores.iter().cloned());
-            }
-            SubTopology {
-                id: u32::try_from(id).unwrap_or(u32::MAX),
-                nodes: members,
-                source_topics,
-                stores: stores.into_iter().collect(),
-            }
-        })
-        .collect()
 }

@@ -3,6 +3,7 @@
 mod builder;
 pub(crate) mod erased;
 pub(crate) mod node;
+mod sub_topologies;
 
 use std::collections::BTreeMap;
 
@@ -105,6 +106,11 @@ impl Topology {
     /// The repartition topics (logical names) with their configured partition counts.
     pub fn repartition_topics(&self) -> &BTreeMap<String, Option<i32>> {
         &self.repartition_partitions
+    }
+
+    /// Repartition topic (logical name) → the sub-topologies that write it.
+    pub(crate) fn internal_writers(&self) -> BTreeMap<String, Vec<u32>> {
+        sub_topologies::internal_writers(&self.nodes, &self.sub_topologies)
     }
 
     /// The sub-topology that reads `topic` (resolved for `application_id`).
