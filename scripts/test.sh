@@ -25,19 +25,20 @@ registry_pid=$!
 
 cargo build --workspace --all-targets --locked
 
-if ! wait "$kafka_pid"; then
-  cat "$start_log" >&2
-  echo "test: the local Kafka did not start; tests that need it cannot run" >&2
-  exit 1
-fi
+# Waits (in this shell: a background job is not a subshell's child) for the start of $3 in the
+# background (pid $1, output in $2); fails loudly when it did not start.
+started() {
+  if ! wait "$1"; then
+    cat "$2" >&2
+    echo "test: $3 did not start; tests that need it cannot run" >&2
+    exit 1
+  fi
+}
+started "$kafka_pid" "$start_log" "the local Kafka"
 EDDY_BOOTSTRAP_SERVERS=$(tail -n1 "$start_log")
 export EDDY_BOOTSTRAP_SERVERS
 echo "test: Kafka at $EDDY_BOOTSTRAP_SERVERS" >&2
-if ! wait "$registry_pid"; then
-  cat "$registry_log" >&2
-  echo "test: the local schema registry did not start; tests that need it cannot run" >&2
-  exit 1
-fi
+started "$registry_pid" "$registry_log" "the local schema registry"
 EDDY_SCHEMA_REGISTRY_URL=$(tail -n1 "$registry_log")
 export EDDY_SCHEMA_REGISTRY_URL
 echo "test: schema registry at $EDDY_SCHEMA_REGISTRY_URL" >&2
