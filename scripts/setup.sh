@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs every system package Eddy's build, tests and demo need on Debian, then fetches Kafka
-# and the schema registry.
+# Installs every system package Eddy's build, tests and demo need on Debian (PostgreSQL among
+# them), then fetches Kafka and the schema registry.
 # Safe to run repeatedly: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,6 +34,9 @@ have_libclang() {
   return 1
 }
 have_libclang || missing+=(libclang-dev)
+# The PostgreSQL connector's tests start a real server (initdb, pg_ctl) from the Debian
+# package; as root they run it as the package's unprivileged `postgres` user.
+compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql)
 # librdkafka's bundled build links zlib.
 dpkg-query -W -f='${Status}' zlib1g-dev 2>/dev/null | grep -q 'install ok installed' || missing+=(zlib1g-dev)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace against a real local Kafka and schema registry, started
-# here and stopped after (ones that were already running are reused and left running).
+# Runs every test of the workspace against a real local Kafka, schema registry and PostgreSQL,
+# started here and stopped after (ones that were already running are reused and left running).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -9,9 +9,13 @@ source scripts/kafka-session.sh
 registry=compose/local/registry.sh
 registry_owned=0
 if ! $registry status >/dev/null 2>&1; then registry_owned=1; fi
+postgres=compose/local/postgres.sh
+postgres_owned=0
+if ! $postgres status >/dev/null 2>&1; then postgres_owned=1; fi
 test_session_end() {
   kafka_session_end
   if ((registry_owned)); then $registry stop || true; fi
+  if ((postgres_owned)); then $postgres stop || true; fi
 }
 trap test_session_end EXIT
 
@@ -22,6 +26,9 @@ kafka_pid=$!
 registry_log=$(mktemp)
 $registry start >"$registry_log" 2>&1 &
 registry_pid=$!
+postgres_log=$(mktemp)
+$postgres start >"$postgres_log" 2>&1 &
+postgres_pid=$!
 
 cargo build --workspace --all-targets --locked
 
@@ -42,6 +49,10 @@ started "$registry_pid" "$registry_log" "the local schema registry"
 EDDY_SCHEMA_REGISTRY_URL=$(tail -n1 "$registry_log")
 export EDDY_SCHEMA_REGISTRY_URL
 echo "test: schema registry at $EDDY_SCHEMA_REGISTRY_URL" >&2
+started "$postgres_pid" "$postgres_log" "the local PostgreSQL"
+EDDY_POSTGRES_URL=$(tail -n1 "$postgres_log")
+export EDDY_POSTGRES_URL
+echo "test: PostgreSQL at $EDDY_POSTGRES_URL" >&2
 
 cargo test --workspace --all-targets --locked --no-fail-fast
 cargo test --workspace --doc --locked

@@ -76,6 +76,7 @@ pub mod task;
 pub mod telemetry;
 pub mod test_driver;
 pub mod topology;
+pub mod two_phase;
 
 pub use config::{ConfigLoader, EddyConfig};
 pub use dsl::StreamsBuilder;

@@ -122,6 +122,13 @@ pub trait Processor: Send + 'static {
 
     /// Called when the task closes.
     fn close(&mut self) {}
+
+    /// The processor's part in the task's commits when it writes to a transactional system
+    /// outside Kafka (see [`two_phase`](crate::two_phase)); `None` (the default) for a
+    /// processor whose effects are all in Kafka.
+    fn two_phase_sink(&mut self) -> Option<&mut dyn crate::two_phase::TwoPhaseSink> {
+        None
+    }
 }
 
 /// What a processor can do while it runs: forward records, use stores, read metadata and time.

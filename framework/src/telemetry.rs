@@ -166,7 +166,7 @@ pub(crate) fn register_metrics(
     labels: Vec<KeyValue>,
 ) {
     let meter = opentelemetry::global::meter_provider().meter("eddy");
-    let counters: [Counter; 9] = [
+    let counters: [Counter; 11] = [
         ("eddy.records.in", "Input records processed", |m| {
             m.records_in
         }),
@@ -200,6 +200,16 @@ pub(crate) fn register_metrics(
             "Savepoints applied at start",
             |m| m.savepoints_applied,
         ),
+        (
+            "eddy.external.resolved.commits",
+            "Prepared transactions of two-phase sinks left behind and committed",
+            |m| m.external_commits_resolved,
+        ),
+        (
+            "eddy.external.resolved.rollbacks",
+            "Prepared transactions of two-phase sinks left behind and rolled back",
+            |m| m.external_rollbacks_resolved,
+        ),
     ];
     for (name, description, read) in counters {
         let metrics = Arc::clone(metrics);
@@ -210,6 +220,17 @@ pub(crate) fn register_metrics(
             .with_callback(move |observer| observer.observe(read(&metrics.snapshot()), &labels))
             .build();
     }
+    let oldest = Arc::clone(metrics);
+    let oldest_labels = labels.clone();
+    let _oldest = meter
+        .f64_observable_gauge("eddy.external.oldest_prepared")
+        .with_description("Age of the oldest prepared transaction in two-phase sinks")
+        .with_unit("s")
+        .with_callback(move |observer| {
+            let ms = oldest.snapshot().external_oldest_prepared_ms;
+            observer.observe(ms as f64 / 1000.0, &oldest_labels);
+        })
+        .build();
     let status = Arc::clone(status);
     let _lag = meter
         .i64_observable_gauge("eddy.consumer.lag")

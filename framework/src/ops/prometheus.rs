@@ -126,6 +126,26 @@ pub(crate) fn render(
         "Savepoints this instance applied to the app at start.",
         m.savepoints_applied,
     );
+    out.counter(
+        "eddy_external_resolved_commits_total",
+        "Prepared transactions of two-phase sinks left behind and committed by a resolution pass.",
+        m.external_commits_resolved,
+    );
+    out.counter(
+        "eddy_external_resolved_rollbacks_total",
+        "Prepared transactions of two-phase sinks left behind and rolled back by a resolution pass.",
+        m.external_rollbacks_resolved,
+    );
+    out.header(
+        "eddy_external_oldest_prepared_seconds",
+        "gauge",
+        "Age of the app's oldest prepared transaction in its two-phase sinks (0: none); prepared transactions hold locks.",
+    );
+    out.sample(
+        "eddy_external_oldest_prepared_seconds",
+        &[],
+        m.external_oldest_prepared_ms as f64 / 1000.0,
+    );
     out.header(
         "eddy_task_starts_total",
         "counter",

@@ -123,6 +123,8 @@ pub(crate) struct ActiveTask {
     pub created: Instant,
     /// Its span: open from creation to close, entered while it processes a record.
     pub span: tracing::Span,
+    /// Its commits as its two-phase sinks see them; `None` when it has none.
+    pub external: Option<crate::runtime::task_manager::ExternalCommits>,
 }
 
 impl ActiveTask {

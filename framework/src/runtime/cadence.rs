@@ -23,9 +23,11 @@ pub(crate) enum Duty {
     TableLoad,
     /// Checking whether tasks reached the ends of a bounded run.
     BoundedEnd,
+    /// Resolving what two-phase sinks left prepared, and measuring its age.
+    ExternalResolve,
 }
 
-const DUTIES: usize = 9;
+const DUTIES: usize = 10;
 
 impl Duty {
     fn index(self) -> usize {

@@ -72,6 +72,26 @@ pub enum RuntimeError {
         #[source]
         source: TaskError,
     },
+    /// A two-phase sink of a task failed (see [`crate::two_phase`]).
+    #[error("task {task}: two-phase sink {source}")]
+    Sink {
+        /// The task.
+        task: TaskId,
+        /// The sink's error.
+        #[source]
+        source: crate::two_phase::SinkError,
+    },
+    /// A two-phase sink's prepared transaction vanished after its Kafka commit and was not
+    /// committed: the rows it held are lost.
+    #[error("task {task}: the prepared transaction {commit} of two-phase sink `{sink}` vanished after its Kafka commit and its writes are not committed")]
+    SinkCommitLost {
+        /// The task.
+        task: TaskId,
+        /// The sink.
+        sink: String,
+        /// The commit's global id.
+        commit: String,
+    },
     /// An input record's processing failed and `errors.processing` is `fail`.
     #[error("task {task}: the record at {topic} [{partition}] offset {offset} failed: {source}")]
     RecordFailed {
@@ -191,6 +211,7 @@ impl RuntimeError {
             // Joining the group again gives the consumer a generation to commit with.
             RuntimeError::NotInGroup => ErrorAction::Rejoin,
             RuntimeError::Task { source, .. } => source.action(),
+            RuntimeError::Sink { source, .. } if source.transient => ErrorAction::Retry,
             _ => ErrorAction::Fatal,
         }
     }

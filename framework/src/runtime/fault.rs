@@ -10,12 +10,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// `stop_after_offsets:<n>` freezes the process (SIGSTOP to itself, once) on the `n`-th commit
 /// with state changes once its input offsets joined the transaction, holding back its changelog
 /// records until it is continued: a zombie whose changelog writes the brokers have not seen
-/// yet, as when the changelog's leader is unreachable.
+/// yet, as when the changelog's leader is unreachable. For two-phase sinks, counted in
+/// commits that prepared something: `crash_after_prepare:<n>` aborts between the sinks'
+/// PREPARE and the Kafka commit, `crash_before_external_commit:<n>` between the Kafka
+/// commit and the sinks' COMMIT PREPARED.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Fault {
     before_commit: Option<u64>,
     after_commit: Option<u64>,
     stop_after_offsets: Option<u64>,
+    after_prepare: Option<u64>,
+    before_external_commit: Option<u64>,
 }
 
 impl Fault {
@@ -47,6 +52,14 @@ impl Fault {
                 stop_after_offsets: Some(n),
                 ..Fault::default()
             }),
+            "crash_after_prepare" => Some(Fault {
+                after_prepare: Some(n),
+                ..Fault::default()
+            }),
+            "crash_before_external_commit" => Some(Fault {
+                before_external_commit: Some(n),
+                ..Fault::default()
+            }),
             _ => None,
         }
     }
@@ -67,6 +80,27 @@ impl Fault {
     pub(crate) fn after_commit(&self, n: u64) {
         if self.after_commit == Some(n) {
             crash("after the Kafka commit, before the RocksDB apply of", n);
+        }
+    }
+}
+
+impl Fault {
+    /// Called after the two-phase sinks prepared the `n`-th commit that prepared anything,
+    /// before the Kafka commit.
+    pub(crate) fn after_prepare(&self, n: u64) {
+        if self.after_prepare == Some(n) {
+            crash("after the external PREPARE, before the Kafka commit of", n);
+        }
+    }
+
+    /// Called after the Kafka commit of the `n`-th commit that prepared anything, before the
+    /// two-phase sinks commit it.
+    pub(crate) fn before_external_commit(&self, n: u64) {
+        if self.before_external_commit == Some(n) {
+            crash(
+                "after the Kafka commit, before the external COMMIT PREPARED of",
+                n,
+            );
         }
     }
 }
@@ -115,7 +149,17 @@ mod tests {
                 before_commit: None,
                 after_commit: Some(3),
                 stop_after_offsets: None,
+                after_prepare: None,
+                before_external_commit: None,
             })
+        );
+        assert_eq!(
+            Fault::parse("crash_after_prepare:2").map(|f| f.after_prepare),
+            Some(Some(2))
+        );
+        assert_eq!(
+            Fault::parse("crash_before_external_commit:4").map(|f| f.before_external_commit),
+            Some(Some(4))
         );
         assert_eq!(
             Fault::parse("crash_before_commit: 1").map(|f| f.before_commit),

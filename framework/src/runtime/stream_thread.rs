@@ -311,6 +311,7 @@ fn drive(
         if manager.commit_due() {
             manager.commit(consumer)?;
         }
+        manager.resolve_external_if_due(consumer)?;
         if let Some(reason) = manager.start_over_reason() {
             return Ok(Ended::Reset(reason.to_owned()));
         }

@@ -349,6 +349,9 @@ fn apply(
                 input.partition,
                 offset,
                 input.stream_time.unwrap_or(i64::MIN),
+                // A restore starts a new commit history: the next owner rolls back what a
+                // two-phase sink left prepared, as its Kafka commit is no longer the app's.
+                None,
             )
             .map_err(kafka("building the offsets to commit".to_owned()))?;
         }

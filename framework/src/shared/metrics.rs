@@ -22,6 +22,9 @@ pub struct Metrics {
     processing_errors: AtomicU64,
     settle_waits: AtomicU64,
     savepoints_applied: AtomicU64,
+    external_commits: AtomicU64,
+    external_rollbacks: AtomicU64,
+    external_oldest_prepared_ms: AtomicU64,
     task_starts: [AtomicU64; StateSource::ALL.len()],
     /// Operator counts by (task, operator).
     operators: Mutex<BTreeMap<(String, String), OperatorCounts>>,
@@ -57,6 +60,14 @@ pub struct MetricsSnapshot {
     pub settle_waits: u64,
     /// Savepoints this instance applied to the app at start (restore, rollback or fork).
     pub savepoints_applied: u64,
+    /// Prepared transactions of two-phase sinks left by earlier owners (or zombies) and
+    /// committed by a resolution pass, because Kafka committed what they belong to.
+    pub external_commits_resolved: u64,
+    /// The same, rolled back, because Kafka did not commit what they belong to.
+    pub external_rollbacks_resolved: u64,
+    /// Age in milliseconds of the app's oldest prepared transaction in its two-phase sinks
+    /// at the last resolution pass (0: none).
+    pub external_oldest_prepared_ms: u64,
     /// Tasks opened, by where their starting state came from (indexed as
     /// [`StateSource::ALL`]).
     pub task_starts: [u64; StateSource::ALL.len()],
@@ -99,6 +110,19 @@ impl Metrics {
     }
     pub(crate) fn add_savepoint_applied(&self) {
         self.savepoints_applied.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_external_resolved(&self, committed: bool) {
+        let counter = if committed {
+            &self.external_commits
+        } else {
+            &self.external_rollbacks
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn set_external_oldest_prepared(&self, age: Option<std::time::Duration>) {
+        let ms = age.map_or(0, |a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX));
+        self.external_oldest_prepared_ms
+            .store(ms, Ordering::Relaxed);
     }
     pub(crate) fn add_task_start(&self, source: StateSource) {
         self.task_starts[source as usize].fetch_add(1, Ordering::Relaxed);
@@ -153,6 +177,9 @@ impl Metrics {
             processing_errors: get(&self.processing_errors),
             settle_waits: get(&self.settle_waits),
             savepoints_applied: get(&self.savepoints_applied),
+            external_commits_resolved: get(&self.external_commits),
+            external_rollbacks_resolved: get(&self.external_rollbacks),
+            external_oldest_prepared_ms: get(&self.external_oldest_prepared_ms),
             task_starts: StateSource::ALL.map(|s| get(&self.task_starts[s as usize])),
         }
     }

@@ -487,6 +487,16 @@ impl TaskGraph {
         })
     }
 
+    /// The two-phase sinks of the task's processors, in topology order.
+    pub(crate) fn two_phase_sinks(
+        &mut self,
+    ) -> impl Iterator<Item = &mut dyn crate::two_phase::TwoPhaseSink> + '_ {
+        self.nodes.iter_mut().filter_map(|node| match node {
+            RuntimeNode::Processor(p) => p.two_phase_sink(),
+            _ => None,
+        })
+    }
+
     /// Closes every processor.
     pub(crate) fn close(&mut self) {
         for node in &mut self.nodes {

@@ -102,6 +102,7 @@ pub(crate) trait ErasedProcessor: Send {
     ) -> Result<(), ProcessError>;
     fn end_of_input(&mut self, ctx: &mut ContextInner) -> Result<(), ProcessError>;
     fn close(&mut self);
+    fn two_phase_sink(&mut self) -> Option<&mut dyn crate::two_phase::TwoPhaseSink>;
 }
 
 /// Adapts a typed [`Processor`] to [`ErasedProcessor`].
@@ -146,5 +147,9 @@ impl<P: Processor> ErasedProcessor for Erased<P> {
 
     fn close(&mut self) {
         self.0.close();
+    }
+
+    fn two_phase_sink(&mut self) -> Option<&mut dyn crate::two_phase::TwoPhaseSink> {
+        self.0.two_phase_sink()
     }
 }

@@ -21,9 +21,9 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 mod cluster;
-mod registry;
+mod services;
 
-pub use registry::schema_registry_url;
+pub use services::{postgres_url, schema_registry_url};
 
 pub use cluster::{BrokerStop, OwnCluster};
 
@@ -41,9 +41,11 @@ pub enum TestkitError {
         /// What went wrong, including the script's output.
         reason: String,
     },
-    /// The local schema registry could not be started.
-    #[error("cannot start the local schema registry with {script}: {reason}")]
-    RegistryStart {
+    /// A local service (the schema registry, PostgreSQL) could not be started.
+    #[error("cannot start the local {service} with {script}: {reason}")]
+    ServiceStart {
+        /// The service.
+        service: &'static str,
         /// The start script that was run.
         script: String,
         /// What went wrong, including the script's output.

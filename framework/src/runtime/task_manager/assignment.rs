@@ -118,7 +118,7 @@ impl TaskManager {
                 done: false,
             })
             .collect();
-        let graph = TaskGraph::new(
+        let mut graph = TaskGraph::new(
             &shared.topology,
             sub,
             app,
@@ -137,7 +137,13 @@ impl TaskManager {
                 TaskInput::new(topic.clone(), held(topic), table)
             })
             .collect();
+        let external = graph
+            .two_phase_sinks()
+            .next()
+            .is_some()
+            .then(super::external::ExternalCommits::starting);
         Ok(ActiveTask {
+            external,
             span: tracing::info_span!("task", task = %id, thread = self.thread),
             phase: TaskPhase::assigned(),
             id,

@@ -25,7 +25,7 @@ use std::time::Instant;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Halt, TaskManager};
+use super::{ExternalCommits, Halt, TaskManager};
 use crate::kafka::{OutgoingRecord, OutputProducer, ProducerError};
 use crate::runtime::cadence::Duty;
 use crate::runtime::RuntimeError;
@@ -44,6 +44,8 @@ struct Prepared {
     changes: usize,
     /// Changelog records a fault test holds back until the offsets joined the transaction.
     held: Vec<HeldRecord>,
+    /// Tasks with two-phase sinks whose offsets carry this commit's mark.
+    marked: Vec<TaskId>,
 }
 
 /// A changelog record held back by `EDDY_FAULT=stop_after_offsets`.
@@ -125,6 +127,7 @@ impl TaskManager {
             offsets: TopicPartitionList::new(),
             changes: 0,
             held: Vec::new(),
+            marked: Vec::new(),
         };
         self.producer.set_origin(None);
         let hold = self.fault.holds_changelog(self.state_commits + 1);
@@ -149,14 +152,20 @@ impl TaskManager {
             // the task's committed offset: the group coordinator then refuses it from a
             // member that lost the task, as it refuses any other.
             // The task's stream time rides in the offset's metadata: committed with it.
+            // Tasks with two-phase sinks name the commit in it too (see `external`).
+            let mark = task.external.as_ref().map(ExternalCommits::next_mark);
             for input in &task.inputs {
                 if let Some(next) = input.offset_to_commit() {
+                    if mark.is_some() && prepared.marked.last() != Some(&task.id) {
+                        prepared.marked.push(task.id);
+                    }
                     crate::runtime::stream_time::add_offset(
                         &mut prepared.offsets,
                         &input.topic,
                         partition,
                         next,
                         task.graph.stream_time(),
+                        mark.as_ref(),
                     )
                     .map_err(|source| RuntimeError::Kafka {
                         what: "building the offsets to commit".to_owned(),
@@ -193,6 +202,16 @@ impl TaskManager {
         if self.send_held(prepared)?.is_break() {
             return Ok(ControlFlow::Break(()));
         }
+        // Two-phase sinks prepare once the offsets are in the transaction: from here until
+        // it ends, a stable offset lookup waits for it (see `external`).
+        let external = match self.prepare_external(&prepared.marked) {
+            Ok(n) => n > 0,
+            Err(e) => return self.on_sink_error(e),
+        };
+        if external {
+            self.external_commits += 1;
+            self.fault.after_prepare(self.external_commits);
+        }
         let deadline = Instant::now() + self.shared.config.kafka.transaction_timeout;
         loop {
             match self.producer.commit() {
@@ -210,6 +229,9 @@ impl TaskManager {
             }
         }
         self.commits = n;
+        if external {
+            self.fault.before_external_commit(self.external_commits);
+        }
         if prepared.changes > 0 {
             self.state_commits += 1;
             self.fault.after_commit(self.state_commits);
@@ -243,6 +265,11 @@ impl TaskManager {
     /// positions the commit produced, notes the committed offsets, purges committed
     /// repartition records and checkpoints when due.
     fn post_commit(&mut self, prepared: &Prepared) -> Result<(), RuntimeError> {
+        // Kafka committed: what the sinks prepared is theirs to commit now; a failure leaves
+        // it prepared for the next owner of the task, which commits it.
+        if let Err(e) = self.commit_external(&prepared.marked) {
+            return self.on_sink_error::<()>(e).map(|_| ());
+        }
         for e in prepared.offsets.elements() {
             if let (true, Offset::Offset(next)) =
                 (self.shared.plan.repartition.contains(e.topic()), e.offset())
@@ -300,6 +327,17 @@ impl TaskManager {
         }
     }
 
+    /// Handles a two-phase sink's error: a transient one makes the thread start over from the
+    /// last commit (rolling back what was prepared in the open transaction); others stop it.
+    fn on_sink_error<T>(&mut self, e: RuntimeError) -> Step<T> {
+        self.reset_dirty(&e.to_string());
+        if e.is_recoverable() {
+            Ok(ControlFlow::Break(()))
+        } else {
+            Err(e)
+        }
+    }
+
     /// [`on_producer_error`](Self::on_producer_error) for callers that only need to know
     /// whether the error was fatal (a start-over is recorded in `halt`).
     pub(super) fn producer_failed(&mut self, e: ProducerError) -> Result<(), RuntimeError> {
@@ -347,6 +385,7 @@ impl TaskManager {
         self.shared.status.remove_readers(&ids);
         self.shared.standbys.active_closed(&ids);
         for (_, mut task) in tasks {
+            Self::abort_external(&mut task);
             task.graph.stores_mut().discard_pending();
         }
         let _ = self.restorer.forget(&ids);

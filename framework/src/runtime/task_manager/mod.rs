@@ -5,6 +5,7 @@ mod assignment;
 mod bounded;
 mod checkpoint;
 mod commit;
+mod external;
 mod merge;
 mod process;
 mod purge;
@@ -22,6 +23,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::TopicPartitionList;
 
 pub(crate) use crate::runtime::shared_state::Shared;
+pub(crate) use external::ExternalCommits;
 pub(crate) use record_errors::Poisoned;
 
 use super::active_task::ActiveTask;
@@ -56,6 +58,8 @@ pub(crate) struct TaskManager {
     commits: u64,
     /// Commits that carried state changes.
     state_commits: u64,
+    /// Commits in which two-phase sinks prepared something.
+    external_commits: u64,
     fault: Fault,
     out: Vec<RawRecord>,
     /// Set once the generation ends: it starts over from the last commit, or it shut down.
@@ -116,9 +120,11 @@ impl TaskManager {
                 Duty::ControlPoll,
                 Duty::ProgressLog,
                 Duty::Checkpoint,
+                Duty::ExternalResolve,
             ]),
             commits: 0,
             state_commits: 0,
+            external_commits: 0,
             fault,
             out: Vec::new(),
             halt: None,
@@ -221,6 +227,11 @@ impl TaskManager {
         let now = wall_clock_ms();
         let mut resume = TopicPartitionList::new();
         for id in restored {
+            // What earlier owners left prepared in two-phase sinks is resolved before the
+            // task processes anything.
+            if self.tasks.get(&id).is_some_and(|t| t.external.is_some()) {
+                self.recover_external(consumer, id)?;
+            }
             if let Some(task) = self.tasks.get_mut(&id) {
                 task.graph
                     .init(now)
