@@ -13,7 +13,7 @@ use crate::topology::{changelog_topic, Topology};
 pub const TEST_APPLICATION_ID: &str = "test-app";
 
 /// Runs a [`Topology`] in memory, one task per sub-topology, committing after every input
-/// record. Output to the app's repartition topics is fed back in immediately; output to other
+/// record (two-phase sinks prepare and commit then, as they would in a Kafka commit). Output to the app's repartition topics is fed back in immediately; output to other
 /// topics is kept for [`read_output`](Self::read_output).
 ///
 /// ```
@@ -41,6 +41,8 @@ pub struct TopologyTestDriver {
     offsets: HashMap<String, i64>,
     wall_clock: i64,
     counts: BTreeMap<String, OperatorCounts>,
+    /// Commits made (the sequence two-phase sinks see).
+    commits: u64,
 }
 
 impl std::fmt::Debug for TopologyTestDriver {
@@ -105,6 +107,7 @@ impl TopologyTestDriver {
             offsets: HashMap::new(),
             wall_clock: 0,
             counts: BTreeMap::new(),
+            commits: 0,
         })
     }
 
@@ -165,9 +168,34 @@ impl TopologyTestDriver {
                 let processed = task.process(&input, self.wall_clock, &mut out);
                 Self::add_counts(&mut self.counts, task);
                 processed?;
-                task.stores_mut().apply_committed(&BTreeMap::new())?;
+                self.commits += 1;
+                Self::commit_task(task, task_id, self.commits)?;
             }
             self.route(out, &mut queue);
+        }
+        Ok(())
+    }
+
+    /// Commits a task's stores, and prepares then commits its two-phase sinks.
+    fn commit_task(task: &mut TaskGraph, sub_topology: u32, commit: u64) -> Result<(), TaskError> {
+        task.stores_mut().apply_committed(&BTreeMap::new())?;
+        let id = crate::two_phase::CommitId {
+            application: TEST_APPLICATION_ID.to_owned(),
+            task: crate::task::TaskId {
+                sub_topology,
+                partition: 0,
+            },
+            sequence: commit,
+            owner: "test-driver".to_owned(),
+        };
+        for sink in task.two_phase_sinks() {
+            let failed = |e: crate::two_phase::SinkError| TaskError::Process {
+                node: e.sink.clone(),
+                source: crate::processor::ProcessError::User(e.message),
+            };
+            if sink.prepare(&id).map_err(failed)? {
+                sink.commit(&id).map_err(failed)?;
+            }
         }
         Ok(())
     }
@@ -229,7 +257,8 @@ impl TopologyTestDriver {
                 let stepped = step(task, self.wall_clock, &mut out);
                 Self::add_counts(&mut self.counts, task);
                 stepped?;
-                task.stores_mut().apply_committed(&BTreeMap::new())?;
+                self.commits += 1;
+                Self::commit_task(task, id, self.commits)?;
             }
             let mut queue = VecDeque::new();
             self.route(out, &mut queue);

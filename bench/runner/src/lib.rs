@@ -10,6 +10,7 @@ pub mod latency;
 pub mod process;
 pub mod recovery;
 pub mod report;
+pub mod sinks;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -60,6 +61,8 @@ pub struct Options {
     pub value_bytes: usize,
     /// Whether to run the throughput, resource and latency measurements.
     pub throughput: bool,
+    /// Whether to measure the PostgreSQL sinks' rows per second.
+    pub sinks: bool,
     /// The systems measured (a subset of `eddy`, `kafka-streams`, `raw`).
     pub systems: Vec<String>,
     /// The workloads measured (a subset of `passthrough`, `wordcount`).

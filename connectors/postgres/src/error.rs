@@ -88,14 +88,32 @@ impl PostgresError {
 }
 
 /// True for failures of the connection or of contention, not of the statement or the data:
-/// no SQLSTATE (the connection broke), connection exceptions (08), serialization failures
-/// and deadlocks (40), lock and resource limits (55P03, 53), cancellation and shutdown (57).
+/// a session that broke or could not open (no SQLSTATE, an I/O cause), connection exceptions
+/// (08), serialization failures and deadlocks (40), lock and resource limits (55P03, 53),
+/// cancellation and shutdown (57). A value that does not fit its column is not transient.
 pub(crate) fn is_transient(e: &postgres::Error) -> bool {
     let Some(code) = e.code() else {
-        return true;
+        let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+        return e.is_closed() || io;
     };
     let class = &code.code()[..2];
     matches!(class, "08" | "40" | "53" | "57") || *code == SqlState::LOCK_NOT_AVAILABLE
+}
+
+/// `e` with its causes ("error serializing parameter 2: out of range integral type
+/// conversion attempted").
+pub(crate) fn describe(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// True when `e` says no prepared transaction has the id given.

@@ -454,3 +454,51 @@ fn eddy_pause(pause: Duration, stop: &AtomicBool) {
         std::thread::park_timeout(Duration::from_millis(10));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eddy::serde::StringSerde;
+
+    #[test]
+    fn a_newer_owners_generation_refuses_an_older_owners_batch() {
+        let url = eddy_testkit::postgres_url().expect("the test needs PostgreSQL");
+        let mut db = postgres::Client::connect(&url, NoTls).expect("connecting");
+        let table = eddy_testkit::unique_name("fence").replace('-', "_");
+        db.batch_execute(&format!("CREATE TABLE {table} (k text NOT NULL)"))
+            .expect("creating the table");
+        let sink = TopicSink::new(
+            &table,
+            &url,
+            "orders",
+            "127.0.0.1:1",
+            Table::append(&table, &["k"]).expect("table"),
+            StringSerde,
+            StringSerde,
+            |k: &String, _: &String| Some(Change::Row(vec![k.as_str().into()])),
+        )
+        .expect("sink");
+        let (mut old, mut new) = (Session::open(&sink).expect("session"), Session::open(&sink).expect("session"));
+        let first = old.take_over(&sink, 0).expect("take over");
+        assert_eq!((first.generation, first.next), (1, 0));
+        let second = new.take_over(&sink, 0).expect("take over");
+        assert_eq!((second.generation, second.next), (2, 0));
+
+        let batch = vec![Change::Row(vec!["a".into()])];
+        let advanced = BTreeMap::from([(0, 1)]);
+        let refused = old.write(&sink, &BTreeMap::from([(0, first)]), &batch, &advanced);
+        match refused {
+            Err(PostgresError::Fenced { mine, current, .. }) => assert_eq!((mine, current), (1, 2)),
+            other => panic!("the older owner's batch must be fenced: {other:?}"),
+        }
+        let n: i64 = db.query_one(&format!("SELECT count(*) FROM {table}"), &[]).expect("count").get(0);
+        assert_eq!(n, 0, "nothing of a fenced batch is written");
+
+        new.write(&sink, &BTreeMap::from([(0, second)]), &batch, &advanced)
+            .expect("the owner writes");
+        let n: i64 = db.query_one(&format!("SELECT count(*) FROM {table}"), &[]).expect("count").get(0);
+        assert_eq!(n, 1);
+        let third = old.take_over(&sink, 0).expect("take over again");
+        assert_eq!((third.generation, third.next), (3, 1), "rows and offset moved together");
+    }
+}

@@ -12,7 +12,7 @@ use eddy::task::TaskId;
 use eddy::two_phase::{CommitId, Resolved, SinkError, TwoPhaseSink};
 use postgres::{Client, NoTls, Statement};
 
-use crate::error::{is_transient, is_unknown_prepared};
+use crate::error::{describe, is_transient, is_unknown_prepared};
 use crate::table::{Change, Table};
 use crate::PostgresError;
 
@@ -146,26 +146,13 @@ impl<K: Data, V: Data> Processor for PostgresSinkProcessor<K, V> {
         ctx: &mut ProcessorContext<'_, (), ()>,
         record: Record<K, V>,
     ) -> Result<(), ProcessError> {
-        let Some(change) = (self.settings.map)(&record.key, &record.value) else {
-            return Ok(());
-        };
-        if let Err(reason) = self.settings.table.check(&change) {
+        self.write(&record.key, &record.value).map_err(|reason| {
             let at = ctx.record_metadata().map_or_else(
                 || "a punctuation's record".to_owned(),
-                |m| {
-                    format!(
-                        "the record at {} [{}] offset {}",
-                        m.topic, m.partition, m.offset
-                    )
-                },
+                |m| format!("the record at {} [{}] offset {}", m.topic, m.partition, m.offset),
             );
-            return Err(ProcessError::user(format!(
-                "sink `{}`: {at} maps to {reason}",
-                self.settings.name
-            )));
-        }
-        self.buffer.push(change);
-        Ok(())
+            ProcessError::user(format!("sink `{}`: {at} maps to {reason}", self.settings.name))
+        })
     }
 
     fn close(&mut self) {
@@ -178,6 +165,21 @@ impl<K: Data, V: Data> Processor for PostgresSinkProcessor<K, V> {
 }
 
 impl<K, V> PostgresSinkProcessor<K, V> {
+    /// Buffers the change record (`key`, `value`) maps to, for the next
+    /// [`prepare`](TwoPhaseSink::prepare) (what [`Processor::process`] does, for a sink
+    /// driven by hand).
+    ///
+    /// # Errors
+    /// The change does not fit the table (the message says how).
+    pub fn write(&mut self, key: &K, value: &V) -> Result<(), String> {
+        let Some(change) = (self.settings.map)(key, value) else {
+            return Ok(());
+        };
+        self.settings.table.check(&change)?;
+        self.buffer.push(change);
+        Ok(())
+    }
+
     /// The session, opened (and the commits table created) when there is none.
     fn connection(&mut self) -> Result<&mut Connection, SinkError> {
         if self.connection.is_none() {
@@ -217,7 +219,11 @@ impl<K, V> PostgresSinkProcessor<K, V> {
         if transient || e.is_closed() {
             self.connection = None;
         }
-        let message = format!("{what} (table `{}`): {e}", self.settings.table.name());
+        let message = format!(
+            "{what} (table `{}`): {}",
+            self.settings.table.name(),
+            describe(e)
+        );
         let name = self.settings.name.clone();
         if transient {
             SinkError::transient(name, message)

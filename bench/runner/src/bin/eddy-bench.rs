@@ -2,10 +2,11 @@
 //! writes `target/eddy-bench/report.md` and `report.json`.
 //!
 //! `eddy-bench [--records N] [--repeats R] [--partitions P] [--out DIR] [--rate LINES/S]
-//! [--latency-seconds S] [--state-mb MB] [--only throughput|recovery] [--systems LIST]
+//! [--latency-seconds S] [--state-mb MB] [--only throughput|recovery|sinks] [--systems LIST]
 //! [--workloads LIST]` (defaults 1,000,000, 3, 6, `target/eddy-bench`, 1,000, 10, 1,000,
 //! both, `eddy,kafka-streams,raw`, `passthrough,wordcount,windowed,join`). Uses
-//! `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker. Build the Kafka Streams side first:
+//! `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker; the sinks measurement uses
+//! `EDDY_POSTGRES_URL`, or starts the local PostgreSQL. Build the Kafka Streams side first:
 //! `mvn -f bench/kafka-streams/pom.xml package`.
 
 use eddy_bench::{self as bench, report, Options};
@@ -36,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         state_bytes: 1_000_000_000,
         value_bytes: 1_000,
         throughput: true,
+        sinks: true,
         systems: bench::SYSTEMS.map(str::to_owned).to_vec(),
         workloads: bench::WORKLOADS.map(str::to_owned).to_vec(),
     };
@@ -57,9 +59,21 @@ fn main() -> anyhow::Result<()> {
             "--systems" => options.systems = list(&value, &bench::SYSTEMS)?,
             "--workloads" => options.workloads = list(&value, &bench::WORKLOADS)?,
             "--only" => match value.as_str() {
-                "throughput" => options.state_bytes = 0,
-                "recovery" => options.throughput = false,
-                _ => anyhow::bail!("--only takes `throughput` or `recovery`, not `{value}`"),
+                "throughput" => {
+                    options.state_bytes = 0;
+                    options.sinks = false;
+                }
+                "recovery" => {
+                    options.throughput = false;
+                    options.sinks = false;
+                }
+                "sinks" => {
+                    options.throughput = false;
+                    options.state_bytes = 0;
+                }
+                _ => anyhow::bail!(
+                    "--only takes `throughput`, `recovery` or `sinks`, not `{value}`"
+                ),
             },
             _ => anyhow::bail!(
                 "unknown flag {flag} (known: --records, --repeats, --partitions, --out, --rate, --latency-seconds, --state-mb, --only, --systems, --workloads)"
@@ -70,6 +84,11 @@ fn main() -> anyhow::Result<()> {
     let runs = bench::run(&options, &mut out)?;
     let recoveries = if options.state_bytes > 0 {
         bench::recovery::run(&options, eddy_testkit::Kafka::shared()?, &mut out)?
+    } else {
+        Vec::new()
+    };
+    let sinks = if options.sinks {
+        bench::sinks::run(&options, &mut out)?
     } else {
         Vec::new()
     };
@@ -85,12 +104,13 @@ fn main() -> anyhow::Result<()> {
     );
     let mut markdown = report::markdown(&summaries, &header);
     markdown.push_str(&report::recovery_markdown(&recoveries));
+    markdown.push_str(&bench::sinks::markdown(&sinks));
     println!("\n{markdown}");
     std::fs::write(options.out_dir.join("report.md"), &markdown)?;
     std::fs::write(
         options.out_dir.join("report.json"),
         serde_json::to_string_pretty(
-            &serde_json::json!({"summaries": summaries, "runs": runs, "recovery": report::recovery_json(&recoveries)}),
+            &serde_json::json!({"summaries": summaries, "runs": runs, "recovery": report::recovery_json(&recoveries), "sinks": sinks}),
         )?,
     )?;
     println!("written to {}", options.out_dir.display());
