@@ -144,6 +144,8 @@ fn compose_runs_the_registry_and_the_telemetry_pipeline_the_app_exports_to() {
     let doc = compose_doc();
     for service in [
         "schema-registry",
+        "postgres",
+        "s3",
         "otel-collector",
         "prometheus",
         "jaeger",
@@ -208,5 +210,23 @@ fn compose_runs_the_registry_and_the_telemetry_pipeline_the_app_exports_to() {
     assert!(
         scrapes_collector,
         "Prometheus must scrape the collector's exporter"
+    );
+}
+
+#[test]
+fn compose_postgres_allows_prepared_transactions() {
+    let doc = compose_doc();
+    let command: Vec<&str> = doc["services"]["postgres"]["command"]
+        .as_sequence()
+        .map(|c| c.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let prepared = command
+        .iter()
+        .find_map(|c| c.strip_prefix("max_prepared_transactions="))
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    assert!(
+        prepared > 0,
+        "two-phase sinks need max_prepared_transactions > 0: {command:?}"
     );
 }
