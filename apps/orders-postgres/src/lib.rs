@@ -85,7 +85,11 @@ where
     let order_serde: std::sync::Arc<dyn Serde<Order>> = std::sync::Arc::new(order_serde);
     let builder = StreamsBuilder::new();
     builder
-        .stream(orders_topic, StringSerde, std::sync::Arc::clone(&order_serde))
+        .stream(
+            orders_topic,
+            StringSerde,
+            std::sync::Arc::clone(&order_serde),
+        )
         .select_key(|_: &String, order: &Order| order.customer.clone())
         .group_by_key(StringSerde, order_serde)
         .aggregate(

@@ -31,7 +31,10 @@ fn orders_are_totalled_per_customer_and_upserted_once_per_commit() -> R<()> {
         driver.pipe_input(&topic, &StringSerde, &writer, &id.to_owned(), &order, 0)?;
     }
     let rows: Vec<(String, i64, i64)> = db
-        .query(&format!("SELECT customer, orders, cents FROM {table} ORDER BY customer"), &[])?
+        .query(
+            &format!("SELECT customer, orders, cents FROM {table} ORDER BY customer"),
+            &[],
+        )?
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();

@@ -44,14 +44,21 @@ pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<SinkRun
     kafka.create_topic(&topic, options.partitions)?;
     kafka.produce(
         &topic,
-        (0..records).map(|i| (Some(format!("k{i}").into_bytes()), i.to_string().into_bytes())),
+        (0..records).map(|i| {
+            (
+                Some(format!("k{i}").into_bytes()),
+                i.to_string().into_bytes(),
+            )
+        }),
     )?;
     let mut runs = Vec::new();
     for repeat in 0..options.repeats {
         for mode in ["two-phase", "topic"] {
             let mut db = postgres::Client::connect(&url, postgres::NoTls)?;
             let table = eddy_testkit::unique_name("bench_rows").replace('-', "_");
-            db.batch_execute(&format!("CREATE TABLE {table} (k text NOT NULL, v bigint NOT NULL)"))?;
+            db.batch_execute(&format!(
+                "CREATE TABLE {table} (k text NOT NULL, v bigint NOT NULL)"
+            ))?;
             let started = Instant::now();
             let stop = Arc::new(AtomicBool::new(false));
             let mut child = None;
@@ -70,7 +77,9 @@ pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<SinkRun
                         .env("PG_TABLE", &table)
                         .stdin(Stdio::null())
                         .stdout(Stdio::null())
-                        .stderr(Stdio::from(std::fs::File::create(state.with_extension("log"))?))
+                        .stderr(Stdio::from(std::fs::File::create(
+                            state.with_extension("log"),
+                        )?))
                         .spawn()?,
                 );
             } else {
@@ -83,7 +92,10 @@ pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<SinkRun
                     eddy::serde::StringSerde,
                     eddy::serde::StringSerde,
                     |k: &String, v: &String| {
-                        Some(Change::Row(vec![k.as_str().into(), v.parse::<i64>().unwrap_or(-1).into()]))
+                        Some(Change::Row(vec![
+                            k.as_str().into(),
+                            v.parse::<i64>().unwrap_or(-1).into(),
+                        ]))
                     },
                 )?;
                 let stop = Arc::clone(&stop);
@@ -91,7 +103,9 @@ pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<SinkRun
             }
             let (mut first, deadline) = (None, started + Duration::from_secs(600));
             let finished = loop {
-                let n: i64 = db.query_one(&format!("SELECT count(*) FROM {table}"), &[])?.get(0);
+                let n: i64 = db
+                    .query_one(&format!("SELECT count(*) FROM {table}"), &[])?
+                    .get(0);
                 if n > 0 && first.is_none() {
                     first = Some(Instant::now());
                 }
@@ -99,7 +113,9 @@ pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<SinkRun
                     break Ok(Instant::now());
                 }
                 if Instant::now() > deadline {
-                    break Err(anyhow::anyhow!("{mode} sink: {n} of {records} rows after 10 minutes"));
+                    break Err(anyhow::anyhow!(
+                        "{mode} sink: {n} of {records} rows after 10 minutes"
+                    ));
                 }
                 std::thread::park_timeout(Duration::from_millis(20)); // poll interval of the row count
             };
@@ -109,7 +125,8 @@ pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<SinkRun
                 c.wait()?;
             }
             if let Some(t) = thread {
-                t.join().map_err(|_| anyhow::anyhow!("the topic sink panicked"))??;
+                t.join()
+                    .map_err(|_| anyhow::anyhow!("the topic sink panicked"))??;
             }
             let finished = finished?;
             let run = SinkRun {
@@ -149,7 +166,11 @@ pub fn markdown(runs: &[SinkRun]) -> String {
         "\n## PostgreSQL sinks\n\nRows per second into an append table on the local PostgreSQL (fsync on), from a pre-loaded topic, after the first row (median of the repeats; start-up excluded).\n\n| sink | rows | rows/s (median) | all runs |\n|---|---:|---:|---|\n",
     );
     for mode in ["two-phase", "topic"] {
-        let mut rates: Vec<f64> = runs.iter().filter(|r| r.mode == mode).map(SinkRun::rows_per_second).collect();
+        let mut rates: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.mode == mode)
+            .map(SinkRun::rows_per_second)
+            .collect();
         if rates.is_empty() {
             continue;
         }
@@ -157,7 +178,10 @@ pub fn markdown(runs: &[SinkRun]) -> String {
         let median = rates[rates.len() / 2];
         let all: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
         let rows = runs.iter().find(|r| r.mode == mode).map_or(0, |r| r.rows);
-        text.push_str(&format!("| {mode} | {rows} | {median:.0} | {} |\n", all.join(", ")));
+        text.push_str(&format!(
+            "| {mode} | {rows} | {median:.0} | {} |\n",
+            all.join(", ")
+        ));
     }
     text
 }

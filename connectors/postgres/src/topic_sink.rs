@@ -478,7 +478,10 @@ mod tests {
             |k: &String, _: &String| Some(Change::Row(vec![k.as_str().into()])),
         )
         .expect("sink");
-        let (mut old, mut new) = (Session::open(&sink).expect("session"), Session::open(&sink).expect("session"));
+        let (mut old, mut new) = (
+            Session::open(&sink).expect("session"),
+            Session::open(&sink).expect("session"),
+        );
         let first = old.take_over(&sink, 0).expect("take over");
         assert_eq!((first.generation, first.next), (1, 0));
         let second = new.take_over(&sink, 0).expect("take over");
@@ -491,14 +494,24 @@ mod tests {
             Err(PostgresError::Fenced { mine, current, .. }) => assert_eq!((mine, current), (1, 2)),
             other => panic!("the older owner's batch must be fenced: {other:?}"),
         }
-        let n: i64 = db.query_one(&format!("SELECT count(*) FROM {table}"), &[]).expect("count").get(0);
+        let n: i64 = db
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .expect("count")
+            .get(0);
         assert_eq!(n, 0, "nothing of a fenced batch is written");
 
         new.write(&sink, &BTreeMap::from([(0, second)]), &batch, &advanced)
             .expect("the owner writes");
-        let n: i64 = db.query_one(&format!("SELECT count(*) FROM {table}"), &[]).expect("count").get(0);
+        let n: i64 = db
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .expect("count")
+            .get(0);
         assert_eq!(n, 1);
         let third = old.take_over(&sink, 0).expect("take over again");
-        assert_eq!((third.generation, third.next), (3, 1), "rows and offset moved together");
+        assert_eq!(
+            (third.generation, third.next),
+            (3, 1),
+            "rows and offset moved together"
+        );
     }
 }

@@ -149,9 +149,17 @@ impl<K: Data, V: Data> Processor for PostgresSinkProcessor<K, V> {
         self.write(&record.key, &record.value).map_err(|reason| {
             let at = ctx.record_metadata().map_or_else(
                 || "a punctuation's record".to_owned(),
-                |m| format!("the record at {} [{}] offset {}", m.topic, m.partition, m.offset),
+                |m| {
+                    format!(
+                        "the record at {} [{}] offset {}",
+                        m.topic, m.partition, m.offset
+                    )
+                },
             );
-            ProcessError::user(format!("sink `{}`: {at} maps to {reason}", self.settings.name))
+            ProcessError::user(format!(
+                "sink `{}`: {at} maps to {reason}",
+                self.settings.name
+            ))
         })
     }
 
