@@ -37,6 +37,8 @@ have_libclang || missing+=(libclang-dev)
 # The PostgreSQL connector's tests start a real server (initdb, pg_ctl) from the Debian
 # package; as root they run it as the package's unprivileged `postgres` user.
 compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql)
+# Its TLS test makes certificates with the openssl tool.
+command -v openssl >/dev/null || missing+=(openssl)
 # librdkafka's bundled build links zlib.
 dpkg-query -W -f='${Status}' zlib1g-dev 2>/dev/null | grep -q 'install ok installed' || missing+=(zlib1g-dev)
 

@@ -13,12 +13,16 @@
 #   EDDY_POSTGRES_DIR        cluster directory (default /tmp/eddy-postgres-<port>; not under
 #                            a home directory the `postgres` user cannot enter)
 #   EDDY_POSTGRES_PREPARED   max_prepared_transactions (default 200)
+#   EDDY_POSTGRES_TLS        1: TLS only, with a certificate signed by a CA made here
+#                            (<dir>/ca.crt; the URL then says sslmode=require)
 set -euo pipefail
 
 PORT=${EDDY_POSTGRES_PORT:-5433}
 DIR=${EDDY_POSTGRES_DIR:-/tmp/eddy-postgres-$PORT}
 PREPARED=${EDDY_POSTGRES_PREPARED:-200}
+TLS=${EDDY_POSTGRES_TLS:-0}
 URL=postgres://eddy@127.0.0.1:$PORT/postgres
+((TLS)) && URL="$URL?sslmode=require"
 
 log() { echo "postgres: $*" >&2; }
 die() { echo "postgres: error: $*" >&2; exit 1; }
@@ -56,13 +60,37 @@ start() {
   log "initialising a cluster in $DIR"
   as_owner "$bin/initdb" -D "$DIR/data" -U eddy --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 ||
     die "initdb failed; see $DIR/initdb.log"
+  local options="-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c max_prepared_transactions=$PREPARED -c max_connections=200"
+  if ((TLS)); then
+    make_certificates
+    options="$options -c ssl=on -c ssl_cert_file=$DIR/server.crt -c ssl_key_file=$DIR/server.key"
+    # TCP clients must use TLS; the local socket (pg_ctl's readiness check) stays open.
+    printf 'local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n' >"$DIR/data/pg_hba.conf"
+  fi
   log "starting PostgreSQL on 127.0.0.1:$PORT (log: $DIR/server.log)"
   # pg_ctl -w waits until the server accepts connections.
-  as_owner "$bin/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start \
-    -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c max_prepared_transactions=$PREPARED -c max_connections=200" >/dev/null ||
+  as_owner "$bin/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start -o "$options" >/dev/null ||
     die "the server did not start; see $DIR/server.log"
   log "ready"
   echo "$URL"
+}
+
+# A CA and a server certificate for 127.0.0.1 signed by it, in $DIR.
+make_certificates() {
+  command -v openssl >/dev/null || die "openssl is missing: run scripts/setup.sh"
+  (
+    cd "$DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=eddy test CA" \
+      -keyout ca.key -out ca.crt >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+      -keyout server.key -out server.csr >/dev/null 2>&1
+    printf 'subjectAltName=IP:127.0.0.1\n' >san.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile san.ext -out server.crt >/dev/null 2>&1
+    chmod 600 server.key
+  ) || die "could not make the TLS certificates in $DIR"
+  [[ $(id -u) == 0 ]] && chown postgres: "$DIR"/server.key "$DIR"/server.crt
+  return 0
 }
 
 stop() {

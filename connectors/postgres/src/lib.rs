@@ -31,12 +31,14 @@
 //! # }
 //! ```
 
+mod connect;
 mod error;
 mod table;
 mod topic_sink;
 mod two_phase_sink;
 mod value;
 
+pub use connect::Tls;
 pub use error::PostgresError;
 pub use table::{Change, Table};
 pub use topic_sink::{TopicSink, TopicSinkReport};

@@ -19,11 +19,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use eddy::serde::Serde;
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset};
 
+use crate::connect::{connect, ConnectError, Tls};
 use crate::error::PostgresError;
 use crate::table::{Change, Table};
 
@@ -56,6 +57,7 @@ pub struct TopicSink<K, V> {
     key_serde: Box<dyn Serde<K>>,
     value_serde: Box<dyn Serde<V>>,
     map: Mapper<K, V>,
+    tls: Tls,
     /// Records per batch at most.
     pub batch_records: usize,
     /// How long a batch collects records at most.
@@ -120,9 +122,19 @@ impl<K: 'static, V: 'static> TopicSink<K, V> {
             key_serde: Box::new(key_serde),
             value_serde: Box::new(value_serde),
             map: Box::new(map),
+            tls: Tls::default(),
             batch_records: 5000,
             batch_interval: Duration::from_millis(100),
         })
+    }
+
+    /// Checks the server's certificate with `tls` (see [`PostgresSink::with_tls`]).
+    ///
+    /// [`PostgresSink::with_tls`]: crate::PostgresSink::with_tls
+    #[must_use]
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Sets a librdkafka property of the consumer (security settings, for example).
@@ -339,7 +351,16 @@ impl Session {
                 source,
             }
         };
-        let mut client = Client::connect(&sink.url, NoTls).map_err(database("connecting"))?;
+        let mut client = match connect(&sink.url, &sink.tls) {
+            Ok(client) => client,
+            Err(ConnectError::Database(e)) => return Err(database("connecting")(e)),
+            Err(ConnectError::Tls(reason)) => {
+                return Err(PostgresError::Config {
+                    sink: sink.name.clone(),
+                    reason,
+                })
+            }
+        };
         let created = client.batch_execute(&format!(
             "SET lock_timeout = '10s'; CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} (sink text NOT NULL, topic text NOT NULL, \
              partition integer NOT NULL, next_offset bigint NOT NULL, generation bigint NOT NULL, \
@@ -463,7 +484,7 @@ mod tests {
     #[test]
     fn a_newer_owners_generation_refuses_an_older_owners_batch() {
         let url = eddy_testkit::postgres_url().expect("the test needs PostgreSQL");
-        let mut db = postgres::Client::connect(&url, NoTls).expect("connecting");
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("connecting");
         let table = eddy_testkit::unique_name("fence").replace('-', "_");
         db.batch_execute(&format!("CREATE TABLE {table} (k text NOT NULL)"))
             .expect("creating the table");

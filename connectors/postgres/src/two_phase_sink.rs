@@ -10,7 +10,9 @@ use eddy::processor::{Data, ProcessError, Processor, ProcessorContext};
 use eddy::record::Record;
 use eddy::task::TaskId;
 use eddy::two_phase::{CommitId, Resolved, SinkError, TwoPhaseSink};
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
+
+use crate::connect::{connect, ConnectError, Tls};
 
 use crate::error::{describe, is_transient, is_unknown_prepared};
 use crate::table::{Change, Table};
@@ -59,7 +61,20 @@ struct SinkSettings<K, V> {
     name: String,
     url: String,
     table: Table,
-    map: Box<RowMapper<K, V>>,
+    map: Arc<RowMapper<K, V>>,
+    tls: Tls,
+}
+
+impl<K, V> Clone for SinkSettings<K, V> {
+    fn clone(&self) -> Self {
+        SinkSettings {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            table: self.table.clone(),
+            map: Arc::clone(&self.map),
+            tls: self.tls.clone(),
+        }
+    }
 }
 
 impl<K: Data, V: Data> PostgresSink<K, V> {
@@ -92,9 +107,19 @@ impl<K: Data, V: Data> PostgresSink<K, V> {
                 name: name.to_owned(),
                 url: url.to_owned(),
                 table,
-                map: Box::new(map),
+                map: Arc::new(map),
+                tls: Tls::default(),
             }),
         })
+    }
+
+    /// Checks the server's certificate with `tls` (the system's roots by default). TLS is
+    /// used whenever the server offers it; `sslmode=require` in the URL insists on it and
+    /// `sslmode=disable` turns it off.
+    #[must_use]
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        Arc::make_mut(&mut self.inner).tls = tls;
+        self
     }
 
     /// The sink's name.
@@ -191,8 +216,13 @@ impl<K, V> PostgresSinkProcessor<K, V> {
     /// The session, opened (and the commits table created) when there is none.
     fn connection(&mut self) -> Result<&mut Connection, SinkError> {
         if self.connection.is_none() {
-            let mut client = Client::connect(&self.settings.url, NoTls)
-                .map_err(|e| self.failed("connecting", &e))?;
+            let mut client = match connect(&self.settings.url, &self.settings.tls) {
+                Ok(client) => client,
+                Err(ConnectError::Database(e)) => return Err(self.failed("connecting", &e)),
+                Err(ConnectError::Tls(message)) => {
+                    return Err(SinkError::fatal(self.settings.name.clone(), message))
+                }
+            };
             let setup = format!(
                 "SET lock_timeout = '{}ms'; SET application_name = 'eddy sink {}'; \
                  CREATE TABLE IF NOT EXISTS {COMMITS_TABLE} (sink text NOT NULL, application text NOT NULL, \

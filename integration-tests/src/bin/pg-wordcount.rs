@@ -2,7 +2,9 @@
 //! as rows `(word, count)`, to the PostgreSQL table `PG_TABLE` at `PG_URL`. With
 //! `PG_SINK=two_phase` (the default) through the exactly-once two-phase sink; with
 //! `PG_SINK=autocommit` through a sink that inserts each row at once, outside any
-//! transaction (what exactly-once tests compare against). Takes wordcount's flags.
+//! transaction (what exactly-once tests compare against); `PG_CRASH_AFTER_ROWS=n` makes that
+//! sink abort the process right after its n-th row, before the Kafka commit of the record
+//! that made it. Takes wordcount's flags.
 
 use clap::Parser;
 use eddy::prelude::*;
@@ -15,6 +17,8 @@ struct Autocommit {
     url: String,
     table: String,
     client: Option<postgres::Client>,
+    rows: u64,
+    crash_after: Option<u64>,
 }
 
 impl Processor for Autocommit {
@@ -42,6 +46,14 @@ impl Processor for Autocommit {
                 &[&record.key, &record.value],
             )
             .map_err(|e| ProcessError::user(e.to_string()))?;
+        self.rows += 1;
+        if self.crash_after == Some(self.rows) {
+            eprintln!(
+                "pg-wordcount: aborting after row {} of the autocommit sink",
+                self.rows
+            );
+            std::process::abort();
+        }
         Ok(())
     }
 }
@@ -74,6 +86,10 @@ fn main() -> anyhow::Result<()> {
                     url: url.clone(),
                     table: table.clone(),
                     client: None,
+                    rows: 0,
+                    crash_after: std::env::var("PG_CRASH_AFTER_ROWS")
+                        .ok()
+                        .and_then(|n| n.parse().ok()),
                 },
                 &[],
             );
