@@ -11,6 +11,8 @@
 #   EDDY_CACHE_DIR                cache root (default ~/.cache/eddy)
 #   EDDY_REGISTRY_PORT            HTTP port (default 8081)
 #   EDDY_REGISTRY_START_TIMEOUT   seconds to wait for readiness (default 120)
+#   EDDY_REGISTRY_TLS             1: https only, with a certificate signed by a CA made here
+#                                 (<cache>/run/registry-<port>/ca.crt)
 set -euo pipefail
 
 VERSION=2.6.13.Final
@@ -21,7 +23,8 @@ JAR=$HOME_DIR/apicurio-registry-app-$VERSION-runner.jar
 PORT=${EDDY_REGISTRY_PORT:-8081}
 RUN_DIR=$CACHE_DIR/run/registry-$PORT
 START_TIMEOUT=${EDDY_REGISTRY_START_TIMEOUT:-120}
-URL=http://127.0.0.1:$PORT
+TLS=${EDDY_REGISTRY_TLS:-0}
+if ((TLS)); then URL=https://127.0.0.1:$PORT; else URL=http://127.0.0.1:$PORT; fi
 
 log() { echo "registry: $*" >&2; }
 die() { echo "registry: error: $*" >&2; exit 1; }
@@ -46,7 +49,26 @@ fetch() {
   touch "$HOME_DIR/.complete"
 }
 
-ready() { curl -fsS -o /dev/null --max-time 2 "$URL/health/ready" 2>/dev/null; }
+ready() {
+  local trust=()
+  ((TLS)) && trust=(--cacert "$RUN_DIR/ca.crt")
+  curl -fsS -o /dev/null --max-time 2 "${trust[@]}" "$URL/health/ready" 2>/dev/null
+}
+
+# A CA and a certificate for 127.0.0.1 signed by it, in $RUN_DIR.
+make_certificates() {
+  command -v openssl >/dev/null || die "openssl is missing: run scripts/setup.sh"
+  (
+    cd "$RUN_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=eddy test CA" \
+      -keyout ca.key -out ca.crt >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+      -keyout server.key -out server.csr >/dev/null 2>&1
+    printf 'subjectAltName=IP:127.0.0.1\n' >san.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile san.ext -out server.crt >/dev/null 2>&1
+  ) || die "could not make the TLS certificates in $RUN_DIR"
+}
 pid() { [[ -f $RUN_DIR/pid ]] && cat "$RUN_DIR/pid" || true; }
 alive() { local p; p=$(pid); [[ -n $p ]] && kill -0 "$p" 2>/dev/null; }
 
@@ -58,11 +80,18 @@ start() {
     return 0
   fi
   mkdir -p "$RUN_DIR"
+  local listen=(-Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$PORT")
+  if ((TLS)); then
+    make_certificates
+    listen=(-Dquarkus.http.host=127.0.0.1 -Dquarkus.http.ssl-port="$PORT"
+      -Dquarkus.http.insecure-requests=disabled
+      -Dquarkus.http.ssl.certificate.files="$RUN_DIR/server.crt"
+      -Dquarkus.http.ssl.certificate.key-files="$RUN_DIR/server.key")
+  fi
   log "starting Apicurio Registry $VERSION on $URL (log: $RUN_DIR/registry.log)"
   # In-memory storage is the default. The transaction manager's process id comes from a UUID,
   # so no second listener opens; vert.x caches go to the run directory.
-  nohup java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
-    -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$PORT" \
+  nohup java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC "${listen[@]}" \
     -Dvertx.cacheDirBase="$RUN_DIR/vertx" \
     -DCoreEnvironmentBean.processImplementationClassName=com.arjuna.ats.internal.arjuna.utils.UuidProcessId \
     -jar "$JAR" >"$RUN_DIR/registry.log" 2>&1 &

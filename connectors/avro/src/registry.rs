@@ -70,13 +70,14 @@ impl Compatibility {
     }
 }
 
-/// Settings of a registry client: address, authentication, timeout.
+/// Settings of a registry client: address, authentication, timeout, trusted certificates.
 #[derive(Clone)]
 pub struct RegistryBuilder {
     url: String,
     basic: Option<(String, Option<String>)>,
     bearer: Option<String>,
     timeout: Duration,
+    root_certificates: Vec<Vec<u8>>,
 }
 
 impl RegistryBuilder {
@@ -102,6 +103,27 @@ impl RegistryBuilder {
         self
     }
 
+    /// Trusts the certificate authority in PEM `pem` for an `https` registry, besides the
+    /// system's roots (a registry with a certificate from a private CA).
+    #[must_use]
+    pub fn root_certificate_pem(mut self, pem: &[u8]) -> Self {
+        self.root_certificates.push(pem.to_vec());
+        self
+    }
+
+    /// An HTTP client builder with these settings' timeout and trusted certificates.
+    fn http_builder(&self) -> Result<reqwest::blocking::ClientBuilder, String> {
+        let mut builder = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(self.timeout);
+        for pem in &self.root_certificates {
+            let certificate = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| format!("a root certificate is not PEM: {e}"))?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        Ok(builder)
+    }
+
     /// The client.
     ///
     /// # Errors
@@ -119,10 +141,12 @@ impl RegistryBuilder {
         if let Some(token) = &self.bearer {
             sr.set_token_authorization(token);
         }
-        let settings = sr.build().map_err(|e| settings_error(format!("{e}")))?;
-        let http = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .timeout(self.timeout)
+        let settings = sr
+            .build_with(self.http_builder().map_err(settings_error)?)
+            .map_err(|e| settings_error(format!("{e}")))?;
+        let http = self
+            .http_builder()
+            .map_err(settings_error)?
             .build()
             .map_err(|e| settings_error(format!("HTTP client: {e}")))?;
         Ok(Registry {
@@ -154,6 +178,7 @@ impl Registry {
             basic: None,
             bearer: None,
             timeout: Duration::from_secs(10),
+            root_certificates: Vec::new(),
         }
     }
 
