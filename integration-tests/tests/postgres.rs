@@ -363,3 +363,84 @@ fn the_topic_sink_writes_every_record_once_across_kill_9_and_take_overs() -> any
     );
     Ok(())
 }
+
+#[test]
+fn a_zombie_frozen_after_prepare_never_commits_its_rows() -> anyhow::Result<()> {
+    let run = WordcountRun::new("pg-zombie", 3)?;
+    let table = table_name(&run);
+    let mut db = database()?;
+    db.batch_execute(&format!(
+        "CREATE TABLE {table} (word text NOT NULL, count bigint NOT NULL)"
+    ))?;
+    let lines = generate_lines(43, 12_000, 300);
+    let expected = expected_counts(lines.iter().map(String::as_str));
+    let total: u64 = expected.values().sum();
+    let (first, second) = lines.split_at(6_000);
+    let mut tail = run.kafka.tail(&run.output)?;
+
+    // The zombie freezes holding a prepared transaction whose Kafka transaction is open.
+    run.produce_lines(first)?;
+    let mut zombie = start(
+        &run,
+        "pg-wordcount",
+        "zombie",
+        &table,
+        &[("EDDY_FAULT", "stop_after_prepare:3")],
+    )?;
+    eventually(
+        "the zombie freezes after PREPARE",
+        Duration::from_secs(120),
+        || {
+            Ok(zombie
+                .log_text()
+                .contains("EDDY_FAULT: stopping the process after the external PREPARE"))
+        },
+    )
+    .map_err(|e| with_log_tails(std::slice::from_ref(&zombie), e))?;
+    let frozen = prepared(&mut db, "counts", &run.application_id)?;
+    anyhow::ensure!(
+        !frozen.is_empty(),
+        "the zombie holds no prepared transaction"
+    );
+
+    // The successor takes its tasks, resolves the zombie's transaction (its Kafka transaction
+    // is aborted by the broker) and processes everything.
+    let successor = start(&run, "pg-wordcount", "successor", &table, &[])?;
+    let mut apps = vec![zombie, successor];
+    tail.wait_for(
+        expected_counts(first.iter().map(String::as_str))
+            .values()
+            .sum(),
+        Duration::from_secs(180),
+    )
+    .map_err(|e| with_log_tails(&apps, e))?;
+    let left = prepared(&mut db, "counts", &run.application_id)?;
+    assert!(
+        left.iter().all(|gid| !frozen.contains(gid)),
+        "the zombie's transaction was resolved: {left:?}"
+    );
+
+    // Thawed, the zombie's Kafka commit fails: it rolls back (or finds rolled back) what it
+    // prepared and starts over.
+    apps[0].signal("CONT")?;
+    run.produce_lines(second)?;
+    tail.wait_for(total, Duration::from_secs(180))
+        .map_err(|e| with_log_tails(&apps, e))?;
+    for app in &mut apps {
+        app.terminate(Duration::from_secs(60))?;
+    }
+    let violations = run.violations(&expected)?;
+    assert!(
+        violations.is_empty(),
+        "output topic:\n{}",
+        violations.join("\n")
+    );
+    let violations = row_violations(&rows_by_word(&mut db, &table)?, &expected);
+    assert!(
+        violations.is_empty(),
+        "PostgreSQL rows:\n{}",
+        violations.join("\n")
+    );
+    assert!(prepared(&mut db, "counts", &run.application_id)?.is_empty());
+    Ok(())
+}

@@ -12,14 +12,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// records until it is continued: a zombie whose changelog writes the brokers have not seen
 /// yet, as when the changelog's leader is unreachable. For two-phase sinks, counted in
 /// commits that prepared something: `crash_after_prepare:<n>` aborts between the sinks'
-/// PREPARE and the Kafka commit, `crash_before_external_commit:<n>` between the Kafka
-/// commit and the sinks' COMMIT PREPARED.
+/// PREPARE and the Kafka commit, `stop_after_prepare:<n>` freezes the process there (once),
+/// `crash_before_external_commit:<n>` aborts between the Kafka commit and the sinks' COMMIT
+/// PREPARED.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Fault {
     before_commit: Option<u64>,
     after_commit: Option<u64>,
     stop_after_offsets: Option<u64>,
     after_prepare: Option<u64>,
+    stop_after_prepare: Option<u64>,
     before_external_commit: Option<u64>,
 }
 
@@ -54,6 +56,10 @@ impl Fault {
             }),
             "crash_after_prepare" => Some(Fault {
                 after_prepare: Some(n),
+                ..Fault::default()
+            }),
+            "stop_after_prepare" => Some(Fault {
+                stop_after_prepare: Some(n),
                 ..Fault::default()
             }),
             "crash_before_external_commit" => Some(Fault {
@@ -91,6 +97,9 @@ impl Fault {
         if self.after_prepare == Some(n) {
             crash("after the external PREPARE, before the Kafka commit of", n);
         }
+        if self.stop_after_prepare == Some(n) {
+            stop_once("after the external PREPARE of", n);
+        }
     }
 
     /// Called after the Kafka commit of the `n`-th commit that prepared anything, before the
@@ -118,16 +127,23 @@ impl Fault {
     /// Called once the input offsets of the `n`-th commit with state changes joined the
     /// transaction: freezes the process until it receives SIGCONT.
     pub(crate) fn stop_after_offsets(&self, n: u64) {
-        // Once per process: a thread that starts over counts its commits from 1 again.
-        if self.stop_after_offsets == Some(n) && !STOPPED.swap(true, Ordering::Relaxed) {
-            eprintln!("EDDY_FAULT: stopping the process after the offsets of commit {n}");
-            let stopped = std::process::Command::new("kill")
-                .arg("-STOP")
-                .arg(std::process::id().to_string())
-                .status();
-            if let Err(e) = stopped {
-                crash(&format!("(kill -STOP failed: {e})"), n);
-            }
+        if self.stop_after_offsets == Some(n) {
+            stop_once("after the offsets of", n);
+        }
+    }
+}
+
+/// Freezes the process (SIGSTOP to itself) the first time it is called; once per process,
+/// because a thread that starts over counts its commits from 1 again.
+fn stop_once(point: &str, n: u64) {
+    if !STOPPED.swap(true, Ordering::Relaxed) {
+        eprintln!("EDDY_FAULT: stopping the process {point} commit {n}");
+        let stopped = std::process::Command::new("kill")
+            .arg("-STOP")
+            .arg(std::process::id().to_string())
+            .status();
+        if let Err(e) = stopped {
+            crash(&format!("(kill -STOP failed: {e})"), n);
         }
     }
 }
@@ -150,6 +166,7 @@ mod tests {
                 after_commit: Some(3),
                 stop_after_offsets: None,
                 after_prepare: None,
+                stop_after_prepare: None,
                 before_external_commit: None,
             })
         );
