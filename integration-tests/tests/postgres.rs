@@ -380,7 +380,7 @@ fn a_zombie_frozen_after_prepare_never_commits_its_rows() -> anyhow::Result<()> 
 
     // The zombie freezes holding a prepared transaction whose Kafka transaction is open.
     run.produce_lines(first)?;
-    let mut zombie = start(
+    let zombie = start(
         &run,
         "pg-wordcount",
         "zombie",
