@@ -16,6 +16,7 @@
 #   EDDY_POSTGRES_TLS        1: TLS only, with a certificate signed by a CA made here
 #                            (<dir>/ca.crt; the URL then says sslmode=require)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/certs.sh"
 
 PORT=${EDDY_POSTGRES_PORT:-5433}
 DIR=${EDDY_POSTGRES_DIR:-/tmp/eddy-postgres-$PORT}
@@ -75,20 +76,9 @@ start() {
   echo "$URL"
 }
 
-# A CA and a server certificate for 127.0.0.1 signed by it, in $DIR.
+# A CA and a certificate for 127.0.0.1 signed by it, in $DIR.
 make_certificates() {
-  command -v openssl >/dev/null || die "openssl is missing: run scripts/setup.sh"
-  (
-    cd "$DIR"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=eddy test CA" \
-      -keyout ca.key -out ca.crt >/dev/null 2>&1
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
-      -keyout server.key -out server.csr >/dev/null 2>&1
-    printf 'subjectAltName=IP:127.0.0.1\n' >san.ext
-    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-      -extfile san.ext -out server.crt >/dev/null 2>&1
-    chmod 600 server.key
-  ) || die "could not make the TLS certificates in $DIR"
+  test_certificates "$DIR" || die "could not make the TLS certificates in $DIR"
   [[ $(id -u) == 0 ]] && chown postgres: "$DIR"/server.key "$DIR"/server.crt
   return 0
 }

@@ -14,6 +14,7 @@
 #   EDDY_REGISTRY_TLS             1: https only, with a certificate signed by a CA made here
 #                                 (<cache>/run/registry-<port>/ca.crt)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/certs.sh"
 
 VERSION=2.6.13.Final
 ARTIFACT=io.apicurio:apicurio-registry-app:$VERSION:tar.gz:all
@@ -57,17 +58,7 @@ ready() {
 
 # A CA and a certificate for 127.0.0.1 signed by it, in $RUN_DIR.
 make_certificates() {
-  command -v openssl >/dev/null || die "openssl is missing: run scripts/setup.sh"
-  (
-    cd "$RUN_DIR"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=eddy test CA" \
-      -keyout ca.key -out ca.crt >/dev/null 2>&1
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
-      -keyout server.key -out server.csr >/dev/null 2>&1
-    printf 'subjectAltName=IP:127.0.0.1\n' >san.ext
-    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-      -extfile san.ext -out server.crt >/dev/null 2>&1
-  ) || die "could not make the TLS certificates in $RUN_DIR"
+  test_certificates "$RUN_DIR" || die "could not make the TLS certificates in $RUN_DIR"
 }
 pid() { [[ -f $RUN_DIR/pid ]] && cat "$RUN_DIR/pid" || true; }
 alive() { local p; p=$(pid); [[ -n $p ]] && kill -0 "$p" 2>/dev/null; }

@@ -47,6 +47,39 @@ fn start(
     AppProcess::start(name, spec)
 }
 
+/// A wordcount run whose counts also go to a fresh table `(word, count)`.
+struct Counts {
+    run: WordcountRun,
+    table: String,
+    db: postgres::Client,
+    lines: Vec<String>,
+    expected: std::collections::HashMap<String, u64>,
+    total: u64,
+}
+
+impl Counts {
+    /// Topics of 3 partitions, the table, and `count` input lines from `seed`.
+    fn new(prefix: &str, seed: u64, count: usize) -> anyhow::Result<Counts> {
+        let run = WordcountRun::new(prefix, 3)?;
+        let table = table_name(&run);
+        let mut db = database()?;
+        db.batch_execute(&format!(
+            "CREATE TABLE {table} (word text NOT NULL, count bigint NOT NULL)"
+        ))?;
+        let lines = generate_lines(seed, count, 300);
+        let expected = expected_counts(lines.iter().map(String::as_str));
+        let total = expected.values().sum();
+        Ok(Counts {
+            run,
+            table,
+            db,
+            lines,
+            expected,
+            total,
+        })
+    }
+}
+
 /// The counts each word has rows for, in order.
 fn rows_by_word(
     db: &mut postgres::Client,
@@ -116,15 +149,14 @@ fn expect_crash(app: &mut AppProcess) -> anyhow::Result<()> {
 fn the_two_phase_sink_writes_every_count_once_across_crashes_at_its_edges_and_kill_9(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let run = WordcountRun::new("pg-2pc", 3)?;
-    let table = table_name(&run);
-    let mut db = database()?;
-    db.batch_execute(&format!(
-        "CREATE TABLE {table} (word text NOT NULL, count bigint NOT NULL)"
-    ))?;
-    let lines = generate_lines(41, 16_000, 300);
-    let expected = expected_counts(lines.iter().map(String::as_str));
-    let total: u64 = expected.values().sum();
+    let Counts {
+        run,
+        table,
+        mut db,
+        lines,
+        expected,
+        total,
+    } = Counts::new("pg-2pc", 41, 16_000)?;
     let (first, second) = lines.split_at(8_000);
     run.produce_lines(first)?;
 
@@ -248,15 +280,14 @@ fn the_two_phase_sink_writes_every_count_once_across_crashes_at_its_edges_and_ki
 
 #[test]
 fn an_autocommit_sink_under_the_same_crash_repeats_rows() -> anyhow::Result<()> {
-    let run = WordcountRun::new("pg-autocommit", 3)?;
-    let table = table_name(&run);
-    let mut db = database()?;
-    db.batch_execute(&format!(
-        "CREATE TABLE {table} (word text NOT NULL, count bigint NOT NULL)"
-    ))?;
-    let lines = generate_lines(42, 6_000, 300);
-    let expected = expected_counts(lines.iter().map(String::as_str));
-    let total: u64 = expected.values().sum();
+    let Counts {
+        run,
+        table,
+        mut db,
+        lines,
+        expected,
+        total,
+    } = Counts::new("pg-autocommit", 42, 6_000)?;
     run.produce_lines(&lines)?;
     // The sink's 3000th row is in PostgreSQL when the process dies, before the Kafka commit
     // of the record that made it: the restarted instance processes that record again.
@@ -366,15 +397,14 @@ fn the_topic_sink_writes_every_record_once_across_kill_9_and_take_overs() -> any
 
 #[test]
 fn a_zombie_frozen_after_prepare_never_commits_its_rows() -> anyhow::Result<()> {
-    let run = WordcountRun::new("pg-zombie", 3)?;
-    let table = table_name(&run);
-    let mut db = database()?;
-    db.batch_execute(&format!(
-        "CREATE TABLE {table} (word text NOT NULL, count bigint NOT NULL)"
-    ))?;
-    let lines = generate_lines(43, 12_000, 300);
-    let expected = expected_counts(lines.iter().map(String::as_str));
-    let total: u64 = expected.values().sum();
+    let Counts {
+        run,
+        table,
+        mut db,
+        lines,
+        expected,
+        total,
+    } = Counts::new("pg-zombie", 43, 12_000)?;
     let (first, second) = lines.split_at(6_000);
     let mut tail = run.kafka.tail(&run.output)?;
 

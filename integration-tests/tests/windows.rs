@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 
 use eddy_integration_tests::{
-    check_windows, windowed_counts, with_log_tails, AppProcess, WordcountRun,
+    check_windows, eventually, windowed_counts, with_log_tails, AppProcess, WordcountRun,
 };
 use eddy_testkit::Isolation;
 
@@ -193,23 +193,28 @@ fn with_the_idle_policy_the_last_windows_close_when_input_stops() -> anyhow::Res
         .wait_for(3, Duration::from_secs(120))
         .map_err(|e| anyhow::anyhow!("{e}\n{}", app.log_tail(30)))?;
 
-    // The window store answers queries by key and time range.
+    // The window store answers queries by key and time range (once the commit that wrote
+    // the output is applied to RocksDB, just after the output became visible).
     let ops = app.ops()?;
-    let (status, body) = ops.get_json(&format!(
-        "/state/clicks/u?from={}&to={}",
-        base + 1_000,
-        base + 5_000
-    ))?;
-    assert_eq!(status, 200, "{body}");
-    let windows: Vec<(i64, i64)> = body["windows"]
-        .as_array()
-        .map(|w| {
-            w.iter()
-                .filter_map(|w| Some((w["start"].as_i64()? - base, w["value"].as_i64()?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert_eq!(windows, vec![(1_000, 1), (2_000, 1)], "{body}");
+    let mut last = String::new();
+    eventually("the window store answers", Duration::from_secs(30), || {
+        let (status, body) = ops.get_json(&format!(
+            "/state/clicks/u?from={}&to={}",
+            base + 1_000,
+            base + 5_000
+        ))?;
+        let windows: Vec<(i64, i64)> = body["windows"]
+            .as_array()
+            .map(|w| {
+                w.iter()
+                    .filter_map(|w| Some((w["start"].as_i64()? - base, w["value"].as_i64()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        last = format!("{status} {body}");
+        Ok(status == 200 && windows == vec![(1_000, 1), (2_000, 1)])
+    })
+    .map_err(|e| anyhow::anyhow!("{e}; last answer: {last}"))?;
     let (status, _) = ops.get_json("/state/clicks/nobody")?;
     assert_eq!(status, 404);
     app.terminate(Duration::from_secs(60))?;

@@ -49,6 +49,17 @@ pub(crate) enum ConnectError {
     Database(postgres::Error),
 }
 
+/// Checks that `url` is a PostgreSQL connection URL, for sink `sink`.
+pub(crate) fn check_url(sink: &str, url: &str) -> Result<(), crate::PostgresError> {
+    url.parse::<postgres::Config>()
+        .map(|_| ())
+        .map_err(|source| crate::PostgresError::Database {
+            sink: sink.to_owned(),
+            what: "parsing the connection URL".to_owned(),
+            source,
+        })
+}
+
 /// Opens a session to `url` with `tls`.
 pub(crate) fn connect(url: &str, tls: &Tls) -> Result<Client, ConnectError> {
     let connector = tls.connector().map_err(ConnectError::Tls)?;

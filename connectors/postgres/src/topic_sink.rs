@@ -99,12 +99,7 @@ impl<K: 'static, V: 'static> TopicSink<K, V> {
         value_serde: impl Serde<V>,
         map: impl Fn(&K, &V) -> Option<Change> + Send + Sync + 'static,
     ) -> Result<Self, PostgresError> {
-        url.parse::<postgres::Config>()
-            .map_err(|source| PostgresError::Database {
-                sink: name.to_owned(),
-                what: "parsing the connection URL".to_owned(),
-                source,
-            })?;
+        crate::connect::check_url(name, url)?;
         let mut kafka = ClientConfig::new();
         kafka
             .set("bootstrap.servers", bootstrap_servers)

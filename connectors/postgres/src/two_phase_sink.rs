@@ -96,12 +96,7 @@ impl<K: Data, V: Data> PostgresSink<K, V> {
                 reason: "a sink's name must be non-empty and free of `@`".to_owned(),
             });
         }
-        url.parse::<postgres::Config>()
-            .map_err(|source| PostgresError::Database {
-                sink: name.to_owned(),
-                what: "parsing the connection URL".to_owned(),
-                source,
-            })?;
+        crate::connect::check_url(name, url)?;
         Ok(PostgresSink {
             inner: Arc::new(SinkSettings {
                 name: name.to_owned(),

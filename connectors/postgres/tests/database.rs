@@ -37,6 +37,16 @@ fn commit(application: &str, sequence: u64, owner: &str) -> CommitId {
     }
 }
 
+/// A sink appending `(k, v)` rows to `table`.
+fn append_sink(table: &str) -> R<PostgresSink<String, i64>> {
+    Ok(PostgresSink::new(
+        &format!("s_{table}"),
+        &url()?,
+        Table::append(table, &["k", "v"])?,
+        |k: &String, v: &i64| Some(Change::Row(vec![k.as_str().into(), (*v).into()])),
+    )?)
+}
+
 /// A processor of `sink` with `records` buffered.
 fn buffered(
     sink: &PostgresSink<String, i64>,
@@ -62,13 +72,7 @@ fn prepared_rows_stay_invisible_until_committed_and_vanish_when_rolled_back() {
     let mut db = database().unwrap();
     let table = fresh_table(&mut db, "k text NOT NULL, v bigint NOT NULL").unwrap();
     let app = eddy_testkit::unique_name("app");
-    let sink = PostgresSink::new(
-        &format!("s_{table}"),
-        &url().unwrap(),
-        Table::append(&table, &["k", "v"]).unwrap(),
-        |k: &String, v: &i64| Some(Change::Row(vec![k.as_str().into(), (*v).into()])),
-    )
-    .unwrap();
+    let sink = append_sink(&table).unwrap();
 
     let mut first = buffered(&sink, &[("a", 1), ("b", 2)]).unwrap();
     let one = commit(&app, 1, "o1");
@@ -121,13 +125,7 @@ fn another_sessions_prepared_transaction_is_listed_and_committed_by_id() {
     let mut db = database().unwrap();
     let table = fresh_table(&mut db, "k text NOT NULL, v bigint NOT NULL").unwrap();
     let app = eddy_testkit::unique_name("app");
-    let sink = PostgresSink::new(
-        &format!("s_{table}"),
-        &url().unwrap(),
-        Table::append(&table, &["k", "v"]).unwrap(),
-        |k: &String, v: &i64| Some(Change::Row(vec![k.as_str().into(), (*v).into()])),
-    )
-    .unwrap();
+    let sink = append_sink(&table).unwrap();
     // An owner that prepared and then went away (its session dropped).
     let gone = commit(&app, 7, "dead");
     {
@@ -186,13 +184,7 @@ fn failures_name_the_table_and_what_was_wrong() {
     let mut db = database().unwrap();
     let table = fresh_table(&mut db, "k text NOT NULL, v integer NOT NULL").unwrap();
     let app = eddy_testkit::unique_name("app");
-    let sink = PostgresSink::new(
-        &format!("s_{table}"),
-        &url().unwrap(),
-        Table::append(&table, &["k", "v"]).unwrap(),
-        |k: &String, v: &i64| Some(Change::Row(vec![k.as_str().into(), (*v).into()])),
-    )
-    .unwrap();
+    let sink = append_sink(&table).unwrap();
     // 2^40 does not fit an integer column: the data's fault, not the connection's.
     let mut p = buffered(&sink, &[("big", 1 << 40)]).unwrap();
     let e = p.prepare(&commit(&app, 1, "o")).unwrap_err();
