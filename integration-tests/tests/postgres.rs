@@ -118,6 +118,31 @@ fn row_violations(
     violations
 }
 
+/// Every word's counts exactly 1..=n in the output topic and in the table's rows, and no
+/// prepared transaction of the app's sink left.
+fn assert_exactly_once(
+    run: &WordcountRun,
+    db: &mut postgres::Client,
+    table: &str,
+    expected: &std::collections::HashMap<String, u64>,
+) -> anyhow::Result<()> {
+    let violations = run.violations(expected)?;
+    assert!(
+        violations.is_empty(),
+        "output topic:\n{}",
+        violations.join("\n")
+    );
+    let violations = row_violations(&rows_by_word(db, table)?, expected);
+    assert!(
+        violations.is_empty(),
+        "PostgreSQL rows:\n{}",
+        violations.join("\n")
+    );
+    let left = prepared(db, "counts", &run.application_id)?;
+    assert!(left.is_empty(), "prepared transactions left: {left:?}");
+    Ok(())
+}
+
 /// The ids of the prepared transactions of the app's sink `sink` still in the server.
 fn prepared(db: &mut postgres::Client, sink: &str, app: &str) -> anyhow::Result<Vec<String>> {
     let prefix = format!("{sink}@eddy:{app}:");
@@ -255,20 +280,7 @@ fn the_two_phase_sink_writes_every_count_once_across_crashes_at_its_edges_and_ki
         app.terminate(Duration::from_secs(60))?;
     }
 
-    let violations = run.violations(&expected)?;
-    assert!(
-        violations.is_empty(),
-        "output topic:\n{}",
-        violations.join("\n")
-    );
-    let rows = rows_by_word(&mut db, &table)?;
-    let violations = row_violations(&rows, &expected);
-    assert!(
-        violations.is_empty(),
-        "PostgreSQL rows:\n{}",
-        violations.join("\n")
-    );
-    assert!(prepared(&mut db, "counts", &run.application_id)?.is_empty());
+    assert_exactly_once(&run, &mut db, &table, &expected)?;
     println!(
         "postgres two-phase: {total} rows exactly once; prepared transactions left by a crash after PREPARE ({}) rolled back and by a crash before COMMIT PREPARED ({}) committed; {kills} kill -9; {:.1} s",
         aborted.len(),
@@ -459,18 +471,6 @@ fn a_zombie_frozen_after_prepare_never_commits_its_rows() -> anyhow::Result<()> 
     for app in &mut apps {
         app.terminate(Duration::from_secs(60))?;
     }
-    let violations = run.violations(&expected)?;
-    assert!(
-        violations.is_empty(),
-        "output topic:\n{}",
-        violations.join("\n")
-    );
-    let violations = row_violations(&rows_by_word(&mut db, &table)?, &expected);
-    assert!(
-        violations.is_empty(),
-        "PostgreSQL rows:\n{}",
-        violations.join("\n")
-    );
-    assert!(prepared(&mut db, "counts", &run.application_id)?.is_empty());
+    assert_exactly_once(&run, &mut db, &table, &expected)?;
     Ok(())
 }

@@ -45,8 +45,13 @@ impl Tls {
 pub(crate) enum ConnectError {
     /// The TLS settings are unusable (a missing or bad certificate file).
     Tls(String),
-    /// The server refused or could not be reached.
-    Database(postgres::Error),
+    /// The server refused, could not be reached, or failed a set-up statement.
+    Database {
+        /// What failed: connecting or preparing the session.
+        what: &'static str,
+        /// PostgreSQL's error.
+        source: postgres::Error,
+    },
 }
 
 /// Checks that `url` is a PostgreSQL connection URL, for sink `sink`.
@@ -60,8 +65,32 @@ pub(crate) fn check_url(sink: &str, url: &str) -> Result<(), crate::PostgresErro
         })
 }
 
-/// Opens a session to `url` with `tls`.
-pub(crate) fn connect(url: &str, tls: &Tls) -> Result<Client, ConnectError> {
+/// Opens a session to `url` with `tls`, runs its `settings` (`SET …` statements), then
+/// creates the sink's bookkeeping table with `create_table` (`CREATE TABLE IF NOT EXISTS …`).
+///
+/// The creation runs on its own: statements sent together form one implicit transaction, and
+/// a creation that loses a race to another session (which PostgreSQL reports as a duplicate,
+/// though the table then exists) would undo the settings with it.
+pub(crate) fn open_session(
+    url: &str,
+    tls: &Tls,
+    settings: &str,
+    create_table: &str,
+) -> Result<Client, ConnectError> {
     let connector = tls.connector().map_err(ConnectError::Tls)?;
-    Client::connect(url, connector).map_err(ConnectError::Database)
+    let failed = |what| move |source| ConnectError::Database { what, source };
+    let mut client = Client::connect(url, connector).map_err(failed("connecting"))?;
+    client
+        .batch_execute(settings)
+        .map_err(failed("preparing the session"))?;
+    if let Err(e) = client.batch_execute(create_table) {
+        let raced = e.code().is_some_and(|c| {
+            *c == postgres::error::SqlState::UNIQUE_VIOLATION
+                || *c == postgres::error::SqlState::DUPLICATE_TABLE
+        });
+        if !raced {
+            return Err(failed("preparing the session")(e));
+        }
+    }
+    Ok(client)
 }

@@ -12,7 +12,7 @@ use eddy::task::TaskId;
 use eddy::two_phase::{CommitId, Resolved, SinkError, TwoPhaseSink};
 use postgres::{Client, Statement};
 
-use crate::connect::{connect, ConnectError, Tls};
+use crate::connect::{open_session, ConnectError, Tls};
 
 use crate::error::{describe, is_transient, is_unknown_prepared};
 use crate::table::{Change, Table};
@@ -211,31 +211,31 @@ impl<K, V> PostgresSinkProcessor<K, V> {
     /// The session, opened (and the commits table created) when there is none.
     fn connection(&mut self) -> Result<&mut Connection, SinkError> {
         if self.connection.is_none() {
-            let mut client = match connect(&self.settings.url, &self.settings.tls) {
+            let settings = format!(
+                "SET lock_timeout = '{}ms'; SET application_name = 'eddy sink {}'",
+                LOCK_TIMEOUT.as_millis(),
+                self.settings.name.replace('\'', "")
+            );
+            let create_table = format!(
+                "CREATE TABLE IF NOT EXISTS {COMMITS_TABLE} (sink text NOT NULL, application text NOT NULL, \
+                 task text NOT NULL, owner text NOT NULL, sequence bigint NOT NULL, \
+                 committed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (sink, application, task, owner))"
+            );
+            let opened = open_session(
+                &self.settings.url,
+                &self.settings.tls,
+                &settings,
+                &create_table,
+            );
+            let client = match opened {
                 Ok(client) => client,
-                Err(ConnectError::Database(e)) => return Err(self.failed("connecting", &e)),
+                Err(ConnectError::Database { what, source }) => {
+                    return Err(self.failed(what, &source))
+                }
                 Err(ConnectError::Tls(message)) => {
                     return Err(SinkError::fatal(self.settings.name.clone(), message))
                 }
             };
-            let setup = format!(
-                "SET lock_timeout = '{}ms'; SET application_name = 'eddy sink {}'; \
-                 CREATE TABLE IF NOT EXISTS {COMMITS_TABLE} (sink text NOT NULL, application text NOT NULL, \
-                 task text NOT NULL, owner text NOT NULL, sequence bigint NOT NULL, \
-                 committed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (sink, application, task, owner))",
-                LOCK_TIMEOUT.as_millis(),
-                self.settings.name.replace('\'', "")
-            );
-            if let Err(e) = client.batch_execute(&setup) {
-                // Two sessions creating the table at once: one of them loses; it exists now.
-                let raced = e.code().is_some_and(|c| {
-                    *c == postgres::error::SqlState::UNIQUE_VIOLATION
-                        || *c == postgres::error::SqlState::DUPLICATE_TABLE
-                });
-                if !raced {
-                    return Err(self.failed("preparing the session", &e));
-                }
-            }
             self.connection = Some(Connection {
                 client,
                 statements: HashMap::new(),
