@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs every system package Eddy's build, tests and demo need on Debian (PostgreSQL among
-# them), then fetches Kafka and the schema registry.
+# them), then fetches Kafka and the schema registry and builds the local S3 server.
 # Safe to run repeatedly: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -61,4 +61,6 @@ fi
 compose/local/kafka.sh fetch >/dev/null
 # The Avro connector's tests run against a real schema registry.
 compose/local/registry.sh fetch >/dev/null
+# Snapshot tests on object storage run against a real S3 server (s3s-fs, built with cargo).
+compose/local/s3.sh fetch >/dev/null
 log "ready"

@@ -12,8 +12,10 @@ pub mod demo;
 pub mod load;
 pub mod ops;
 pub mod otlp;
+mod snapshots;
 mod test_app;
 
+pub use snapshots::{borrowed, create_savepoint, SnapshotTarget};
 pub use test_app::TestAppArgs;
 
 use anyhow::{anyhow, bail, Context};
@@ -711,37 +713,6 @@ pub fn with_log_tails(apps: &[AppProcess], error: impl std::fmt::Display) -> any
         .map(|a| format!("--- {}:\n{}", a.name(), a.log_tail(20)))
         .collect();
     anyhow!("{error}\n{}", logs.join("\n"))
-}
-
-/// Takes a savepoint of the running app with `eddy savepoint create` into `store` and returns
-/// the savepoint directory it printed.
-///
-/// # Errors
-/// Fails when the command fails (with its output).
-pub fn create_savepoint(run: &WordcountRun, store: &Path) -> anyhow::Result<PathBuf> {
-    let output = Command::new(workspace_binary("eddy")?)
-        .args(["savepoint", "create", "--application-id"])
-        .arg(&run.application_id)
-        .arg("--bootstrap-servers")
-        .arg(run.kafka.bootstrap_servers())
-        .arg("--store")
-        .arg(store)
-        .args(["--timeout-secs", "60"])
-        .env_remove("EDDY__APPLICATION__ID")
-        .output()
-        .context("running eddy savepoint create")?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        bail!(
-            "eddy savepoint create failed ({}):\n{stderr}",
-            output.status
-        );
-    }
-    let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if path.is_empty() {
-        bail!("eddy savepoint create printed no path:\n{stderr}");
-    }
-    Ok(PathBuf::from(path))
 }
 
 /// Per word, its counts in output order; only records at or past `from` (next offset per

@@ -137,6 +137,21 @@ fn the_compose_app_configuration_is_valid_eddy_configuration() {
     assert_eq!(config.application.id, "wordcount");
     assert_eq!(config.app_setting("input_topic"), Some("lines"));
     assert_eq!(config.app_setting("output_topic"), Some("word-counts"));
+    // Snapshots go to the compose file's S3 service, into the bucket its set-up job makes.
+    let Some(eddy::snapshot::StoreLocation::S3 { bucket, .. }) = &config.snapshot.dir else {
+        panic!(
+            "the app keeps its snapshots elsewhere: {:?}",
+            config.snapshot.dir
+        );
+    };
+    let made = doc["services"]["s3-bucket"]["command"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(made.contains(&format!("local/{bucket}")), "{made}");
+    assert_eq!(
+        config.snapshot.s3.endpoint.as_deref(),
+        Some("http://s3:9000")
+    );
 }
 
 #[test]

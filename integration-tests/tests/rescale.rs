@@ -1,12 +1,12 @@
 //! Rescaling under load against the real broker: 1 → 2 → 4 → 2 instances while input keeps
-//! arriving, with checkpoints on, and again with standbys and warm-up before join. Every
-//! word's counts stay exactly 1..n, moved tasks start from checkpoints, and the processing
-//! pause of each step is printed.
+//! arriving, with checkpoints in a directory, again on a real S3 server, and again with
+//! standbys and warm-up before join. Every word's counts stay exactly 1..n, moved tasks start
+//! from checkpoints, and the processing pause of each step is printed.
 
 use std::time::{Duration, Instant};
 
 use eddy_integration_tests::load::SteadyLoad;
-use eddy_integration_tests::{expected_counts, WordcountRun};
+use eddy_integration_tests::{borrowed, expected_counts, SnapshotTarget, WordcountRun};
 
 /// Lines per input chunk and chunks per second of the steady load.
 const CHUNK: usize = 100;
@@ -14,12 +14,25 @@ const TICK: Duration = Duration::from_millis(100);
 
 #[test]
 fn scaling_out_and_in_under_load_keeps_exactly_once() -> anyhow::Result<()> {
-    rescale("checkpoints", &[])
+    let run = WordcountRun::new("rescale", 6)?;
+    let target = SnapshotTarget::directory(&run);
+    rescale(&run, &target, "checkpoints", &[])
+}
+
+#[test]
+fn scaling_with_checkpoints_on_s3_keeps_exactly_once() -> anyhow::Result<()> {
+    let run = WordcountRun::new("rescale-s3", 6)?;
+    let target = SnapshotTarget::s3(&run)?;
+    rescale(&run, &target, "checkpoints on S3", &[])
 }
 
 #[test]
 fn scaling_with_standbys_and_warm_up_keeps_exactly_once() -> anyhow::Result<()> {
+    let run = WordcountRun::new("rescale", 6)?;
+    let target = SnapshotTarget::directory(&run);
     rescale(
+        &run,
+        &target,
         "checkpoints, 1 standby, warm-up before join",
         &[
             ("EDDY__PROCESSING__STANDBY_REPLICAS", "1"),
@@ -28,17 +41,18 @@ fn scaling_with_standbys_and_warm_up_keeps_exactly_once() -> anyhow::Result<()> 
     )
 }
 
-/// Runs 1 → 2 → 4 → 2 under load with checkpoints and `extra` settings, prints the pauses
-/// and checks exactness.
-fn rescale(label: &str, extra: &[(&str, &str)]) -> anyhow::Result<()> {
-    let run = WordcountRun::new("rescale", 6)?;
-    let store = run.dir.path().join("snapshots");
-    let store_s = store.display().to_string();
-    let mut env = vec![
-        ("EDDY__SNAPSHOT__DIR", store_s.as_str()),
-        ("EDDY__SNAPSHOT__CHECKPOINT_INTERVAL_MS", "2000"),
-    ];
-    env.extend_from_slice(extra);
+/// Runs 1 → 2 → 4 → 2 under load with checkpoints into `target` and `extra` settings,
+/// prints the pauses and checks exactness.
+fn rescale(
+    run: &WordcountRun,
+    target: &SnapshotTarget,
+    label: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let mut settings = vec![("EDDY__SNAPSHOT__CHECKPOINT_INTERVAL_MS", "2000")];
+    settings.extend_from_slice(extra);
+    let settings = target.settings(&settings);
+    let env = borrowed(&settings);
 
     let load = SteadyLoad::start(run.kafka, &run.input, 1_000, CHUNK, 400, TICK);
 

@@ -1,10 +1,12 @@
-//! Savepoints against the real broker: restore after a full stop, rollback to an older
-//! savepoint, and a fork into a second application id.
+//! Savepoints against the real broker: rollback to an older savepoint and a fork into a
+//! second application id, each with the store in a directory and on a real S3 server, and an
+//! instance that slept through a restore.
 
 use std::time::Duration;
 
 use eddy_integration_tests::{
-    create_savepoint, eventually, expected_counts, generate_lines, word_sequences, WordcountRun,
+    borrowed, create_savepoint, eventually, expected_counts, generate_lines, word_sequences,
+    SnapshotTarget, WordcountRun,
 };
 use eddy_testkit::Isolation;
 
@@ -14,7 +16,20 @@ const WAIT: Duration = Duration::from_secs(300);
 fn rollback_to_a_savepoint_reproduces_its_outputs_and_ends_where_an_uninterrupted_run_does(
 ) -> anyhow::Result<()> {
     let run = WordcountRun::new("sp-rollback", 4)?;
-    let store = run.dir.path().join("snapshots");
+    let target = SnapshotTarget::directory(&run);
+    rollback(&run, &target)
+}
+
+#[test]
+fn rollback_to_a_savepoint_on_s3_reproduces_its_outputs() -> anyhow::Result<()> {
+    let run = WordcountRun::new("sp-rollback-s3", 4)?;
+    let target = SnapshotTarget::s3(&run)?;
+    rollback(&run, &target)
+}
+
+/// Takes a savepoint into `target`, runs on, rolls back to it with one instance that kept
+/// newer local state and one with none, and checks the replay and the end state.
+fn rollback(run: &WordcountRun, target: &SnapshotTarget) -> anyhow::Result<()> {
     let batch1 = generate_lines(21, 6_000, 200);
     let batch2 = generate_lines(22, 6_000, 200);
     let words1: u64 = expected_counts(batch1.iter().map(String::as_str))
@@ -23,11 +38,15 @@ fn rollback_to_a_savepoint_reproduces_its_outputs_and_ends_where_an_uninterrupte
     let all = expected_counts(batch1.iter().chain(&batch2).map(String::as_str));
     let words_all: u64 = all.values().sum();
 
-    let mut apps = vec![run.start("a", &[])?, run.start("b", &[])?];
+    let s3 = target.env();
+    let mut apps = vec![
+        run.start("a", &borrowed(s3))?,
+        run.start("b", &borrowed(s3))?,
+    ];
     run.produce_lines(&batch1)?;
     run.kafka.tail(&run.output)?.wait_for(words1, WAIT)?;
-    let savepoint = create_savepoint(&run, &store)?;
-    assert!(savepoint.join("manifest.json").is_file(), "{savepoint:?}");
+    let savepoint = create_savepoint(run, target)?;
+    assert!(target.has_manifest(&savepoint)?, "{savepoint}");
 
     // The app goes on past the savepoint.
     let mark = run
@@ -43,8 +62,8 @@ fn rollback_to_a_savepoint_reproduces_its_outputs_and_ends_where_an_uninterrupte
 
     // Roll back: `a` keeps its (newer) local state, `c` starts with none. Both must load
     // the savepoint's state and reprocess batch 2 from the savepoint's offsets.
-    let from = savepoint.display().to_string();
-    let env = [("EDDY__SNAPSHOT__FROM_SAVEPOINT", from.as_str())];
+    let mut env = borrowed(s3);
+    env.push(("EDDY__SNAPSHOT__FROM_SAVEPOINT", savepoint.as_str()));
     let mut apps = vec![run.start("a", &env)?, run.start("c", &env)?];
     let rollback_mark = run
         .kafka
@@ -96,7 +115,20 @@ fn rollback_to_a_savepoint_reproduces_its_outputs_and_ends_where_an_uninterrupte
 #[test]
 fn a_fork_from_a_savepoint_produces_the_same_outputs_as_the_original() -> anyhow::Result<()> {
     let run = WordcountRun::new("sp-fork", 3)?;
-    let store = run.dir.path().join("snapshots");
+    let target = SnapshotTarget::directory(&run);
+    fork(&run, &target)
+}
+
+#[test]
+fn a_fork_from_a_savepoint_on_s3_produces_the_same_outputs_as_the_original() -> anyhow::Result<()> {
+    let run = WordcountRun::new("sp-fork-s3", 3)?;
+    let target = SnapshotTarget::s3(&run)?;
+    fork(&run, &target)
+}
+
+/// Forks the app from a savepoint in `target` into a second application id and compares
+/// the fork's output with the original's.
+fn fork(run: &WordcountRun, target: &SnapshotTarget) -> anyhow::Result<()> {
     let batch1 = generate_lines(31, 5_000, 150);
     let batch2 = generate_lines(32, 5_000, 150);
     let words1: u64 = expected_counts(batch1.iter().map(String::as_str))
@@ -105,10 +137,10 @@ fn a_fork_from_a_savepoint_produces_the_same_outputs_as_the_original() -> anyhow
     let expected2 = expected_counts(batch2.iter().map(String::as_str));
     let words2: u64 = expected2.values().sum();
 
-    let mut original = run.start("a", &[])?;
+    let mut original = run.start("a", &borrowed(target.env()))?;
     run.produce_lines(&batch1)?;
     run.kafka.tail(&run.output)?.wait_for(words1, WAIT)?;
-    let savepoint = create_savepoint(&run, &store)?;
+    let savepoint = create_savepoint(run, target)?;
     let mark = run
         .kafka
         .end_offsets(&run.output, Isolation::ReadCommitted)?;
@@ -117,13 +149,11 @@ fn a_fork_from_a_savepoint_produces_the_same_outputs_as_the_original() -> anyhow
     let fork_output = eddy_testkit::unique_name("sp-fork-out");
     run.kafka.create_topic(&fork_output, 3)?;
     let fork_id = format!("{}-fork", run.application_id);
-    let mut spec = run.spec("fork", &[]);
+    let mut spec = run.spec("fork", &borrowed(target.env()));
     spec.application_id.clone_from(&fork_id);
     spec.output_topic.clone_from(&fork_output);
-    spec.env.push((
-        "EDDY__SNAPSHOT__FROM_SAVEPOINT".to_owned(),
-        savepoint.display().to_string(),
-    ));
+    spec.env
+        .push(("EDDY__SNAPSHOT__FROM_SAVEPOINT".to_owned(), savepoint));
     let mut fork = eddy_integration_tests::AppProcess::start("fork", spec)?;
 
     run.produce_lines(&batch2)?;
@@ -164,7 +194,7 @@ fn a_fork_from_a_savepoint_produces_the_same_outputs_as_the_original() -> anyhow
 fn an_instance_that_slept_through_a_restore_stops_instead_of_writing_its_old_timeline(
 ) -> anyhow::Result<()> {
     let run = WordcountRun::new("sp-sleeper", 2)?;
-    let store = run.dir.path().join("snapshots");
+    let target = SnapshotTarget::directory(&run);
     let batch1 = generate_lines(41, 2_000, 100);
     let words1: u64 = expected_counts(batch1.iter().map(String::as_str))
         .values()
@@ -172,12 +202,14 @@ fn an_instance_that_slept_through_a_restore_stops_instead_of_writing_its_old_tim
     let mut sleeper = run.start("sleeper", &[])?;
     run.produce_lines(&batch1)?;
     run.kafka.tail(&run.output)?.wait_for(words1, WAIT)?;
-    let savepoint = create_savepoint(&run, &store)?;
+    let savepoint = create_savepoint(&run, &target)?;
     sleeper.signal("STOP")?;
 
     // The restore waits until the frozen member's session has expired.
-    let from = savepoint.display().to_string();
-    let mut restored = run.start("restored", &[("EDDY__SNAPSHOT__FROM_SAVEPOINT", &from)])?;
+    let mut restored = run.start(
+        "restored",
+        &[("EDDY__SNAPSHOT__FROM_SAVEPOINT", &savepoint)],
+    )?;
     let batch2 = generate_lines(42, 500, 100);
     let words2: u64 = expected_counts(batch2.iter().map(String::as_str))
         .values()

@@ -70,7 +70,7 @@ fn stream_time_survives_kill_9_with_the_committed_offset() -> anyhow::Result<()>
 #[test]
 fn a_fork_from_a_savepoint_resumes_its_stream_time() -> anyhow::Result<()> {
     let run = WordcountRun::new("stream-time-sp", 1)?;
-    let store = run.dir.path().join("snapshots");
+    let target = eddy_integration_tests::SnapshotTarget::directory(&run);
     let mut spec = run.spec("a", &[]);
     spec.binary = "stream-time".to_owned();
     let mut original = AppProcess::start("a", spec)?;
@@ -80,7 +80,7 @@ fn a_fork_from_a_savepoint_resumes_its_stream_time() -> anyhow::Result<()> {
         .tail(&run.output)?
         .wait_for(2, WAIT)
         .map_err(|e| anyhow::anyhow!("{e}\n{}", original.log_tail(30)))?;
-    let savepoint = create_savepoint(&run, &store)?;
+    let savepoint = create_savepoint(&run, &target)?;
     original.terminate(Duration::from_secs(60))?;
 
     let fork_output = eddy_testkit::unique_name("stream-time-fork-out");
@@ -89,10 +89,8 @@ fn a_fork_from_a_savepoint_resumes_its_stream_time() -> anyhow::Result<()> {
     spec.binary = "stream-time".to_owned();
     spec.application_id = format!("{}-fork", run.application_id);
     spec.output_topic.clone_from(&fork_output);
-    spec.env.push((
-        "EDDY__SNAPSHOT__FROM_SAVEPOINT".to_owned(),
-        savepoint.display().to_string(),
-    ));
+    spec.env
+        .push(("EDDY__SNAPSHOT__FROM_SAVEPOINT".to_owned(), savepoint));
     let mut fork = AppProcess::start("fork", spec)?;
     produce(&run, &run.input, base, &[2_000])?;
     run.kafka

@@ -253,7 +253,7 @@ fn windows_of(run: &WordcountRun, topic: &str, base: i64) -> anyhow::Result<Vec<
 fn a_fork_from_a_savepoint_carries_open_windows_and_the_operators_progress() -> anyhow::Result<()> {
     let run = WordcountRun::new("windows-sp", 1)?;
     run.kafka.create_topic(&format!("{}-late", run.output), 1)?;
-    let store = run.dir.path().join("snapshots");
+    let target = eddy_integration_tests::SnapshotTarget::directory(&run);
     let mut spec = run.spec("a", &[]);
     spec.binary = "windowed-clicks".to_owned();
     let mut original = AppProcess::start("a", spec)?;
@@ -273,7 +273,7 @@ fn a_fork_from_a_savepoint_carries_open_windows_and_the_operators_progress() -> 
         .tail(&run.output)?
         .wait_for(1, Duration::from_secs(120))
         .map_err(|e| anyhow::anyhow!("{e}\n{}", original.log_tail(30)))?;
-    let savepoint = eddy_integration_tests::create_savepoint(&run, &store)?;
+    let savepoint = eddy_integration_tests::create_savepoint(&run, &target)?;
     original.terminate(Duration::from_secs(60))?;
     assert_eq!(
         windows_of(&run, &run.output, base)?,
@@ -287,10 +287,8 @@ fn a_fork_from_a_savepoint_carries_open_windows_and_the_operators_progress() -> 
     spec.binary = "windowed-clicks".to_owned();
     spec.application_id = format!("{}-fork", run.application_id);
     spec.output_topic.clone_from(&fork_output);
-    spec.env.push((
-        "EDDY__SNAPSHOT__FROM_SAVEPOINT".to_owned(),
-        savepoint.display().to_string(),
-    ));
+    spec.env
+        .push(("EDDY__SNAPSHOT__FROM_SAVEPOINT".to_owned(), savepoint));
     let mut fork = AppProcess::start("fork", spec)?;
     // 1 900 counts in the open window; 400 is late by the savepoint's operator time (its
     // window closed before the savepoint); 2 600 closes [1000, 2000).

@@ -12,6 +12,7 @@ use super::{
     SETTINGS,
 };
 use crate::kafka::KafkaSettings;
+use crate::snapshot::{S3Settings, StoreLocation};
 
 /// Layers configuration sources, lowest precedence first: defaults, file, environment, flags.
 ///
@@ -210,6 +211,17 @@ impl Fields {
             .or_else(|| default.map(str::to_owned))
     }
 
+    /// Reads `text`, the value of `key`, as a snapshot store location (a problem otherwise).
+    fn location(&mut self, key: &str, text: &str) -> Option<StoreLocation> {
+        match StoreLocation::parse(text) {
+            Ok(location) => Some(location),
+            Err(e) => {
+                self.problems.push(format!("`{key}`: {e}"));
+                None
+            }
+        }
+    }
+
     fn required(&mut self, key: &str) -> String {
         match self.take(key) {
             Some(e) if !e.value.trim().is_empty() => e.value,
@@ -384,14 +396,23 @@ impl Fields {
                 ));
             }
         }
-        let snapshot_dir = self.text("snapshot.dir").map(PathBuf::from);
+        let snapshot_dir = self
+            .text("snapshot.dir")
+            .and_then(|text| self.location("snapshot.dir", &text));
         let interval_ms = self.number("snapshot.checkpoint_interval_ms");
-        let from_savepoint = self.text("snapshot.from_savepoint").map(PathBuf::from);
+        let from_savepoint = self.text("snapshot.from_savepoint");
+        let s3 = S3Settings {
+            endpoint: self.text("snapshot.s3_endpoint"),
+            region: self.text("snapshot.s3_region"),
+            access_key_id: self.text("snapshot.s3_access_key_id"),
+            secret_access_key: self.text("snapshot.s3_secret_access_key"),
+        };
         let snapshot = SnapshotConfig {
             checkpoint_interval: (snapshot_dir.is_some() && interval_ms > 0)
                 .then(|| Duration::from_millis(interval_ms)),
             dir: snapshot_dir,
             from_savepoint,
+            s3,
         };
         let ops_address = match self.text("ops.address").as_deref() {
             Some("off") | None => None,
@@ -409,21 +430,18 @@ impl Fields {
         let admin_token = self
             .text("ops.admin_token")
             .filter(|t| !t.trim().is_empty());
-        let savepoint_dirs: Vec<PathBuf> = self
-            .text("ops.savepoint_dirs")
-            .map(|dirs| {
-                dirs.split(',')
-                    .map(str::trim)
-                    .filter(|d| !d.is_empty())
-                    .map(PathBuf::from)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(relative) = savepoint_dirs.iter().find(|d| d.is_relative()) {
-            self.problems.push(format!(
-                "`ops.savepoint_dirs` holds `{}`, which is not an absolute path",
-                relative.display()
-            ));
+        let listed = self.text("ops.savepoint_dirs").unwrap_or_default();
+        let mut savepoint_dirs = Vec::new();
+        for text in listed.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            let Some(location) = self.location("ops.savepoint_dirs", text) else {
+                continue;
+            };
+            match location.check_shared() {
+                Ok(()) => savepoint_dirs.push(location),
+                Err(why) => self
+                    .problems
+                    .push(format!("`ops.savepoint_dirs` holds {why}")),
+            }
         }
         let log_format = match self.choice("telemetry.log_format") {
             "json" => LogFormat::Json,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::kafka::KafkaSettings;
+use crate::snapshot::{S3Settings, StoreLocation};
 
 mod cli;
 mod loader;
@@ -239,9 +240,10 @@ pub struct OpsConfig {
     /// `ops.admin_token`: when set, mutating routes (`POST /savepoints`) need the header
     /// `Authorization: Bearer <token>`. Never logged.
     pub admin_token: Option<String>,
-    /// `ops.savepoint_dirs`: comma-separated directories (besides `snapshot.dir`) that
-    /// `POST /savepoints?store=` may write to; a store anywhere else is refused.
-    pub savepoint_dirs: Vec<PathBuf>,
+    /// `ops.savepoint_dirs`: comma-separated directories or `s3://` locations (besides
+    /// `snapshot.dir`) that `POST /savepoints?store=` may write to, with what is below
+    /// them; a store anywhere else is refused.
+    pub savepoint_dirs: Vec<StoreLocation>,
 }
 
 impl std::fmt::Debug for OpsConfig {
@@ -261,15 +263,18 @@ impl std::fmt::Debug for OpsConfig {
 /// Where snapshots go and when they are taken.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SnapshotConfig {
-    /// `snapshot.dir`: root of the snapshot store (a directory every instance can reach).
-    /// Unset: no checkpoints; moved tasks restore from their changelogs alone.
-    pub dir: Option<PathBuf>,
+    /// `snapshot.dir`: the snapshot store every instance can reach (a directory or
+    /// `s3://bucket/prefix`). Unset: no checkpoints; moved tasks restore from their
+    /// changelogs alone.
+    pub dir: Option<StoreLocation>,
     /// `snapshot.checkpoint_interval_ms`: how often each task's state is checkpointed to the
     /// store (default 60000 when `snapshot.dir` is set; 0 turns checkpoints off).
     pub checkpoint_interval: Option<Duration>,
-    /// `snapshot.from_savepoint`: a savepoint directory to start from (applied once; later
-    /// starts with the same value continue from the app's own progress).
-    pub from_savepoint: Option<PathBuf>,
+    /// `snapshot.from_savepoint`: the location of a savepoint to start from (applied once;
+    /// later starts with the same value continue from the app's own progress).
+    pub from_savepoint: Option<String>,
+    /// `snapshot.s3_*`: how to reach S3 for `s3://` locations.
+    pub s3: S3Settings,
 }
 
 impl EddyConfig {

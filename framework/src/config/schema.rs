@@ -287,7 +287,27 @@ pub const SETTINGS: &[Setting] = &[
     text(
         "snapshot.dir",
         "unset",
-        "snapshot store directory (shared by every instance) for checkpoints",
+        "the snapshot store every instance reaches, for checkpoints: a directory or `s3://bucket/prefix`",
+    ),
+    text(
+        "snapshot.s3_endpoint",
+        "AWS S3",
+        "URL of an S3-compatible service (`http://` allowed as given)",
+    ),
+    text(
+        "snapshot.s3_region",
+        "`AWS_REGION`, else `us-east-1`",
+        "the bucket's region",
+    ),
+    text(
+        "snapshot.s3_access_key_id",
+        "`AWS_ACCESS_KEY_ID`, else instance credentials",
+        "S3 access key id",
+    ),
+    text(
+        "snapshot.s3_secret_access_key",
+        "`AWS_SECRET_ACCESS_KEY`, else instance credentials",
+        "S3 secret key (never logged)",
     ),
     number(
         "snapshot.checkpoint_interval_ms",
@@ -299,7 +319,7 @@ pub const SETTINGS: &[Setting] = &[
     text(
         "snapshot.from_savepoint",
         "unset",
-        "start from this savepoint directory (applied once; rollback, upgrade, fork)",
+        "start from this savepoint, a directory or `s3://` location (applied once; rollback, upgrade, fork)",
     ),
     Setting {
         key: "ops.address",
@@ -322,7 +342,7 @@ pub const SETTINGS: &[Setting] = &[
     text(
         "ops.savepoint_dirs",
         "",
-        "comma-separated absolute directories (besides `snapshot.dir`) `POST /savepoints?store=` may write to",
+        "comma-separated absolute directories or `s3://` locations (besides `snapshot.dir`) `POST /savepoints?store=` may write to, with what is below them",
     ),
     choice(
         "telemetry.log_format",

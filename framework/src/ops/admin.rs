@@ -1,13 +1,12 @@
 //! Who may use the mutating ops routes, and where they may write: the admin token and the
 //! directories a savepoint may go to.
 
-use std::path::{Component, Path, PathBuf};
-
 use axum::http::{header, HeaderMap};
 use serde_json::json;
 
 use super::{reply, Reply};
 use crate::config::{EddyConfig, OpsConfig};
+use crate::snapshot::StoreLocation;
 
 /// Refuses the request unless `ops.admin_token` is unset or the request carries
 /// `Authorization: Bearer <token>`.
@@ -36,40 +35,36 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The store a savepoint request may write to: `snapshot.dir` by default; a requested
-/// directory only when it is `snapshot.dir` or inside one of `ops.savepoint_dirs`.
+/// location only when it is `snapshot.dir` or inside one of `ops.savepoint_dirs`.
 pub(super) fn savepoint_store(
     config: &EddyConfig,
-    requested: Option<PathBuf>,
-) -> Result<PathBuf, Reply> {
+    requested: Option<String>,
+) -> Result<StoreLocation, Reply> {
     let Some(requested) = requested else {
         return config.snapshot.dir.clone().ok_or_else(|| {
             reply(
                 400,
-                json!({"error": "no snapshot store: configure `snapshot.dir`, or pass ?store=<dir> inside `ops.savepoint_dirs`"}),
+                json!({"error": "no snapshot store: configure `snapshot.dir`, or pass ?store=<location> inside `ops.savepoint_dirs`"}),
             )
         });
     };
-    let allowed = config
-        .snapshot
-        .dir
-        .iter()
-        .chain(&config.ops.savepoint_dirs)
-        .any(|root| inside(&requested, root));
+    let location = StoreLocation::parse(&requested)
+        .map_err(|e| reply(400, json!({"error": e.to_string()})))?;
+    let allowed = location.check_shared().is_ok()
+        && config
+            .snapshot
+            .dir
+            .iter()
+            .chain(&config.ops.savepoint_dirs)
+            .any(|root| location.is_inside(root));
     if allowed {
-        Ok(requested)
+        Ok(location)
     } else {
         Err(reply(
             403,
-            json!({"error": format!("store `{}` is neither `snapshot.dir` nor inside `ops.savepoint_dirs`", requested.display())}),
+            json!({"error": format!("store `{requested}` is neither `snapshot.dir` nor inside `ops.savepoint_dirs`")}),
         ))
     }
-}
-
-/// True when `path` is `root` or below it, judged on the words of both (no `..`, both
-/// absolute or both relative alike), so a path that climbs out is never inside.
-fn inside(path: &Path, root: &Path) -> bool {
-    let climbs = |p: &Path| p.components().any(|c| matches!(c, Component::ParentDir));
-    !climbs(path) && !climbs(root) && path.starts_with(root)
 }
 
 #[cfg(test)]
@@ -91,8 +86,8 @@ mod tests {
 
     #[test]
     fn only_the_configured_stores_are_writable() {
-        let config = config("/backups, /mnt/blue");
-        let ok = |p: &str| savepoint_store(&config, Some(PathBuf::from(p))).is_ok();
+        let config = config("/backups, /mnt/blue, s3://snaps/blue");
+        let ok = |p: &str| savepoint_store(&config, Some(p.to_owned())).is_ok();
         assert!(ok("/data/snapshots"));
         assert!(ok("/backups/2026-11"));
         assert!(ok("/mnt/blue"));
@@ -102,9 +97,13 @@ mod tests {
             !ok("/mnt/bluegreen"),
             "a prefix of a name is not a directory"
         );
+        assert!(ok("s3://snaps/blue/2026"));
+        assert!(!ok("s3://snaps/green"));
+        assert!(!ok("s3://other/blue"));
+        assert!(!ok("backups"), "relative");
         assert_eq!(
             savepoint_store(&config, None).ok(),
-            Some(PathBuf::from("/data/snapshots"))
+            Some(StoreLocation::Directory("/data/snapshots".into()))
         );
     }
 

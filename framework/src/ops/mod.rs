@@ -17,7 +17,7 @@ mod prometheus;
 mod query;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ pub use members::{Member, Ownership};
 
 use crate::config::EddyConfig;
 use crate::shared::{Metrics, Plan, Status};
-use crate::snapshot::{ControlChannel, ControlMessage, DirectoryStore, SnapshotError};
+use crate::snapshot::{ControlChannel, ControlMessage, SnapshotError};
 use crate::topology::Topology;
 use crate::ErrorAction;
 use members::MemberView;
@@ -346,8 +346,8 @@ async fn instances(State(server): State<Arc<Server>>) -> Response {
 /// Query parameters of `POST /savepoints`.
 #[derive(Debug, serde::Deserialize)]
 struct SavepointParams {
-    /// Snapshot store directory; defaults to `snapshot.dir`.
-    store: Option<PathBuf>,
+    /// Snapshot store location; defaults to `snapshot.dir`.
+    store: Option<String>,
     /// Seconds each round may take (default 120).
     timeout_secs: Option<u64>,
 }
@@ -376,10 +376,13 @@ async fn savepoint(
         }
         let timeout = Duration::from_secs(timeout_secs);
         let mut progress = |line: &str| tracing::info!(progress = line, "savepoint");
+        let store = store
+            .open(&config.snapshot.s3)
+            .map_err(|e| reply(500, json!({"error": e.to_string()})))?;
         let (path, manifest) = crate::snapshot::create_savepoint_retrying(
             &config.kafka,
             &config.application.id,
-            &DirectoryStore::new(store),
+            store.as_ref(),
             timeout,
             5,
             &mut progress,
@@ -387,7 +390,7 @@ async fn savepoint(
         .map_err(|e| reply(500, json!({"error": e.to_string()})))?;
         Ok(json!({
             "id": manifest.id,
-            "path": path.display().to_string(),
+            "path": path,
             "tasks": manifest.tasks.len(),
         }))
     })

@@ -107,10 +107,10 @@ impl App {
             "starting"
         );
         let timeline = timeline::establish(&config, &self.topology, &plan, instance.instance_id())?;
-        let snapshots = config.snapshot.dir.as_ref().map(|dir| {
-            Arc::new(crate::snapshot::DirectoryStore::new(dir))
-                as Arc<dyn crate::snapshot::SnapshotStore>
-        });
+        let snapshots = match &config.snapshot.dir {
+            Some(location) => Some(location.open(&config.snapshot.s3)?),
+            None => None,
+        };
         let bounded = match config.processing.mode {
             crate::config::ProcessingMode::Bounded { until_ms } => Some(setup::retrying(
                 config.processing.restart_deadline,

@@ -113,7 +113,7 @@ pub(crate) fn open_stores(
             id,
             &format!(
                 "savepoint {} (its manifest cannot be read)",
-                base.location.path().display()
+                base.location.path()
             ),
         )
     })?;
@@ -122,8 +122,11 @@ pub(crate) fn open_stores(
         .iter()
         .find(|t| t.task == id.to_string())
         .ok_or_else(|| missing(id, &format!("part of savepoint {}", manifest.id)))?;
-    let bytes =
-        download(&base.location.store(), &part.files, &dir).map_err(RuntimeError::Savepoint)?;
+    let store = base
+        .location
+        .open(&shared.config.snapshot.s3)
+        .map_err(RuntimeError::Savepoint)?;
+    let bytes = download(store.as_ref(), &part.files, &dir).map_err(RuntimeError::Savepoint)?;
     let mut stores = open_local(shared, &dir, defs).map_err(task_error)?;
     let positions = base
         .positions

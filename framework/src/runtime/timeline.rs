@@ -2,7 +2,6 @@
 //! control topic at start, and applying `snapshot.from_savepoint` once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -71,7 +70,8 @@ pub(crate) fn establish(
         .read_to_end(Duration::from_secs(30))
         .map_err(snapshot_error)?;
     if let Some(path) = &config.snapshot.from_savepoint {
-        let (location, manifest) = read_manifest(path).map_err(snapshot_error)?;
+        let (location, manifest) =
+            read_manifest(path, &config.snapshot.s3).map_err(snapshot_error)?;
         check(topology, plan, path, &manifest)?;
         if last_restore(&history).is_some_and(|(id, ..)| id == manifest.id) {
             tracing::info!(
@@ -92,8 +92,8 @@ pub(crate) fn establish(
     let Some((_, path, epoch, positions)) = last else {
         return Ok(Timeline::default());
     };
-    let location = SavepointLocation::parse(Path::new(&path)).map_err(snapshot_error)?;
-    let manifest = match read_manifest(Path::new(&path)) {
+    let location = SavepointLocation::parse(&path).map_err(snapshot_error)?;
+    let manifest = match read_manifest(&path, &config.snapshot.s3) {
         Ok((_, manifest)) => Some(manifest),
         Err(e) => {
             tracing::warn!(error = %e, "the savepoint this app's state descends from cannot be read; tasks without local state or a checkpoint will fail to start");
@@ -214,12 +214,12 @@ fn follow(
 fn check(
     topology: &Topology,
     plan: &Plan,
-    path: &Path,
+    path: &str,
     manifest: &Manifest,
 ) -> Result<(), RuntimeError> {
     let incompatible = |problems: Vec<String>| {
         RuntimeError::Savepoint(SnapshotError::Incompatible {
-            path: path.display().to_string(),
+            path: path.to_owned(),
             problems,
         })
     };
@@ -384,7 +384,7 @@ fn apply(
         .send(
             &ControlMessage::Restored {
                 savepoint: manifest.id.clone(),
-                path: location.path().display().to_string(),
+                path: location.path(),
                 epoch: epoch.clone(),
                 positions: positions.clone(),
             },

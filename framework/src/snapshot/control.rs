@@ -158,21 +158,6 @@ fn plain_id(what: &str, id: &str) -> Result<(), String> {
     }
 }
 
-/// A directory instances write to or read from: absolute, without `..`.
-fn plain_dir(what: &str, path: &str) -> Result<(), String> {
-    let p = std::path::Path::new(path);
-    let climbs = p
-        .components()
-        .any(|c| matches!(c, std::path::Component::ParentDir));
-    if p.is_absolute() && !climbs && !path.contains('\0') {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} `{path}` is not an absolute path without `..`"
-        ))
-    }
-}
-
 /// A `host:port` other instances send HTTP requests to.
 fn host_port(address: &str) -> Result<(), String> {
     let (host, port) = address
@@ -200,7 +185,10 @@ impl ControlMessage {
         match self {
             ControlMessage::SavepointBegin { id, target, .. } => {
                 plain_id("savepoint id", id)?;
-                plain_dir("savepoint store", target)
+                super::StoreLocation::parse(target)
+                    .map_err(|e| e.to_string())?
+                    .check_shared()
+                    .map_err(|why| format!("savepoint store {why}"))
             }
             ControlMessage::SavepointPaused { id, thread, .. }
             | ControlMessage::SavepointDrained { id, thread, .. }
@@ -236,7 +224,11 @@ impl ControlMessage {
             } => {
                 plain_id("savepoint id", savepoint)?;
                 plain_id("epoch", epoch)?;
-                plain_dir("savepoint directory", path)
+                super::SavepointLocation::parse(path)
+                    .map_err(|e| e.to_string())?
+                    .store
+                    .check_shared()
+                    .map_err(|why| format!("savepoint {why}"))
             }
             ControlMessage::BoundedRun { run, .. } => plain_id("bounded run", run),
             ControlMessage::BoundedTaskDone { run, task } => {
@@ -508,6 +500,8 @@ mod tests {
         assert!(begin("/data/snapshots").validate().is_ok());
         assert!(begin("relative/dir").validate().is_err());
         assert!(begin("/data/../etc").validate().is_err());
+        assert!(begin("s3://snaps/prod").validate().is_ok());
+        assert!(begin("s3://UPPER").validate().is_err());
         let instance = |address: &str| ControlMessage::Instance {
             instance: "abc123".to_owned(),
             ops_address: address.to_owned(),

@@ -179,6 +179,28 @@ fn check_file_name(name: &str) -> Result<(), SnapshotError> {
     }
 }
 
+/// Refuses a stored file name that is neither a content hash nor the leftover of an
+/// interrupted copy of one (`<hash>.tmp-<pid>` and the like): the only names garbage
+/// collection may remove.
+pub(crate) fn check_stored_name(name: &str) -> Result<(), SnapshotError> {
+    let hash = name.get(..64).unwrap_or(name);
+    let rest = name.get(64..).unwrap_or_default();
+    check_blob_name(hash)?;
+    let leftover = rest.is_empty()
+        || (rest.starts_with('.')
+            && rest[1..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if leftover {
+        Ok(())
+    } else {
+        Err(SnapshotError::Corrupt {
+            what: "a stored file name".to_owned(),
+            message: format!("`{name}` is not a content hash"),
+        })
+    }
+}
+
 /// Refuses a blob name that is not a SHA-256 content hash (64 lowercase hex digits).
 pub(crate) fn check_blob_name(blob: &str) -> Result<(), SnapshotError> {
     let hash = blob.len() == 64

@@ -1,28 +1,35 @@
 //! Snapshots of task state (checkpoints and savepoints): the snapshot store, manifests, the
 //! control topic, and the savepoint coordinator the `eddy` tool runs.
 //!
-//! The layout of a snapshot store (a directory; an object store can implement
-//! [`SnapshotStore`] later) is in [`paths`].
+//! The layout of a snapshot store (a directory, or a prefix in an S3 bucket) is in [`paths`].
 
 mod control;
 mod files;
+mod gc;
+mod location;
 mod manifest;
 pub(crate) mod paths;
+#[cfg(feature = "s3")]
+mod s3;
 mod savepoint;
 mod store;
 
 pub(crate) use control::{control_topic, ControlChannel, ControlMessage};
 pub(crate) use files::{download, upload, HashCache};
+pub use gc::{collect_garbage, delete_savepoint, GcReport, MIN_GC_GRACE};
+pub use location::{S3Settings, StoreLocation};
 pub use manifest::{
     compatibility, InputOffset, Manifest, ReadsFormat, SnapshotFile, StoreIdentity, TaskSnapshot,
     MANIFEST_FORMAT,
 };
 pub use paths::savepoint_key;
+#[cfg(feature = "s3")]
+pub use s3::S3Store;
 pub use savepoint::{
     create_savepoint, create_savepoint_retrying, list_savepoints, read_manifest, SavepointLocation,
 };
+pub use store::{content_hash, DirectoryStore, SnapshotStore, StoredFile, REFRESH_AFTER};
 pub(crate) use store::{get_json, put_json};
-pub use store::{DirectoryStore, SnapshotStore};
 
 use crate::kafka::KafkaError;
 use crate::ErrorAction;
@@ -35,6 +42,14 @@ pub enum SnapshotError {
     Io {
         /// The path.
         path: String,
+        /// What failed.
+        message: String,
+    },
+    /// The store could not be reached or refused a request (after the client's retries).
+    #[error("snapshot store {store}: {message}")]
+    Unavailable {
+        /// The store's location.
+        store: String,
         /// What failed.
         message: String,
     },
@@ -83,11 +98,13 @@ pub enum SnapshotError {
 }
 
 impl SnapshotError {
-    /// What to do about it: timeouts and failed savepoints may be retried; the rest needs an
-    /// operator.
+    /// What to do about it: timeouts, failed savepoints and an unreachable store may be
+    /// retried; the rest needs an operator.
     pub fn action(&self) -> ErrorAction {
         match self {
-            SnapshotError::Timeout(_) | SnapshotError::Failed { .. } => ErrorAction::Retry,
+            SnapshotError::Timeout(_)
+            | SnapshotError::Failed { .. }
+            | SnapshotError::Unavailable { .. } => ErrorAction::Retry,
             SnapshotError::Kafka { source, .. } => crate::kafka::classify(source),
             _ => ErrorAction::Fatal,
         }

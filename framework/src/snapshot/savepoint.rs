@@ -7,25 +7,27 @@
 //! only when every task's part is in the store, and the app resumes either way.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::BaseConsumer;
 
 use super::control::{ControlChannel, ControlMessage};
+use super::location::{S3Settings, StoreLocation};
 use super::manifest::{Manifest, TaskSnapshot, MANIFEST_FORMAT};
 use super::paths::{self, savepoint_key};
-use super::store::{get_json, put_json, DirectoryStore, SnapshotStore};
+use super::store::{get_json, put_json, SnapshotStore};
 use super::SnapshotError;
 use crate::backoff::Backoff;
 use crate::kafka::KafkaSettings;
 use crate::record::wall_clock_ms;
 
-/// Where a savepoint lives: `<root>/<application id>/savepoints/<id>`.
+/// Where a savepoint lives: `<store>/<application id>/savepoints/<id>`, the store a
+/// directory or an `s3://` location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavepointLocation {
-    /// The snapshot store's root.
-    pub root: PathBuf,
+    /// The snapshot store.
+    pub store: StoreLocation,
     /// The app it was taken from.
     pub application_id: String,
     /// Savepoint id.
@@ -33,91 +35,108 @@ pub struct SavepointLocation {
 }
 
 impl SavepointLocation {
-    /// Parses a savepoint directory path.
+    /// Parses a savepoint's location (`/snap/app/savepoints/sp-1`,
+    /// `s3://bucket/prefix/app/savepoints/sp-1`).
     ///
     /// # Errors
-    /// The path does not have the savepoint layout.
-    pub fn parse(path: &Path) -> Result<Self, SnapshotError> {
+    /// The text does not have the savepoint layout.
+    pub fn parse(text: &str) -> Result<Self, SnapshotError> {
         let bad = || {
             SnapshotError::Missing(format!(
-                "savepoint at {}: expected <store>/<application id>/savepoints/<id>",
-                path.display()
+                "savepoint at {text}: expected <store>/<application id>/savepoints/<id>"
             ))
         };
-        let id = path
-            .file_name()
-            .ok_or_else(bad)?
-            .to_string_lossy()
-            .into_owned();
-        let savepoints = path.parent().ok_or_else(bad)?;
-        if savepoints.file_name().is_none_or(|n| n != "savepoints") {
+        let mut parts = text.trim_end_matches('/').rsplitn(4, '/');
+        let (Some(id), Some("savepoints"), Some(app), Some(root)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        if id.is_empty()
+            || app.is_empty()
+            || (root.starts_with("s3:") && !root.starts_with("s3://"))
+        {
             return Err(bad());
         }
-        let app_dir = savepoints.parent().ok_or_else(bad)?;
-        let application_id = app_dir
-            .file_name()
-            .ok_or_else(bad)?
-            .to_string_lossy()
-            .into_owned();
-        let root = app_dir.parent().ok_or_else(bad)?.to_path_buf();
+        let root = if root.is_empty() { "/" } else { root };
         Ok(SavepointLocation {
-            root,
-            application_id,
-            id,
+            store: StoreLocation::parse(root)?,
+            application_id: app.to_owned(),
+            id: id.to_owned(),
         })
     }
 
-    /// The savepoint's directory.
-    pub fn path(&self) -> PathBuf {
-        self.root
-            .join(savepoint_key(&self.application_id, &self.id))
+    /// The savepoint's location as text.
+    pub fn path(&self) -> String {
+        self.store
+            .join(&savepoint_key(&self.application_id, &self.id))
     }
 
-    /// The store holding it.
-    pub fn store(&self) -> DirectoryStore {
-        DirectoryStore::new(&self.root)
+    /// Opens the store holding it.
+    ///
+    /// # Errors
+    /// See [`StoreLocation::open`].
+    pub fn open(&self, s3: &S3Settings) -> Result<Arc<dyn SnapshotStore>, SnapshotError> {
+        self.store.open(s3)
     }
 }
 
-/// Reads the manifest of the savepoint at `path`.
+/// Reads the manifest of the savepoint at `path` (its location, see
+/// [`SavepointLocation::parse`]), reaching S3 with `s3`.
 ///
 /// # Errors
 /// The path is not a savepoint, or it is incomplete (no manifest) or unreadable.
-pub fn read_manifest(path: &Path) -> Result<(SavepointLocation, Manifest), SnapshotError> {
+pub fn read_manifest(
+    path: &str,
+    s3: &S3Settings,
+) -> Result<(SavepointLocation, Manifest), SnapshotError> {
     let location = SavepointLocation::parse(path)?;
+    let manifest = manifest_in(location.open(s3)?.as_ref(), &location)?;
+    Ok((location, manifest))
+}
+
+/// The manifest of the savepoint at `location` in `store`.
+fn manifest_in(
+    store: &dyn SnapshotStore,
+    location: &SavepointLocation,
+) -> Result<Manifest, SnapshotError> {
+    let path = location.path();
     let key = paths::savepoint_manifest(&savepoint_key(&location.application_id, &location.id));
-    let manifest: Manifest = get_json(&location.store(), &key)?.ok_or_else(|| {
+    let manifest: Manifest = get_json(store, &key)?.ok_or_else(|| {
         SnapshotError::Missing(format!(
-            "manifest of savepoint {} (the savepoint is incomplete or does not exist)",
-            path.display()
+            "manifest of savepoint {path} (the savepoint is incomplete or does not exist)"
         ))
     })?;
     if manifest.format != MANIFEST_FORMAT {
         return Err(SnapshotError::Corrupt {
-            what: format!("manifest of savepoint {}", path.display()),
+            what: format!("manifest of savepoint {path}"),
             message: format!(
                 "format {} (this version reads {MANIFEST_FORMAT})",
                 manifest.format
             ),
         });
     }
-    Ok((location, manifest))
+    Ok(manifest)
 }
 
-/// The complete savepoints of `application_id` in `store`, oldest first. Partial ones (no
-/// manifest) are never listed.
+/// The complete savepoints of `application_id` in `store` with their locations, oldest
+/// first. Partial ones (no manifest) are never listed.
 ///
 /// # Errors
 /// The store cannot be read.
 pub fn list_savepoints(
-    store: &DirectoryStore,
+    store: &dyn SnapshotStore,
     application_id: &str,
-) -> Result<Vec<(PathBuf, Manifest)>, SnapshotError> {
+) -> Result<Vec<(String, Manifest)>, SnapshotError> {
     let mut out = Vec::new();
     for id in store.list(&paths::savepoints(application_id))? {
-        let path = store.root().join(savepoint_key(application_id, &id));
-        match read_manifest(&path) {
-            Ok((_, manifest)) => out.push((path, manifest)),
+        let location = SavepointLocation {
+            store: store.location(),
+            application_id: application_id.to_owned(),
+            id,
+        };
+        match manifest_in(store, &location) {
+            Ok(manifest) => out.push((location.path(), manifest)),
             Err(SnapshotError::Missing(_)) => {}
             Err(e) => return Err(e),
         }
@@ -207,11 +226,11 @@ fn collect(
 pub fn create_savepoint_retrying(
     settings: &KafkaSettings,
     application_id: &str,
-    store: &DirectoryStore,
+    store: &dyn SnapshotStore,
     timeout: Duration,
     attempts: u32,
     progress: &mut dyn FnMut(&str),
-) -> Result<(PathBuf, Manifest), SnapshotError> {
+) -> Result<(String, Manifest), SnapshotError> {
     let mut attempt = 1;
     loop {
         match create_savepoint(settings, application_id, store, timeout, progress) {
@@ -233,10 +252,10 @@ pub fn create_savepoint_retrying(
 pub fn create_savepoint(
     settings: &KafkaSettings,
     application_id: &str,
-    store: &DirectoryStore,
+    store: &dyn SnapshotStore,
     timeout: Duration,
     progress: &mut dyn FnMut(&str),
-) -> Result<(PathBuf, Manifest), SnapshotError> {
+) -> Result<(String, Manifest), SnapshotError> {
     let threads = group_threads(settings, application_id, timeout)?;
     if threads.is_empty() {
         return Err(SnapshotError::NotRunning(application_id.to_owned()));
@@ -252,7 +271,7 @@ pub fn create_savepoint(
     channel.send(
         &ControlMessage::SavepointBegin {
             id: id.clone(),
-            target: store.root().display().to_string(),
+            target: store.location().to_string(),
             deadline_ms,
         },
         timeout,
@@ -280,7 +299,7 @@ pub fn create_savepoint(
         "savepoint {id}: complete, {} task(s), {} bytes, at {}",
         manifest.tasks.len(),
         manifest.size(),
-        path.display()
+        path
     ));
     Ok((path, manifest))
 }
@@ -289,11 +308,11 @@ fn run_rounds(
     channel: &ControlChannel,
     id: &str,
     application_id: &str,
-    store: &DirectoryStore,
+    store: &dyn SnapshotStore,
     threads: &BTreeSet<String>,
     deadline: Instant,
     progress: &mut dyn FnMut(&str),
-) -> Result<(PathBuf, Manifest), SnapshotError> {
+) -> Result<(String, Manifest), SnapshotError> {
     let paused = collect(channel, id, threads, deadline, "paused", |m| match m {
         ControlMessage::SavepointPaused { id: i, thread, .. } if i == id => Some(thread.clone()),
         _ => None,
@@ -383,28 +402,37 @@ fn run_rounds(
         tasks,
     };
     put_json(store, &paths::savepoint_manifest(&prefix), &manifest)?;
-    Ok((store.root().join(prefix), manifest))
+    Ok((store.location().join(&prefix), manifest))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::DirectoryStore;
 
     #[test]
-    fn a_savepoint_path_names_its_store_app_and_id() {
-        let location =
-            SavepointLocation::parse(Path::new("/snap/wordcount/savepoints/sp-1")).unwrap();
-        assert_eq!(location.root, PathBuf::from("/snap"));
+    fn a_savepoint_location_names_its_store_app_and_id() {
+        let location = SavepointLocation::parse("/snap/wordcount/savepoints/sp-1").unwrap();
+        assert_eq!(
+            location.store,
+            StoreLocation::Directory(std::path::PathBuf::from("/snap"))
+        );
         assert_eq!(location.application_id, "wordcount");
         assert_eq!(location.id, "sp-1");
-        assert_eq!(
-            location.path(),
-            PathBuf::from("/snap/wordcount/savepoints/sp-1")
-        );
-        let bad = SavepointLocation::parse(Path::new("/snap/wordcount/sp-1")).unwrap_err();
-        assert!(bad
-            .to_string()
-            .contains("expected <store>/<application id>/savepoints/<id>"));
+        assert_eq!(location.path(), "/snap/wordcount/savepoints/sp-1");
+        let top = SavepointLocation::parse("/wordcount/savepoints/sp-1").unwrap();
+        assert_eq!(top.path(), "/wordcount/savepoints/sp-1");
+        let s3 = SavepointLocation::parse("s3://snaps/prod/wordcount/savepoints/sp-2/").unwrap();
+        assert_eq!(s3.store.to_string(), "s3://snaps/prod");
+        assert_eq!(s3.path(), "s3://snaps/prod/wordcount/savepoints/sp-2");
+        for bad in ["/snap/wordcount/sp-1", "s3://wordcount/savepoints/sp-1"] {
+            let e = SavepointLocation::parse(bad).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("expected <store>/<application id>/savepoints/<id>"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]
@@ -431,7 +459,9 @@ mod tests {
         let listed = list_savepoints(&store, "app").unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].1, manifest);
-        let partial = read_manifest(&dir.path().join("app/savepoints/sp-1")).unwrap_err();
+        let partial = dir.path().join("app/savepoints/sp-1");
+        let partial =
+            read_manifest(&partial.display().to_string(), &S3Settings::default()).unwrap_err();
         assert!(partial.to_string().contains("incomplete"), "{partial}");
     }
 }

@@ -1,12 +1,30 @@
-//! Where snapshots live: content-addressed files and small JSON documents, behind a trait an
-//! object store can implement.
+//! Where snapshots live: content-addressed files and small JSON documents, behind a trait
+//! the directory store and the S3 store implement.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
 use super::SnapshotError;
+
+/// A stored file is refreshed (its modification time set to now) when a snapshot reuses it
+/// and it is older than this, so garbage collection, which spares files younger than its
+/// grace period, never removes a file an unfinished snapshot has just reused. The grace
+/// period must be longer: see [`MIN_GC_GRACE`](super::gc::MIN_GC_GRACE).
+pub const REFRESH_AFTER: Duration = Duration::from_secs(3600);
+
+/// One stored file, as garbage collection sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    /// Its name under `files/`: a content hash, or the leftover of an interrupted copy.
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// Last modification, milliseconds since the epoch.
+    pub modified_ms: i64,
+}
 
 /// A place to keep snapshot files and documents.
 ///
@@ -16,7 +34,8 @@ use super::SnapshotError;
 /// written atomically: a reader sees the whole document or none.
 pub trait SnapshotStore: Send + Sync {
     /// Stores the file at `local` under its content hash `blob` unless that blob is already
-    /// present. Returns true when it copied bytes.
+    /// present (then refreshes it when it is older than [`REFRESH_AFTER`]). Returns true when
+    /// it copied bytes.
     ///
     /// # Errors
     /// The file cannot be read or the store cannot be written.
@@ -46,14 +65,32 @@ pub trait SnapshotStore: Send + Sync {
     /// The document exists but cannot be removed.
     fn delete_document(&self, key: &str) -> Result<(), SnapshotError>;
 
-    /// The keys of the documents directly under `prefix` (one level), sorted.
+    /// The names directly under `prefix` (one level: documents and folders), sorted; `""`
+    /// lists the top level.
     ///
     /// # Errors
     /// The store cannot be listed.
     fn list(&self, prefix: &str) -> Result<Vec<String>, SnapshotError>;
 
+    /// Every stored file under `files/`.
+    ///
+    /// # Errors
+    /// The store cannot be listed.
+    fn list_files(&self) -> Result<Vec<StoredFile>, SnapshotError>;
+
+    /// Removes stored file `name` (a [`StoredFile::name`]); nothing when it does not exist.
+    ///
+    /// # Errors
+    /// The name is not one the store writes, or the file cannot be removed.
+    fn delete_file(&self, name: &str) -> Result<(), SnapshotError>;
+
+    /// Where the store is.
+    fn location(&self) -> super::StoreLocation;
+
     /// Where the store is, for messages.
-    fn describe(&self) -> String;
+    fn describe(&self) -> String {
+        self.location().to_string()
+    }
 }
 
 /// A snapshot store in a local (or mounted) directory.
@@ -119,7 +156,19 @@ fn copy_atomically(from: &Path, to: &Path) -> Result<(), SnapshotError> {
 impl SnapshotStore for DirectoryStore {
     fn put_file(&self, blob: &str, local: &Path) -> Result<bool, SnapshotError> {
         let target = self.blob_path(blob)?;
-        if target.exists() {
+        if let Ok(meta) = std::fs::metadata(&target) {
+            let stale = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age > REFRESH_AFTER);
+            if stale {
+                std::fs::File::options()
+                    .write(true)
+                    .open(&target)
+                    .and_then(|f| f.set_modified(SystemTime::now()))
+                    .map_err(|e| io(&target, "refreshing", &e))?;
+            }
             return Ok(false);
         }
         copy_atomically(local, &target)?;
@@ -174,7 +223,11 @@ impl SnapshotStore for DirectoryStore {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, SnapshotError> {
-        let dir = self.document_path(prefix)?;
+        let dir = if prefix.is_empty() {
+            self.root.clone()
+        } else {
+            self.document_path(prefix)?
+        };
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -189,8 +242,46 @@ impl SnapshotStore for DirectoryStore {
         Ok(names)
     }
 
-    fn describe(&self) -> String {
-        self.root.display().to_string()
+    fn list_files(&self) -> Result<Vec<StoredFile>, SnapshotError> {
+        let dir = self.root.join("files");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir, "listing", &e)),
+        };
+        let mut files = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let modified_ms = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            files.push(StoredFile {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                size: meta.len(),
+                modified_ms,
+            });
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(files)
+    }
+
+    fn delete_file(&self, name: &str) -> Result<(), SnapshotError> {
+        super::files::check_stored_name(name)?;
+        let path = self.root.join("files").join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&path, "removing", &e)),
+        }
+    }
+
+    fn location(&self) -> super::StoreLocation {
+        super::StoreLocation::Directory(self.root.clone())
     }
 }
 
@@ -298,5 +389,35 @@ mod tests {
         assert_eq!(store.get_document("app/nothing").unwrap(), None);
         assert_eq!(store.list("app/savepoints").unwrap(), vec!["s1".to_owned()]);
         assert!(store.list("none").unwrap().is_empty());
+        assert_eq!(store.list("").unwrap(), vec!["app", "files"]);
+    }
+
+    #[test]
+    fn a_reused_old_file_is_refreshed_so_garbage_collection_spares_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirectoryStore::new(dir.path().join("store"));
+        let local = dir.path().join("000001.sst");
+        std::fs::write(&local, b"sst").unwrap();
+        let blob = content_hash(&local).unwrap();
+        store.put_file(&blob, &local).unwrap();
+        let stored = dir.path().join("store/files").join(&blob);
+        let old = SystemTime::now() - 2 * REFRESH_AFTER;
+        std::fs::File::options()
+            .write(true)
+            .open(&stored)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let listed = store.list_files().unwrap();
+        let before = listed[0].modified_ms;
+        assert!(!store.put_file(&blob, &local).unwrap(), "not copied again");
+        let after = store.list_files().unwrap()[0].modified_ms;
+        assert!(
+            after - before >= i64::try_from(REFRESH_AFTER.as_millis()).unwrap(),
+            "refreshed: {before} -> {after}"
+        );
+        assert!(store.delete_file("../escape").is_err());
+        store.delete_file(&blob).unwrap();
+        assert!(store.list_files().unwrap().is_empty());
     }
 }

@@ -23,7 +23,10 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 mod cluster;
 mod services;
 
-pub use services::{postgres_url, schema_registry_url};
+pub use services::{
+    postgres_url, s3_endpoint, s3_environment, schema_registry_url, S3_ACCESS_KEY_ID, S3_BUCKET,
+    S3_SECRET_ACCESS_KEY,
+};
 
 pub use cluster::{BrokerStop, OwnCluster};
 

@@ -5,13 +5,17 @@
 //! 2. a first and a second (incremental) savepoint of that store,
 //! 3. a restore from the latest checkpoint plus the changelog tail.
 //!
-//! `cargo run -p eddy-bench --bin restore-bench -- [records]` (default
-//! 9,500,000 ≈ 1 GB; uses `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker).
+//! `cargo run -p eddy-bench --bin restore-bench -- [records] [--s3]` (default
+//! 9,500,000 ≈ 1 GB; uses `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker). The snapshot
+//! store is a local directory, or with `--s3` a prefix on the local S3 server
+//! (`EDDY_S3_ENDPOINT`, or `compose/local/s3.sh start`).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use eddy_integration_tests::{create_savepoint, AppProcess, WordcountRun};
+use eddy_integration_tests::{
+    borrowed, create_savepoint, AppProcess, SnapshotTarget, WordcountRun,
+};
 use rdkafka::producer::{BaseRecord, Producer};
 
 const KEY_BYTES: usize = 100;
@@ -67,8 +71,11 @@ fn fill(run: &WordcountRun, topic: &str, from: u64, count: u64) -> anyhow::Resul
 }
 
 fn main() -> anyhow::Result<()> {
-    let records: u64 = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let s3 = args.iter().any(|a| a == "--s3");
+    let records: u64 = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(9_500_000);
@@ -83,12 +90,14 @@ fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let store = run.dir.path().join("snapshots");
-    let store_s = store.display().to_string();
-    let env = [
-        ("EDDY__SNAPSHOT__DIR", store_s.as_str()),
-        ("EDDY__SNAPSHOT__CHECKPOINT_INTERVAL_MS", "1000"),
-    ];
+    let target = if s3 {
+        SnapshotTarget::s3(&run)?
+    } else {
+        SnapshotTarget::directory(&run)
+    };
+    println!("snapshot store: {}", target.location());
+    let settings = target.settings(&[("EDDY__SNAPSHOT__CHECKPOINT_INTERVAL_MS", "1000")]);
+    let env = borrowed(&settings);
     // Both tasks (0_0 stateless, 1_0 with the store) running = the store is restored.
     let restored = |app: &AppProcess, what: &str| -> anyhow::Result<()> {
         let secs = wait_log(app, "task running", 2, Duration::from_secs(3600))?.as_secs_f64();
@@ -103,14 +112,14 @@ fn main() -> anyhow::Result<()> {
     restored(&first, "changelog-only restore")?;
 
     let t = Instant::now();
-    let sp1 = create_savepoint(&run, &store).context("first savepoint")?;
+    let sp1 = create_savepoint(&run, &target).context("first savepoint")?;
+    let secs = t.elapsed().as_secs_f64();
     println!(
-        "first savepoint: {:.1} s ({})",
-        t.elapsed().as_secs_f64(),
-        sp1.display()
+        "first savepoint: {secs:.1} s = {:.1} MB/s of state ({sp1})",
+        mb / secs
     );
     let t = Instant::now();
-    create_savepoint(&run, &store).context("second savepoint")?;
+    create_savepoint(&run, &target).context("second savepoint")?;
     println!(
         "second savepoint (incremental): {:.1} s",
         t.elapsed().as_secs_f64()
@@ -118,18 +127,12 @@ fn main() -> anyhow::Result<()> {
 
     // A commit with state changes makes the instance checkpoint.
     run.produce_lines(&["checkpoint me".to_owned()])?;
-    let checkpoints = store
-        .join(&run.application_id)
-        .join("checkpoints")
-        .join("1_0");
+    let store = target.open()?;
+    let checkpoints = format!("{}/checkpoints/1_0", run.application_id);
     let deadline = Instant::now() + Duration::from_secs(600);
-    while std::fs::read_dir(&checkpoints)
-        .map(|d| d.count())
-        .unwrap_or(0)
-        == 0
-    {
+    while store.list(&checkpoints)?.is_empty() {
         if Instant::now() > deadline {
-            bail!("no checkpoint of task 1_0 appeared in {checkpoints:?}");
+            bail!("no checkpoint of task 1_0 appeared in {checkpoints}");
         }
         std::thread::park_timeout(Duration::from_millis(100)); // polling the store
     }

@@ -1,6 +1,7 @@
 //! A stream thread's part in a savepoint: pause external inputs at a commit boundary, drain
 //! repartition inputs level by level, snapshot every task, resume.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -12,7 +13,8 @@ use crate::record::wall_clock_ms;
 use crate::runtime::cadence::Duty;
 use crate::runtime::RuntimeError;
 use crate::snapshot::{
-    put_json, savepoint_key, ControlMessage, DirectoryStore, InputOffset, SnapshotError,
+    put_json, savepoint_key, ControlMessage, InputOffset, SnapshotError, SnapshotStore,
+    StoreLocation,
 };
 use crate::state::StoreKind;
 use crate::task::TaskId;
@@ -26,7 +28,7 @@ type InputAt = (TaskId, String, i64);
 /// A savepoint this thread takes part in.
 pub(super) struct Round {
     id: String,
-    target: DirectoryStore,
+    target: Arc<dyn SnapshotStore>,
     deadline_ms: i64,
     /// External input partitions paused for the savepoint.
     paused: Vec<(String, i32)>,
@@ -176,6 +178,15 @@ impl TaskManager {
             self.fail_round(consumer, &id, &reason);
             return Ok(());
         }
+        let opened = StoreLocation::parse(&target)
+            .and_then(|location| location.open(&self.shared.config.snapshot.s3));
+        let target = match opened {
+            Ok(store) => store,
+            Err(e) => {
+                self.fail_round(consumer, &id, &format!("opening the store {target}: {e}"));
+                return Ok(());
+            }
+        };
         self.commit(consumer)?;
         if self.halt.is_some() {
             return Ok(());
@@ -203,7 +214,7 @@ impl TaskManager {
         );
         self.round = Some(Round {
             id: id.clone(),
-            target: DirectoryStore::new(target),
+            target,
             deadline_ms,
             paused,
             draining: None,
@@ -425,7 +436,7 @@ impl TaskManager {
             let target = round.target.clone();
             match self.local_checkpoint(task, inputs.clone())? {
                 Some(local) => {
-                    publish(&target, &self.checkpointer.cache, local, &key)
+                    publish(target.as_ref(), &self.checkpointer.cache, local, &key)
                         .map_err(RuntimeError::Savepoint)?;
                 }
                 None => {
@@ -438,7 +449,7 @@ impl TaskManager {
                         inputs,
                         created_ms: wall_clock_ms(),
                     };
-                    put_json(&target, &key, &part).map_err(RuntimeError::Savepoint)?;
+                    put_json(target.as_ref(), &key, &part).map_err(RuntimeError::Savepoint)?;
                 }
             }
             written.push(task_id.to_string());
