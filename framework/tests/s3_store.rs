@@ -10,9 +10,9 @@ use eddy::snapshot::{
     MIN_GC_GRACE,
 };
 
-fn store(prefix: &str) -> Arc<dyn SnapshotStore> {
+fn store(prefix: &str) -> Result<Arc<dyn SnapshotStore>, Box<dyn std::error::Error>> {
     let settings = S3Settings {
-        endpoint: Some(eddy_testkit::s3_endpoint().unwrap()),
+        endpoint: Some(eddy_testkit::s3_endpoint()?),
         region: Some("us-east-1".to_owned()),
         access_key_id: Some(eddy_testkit::S3_ACCESS_KEY_ID.to_owned()),
         secret_access_key: Some(eddy_testkit::S3_SECRET_ACCESS_KEY.to_owned()),
@@ -21,14 +21,13 @@ fn store(prefix: &str) -> Arc<dyn SnapshotStore> {
         "s3://{}/{}",
         eddy_testkit::S3_BUCKET,
         eddy_testkit::unique_name(prefix)
-    ))
-    .unwrap();
-    location.open(&settings).unwrap()
+    ))?;
+    Ok(location.open(&settings)?)
 }
 
 #[test]
 fn files_and_documents_round_trip_through_s3() {
-    let store = store("s3-store");
+    let store = store("s3-store").unwrap();
     let dir = tempfile::tempdir().unwrap();
     // One file in a single request, one large enough for a multipart upload.
     let small = dir.path().join("small.sst");
@@ -82,7 +81,7 @@ fn files_and_documents_round_trip_through_s3() {
 
 #[test]
 fn garbage_collection_on_s3_keeps_what_snapshots_reference() {
-    let store = store("s3-gc");
+    let store = store("s3-gc").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut blobs = Vec::new();
     for content in ["kept", "orphan"] {
