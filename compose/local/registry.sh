@@ -15,6 +15,7 @@
 #                                 (<cache>/run/registry-<port>/ca.crt)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/certs.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/daemon.sh"
 
 VERSION=2.6.13.Final
 ARTIFACT=io.apicurio:apicurio-registry-app:$VERSION:tar.gz:all
@@ -60,8 +61,6 @@ ready() {
 make_certificates() {
   test_certificates "$RUN_DIR" || die "could not make the TLS certificates in $RUN_DIR"
 }
-pid() { [[ -f $RUN_DIR/pid ]] && cat "$RUN_DIR/pid" || true; }
-alive() { local p; p=$(pid); [[ -n $p ]] && kill -0 "$p" 2>/dev/null; }
 
 start() {
   fetch
@@ -87,35 +86,15 @@ start() {
     -DCoreEnvironmentBean.processImplementationClassName=com.arjuna.ats.internal.arjuna.utils.UuidProcessId \
     -jar "$JAR" >"$RUN_DIR/registry.log" 2>&1 &
   echo $! >"$RUN_DIR/pid"
-  local deadline=$((SECONDS + START_TIMEOUT))
-  until ready; do
-    alive || die "the registry exited during start-up; see $RUN_DIR/registry.log"
-    ((SECONDS < deadline)) || die "the registry was not ready within ${START_TIMEOUT}s; see $RUN_DIR/registry.log"
-    sleep 0.5 # poll interval of the readiness wait
-  done
+  wait_started "the registry" "$START_TIMEOUT" "$RUN_DIR/registry.log"
   log "ready"
   echo "$URL/apis/ccompat/v7"
-}
-
-stop() {
-  local p
-  p=$(pid)
-  if [[ -n $p ]] && kill -0 "$p" 2>/dev/null; then
-    kill "$p"
-    local deadline=$((SECONDS + 30))
-    while kill -0 "$p" 2>/dev/null; do
-      ((SECONDS < deadline)) || { kill -9 "$p" 2>/dev/null || true; break; }
-      sleep 0.2 # poll interval of the stop wait
-    done
-    log "stopped"
-  fi
-  rm -rf "$RUN_DIR"
 }
 
 case ${1:-} in
   fetch) fetch ;;
   start) start ;;
-  stop) stop ;;
+  stop) stop_daemon "the registry" ;;
   status) if ready; then echo "$URL/apis/ccompat/v7"; else exit 1; fi ;;
   *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

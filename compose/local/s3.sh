@@ -12,6 +12,7 @@
 #   EDDY_S3_PORT              HTTP port (default 9010)
 #   EDDY_S3_START_TIMEOUT     seconds to wait for readiness (default 30)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/daemon.sh"
 
 VERSION=0.14.1
 CACHE_DIR=${EDDY_CACHE_DIR:-$HOME/.cache/eddy}
@@ -42,8 +43,6 @@ ready() {
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/" 2>/dev/null || true)
   [[ -n $code && $code != 000 ]]
 }
-pid() { [[ -f $RUN_DIR/pid ]] && cat "$RUN_DIR/pid" || true; }
-alive() { local p; p=$(pid); [[ -n $p ]] && kill -0 "$p" 2>/dev/null; }
 
 start() {
   fetch
@@ -59,35 +58,15 @@ start() {
   nohup "$BIN" --host 127.0.0.1 --port "$PORT" --access-key eddy --secret-key eddy-secret \
     "$RUN_DIR/data" >"$RUN_DIR/server.log" 2>&1 &
   echo $! >"$RUN_DIR/pid"
-  local deadline=$((SECONDS + START_TIMEOUT))
-  until ready; do
-    alive || die "s3s-fs exited during start-up; see $RUN_DIR/server.log"
-    ((SECONDS < deadline)) || die "s3s-fs was not ready within ${START_TIMEOUT}s; see $RUN_DIR/server.log"
-    sleep 0.2 # poll interval of the readiness wait
-  done
+  wait_started s3s-fs "$START_TIMEOUT" "$RUN_DIR/server.log"
   log "ready; bucket $BUCKET"
   echo "$URL"
-}
-
-stop() {
-  local p
-  p=$(pid)
-  if [[ -n $p ]] && kill -0 "$p" 2>/dev/null; then
-    kill "$p"
-    local deadline=$((SECONDS + 30))
-    while kill -0 "$p" 2>/dev/null; do
-      ((SECONDS < deadline)) || { kill -9 "$p" 2>/dev/null || true; break; }
-      sleep 0.2 # poll interval of the stop wait
-    done
-    log "stopped"
-  fi
-  rm -rf "$RUN_DIR"
 }
 
 case ${1:-} in
   fetch) fetch ;;
   start) start ;;
-  stop) stop ;;
+  stop) stop_daemon s3s-fs ;;
   status) if ready; then echo "$URL"; else exit 1; fi ;;
   *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -352,6 +352,7 @@ impl Fields {
                 "`processing.commit_interval_ms` ({commit_interval_ms}) must be below `kafka.transaction_timeout_ms` ({transaction_timeout_ms})"
             ));
         }
+        let commit_min_gap_ms = self.number("processing.commit_min_gap_ms");
         let threads = self.number("processing.threads");
         let standby_replicas = self.number("processing.standby_replicas");
         let warmup_before_join = self.choice("processing.warmup_before_join") == "true";
@@ -517,6 +518,7 @@ impl Fields {
             processing: ProcessingConfig {
                 guarantee,
                 commit_interval: Duration::from_millis(commit_interval_ms),
+                commit_min_gap: Duration::from_millis(commit_min_gap_ms),
                 threads: usize::try_from(threads).unwrap_or(1),
                 standby_replicas: usize::try_from(standby_replicas).unwrap_or(0),
                 warmup_before_join,

@@ -138,7 +138,14 @@ pub const SETTINGS: &[Setting] = &[
         100,
         1,
         600_000,
-        "how often each stream thread commits",
+        "how often each stream thread commits under load",
+    ),
+    number(
+        "processing.commit_min_gap_ms",
+        5,
+        0,
+        600_000,
+        "exactly-once: a thread that has processed everything it fetched commits at once, not sooner than this after its last commit (at or above `processing.commit_interval_ms`: by the interval alone)",
     ),
     number("processing.threads", 1, 1, 64, "stream threads per instance"),
     number(

@@ -650,6 +650,8 @@ impl Kafka {
             .set("isolation.level", "read_committed")
             .set("group.id", unique_name("eddy-testkit-tail"))
             .set("enable.auto.commit", "false")
+            // Counts as records appear: an idle fetch waits 10 ms, not librdkafka's 500.
+            .set("fetch.wait.max.ms", "10")
             .create()
             .map_err(kafka_err("creating a consumer"))?;
         let mut tpl = TopicPartitionList::new();

@@ -68,12 +68,33 @@ impl TaskManager {
         }
     }
 
-    /// True when the commit interval has passed with a transaction open.
+    /// True with a transaction open when the commit interval has passed, or when the thread
+    /// has caught up with its input (the last poll found nothing, no record waits in a
+    /// task's buffer) and the minimum gap since the last commit has passed: a record's result
+    /// becomes visible a transaction round trip after it arrives at low and moderate rates,
+    /// while under a backlog the poll always finds records and the interval batches them.
+    /// At-least-once outputs are visible as soon as they are written, so there the interval
+    /// alone decides.
     pub(crate) fn commit_due(&self) -> bool {
-        self.producer.in_transaction()
-            && self
+        if !self.producer.in_transaction() {
+            return false;
+        }
+        let processing = &self.shared.config.processing;
+        let eager = self.eager_commits()
+            && self.caught_up
+            && !self.has_buffered()
+            && self.cadence.is_due(Duty::Commit, processing.commit_min_gap);
+        eager
+            || self
                 .cadence
-                .is_due(Duty::Commit, self.shared.config.processing.commit_interval)
+                .is_due(Duty::Commit, processing.commit_interval)
+    }
+
+    /// True when commits may come before the interval: exactly-once with a minimum gap
+    /// below the interval.
+    pub(super) fn eager_commits(&self) -> bool {
+        let processing = &self.shared.config.processing;
+        self.producer.is_transactional() && processing.commit_min_gap < processing.commit_interval
     }
 
     /// Commits what is open: see the module's diagram.

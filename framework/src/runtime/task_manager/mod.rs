@@ -89,6 +89,8 @@ pub(crate) struct TaskManager {
     bounded_ends: std::collections::HashMap<(String, i32), i64>,
     /// The last restore record the timeline check saw: `(savepoint, epoch)`.
     last_restore: Option<(String, String)>,
+    /// True when the last poll found nothing fetched: every record at hand is processed.
+    caught_up: bool,
 }
 
 impl TaskManager {
@@ -128,6 +130,7 @@ impl TaskManager {
             fault,
             out: Vec::new(),
             halt: None,
+            caught_up: false,
             fatal: None,
             control: Some(control),
             round: None,
@@ -166,12 +169,24 @@ impl TaskManager {
             // Records wait for another input or for the next loop step: poll briefly.
             return Duration::from_millis(10);
         }
-        let interval = self.shared.config.processing.commit_interval;
-        if self.producer.in_transaction() {
-            self.cadence.until_due(Duty::Commit, interval)
-        } else {
+        let processing = &self.shared.config.processing;
+        let interval = processing.commit_interval;
+        if !self.producer.in_transaction() {
             interval
+        } else if self.eager_commits() {
+            // A transaction is open: once the gap has passed, the next poll that finds
+            // nothing fetched commits it.
+            self.cadence
+                .until_due(Duty::Commit, processing.commit_min_gap)
+        } else {
+            self.cadence.until_due(Duty::Commit, interval)
         }
+    }
+
+    /// Notes what the last poll found: `fetched` false means every record at hand is
+    /// processed, so an open transaction may commit before its interval.
+    pub(crate) fn polled(&mut self, fetched: bool) {
+        self.caught_up = !fetched;
     }
 
     /// Moves restoring tasks forward; resumes the input of tasks that finished.
