@@ -68,13 +68,17 @@ impl SnapshotTarget {
     /// # Errors
     /// The store cannot be opened.
     pub fn open(&self) -> anyhow::Result<Arc<dyn SnapshotStore>> {
-        let settings = S3Settings {
+        Ok(self.location.open(&self.s3_settings())?)
+    }
+
+    /// The S3 settings apps get (empty for a directory).
+    pub fn s3_settings(&self) -> S3Settings {
+        S3Settings {
             endpoint: self.var("EDDY__SNAPSHOT__S3_ENDPOINT"),
             region: self.var("EDDY__SNAPSHOT__S3_REGION"),
             access_key_id: self.var("EDDY__SNAPSHOT__S3_ACCESS_KEY_ID"),
             secret_access_key: self.var("EDDY__SNAPSHOT__S3_SECRET_ACCESS_KEY"),
-        };
-        Ok(self.location.open(&settings)?)
+        }
     }
 
     /// True when the savepoint at `savepoint` (as `create` printed it) has its manifest.
