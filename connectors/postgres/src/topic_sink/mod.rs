@@ -201,7 +201,14 @@ impl<K: 'static, V: 'static> TopicSink<K, V> {
             return Ok(());
         };
         self.follow_assignment(consumer, session, owned, batch, advanced)?;
-        if let Some(message) = consumer.poll(Duration::from_millis(20)) {
+        // Takes what is at hand (up to a batch), waiting only for the first record: one
+        // assignment check per step, not per record.
+        let mut wait = Duration::from_millis(20);
+        for _ in 0..self.batch_records {
+            let Some(message) = consumer.poll(wait) else {
+                break;
+            };
+            wait = Duration::ZERO;
             let message = message.map_err(|source| self.kafka_error("consuming", source))?;
             let partition = message.partition();
             let offset = message.offset();
@@ -233,6 +240,9 @@ impl<K: 'static, V: 'static> TopicSink<K, V> {
                 }
                 advanced.insert(partition, offset + 1);
                 report.records += 1;
+            }
+            if batch.len() >= self.batch_records {
+                break;
             }
         }
         let due = !advanced.is_empty()
