@@ -642,7 +642,27 @@ impl WordcountRun {
         }
         let violations = self.violations(expected)?;
         if !violations.is_empty() {
-            bail!("exactness violated:\n{}", violations.join("\n"));
+            // Tells a duplicated input (the test's producer) from double processing (the app).
+            let stored = self
+                .kafka
+                .read_all(&self.input, eddy_testkit::Isolation::ReadUncommitted)?;
+            let as_stored = expected_counts(
+                stored
+                    .iter()
+                    .map(|r| r.value_str())
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str),
+            );
+            let input = if &as_stored == expected {
+                "the input topic holds exactly the lines produced".to_owned()
+            } else {
+                format!(
+                    "the input topic differs from the lines produced ({} records stored)",
+                    stored.len()
+                )
+            };
+            bail!("exactness violated ({input}):\n{}", violations.join("\n"));
         }
         self.assert_settled()?;
         Ok(seen)

@@ -142,10 +142,10 @@ pub const SETTINGS: &[Setting] = &[
     ),
     number(
         "processing.commit_min_gap_ms",
-        5,
+        0,
         0,
         600_000,
-        "exactly-once: a thread that has processed everything it fetched commits at once, not sooner than this after its last commit (at or above `processing.commit_interval_ms`: by the interval alone)",
+        "0: commits by the interval alone; N: an exactly-once thread that has processed everything it fetched commits at once, not sooner than N ms after its last commit (experimental, see DECISIONS.md)",
     ),
     number("processing.threads", 1, 1, 64, "stream threads per instance"),
     number(

@@ -91,10 +91,12 @@ impl TaskManager {
     }
 
     /// True when commits may come before the interval: exactly-once with a minimum gap
-    /// below the interval.
+    /// set (non-zero) and below the interval.
     pub(super) fn eager_commits(&self) -> bool {
         let processing = &self.shared.config.processing;
-        self.producer.is_transactional() && processing.commit_min_gap < processing.commit_interval
+        self.producer.is_transactional()
+            && !processing.commit_min_gap.is_zero()
+            && processing.commit_min_gap < processing.commit_interval
     }
 
     /// Commits what is open: see the module's diagram.
