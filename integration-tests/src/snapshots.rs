@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use eddy::snapshot::{S3Settings, SavepointLocation, SnapshotStore, StoreLocation};
+use eddy::snapshot::{read_manifest, S3Settings, SnapshotError, SnapshotStore, StoreLocation};
 
 use crate::{workspace_binary, WordcountRun};
 
@@ -86,12 +86,11 @@ impl SnapshotTarget {
     /// # Errors
     /// The location is not a savepoint's, or the store cannot be read.
     pub fn has_manifest(&self, savepoint: &str) -> anyhow::Result<bool> {
-        let location = SavepointLocation::parse(savepoint)?;
-        let key = format!(
-            "{}/manifest.json",
-            eddy::snapshot::savepoint_key(&location.application_id, &location.id)
-        );
-        Ok(self.open()?.get_document(&key)?.is_some())
+        match read_manifest(savepoint, &self.s3_settings()) {
+            Ok(_) => Ok(true),
+            Err(SnapshotError::Missing(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn var(&self, key: &str) -> Option<String> {

@@ -108,7 +108,7 @@ fn roots(
                 report.documents += 1;
                 manifest.tasks.iter().for_each(&mut add);
             }
-            let parts = format!("{savepoint}/tasks");
+            let parts = paths::savepoint_tasks(&savepoint);
             for name in store.list(&parts)? {
                 let key = paths::listed(&parts, &name);
                 if let Some(part) = get_json::<TaskSnapshot>(store, &key)? {
@@ -117,9 +117,8 @@ fn roots(
                 }
             }
         }
-        let checkpoints = format!("{app}/checkpoints");
-        for task in store.list(&checkpoints)? {
-            let dir = paths::listed(&checkpoints, &task);
+        for task in store.list(&paths::all_checkpoints(&app))? {
+            let dir = paths::checkpoints(&app, &task);
             for name in store.list(&dir)? {
                 let key = paths::listed(&dir, &name);
                 if let Some(part) = get_json::<TaskSnapshot>(store, &key)? {
@@ -144,7 +143,7 @@ pub fn delete_savepoint(
     id: &str,
 ) -> Result<usize, SnapshotError> {
     let savepoint = paths::savepoint_key(application_id, id);
-    let parts = format!("{savepoint}/tasks");
+    let parts = paths::savepoint_tasks(&savepoint);
     let names = store.list(&parts)?;
     let manifest = paths::savepoint_manifest(&savepoint);
     if names.is_empty() && store.get_document(&manifest)?.is_none() {

@@ -64,7 +64,7 @@ impl StoreLocation {
     pub fn join(&self, key: &str) -> String {
         match self {
             StoreLocation::Directory(dir) => dir.join(key).display().to_string(),
-            StoreLocation::S3 { .. } => format!("{}/{key}", self.to_string().trim_end_matches('/')),
+            StoreLocation::S3 { .. } => format!("{self}/{key}"),
         }
     }
 

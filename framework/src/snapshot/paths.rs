@@ -24,14 +24,24 @@ pub(crate) fn savepoint_manifest(savepoint: &str) -> String {
     format!("{savepoint}/manifest.json")
 }
 
+/// The directory of the task parts of the savepoint at `savepoint` (a [`savepoint_key`]).
+pub(crate) fn savepoint_tasks(savepoint: &str) -> String {
+    format!("{savepoint}/tasks")
+}
+
 /// The part of task `task` of the savepoint at `savepoint` (a [`savepoint_key`]).
 pub(crate) fn savepoint_task(savepoint: &str, task: impl Display) -> String {
-    format!("{savepoint}/tasks/{task}.json")
+    format!("{}/{task}.json", savepoint_tasks(savepoint))
+}
+
+/// The directory of the checkpoints of every task of app `application_id`.
+pub(crate) fn all_checkpoints(application_id: &str) -> String {
+    format!("{application_id}/checkpoints")
 }
 
 /// The directory of task `task`'s checkpoints.
 pub(crate) fn checkpoints(application_id: &str, task: impl Display) -> String {
-    format!("{application_id}/checkpoints/{task}")
+    format!("{}/{task}", all_checkpoints(application_id))
 }
 
 /// The checkpoint taken at `created_ms` in `checkpoints` (a [`checkpoints`] directory):

@@ -34,7 +34,6 @@ pub struct S3Store {
     client: Arc<AmazonS3>,
     bucket: String,
     prefix: String,
-    location: String,
 }
 
 /// The runtime every S3 store's requests run on: stream threads and the `eddy` tool are
@@ -77,11 +76,6 @@ impl S3Store {
     /// # Errors
     /// The client cannot be built from the settings.
     pub fn open(bucket: &str, prefix: &str, settings: &S3Settings) -> Result<Self, SnapshotError> {
-        let location = if prefix.is_empty() {
-            format!("s3://{bucket}")
-        } else {
-            format!("s3://{bucket}/{prefix}")
-        };
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_retry(RetryConfig::default())
@@ -101,14 +95,17 @@ impl S3Store {
             builder = builder.with_secret_access_key(secret);
         }
         let client = builder.build().map_err(|e| SnapshotError::Unavailable {
-            store: location.clone(),
+            store: super::StoreLocation::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.to_owned(),
+            }
+            .to_string(),
             message: format!("building the S3 client: {e}"),
         })?;
         Ok(S3Store {
             client: Arc::new(client),
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
-            location,
         })
     }
 
@@ -144,7 +141,7 @@ impl S3Store {
     }
 
     fn failed(&self, what: &str, key: &str) -> impl Fn(object_store::Error) -> SnapshotError {
-        let store = self.location.clone();
+        let store = self.describe();
         let what = format!("{what} {key}");
         move |e| SnapshotError::Unavailable {
             store: store.clone(),
@@ -242,7 +239,7 @@ impl SnapshotStore for S3Store {
         let from = self.path(&format!("files/{blob}"))?;
         let client = Arc::clone(&self.client);
         let failed = self.failed("fetching file", blob);
-        let missing = format!("file {}/files/{blob} (blob {blob})", self.location);
+        let missing = format!("file {}/files/{blob} (blob {blob})", self.describe());
         let local = local.to_path_buf();
         wait(async move {
             let result = match client.get(&from).await {
