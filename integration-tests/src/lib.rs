@@ -409,13 +409,16 @@ pub fn check_counts(output: &[ReadRecord], expected: &HashMap<String, u64>) -> V
     let words: BTreeMap<&String, &u64> = expected.iter().collect();
     for (word, &n) in words {
         let got = last.get(word).copied().unwrap_or(0);
+        let at = partition_of
+            .get(word)
+            .map_or_else(String::new, |p| format!(" in [{p}]"));
         if got > n {
             problems.push(format!(
-                "overcount: word `{word}` reached {got}, expected {n}"
+                "overcount: word `{word}` reached {got}{at}, expected {n}"
             ));
         } else if got < n {
             problems.push(format!(
-                "shortfall: word `{word}` reached {got}, expected {n}"
+                "shortfall: word `{word}` reached {got}{at}, expected {n}"
             ));
         }
     }
@@ -471,7 +474,7 @@ mod tests {
         let problems = check_counts(&short, &expected);
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].starts_with("gap: word `a` count 2 after 0"));
-        assert!(problems[1].starts_with("shortfall: word `b` reached 1, expected 2"));
+        assert!(problems[1].starts_with("shortfall: word `b` reached 1 in [1], expected 2"));
         let over = [
             rec(0, 0, "a", 1),
             rec(0, 1, "a", 2),
@@ -481,7 +484,7 @@ mod tests {
         ];
         assert_eq!(
             check_counts(&over, &expected),
-            vec!["overcount: word `a` reached 3, expected 2"]
+            vec!["overcount: word `a` reached 3 in [0], expected 2"]
         );
     }
 }
@@ -578,6 +581,52 @@ impl WordcountRun {
         Ok(check_counts(&output, expected))
     }
 
+    /// Where counts went wrong, stage by stage: whether the input topic holds exactly the
+    /// lines produced (else the test's producer duplicated), and per partition of the
+    /// repartition topic (read_committed) how many words it holds against the input's (extra
+    /// words there: the split step processed lines twice; none: the count step did).
+    fn locate_violation(&self, expected: &HashMap<String, u64>) -> anyhow::Result<String> {
+        let stored = self
+            .kafka
+            .read_all(&self.input, eddy_testkit::Isolation::ReadUncommitted)?;
+        let values: Vec<String> = stored.iter().map(ReadRecord::value_str).collect();
+        let input = if &expected_counts(values.iter().map(String::as_str)) == expected {
+            "the input topic holds exactly the lines produced".to_owned()
+        } else {
+            format!(
+                "the input topic differs from the lines produced ({} records stored)",
+                stored.len()
+            )
+        };
+        let repartition = self.kafka.read_all(
+            &format!("{}-counts-repartition", self.application_id),
+            eddy_testkit::Isolation::ReadCommitted,
+        )?;
+        let mut words: HashMap<String, u64> = HashMap::new();
+        let mut partition_of: HashMap<String, i32> = HashMap::new();
+        for record in &repartition {
+            *words.entry(record.key_str()).or_default() += 1;
+            partition_of.insert(record.key_str(), record.partition);
+        }
+        let mut per_partition: BTreeMap<i32, (u64, u64)> = BTreeMap::new();
+        for (word, &n) in expected {
+            let got = words.get(word).copied().unwrap_or(0);
+            if let Some(&p) = partition_of.get(word) {
+                let entry = per_partition.entry(p).or_default();
+                entry.0 += got;
+                entry.1 += n;
+            }
+        }
+        let split: Vec<String> = per_partition
+            .iter()
+            .map(|(p, (got, n))| format!("[{p}] {got}/{n}"))
+            .collect();
+        Ok(format!(
+            "{input}; repartition words committed per partition against the input's: {}",
+            split.join(", ")
+        ))
+    }
+
     /// Topics on which no transaction may be left open: output, repartition, changelog.
     pub fn transactional_topics(&self) -> Vec<String> {
         vec![
@@ -642,27 +691,11 @@ impl WordcountRun {
         }
         let violations = self.violations(expected)?;
         if !violations.is_empty() {
-            // Tells a duplicated input (the test's producer) from double processing (the app).
-            let stored = self
-                .kafka
-                .read_all(&self.input, eddy_testkit::Isolation::ReadUncommitted)?;
-            let as_stored = expected_counts(
-                stored
-                    .iter()
-                    .map(|r| r.value_str())
-                    .collect::<Vec<_>>()
-                    .iter()
-                    .map(String::as_str),
+            bail!(
+                "exactness violated ({}):\n{}",
+                self.locate_violation(expected)?,
+                violations.join("\n")
             );
-            let input = if &as_stored == expected {
-                "the input topic holds exactly the lines produced".to_owned()
-            } else {
-                format!(
-                    "the input topic differs from the lines produced ({} records stored)",
-                    stored.len()
-                )
-            };
-            bail!("exactness violated ({input}):\n{}", violations.join("\n"));
         }
         self.assert_settled()?;
         Ok(seen)
