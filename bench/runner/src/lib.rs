@@ -9,6 +9,7 @@
 pub mod latency;
 pub mod process;
 pub mod recovery;
+pub mod recovery_phases;
 pub mod report;
 pub mod sinks;
 

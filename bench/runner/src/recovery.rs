@@ -13,6 +13,7 @@ use anyhow::Context;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::Serialize;
 
+use super::recovery_phases::{log_end, Phases};
 use super::{command_for, Case, Options};
 
 /// Bytes of every key (`k` and 15 digits).
@@ -33,6 +34,8 @@ pub struct Recovery {
     pub build_seconds: f64,
     /// Seconds from each kill -9 to every partition processing again.
     pub recovery_seconds: Vec<f64>,
+    /// Where each Eddy recovery spent its time, from the restarted instance's log.
+    pub phases: Vec<Phases>,
 }
 
 /// A running instance of one system.
@@ -109,7 +112,7 @@ pub fn run(
             for i in order {
                 let instance = &mut instances[i];
                 expected_outputs += u64::try_from(options.partitions)?;
-                let seconds = kill_and_recover(
+                let (seconds, phases) = kill_and_recover(
                     options,
                     kafka,
                     &producer,
@@ -120,11 +123,13 @@ pub fn run(
                 )?;
                 let _ = writeln!(
                     out,
-                    "recovery {}: {:<13} processing again {seconds:.2} s after kill -9",
+                    "recovery {}: {:<13} processing again {seconds:.2} s after kill -9{}",
                     cycle + 1,
-                    instance.case.system
+                    instance.case.system,
+                    phases.map_or_else(String::new, |p| format!(" ({})", describe(&p)))
                 );
                 instance.result.recovery_seconds.push(seconds);
+                instance.result.phases.extend(phases);
             }
         }
         Ok(())
@@ -184,13 +189,14 @@ fn build(
             state_dir_bytes,
             build_seconds,
             recovery_seconds: Vec::new(),
+            phases: Vec::new(),
         },
     })
 }
 
 /// Kills `instance` with SIGKILL, starts it again on the same state and returns the seconds
 /// until one new record on every partition (probe batch `probe`) was processed and committed,
-/// which makes `expected_outputs` in all.
+/// which makes `expected_outputs` in all, with Eddy's phases on the way.
 fn kill_and_recover(
     options: &Options,
     kafka: &'static eddy_testkit::Kafka,
@@ -199,10 +205,13 @@ fn kill_and_recover(
     instance: &mut Instance,
     probe: usize,
     expected_outputs: u64,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, Option<Phases>)> {
+    let log = options.out_dir.join(format!("{}.log", instance.app));
+    let log_from = log_end(&log);
     instance.child.kill().context("kill -9")?;
     instance.child.wait().context("reaping")?;
     let killed = Instant::now();
+    let killed_at = std::time::SystemTime::now();
     instance.child = command_for(
         options,
         kafka,
@@ -230,7 +239,26 @@ fn kill_and_recover(
             );
         }
     }
-    Ok(killed.elapsed().as_secs_f64())
+    let seconds = killed.elapsed().as_secs_f64();
+    let phases = if instance.case.system == "eddy" {
+        Some(Phases::read(&log, log_from, killed_at).context("reading the phases")?)
+    } else {
+        None
+    };
+    Ok((seconds, phases))
+}
+
+/// `phases` as one line: each phase's end in seconds after the kill.
+pub fn describe(phases: &Phases) -> String {
+    let ends: Vec<String> = Phases::NAMES
+        .iter()
+        .zip(phases.ends())
+        .map(|(name, end)| {
+            let short = name.split([',', ' ']).next().unwrap_or(name);
+            end.map_or_else(|| format!("{short} ?"), |s| format!("{short} {s:.2}"))
+        })
+        .collect();
+    ends.join(", ")
 }
 
 fn send(

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::recovery::Recovery;
+use super::recovery_phases::Phases;
 
 /// One measured run.
 #[derive(Debug, Clone, Serialize)]
@@ -230,6 +231,32 @@ pub fn recovery_markdown(recoveries: &[Recovery]) -> String {
             );
         }
     }
+    out.push_str(&phases_markdown(recoveries));
+    out
+}
+
+/// Where Eddy's recoveries spent their time: each phase's end after the kill, median with
+/// min–max over the cycles (from the restarted instance's log).
+fn phases_markdown(recoveries: &[Recovery]) -> String {
+    let mut out = String::new();
+    for r in recoveries.iter().filter(|r| !r.phases.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\n{} recovery phases, seconds after kill -9 at which each ended (median, min–max):\n\n| phase | s |\n|---|---|",
+            r.system
+        );
+        for (i, name) in Phases::NAMES.iter().enumerate() {
+            let values: Vec<f64> = r.phases.iter().filter_map(|p| p.ends()[i]).collect();
+            if !values.is_empty() {
+                let _ = writeln!(out, "| {name} | {} |", fmt(&spread(values), 2));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "| output committed and visible | {} |",
+            fmt(&spread(r.recovery_seconds.clone()), 2)
+        );
+    }
     out
 }
 
@@ -246,6 +273,7 @@ pub fn recovery_json(recoveries: &[Recovery]) -> serde_json::Value {
                 "build_seconds": r.build_seconds,
                 "recovery_seconds": r.recovery_seconds,
                 "recovery": spread(r.recovery_seconds.clone()),
+                "phases": r.phases,
             })
         })
         .collect()
