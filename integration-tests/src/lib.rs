@@ -116,7 +116,11 @@ impl AppProcess {
             .arg(&spec.output_topic)
             .arg("--state-dir")
             .arg(&spec.state_dir)
-            .env("RUST_LOG", "info")
+            // `EDDY_TEST_RUST_LOG` shows more of what the apps do (with `EDDY_TEST_LOG_DIR`).
+            .env(
+                "RUST_LOG",
+                std::env::var("EDDY_TEST_RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -139,7 +139,9 @@ impl TaskManager {
         if self.commit_prepared(consumer, &prepared)?.is_break() {
             return Ok(());
         }
-        tracing::debug!(commit = self.commits, took = ?started.elapsed(), partitions = prepared.offsets.count(), changes = prepared.changes, "committed");
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(commit = self.commits, took = ?started.elapsed(), offsets = %describe_offsets(&prepared.offsets), changes = prepared.changes, "committed");
+        }
         self.post_commit(&prepared)
     }
 
@@ -413,6 +415,19 @@ impl TaskManager {
         }
         let _ = self.restorer.forget(&ids);
     }
+}
+
+/// `topic[partition]=offset, …` for the debug log of a commit.
+fn describe_offsets(offsets: &TopicPartitionList) -> String {
+    let parts: Vec<String> = offsets
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => format!("{}[{}]={o}", e.topic(), e.partition()),
+            other => format!("{}[{}]={other:?}", e.topic(), e.partition()),
+        })
+        .collect();
+    parts.join(", ")
 }
 
 /// Sends one changelog record of a task's partition (no timestamp, no headers).
