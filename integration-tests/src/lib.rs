@@ -606,16 +606,17 @@ impl WordcountRun {
             &format!("{}-counts-repartition", self.application_id),
             eddy_testkit::Isolation::ReadCommitted,
         )?;
-        let mut words: HashMap<String, u64> = HashMap::new();
-        let mut partition_of: HashMap<String, i32> = HashMap::new();
+        // Per word: its partition and how many times it was committed.
+        let mut words: HashMap<String, (i32, u64)> = HashMap::new();
         for record in &repartition {
-            *words.entry(record.key_str()).or_default() += 1;
-            partition_of.insert(record.key_str(), record.partition);
+            let entry = words
+                .entry(record.key_str())
+                .or_insert((record.partition, 0));
+            entry.1 += 1;
         }
         let mut per_partition: BTreeMap<i32, (u64, u64)> = BTreeMap::new();
         for (word, &n) in expected {
-            let got = words.get(word).copied().unwrap_or(0);
-            if let Some(&p) = partition_of.get(word) {
+            if let Some(&(p, got)) = words.get(word) {
                 let entry = per_partition.entry(p).or_default();
                 entry.0 += got;
                 entry.1 += n;

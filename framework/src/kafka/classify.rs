@@ -8,8 +8,9 @@ use crate::ErrorAction;
 ///
 /// Transaction API errors carry librdkafka's own flags and those decide: fenced or
 /// producer-epoch errors mean another instance owns the transactional id (rejoin), a producer
-/// that lost its sequence state is replaced (rejoin), other fatal errors stop the instance, `txn_requires_abort` aborts and reprocesses, retriable ones retry. An error
-/// with no flag is treated as fatal, as librdkafka documents.
+/// that lost its sequence state is replaced (rejoin), other fatal errors stop the instance,
+/// `txn_requires_abort` aborts and reprocesses, retriable ones retry. An error with no flag
+/// is treated as fatal, as librdkafka documents.
 pub fn classify(err: &KafkaError) -> ErrorAction {
     match err {
         KafkaError::Transaction(rd) => classify_transaction(
