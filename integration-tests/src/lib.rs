@@ -9,6 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod demo;
+pub mod departures;
 pub mod load;
 pub mod ops;
 pub mod otlp;
@@ -626,8 +627,38 @@ impl WordcountRun {
             .iter()
             .map(|(p, (got, n))| format!("[{p}] {got}/{n}"))
             .collect();
+        // The count step maps each repartition record to one output record: where its
+        // output leaves the repartition topic's order shows which records it took twice.
+        let output = self
+            .kafka
+            .read_all(&self.output, eddy_testkit::Isolation::ReadCommitted)?;
+        // (offset, key) of the records of `records` that `keep` selects, in order.
+        let pairs = |records: &[ReadRecord], keep: &dyn Fn(&ReadRecord) -> bool| {
+            records
+                .iter()
+                .filter(|r| keep(r))
+                .map(|r| (r.offset, r.key_str()))
+                .collect::<Vec<_>>()
+        };
+        let mut jumps = Vec::new();
+        for p in per_partition.keys() {
+            let input = pairs(&repartition, &|r| r.partition == *p);
+            let out = pairs(&output, &|r| {
+                words.get(&r.key_str()).is_some_and(|(wp, _)| wp == p)
+            });
+            let input: Vec<(i64, &str)> = input.iter().map(|(o, k)| (*o, k.as_str())).collect();
+            let out: Vec<(i64, &str)> = out.iter().map(|(o, k)| (*o, k.as_str())).collect();
+            for d in departures::departures(&input, &out, 3) {
+                jumps.push(format!("[{p}] {d}"));
+            }
+        }
+        let jumps = if jumps.is_empty() {
+            "every count partition's output follows its repartition records in order".to_owned()
+        } else {
+            format!("the count step's output left its input's order: {}", jumps.join("; "))
+        };
         Ok(format!(
-            "{input}; repartition words committed per partition against the input's: {}",
+            "{input}; repartition words committed per partition against the input's: {}; {jumps}",
             split.join(", ")
         ))
     }

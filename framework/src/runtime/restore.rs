@@ -311,8 +311,13 @@ impl Restorer {
                 source,
             })?;
         self.metrics.add_restored(u64::try_from(count).unwrap_or(0));
-        for ((topic, partition), (records, next)) in buffered {
-            if let Some(&(task, index, _)) = self.reading.get(&(topic, partition)) {
+        for (key, (records, next)) in buffered {
+            if let Some(&(task, index, target)) = self.reading.get(&key) {
+                let (topic, partition) = key;
+                if next > target {
+                    // Only a writer that still owns the task could have put them there.
+                    tracing::warn!(%task, changelog = topic, partition, target, next, "changelog records past the restore target");
+                }
                 if let Some(task) = tasks.get_mut(&task) {
                     let store = task.restores[index].store.clone();
                     task.graph
@@ -343,7 +348,7 @@ impl Restorer {
                         .apply_restored(&store, Vec::new(), position.unwrap_or(target))
                         .map_err(|e| state_error(task_id, e))?;
                     task.restores[index].done = true;
-                    tracing::info!(task = %task_id, store, "restored");
+                    tracing::info!(task = %task_id, store, position = position.unwrap_or(target), "restored");
                 }
                 finished.push((topic.clone(), *partition));
             }

@@ -316,6 +316,9 @@ impl TaskManager {
                     Some((store, last + 1))
                 })
                 .collect();
+            if !positions.is_empty() {
+                tracing::debug!(task = %task.id, ?positions, "changelog positions committed");
+            }
             task.graph
                 .stores_mut()
                 .apply_committed(&positions)
