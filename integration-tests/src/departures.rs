@@ -107,13 +107,16 @@ fn best_resume(keys: &[&str], output: &[(i64, &str)], at: usize) -> Option<usize
     let (best, run) = (0..keys.len())
         .filter(|&s| keys[s] == output[at].1)
         .map(|s| (s, agreeing(s)))
-        .fold((None, 0), |(best, run), (s, n)| {
-            if n > run {
-                (Some(s), n)
-            } else {
-                (best, run)
-            }
-        });
+        .fold(
+            (None, 0),
+            |(best, run), (s, n)| {
+                if n > run {
+                    (Some(s), n)
+                } else {
+                    (best, run)
+                }
+            },
+        );
     best.filter(|_| run >= needed)
 }
 

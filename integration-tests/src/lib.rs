@@ -655,7 +655,10 @@ impl WordcountRun {
         let jumps = if jumps.is_empty() {
             "every count partition's output follows its repartition records in order".to_owned()
         } else {
-            format!("the count step's output left its input's order: {}", jumps.join("; "))
+            format!(
+                "the count step's output left its input's order: {}",
+                jumps.join("; ")
+            )
         };
         Ok(format!(
             "{input}; repartition words committed per partition against the input's: {}; {jumps}",

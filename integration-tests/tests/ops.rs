@@ -100,6 +100,27 @@ fn the_ops_server_reports_health_readiness_metrics_state_and_takes_savepoints() 
             .map(|s| s.value)
             .sum::<f64>();
         memory.extend(client.samples("eddy_rocksdb_memory_bytes")?);
+        // The instance's memory by part: the resident set covers the parts it names, and
+        // the count tasks' memtables hold their latest counts.
+        let parts = client.samples("eddy_memory_bytes")?;
+        let part = |name: &str| {
+            parts
+                .iter()
+                .find(|s| s.label("part") == Some(name))
+                .map_or(-1.0, |s| s.value)
+        };
+        assert!(part("resident") > 0.0, "{parts:?}");
+        assert!(part("resident_peak") >= part("resident"), "{parts:?}");
+        assert!(part("rocksdb_write_buffers") > 0.0, "{parts:?}");
+        assert!(part("kafka_fetch_queues") >= 0.0, "{parts:?}");
+        assert_eq!(
+            part("rest"),
+            part("resident")
+                - part("rocksdb_block_cache")
+                - part("rocksdb_write_buffers")
+                - part("kafka_fetch_queues"),
+            "{parts:?}"
+        );
         let ready = client.samples("eddy_ready")?;
         assert_eq!(total(&ready), 1.0);
         ids.push(

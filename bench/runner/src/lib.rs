@@ -7,6 +7,7 @@
 //! gets an empty input topic fed at a fixed rate, for end-to-end latency.
 
 pub mod latency;
+pub mod memory_split;
 pub mod process;
 pub mod recovery;
 pub mod recovery_phases;
@@ -287,11 +288,17 @@ fn measure(
     let output = format!("{app}-out");
     kafka.create_topic(&output, options.partitions)?;
     let mut command = command_for(options, kafka, case, &app, input, &output)?;
+    let eddy = case.system == "eddy";
+    if eddy {
+        // Its memory by part is read from /metrics while it processes.
+        command.env("EDDY__OPS__ADDRESS", "127.0.0.1:0");
+    }
     let mut tail = kafka.tail(&output)?;
     let started = Instant::now();
     let mut child = command
         .spawn()
         .with_context(|| format!("starting {name}"))?;
+    let sampler = eddy.then(|| memory_split::MemorySampler::start(&state_dir(options, &app), &app));
     let finished = (|| -> anyhow::Result<(Duration, Duration, process::ProcessCost)> {
         tail.wait_for(1, Duration::from_secs(300))?;
         let first = started.elapsed();
@@ -299,6 +306,7 @@ fn measure(
         let done = started.elapsed();
         Ok((first, done, process::cost(child.id())?))
     })();
+    let memory = sampler.and_then(memory_split::MemorySampler::finish);
     let _ = child.kill();
     let _ = child.wait();
     remove_state(options, &app);
@@ -321,6 +329,7 @@ fn measure(
         peak_rss_bytes: cost.peak_rss_bytes,
         latency_p50_ms: latency.p50_ms,
         latency_p99_ms: latency.p99_ms,
+        memory,
     })
 }
 
@@ -458,6 +467,9 @@ pub(crate) fn command_for(
                 .env("EDDY__STATE__DIR", &state)
                 .env("EDDY__PROCESSING__GUARANTEE", case.guarantee)
                 .env("EDDY__OPS__ADDRESS", "off");
+            if let Ok(budget) = std::env::var("EDDY_BENCH_MEMORY_BUDGET_MB") {
+                c.env("EDDY__MEMORY__BUDGET_MB", budget);
+            }
             c
         }
         "kafka-streams" => {

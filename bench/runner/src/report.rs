@@ -34,6 +34,31 @@ pub struct Run {
     pub latency_p50_ms: f64,
     /// 99th-percentile end-to-end latency, in milliseconds.
     pub latency_p99_ms: f64,
+    /// Eddy's memory by part at its peak sample (Eddy runs only).
+    pub memory: Option<super::memory_split::MemorySplit>,
+}
+
+/// Per workload and guarantee, the memory split of the Eddy run with the median resident
+/// set.
+pub fn memory_rows(runs: &[Run]) -> Vec<(String, String, super::memory_split::MemorySplit)> {
+    let mut groups: BTreeMap<(String, String), Vec<super::memory_split::MemorySplit>> =
+        BTreeMap::new();
+    for r in runs.iter().filter(|r| r.system == "eddy") {
+        if let Some(m) = r.memory {
+            groups
+                .entry((r.workload.clone(), r.guarantee.clone()))
+                .or_default()
+                .push(m);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((w, g), mut splits)| {
+            splits.sort_by(|a, b| a.resident.total_cmp(&b.resident));
+            let median = splits[splits.len() / 2];
+            (w, g, median)
+        })
+        .collect()
 }
 
 /// Median, minimum and maximum of one figure over repeats.

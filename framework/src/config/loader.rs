@@ -374,8 +374,29 @@ impl Fields {
             _ => GroupProtocol::Classic,
         };
         let malloc_arena_max = self.number("memory.malloc_arena_max");
-        let block_cache_mb = self.number("state.block_cache_mb");
-        let write_buffer_mb = self.number("state.write_buffer_mb");
+        let block_cache_set = self.entries.contains_key("state.block_cache_mb");
+        let write_buffer_set = self.entries.contains_key("state.write_buffer_mb");
+        let mut block_cache = self.number("state.block_cache_mb") << 20;
+        let mut write_buffer = self.number("state.write_buffer_mb") << 20;
+        let budget = self
+            .optional_number("memory.budget_mb")
+            .and_then(|mb| u64::try_from(mb).ok())
+            .map(|mb| mb << 20);
+        let mut fetch_queue_bytes = None;
+        if let Some(budget) = budget {
+            match super::budget::divide(
+                budget,
+                block_cache_set.then_some(block_cache),
+                write_buffer_set.then_some(write_buffer),
+            ) {
+                Ok(division) => {
+                    block_cache = division.block_cache;
+                    write_buffer = division.write_buffers;
+                    fetch_queue_bytes = Some(division.fetch_queues);
+                }
+                Err(problem) => self.problems.push(problem),
+            }
+        }
         let cleanup_delay_ms = self.number("state.cleanup_delay_ms");
         // Declared with a default: `None` only for a missing declaration, already a problem.
         let state_dir = PathBuf::from(self.text("state.dir").unwrap_or_default());
@@ -534,13 +555,15 @@ impl Fields {
             },
             memory: MemoryConfig {
                 malloc_arena_max: u32::try_from(malloc_arena_max).unwrap_or(2),
+                budget_bytes: budget,
+                fetch_queue_bytes,
             },
             state: StateConfig {
                 dir: state_dir,
                 cleanup_delay: (cleanup_delay_ms > 0)
                     .then(|| Duration::from_millis(cleanup_delay_ms)),
-                block_cache_bytes: usize::try_from(block_cache_mb << 20).unwrap_or(32 << 20),
-                write_buffer_bytes: usize::try_from(write_buffer_mb << 20).unwrap_or(64 << 20),
+                block_cache_bytes: usize::try_from(block_cache).unwrap_or(32 << 20),
+                write_buffer_bytes: usize::try_from(write_buffer).unwrap_or(64 << 20),
             },
             errors: ErrorsConfig {
                 deserialization,

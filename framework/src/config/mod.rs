@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::kafka::KafkaSettings;
 use crate::snapshot::{S3Settings, StoreLocation};
 
+pub(crate) mod budget;
 mod cli;
 mod loader;
 mod schema;
@@ -177,6 +178,12 @@ pub struct MemoryConfig {
     /// default of eight per core). Fewer arenas keep freed memory of librdkafka's and
     /// RocksDB's threads from staying resident.
     pub malloc_arena_max: u32,
+    /// `memory.budget_mb`, in bytes: divided among RocksDB and the fetch queues (`None`:
+    /// each part is sized by its own setting).
+    pub budget_bytes: Option<u64>,
+    /// The budget's share for records fetched ahead of processing, over every input
+    /// partition of the instance (`None`: librdkafka's defaults).
+    pub fetch_queue_bytes: Option<u64>,
 }
 
 /// `state.*`.

@@ -248,6 +248,15 @@ pub const SETTINGS: &[Setting] = &[
         "glibc malloc arenas (0 = glibc's default of 8 per core); fewer arenas keep the freed memory of librdkafka's and RocksDB's threads from staying resident. A `MALLOC_ARENA_MAX` variable wins",
     ),
     Setting {
+        key: "memory.budget_mb",
+        kind: Kind::OptionalNumber {
+            min: 64,
+            max: 1 << 20,
+            shown: "none",
+        },
+        doc: "one budget for the memory that grows with load, divided among RocksDB's block cache (35%) and write buffers (20%) and the records the consumers fetch ahead of processing (20%, bounding each stream thread's consumer queue); the rest is left for records in flight and the program. `state.block_cache_mb` and `state.write_buffer_mb`, when set, win over their shares",
+    },
+    Setting {
         key: "state.dir",
         kind: Kind::Text {
             value: Some("./eddy-state"),

@@ -183,6 +183,22 @@ pub(crate) fn render(
             *idle,
         );
     }
+    let memory = metrics.memory.read();
+    out.header(
+        "eddy_memory_bytes",
+        "gauge",
+        "The instance's memory by part: resident (the process's resident set), resident_peak, rocksdb_block_cache, rocksdb_write_buffers, kafka_fetch_queues (records fetched, not yet processed), rest (resident minus the parts).",
+    );
+    for (part, bytes) in [
+        ("resident", memory.resident),
+        ("resident_peak", memory.resident_peak),
+        ("rocksdb_block_cache", memory.rocksdb_block_cache),
+        ("rocksdb_write_buffers", memory.rocksdb_write_buffers),
+        ("kafka_fetch_queues", memory.kafka_fetch_queues),
+        ("rest", memory.rest()),
+    ] {
+        out.sample("eddy_memory_bytes", &[("part", part)], bytes);
+    }
     out.histogram(
         "eddy_processing_latency_seconds",
         "Time to process one input record.",

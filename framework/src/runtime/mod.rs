@@ -148,6 +148,11 @@ impl App {
                 opentelemetry::KeyValue::new("instance_id", instance.instance_id().to_owned()),
             ],
         );
+        let rocks = crate::state::RocksMemory::new(
+            config.state.block_cache_bytes,
+            config.state.write_buffer_bytes,
+        );
+        metrics.memory.set_rocks(rocks.clone());
         let shared = Arc::new(Shared {
             topology: Arc::new(self.topology),
             config: Arc::clone(&config),
@@ -157,10 +162,7 @@ impl App {
             timeline: Arc::new(timeline),
             snapshots,
             fingerprint,
-            rocks: crate::state::RocksMemory::new(
-                config.state.block_cache_bytes,
-                config.state.write_buffer_bytes,
-            ),
+            rocks: rocks.clone(),
             status: Arc::clone(&status),
             standbys: standbys::Standbys::default(),
             poisoned: std::sync::Mutex::default(),

@@ -28,14 +28,24 @@ pub(crate) struct RebalanceHandler {
     /// start).
     ends: Mutex<HashMap<(String, i32), PartitionEnds>>,
     read_committed: bool,
+    /// Where the bytes this consumer holds fetched are reported, under `thread`.
+    metrics: std::sync::Arc<crate::shared::Metrics>,
+    thread: String,
 }
 
 impl RebalanceHandler {
-    pub(crate) fn new(manager: TaskManager, read_committed: bool) -> Self {
+    pub(crate) fn new(
+        manager: TaskManager,
+        read_committed: bool,
+        metrics: std::sync::Arc<crate::shared::Metrics>,
+        thread: &str,
+    ) -> Self {
         RebalanceHandler {
             manager: Mutex::new(manager),
             ends: Mutex::new(HashMap::new()),
             read_committed,
+            metrics,
+            thread: thread.to_owned(),
         }
     }
 
@@ -62,8 +72,14 @@ impl ClientContext for RebalanceHandler {
             .ends
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut queued = 0;
         for (name, topic) in statistics.topics {
             for (partition, p) in topic.partitions {
+                // Every partition's queue is forwarded to the consumer's: each reports
+                // that one queue's size.
+                if partition >= 0 {
+                    queued = queued.max(p.fetchq_size);
+                }
                 // librdkafka reports -1 (and the internal partition -1) when it does not know.
                 let end = if self.read_committed {
                     p.ls_offset
@@ -80,6 +96,13 @@ impl ClientContext for RebalanceHandler {
                 }
             }
         }
+        self.metrics.memory.set_fetch_queue(&self.thread, queued);
+    }
+}
+
+impl Drop for RebalanceHandler {
+    fn drop(&mut self) {
+        self.metrics.memory.drop_fetch_queue(&self.thread);
     }
 }
 

@@ -128,6 +128,10 @@ fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
         }
     }
     let mut client = config.kafka.client_config_with(name, &settings);
+    if let Some(queues) = config.memory.fetch_queue_bytes {
+        let kib = crate::config::budget::queue_kib_per_consumer(queues, config.processing.threads);
+        client.set("queued.max.messages.kbytes", kib.to_string());
+    }
     if config.processing.static_membership {
         // `name` holds the instance id and thread index: stable across restarts.
         client.set(
@@ -257,6 +261,8 @@ fn start_generation(
         .create_with_context(RebalanceHandler::new(
             manager,
             config.processing.guarantee == Guarantee::ExactlyOnce,
+            Arc::clone(&shared.metrics),
+            name,
         ))
         .map_err(|source| RuntimeError::Kafka {
             what: "creating the consumer".to_owned(),

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub processing: Histogram,
     /// Time to commit one transaction (changelogs, offsets, commit, RocksDB apply).
     pub commit: Histogram,
+    /// Where the instance's memory goes.
+    pub(crate) memory: super::MemoryParts,
 }
 
 /// A copy of the counters at one moment.

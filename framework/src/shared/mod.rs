@@ -2,12 +2,15 @@
 //! topic plan, the metrics and the status of its threads and tasks.
 
 mod histogram;
+mod memory;
 mod metrics;
 mod plan;
 mod status;
 
 pub use histogram::HistogramSnapshot;
 pub(crate) use histogram::BUCKETS as HISTOGRAM_BUCKETS;
+pub(crate) use memory::MemoryParts;
+pub use memory::MemoryReading;
 pub(crate) use metrics::Metrics;
 pub use metrics::MetricsSnapshot;
 pub(crate) use plan::{plan, Plan};

@@ -42,6 +42,11 @@ impl RocksMemory {
         }
     }
 
+    /// Bytes in use now: the block cache's, and the write buffers' of every store.
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        (self.cache.get_usage(), self.write_buffers.get_usage())
+    }
+
     /// Options for a database and each of its column families, drawing on this memory.
     pub(crate) fn options(&self) -> Options {
         let mut table = BlockBasedOptions::default();

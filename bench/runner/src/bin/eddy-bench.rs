@@ -103,6 +103,7 @@ fn main() -> anyhow::Result<()> {
         options.latency_duration.as_secs()
     );
     let mut markdown = report::markdown(&summaries, &header);
+    markdown.push_str(&bench::memory_split::markdown(&report::memory_rows(&runs)));
     markdown.push_str(&report::recovery_markdown(&recoveries));
     markdown.push_str(&bench::sinks::markdown(&sinks));
     println!("\n{markdown}");
