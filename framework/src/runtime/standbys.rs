@@ -22,6 +22,10 @@ pub(crate) struct Inner {
     pub tasks: BTreeMap<TaskId, StandbyTask>,
     /// Tasks active on this instance: never kept as standbys here.
     pub active: BTreeSet<TaskId>,
+    /// Standby copies closed because the placement moved (a rebalance under way), whose
+    /// stores stay on disk as fresh as when closed: an active task opening one of them
+    /// starts from the standby's copy all the same.
+    pub dropped: BTreeSet<TaskId>,
 }
 
 /// The instance's standby tasks, shared between the standby thread and the stream threads.
@@ -41,12 +45,13 @@ impl Standbys {
     pub(crate) fn release(&self, id: TaskId) -> bool {
         let released = self.with(|inner| {
             inner.active.insert(id);
-            inner.tasks.remove(&id)
+            let dropped = inner.dropped.remove(&id);
+            inner.tasks.remove(&id).is_some() || dropped
         });
-        if released.is_some() {
+        if released {
             tracing::info!(task = %id, "standby handed over to the active task");
         }
-        released.is_some()
+        released
     }
 
     /// True while task `id` is active on a stream thread of this instance or kept as a
@@ -62,5 +67,28 @@ impl Standbys {
                 inner.active.remove(id);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_standby_dropped_by_a_moving_placement_is_still_handed_over_once() {
+        let registry = Standbys::default();
+        let id = TaskId {
+            sub_topology: 1,
+            partition: 3,
+        };
+        assert!(!registry.release(id), "never a standby here");
+        registry.active_closed(&[id]);
+        registry.with(|inner| {
+            inner.dropped.insert(id);
+        });
+        assert!(registry.release(id), "its copy stayed on disk");
+        assert!(registry.in_use(id));
+        registry.active_closed(&[id]);
+        assert!(!registry.release(id), "handed over once");
     }
 }

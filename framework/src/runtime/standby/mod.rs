@@ -208,6 +208,7 @@ impl Runner {
         shared.standbys.with(|inner| {
             for id in &stale {
                 inner.tasks.remove(id);
+                inner.dropped.insert(*id);
                 tracing::info!(task = %id, "standby dropped");
             }
         });
@@ -233,6 +234,7 @@ impl Runner {
                 if inner.active.contains(&id) {
                     return false; // became active meanwhile: the stream thread takes it
                 }
+                inner.dropped.remove(&id);
                 inner.tasks.insert(id, StandbyTask { stores, changelogs });
                 true
             });
