@@ -580,17 +580,25 @@ impl WordcountRun {
     /// # Errors
     /// Fails when the output cannot be read.
     pub fn violations(&self, expected: &HashMap<String, u64>) -> anyhow::Result<Vec<String>> {
-        let output = self
+        Ok(check_counts(&self.committed_output()?, expected))
+    }
+
+    /// The output topic's committed records.
+    fn committed_output(&self) -> anyhow::Result<Vec<ReadRecord>> {
+        Ok(self
             .kafka
-            .read_all(&self.output, eddy_testkit::Isolation::ReadCommitted)?;
-        Ok(check_counts(&output, expected))
+            .read_all(&self.output, eddy_testkit::Isolation::ReadCommitted)?)
     }
 
     /// Where counts went wrong, stage by stage: whether the input topic holds exactly the
     /// lines produced (else the test's producer duplicated), and per partition of the
     /// repartition topic (read_committed) how many words it holds against the input's (extra
     /// words there: the split step processed lines twice; none: the count step did).
-    fn locate_violation(&self, expected: &HashMap<String, u64>) -> anyhow::Result<String> {
+    fn locate_violation(
+        &self,
+        expected: &HashMap<String, u64>,
+        output: &[ReadRecord],
+    ) -> anyhow::Result<String> {
         let stored = self
             .kafka
             .read_all(&self.input, eddy_testkit::Isolation::ReadUncommitted)?;
@@ -629,9 +637,6 @@ impl WordcountRun {
             .collect();
         // The count step maps each repartition record to one output record: where its
         // output leaves the repartition topic's order shows which records it took twice.
-        let output = self
-            .kafka
-            .read_all(&self.output, eddy_testkit::Isolation::ReadCommitted)?;
         // (offset, key) of the records of `records` that `keep` selects, in order.
         let pairs = |records: &[ReadRecord], keep: &dyn Fn(&ReadRecord) -> bool| {
             records
@@ -643,7 +648,7 @@ impl WordcountRun {
         let mut jumps = Vec::new();
         for p in per_partition.keys() {
             let input = pairs(&repartition, &|r| r.partition == *p);
-            let out = pairs(&output, &|r| {
+            let out = pairs(output, &|r| {
                 words.get(&r.key_str()).is_some_and(|(wp, _)| wp == p)
             });
             let input: Vec<(i64, &str)> = input.iter().map(|(o, k)| (*o, k.as_str())).collect();
@@ -728,11 +733,12 @@ impl WordcountRun {
         for app in apps.iter_mut() {
             app.terminate(Duration::from_secs(60))?;
         }
-        let violations = self.violations(expected)?;
+        let output = self.committed_output()?;
+        let violations = check_counts(&output, expected);
         if !violations.is_empty() {
             bail!(
                 "exactness violated ({}):\n{}",
-                self.locate_violation(expected)?,
+                self.locate_violation(expected, &output)?,
                 violations.join("\n")
             );
         }

@@ -181,8 +181,8 @@ pub struct MemoryConfig {
     /// `memory.budget_mb`, in bytes: divided among RocksDB and the fetch queues (`None`:
     /// each part is sized by its own setting).
     pub budget_bytes: Option<u64>,
-    /// The budget's share for records fetched ahead of processing, over every input
-    /// partition of the instance (`None`: librdkafka's defaults).
+    /// The budget's share for records fetched ahead of processing, over every stream
+    /// thread's consumer (`None`: librdkafka's defaults).
     pub fetch_queue_bytes: Option<u64>,
 }
 
