@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/kafka-session.sh
 
 echo "bench: building release binaries (the first release build compiles librdkafka and RocksDB)" >&2
-cargo build --release --locked -p wordcount -p eddy-bench --bins
+cargo build --release --locked -p eddy -p wordcount -p eddy-bench --bins
 echo "bench: building the Kafka Streams side with Maven" >&2
 mvn -q -B -Dstyle.color=never -f bench/kafka-streams/pom.xml package -DskipTests
 bootstrap=$($kafka start | tail -n1)

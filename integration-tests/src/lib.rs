@@ -151,6 +151,11 @@ impl AppProcess {
         &self.name
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// How many times the process was started.
     pub fn starts(&self) -> u32 {
         self.starts

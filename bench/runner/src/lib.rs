@@ -12,6 +12,7 @@ pub mod process;
 pub mod recovery;
 pub mod recovery_phases;
 pub mod report;
+pub mod restore;
 pub mod sinks;
 
 use std::io::Write;
@@ -59,6 +60,8 @@ pub struct Options {
     /// Bytes of keys and values each system's large-state instance holds before it is killed
     /// (0 = no recovery measurement).
     pub state_bytes: u64,
+    /// Bytes of state of the one-store restore measurement (0 = none).
+    pub restore_bytes: u64,
     /// Bytes of every value of the large state.
     pub value_bytes: usize,
     /// Whether to run the throughput, resource and latency measurements.

@@ -12,6 +12,16 @@ const FETCH_QUEUE_PERCENT: u64 = 20;
 /// (`message.max.bytes`, 1 MB) whatever the queue's bound.
 const MIN_QUEUE_KIB: u64 = 1_024;
 
+/// A stream thread consumer's fetch queue without a budget. Wordcount and passthrough keep
+/// their throughput with it and lose a third of their peak resident memory against
+/// librdkafka's default (64 MiB); see docs/DECISIONS.md.
+pub(crate) const DEFAULT_QUEUE_KIB: u64 = 2_048;
+
+/// Resident bytes per byte of payload a consumer queue holds: librdkafka's bound counts
+/// payload only, while each fetched record also keeps its message structure and pins the
+/// fetch buffer it came in (about five times the payload for word-count's short lines).
+const QUEUE_FOOTPRINT: u64 = 5;
+
 /// What the budget gives each part, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Division {
@@ -49,11 +59,12 @@ pub(crate) fn divide(
 }
 
 /// `queued.max.messages.kbytes` of each of `threads` consumers sharing `fetch_queues`
-/// bytes. librdkafka compares it with the consumer's whole queue: the partition queues are
-/// forwarded to it, and a partition is not fetched while that queue holds more.
+/// resident bytes. librdkafka compares it with the payload in the consumer's whole queue
+/// (the partition queues are forwarded to it; a partition is not fetched while that queue
+/// holds more), so the resident share is divided by the queue's footprint per payload byte.
 pub(crate) fn queue_kib_per_consumer(fetch_queues: u64, threads: usize) -> u64 {
     let threads = u64::try_from(threads.max(1)).unwrap_or(u64::MAX);
-    (fetch_queues / 1024 / threads).max(MIN_QUEUE_KIB)
+    (fetch_queues / QUEUE_FOOTPRINT / 1024 / threads).max(MIN_QUEUE_KIB)
 }
 
 #[cfg(test)]
@@ -116,8 +127,8 @@ mod tests {
 
     #[test]
     fn each_consumer_gets_its_part_of_the_queues_but_one_message_at_least() {
-        assert_eq!(queue_kib_per_consumer(48 * MIB, 2), 24 * 1024);
+        assert_eq!(queue_kib_per_consumer(40 * MIB, 2), 4 * 1024);
         assert_eq!(queue_kib_per_consumer(4 * MIB, 8), MIN_QUEUE_KIB);
-        assert_eq!(queue_kib_per_consumer(4 * MIB, 0), 4 * 1024);
+        assert_eq!(queue_kib_per_consumer(20 * MIB, 0), 4 * 1024);
     }
 }

@@ -182,7 +182,7 @@ pub struct MemoryConfig {
     /// each part is sized by its own setting).
     pub budget_bytes: Option<u64>,
     /// The budget's share for records fetched ahead of processing, over every stream
-    /// thread's consumer (`None`: librdkafka's defaults).
+    /// thread's consumer (`None`: each consumer gets a default bound of 2 MiB of payload).
     pub fetch_queue_bytes: Option<u64>,
 }
 

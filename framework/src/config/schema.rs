@@ -254,7 +254,7 @@ pub const SETTINGS: &[Setting] = &[
             max: 1 << 20,
             shown: "none",
         },
-        doc: "one budget for the memory that grows with load, divided among RocksDB's block cache (35%) and write buffers (20%) and the records the consumers fetch ahead of processing (20%, bounding each stream thread's consumer queue); the rest is left for records in flight and the program. `state.block_cache_mb` and `state.write_buffer_mb`, when set, win over their shares",
+        doc: "one budget for the memory that grows with load, divided among RocksDB's block cache (35%) and write buffers (20%) and the records the consumers fetch ahead of processing (20%, bounding each stream thread's consumer queue, which is 2 MiB of payload without a budget); the rest is left for records in flight and the program. `state.block_cache_mb` and `state.write_buffer_mb`, when set, win over their shares",
     },
     Setting {
         key: "state.dir",

@@ -57,7 +57,7 @@ impl GlobalReader {
         };
         let consumer: BaseConsumer = config
             .kafka
-            .client_config_with(
+            .consumer_config_with(
                 &client,
                 &[
                     // Assigned, never joined or committed to; assignment needs a group id.

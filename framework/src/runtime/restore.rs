@@ -96,7 +96,7 @@ impl Restorer {
         metrics: std::sync::Arc<super::Metrics>,
     ) -> Result<Self, RuntimeError> {
         let make = |isolation: &str| -> Result<BaseConsumer, RuntimeError> {
-            let mut config = settings.client_config(&format!("{client_id}-restore"));
+            let mut config = settings.consumer_config_with(&format!("{client_id}-restore"), &[]);
             // The group id is never joined or committed to; librdkafka needs one to report
             // positions of an assigned partition.
             config

@@ -90,8 +90,7 @@ pub(crate) fn run(
 /// The longest heartbeat interval of a stream thread's consumer (classic group protocol).
 const HEARTBEAT_MAX_MS: u128 = 250;
 
-fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
-    let config = &shared.config;
+fn consumer_config(config: &crate::config::EddyConfig, name: &str) -> ClientConfig {
     let session = config.processing.session_timeout.as_millis();
     let session_timeout = session.to_string();
     // A member learns of a rebalance from a heartbeat answer. In a cooperative rebalance the
@@ -127,11 +126,18 @@ fn consumer_config(shared: &Shared, name: &str) -> ClientConfig {
             ]);
         }
     }
-    let mut client = config.kafka.client_config_with(name, &settings);
-    if let Some(queues) = config.memory.fetch_queue_bytes {
-        let kib = crate::config::budget::queue_kib_per_consumer(queues, config.processing.threads);
-        client.set("queued.max.messages.kbytes", kib.to_string());
+    // Records fetched ahead of processing are most of an instance's memory under backlog:
+    // bounded by the budget's share, else by a default that keeps throughput; the app's own
+    // `kafka.properties.queued.max.messages.kbytes` wins over both.
+    let queue_kib = match config.memory.fetch_queue_bytes {
+        Some(queues) => {
+            crate::config::budget::queue_kib_per_consumer(queues, config.processing.threads)
+        }
+        None => crate::config::budget::DEFAULT_QUEUE_KIB,
     }
+    .to_string();
+    settings.push(("queued.max.messages.kbytes", queue_kib.as_str()));
+    let mut client = config.kafka.consumer_config_with(name, &settings);
     if config.processing.static_membership {
         // `name` holds the instance id and thread index: stable across restarts.
         client.set(
@@ -257,7 +263,7 @@ fn start_generation(
     }
     .map_err(RuntimeError::Producer)?;
     let manager = TaskManager::new(Arc::clone(shared), name.to_owned(), producer, fault)?;
-    let consumer: BaseConsumer<RebalanceHandler> = consumer_config(shared, name)
+    let consumer: BaseConsumer<RebalanceHandler> = consumer_config(&shared.config, name)
         .create_with_context(RebalanceHandler::new(
             manager,
             config.processing.guarantee == Guarantee::ExactlyOnce,
@@ -335,6 +341,34 @@ fn drive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn queue_kib(vars: &[(&str, &str)]) -> Option<String> {
+        let config = crate::config::ConfigLoader::new()
+            .environment_from(vars.iter().copied())
+            .flag("application.id", "queues")
+            .flag("kafka.bootstrap_servers", "127.0.0.1:9092")
+            .load()
+            .unwrap();
+        consumer_config(&config, "queues-0")
+            .get("queued.max.messages.kbytes")
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn the_fetch_queue_is_bounded_by_default_by_the_budget_or_by_the_app() {
+        assert_eq!(queue_kib(&[]).as_deref(), Some("2048"));
+        // 400 MiB: a fifth for the queues, a fifth of that in payload, over two threads.
+        let budget = [
+            ("EDDY__MEMORY__BUDGET_MB", "400"),
+            ("EDDY__PROCESSING__THREADS", "2"),
+        ];
+        assert_eq!(queue_kib(&budget).as_deref(), Some("8192"));
+        let own = [
+            ("EDDY__MEMORY__BUDGET_MB", "400"),
+            ("EDDY__KAFKA__PROPERTIES__QUEUED_MAX_MESSAGES_KBYTES", "65536"),
+        ];
+        assert_eq!(queue_kib(&own).as_deref(), Some("65536"));
+    }
 
     #[test]
     fn repeated_fencing_within_the_window_means_a_duplicate() {

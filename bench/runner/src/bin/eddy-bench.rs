@@ -2,9 +2,10 @@
 //! writes `target/eddy-bench/report.md` and `report.json`.
 //!
 //! `eddy-bench [--records N] [--repeats R] [--partitions P] [--out DIR] [--rate LINES/S]
-//! [--latency-seconds S] [--state-mb MB] [--only throughput|recovery|sinks] [--systems LIST]
-//! [--workloads LIST]` (defaults 1,000,000, 3, 6, `target/eddy-bench`, 1,000, 10, 1,000,
-//! both, `eddy,kafka-streams,raw`, `passthrough,wordcount,windowed,join`). Uses
+//! [--latency-seconds S] [--state-mb MB] [--restore-mb MB] [--only
+//! throughput|recovery|sinks|restore] [--systems LIST] [--workloads LIST]` (defaults
+//! 1,000,000, 3, 6, `target/eddy-bench`, 1,000, 10, 1,000, 0 (no one-store restore; 10,000
+//! with `--only restore`), all, `eddy,kafka-streams,raw`, `passthrough,wordcount,windowed,join`). Uses
 //! `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker; the sinks measurement uses
 //! `EDDY_POSTGRES_URL`, or starts the local PostgreSQL. Build the Kafka Streams side first:
 //! `mvn -f bench/kafka-streams/pom.xml package`.
@@ -35,12 +36,14 @@ fn main() -> anyhow::Result<()> {
         rate: 1_000,
         latency_duration: std::time::Duration::from_secs(10),
         state_bytes: 1_000_000_000,
+        restore_bytes: 0,
         value_bytes: 1_000,
         throughput: true,
         sinks: true,
         systems: bench::SYSTEMS.map(str::to_owned).to_vec(),
         workloads: bench::WORKLOADS.map(str::to_owned).to_vec(),
     };
+    let mut restore_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args
@@ -56,6 +59,7 @@ fn main() -> anyhow::Result<()> {
                 options.latency_duration = std::time::Duration::from_secs(value.parse()?);
             }
             "--state-mb" => options.state_bytes = value.parse::<u64>()? * 1_000_000,
+            "--restore-mb" => options.restore_bytes = value.parse::<u64>()? * 1_000_000,
             "--systems" => options.systems = list(&value, &bench::SYSTEMS)?,
             "--workloads" => options.workloads = list(&value, &bench::WORKLOADS)?,
             "--only" => match value.as_str() {
@@ -71,14 +75,23 @@ fn main() -> anyhow::Result<()> {
                     options.throughput = false;
                     options.state_bytes = 0;
                 }
+                "restore" => {
+                    options.throughput = false;
+                    options.state_bytes = 0;
+                    options.sinks = false;
+                    restore_only = true;
+                }
                 _ => anyhow::bail!(
-                    "--only takes `throughput`, `recovery` or `sinks`, not `{value}`"
+                    "--only takes `throughput`, `recovery`, `sinks` or `restore`, not `{value}`"
                 ),
             },
             _ => anyhow::bail!(
-                "unknown flag {flag} (known: --records, --repeats, --partitions, --out, --rate, --latency-seconds, --state-mb, --only, --systems, --workloads)"
+                "unknown flag {flag} (known: --records, --repeats, --partitions, --out, --rate, --latency-seconds, --state-mb, --restore-mb, --only, --systems, --workloads)"
             ),
         }
+    }
+    if restore_only && options.restore_bytes == 0 {
+        options.restore_bytes = 10_000_000_000;
     }
     let mut out = std::io::stdout();
     let runs = bench::run(&options, &mut out)?;
@@ -86,6 +99,11 @@ fn main() -> anyhow::Result<()> {
         bench::recovery::run(&options, eddy_testkit::Kafka::shared()?, &mut out)?
     } else {
         Vec::new()
+    };
+    let restore = if options.restore_bytes > 0 {
+        Some(bench::restore::run(options.restore_bytes, false, &mut out)?)
+    } else {
+        None
     };
     let sinks = if options.sinks {
         bench::sinks::run(&options, &mut out)?
@@ -105,13 +123,14 @@ fn main() -> anyhow::Result<()> {
     let mut markdown = report::markdown(&summaries, &header);
     markdown.push_str(&bench::memory_split::markdown(&report::memory_rows(&runs)));
     markdown.push_str(&report::recovery_markdown(&recoveries));
+    markdown.push_str(&bench::restore::markdown(restore.as_ref()));
     markdown.push_str(&bench::sinks::markdown(&sinks));
     println!("\n{markdown}");
     std::fs::write(options.out_dir.join("report.md"), &markdown)?;
     std::fs::write(
         options.out_dir.join("report.json"),
         serde_json::to_string_pretty(
-            &serde_json::json!({"summaries": summaries, "runs": runs, "recovery": report::recovery_json(&recoveries), "sinks": sinks}),
+            &serde_json::json!({"summaries": summaries, "runs": runs, "recovery": report::recovery_json(&recoveries), "restore": restore, "sinks": sinks}),
         )?,
     )?;
     println!("written to {}", options.out_dir.display());

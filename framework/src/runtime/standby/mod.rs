@@ -108,7 +108,7 @@ pub(crate) fn spawn(
     let mut config = shared
         .config
         .kafka
-        .client_config(&format!("{app}-{me}-standby"));
+        .consumer_config_with(&format!("{app}-{me}-standby"), &[]);
     // Never joined or committed to; librdkafka needs a group id to report positions.
     config
         .set("group.id", format!("{app}-{me}-standby"))
