@@ -453,9 +453,11 @@ pub(crate) fn command_for(
             let mut c = Command::new(workspace_binary(binary)?);
             if case.workload == "latest" {
                 // Restarted after kill -9 as the same static member (Kafka Streams too), and
-                // logging its restore plans.
-                c.env("EDDY__PROCESSING__STATIC_MEMBERSHIP", "true")
-                    .env("RUST_LOG", "info");
+                // logging its restore plans (at least: `EDDY_BENCH_LOG` may show more).
+                c.env("EDDY__PROCESSING__STATIC_MEMBERSHIP", "true").env(
+                    "RUST_LOG",
+                    std::env::var("EDDY_BENCH_LOG").unwrap_or_else(|_| "info".to_owned()),
+                );
             } else {
                 // `EDDY_BENCH_LOG` (a `RUST_LOG` filter) shows more of what the apps do.
                 c.env(

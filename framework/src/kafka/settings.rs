@@ -204,7 +204,10 @@ mod tests {
     fn consumers_fetch_again_soon_after_a_full_queue_unless_the_app_says_otherwise() {
         let mut settings = KafkaSettings::new("127.0.0.1:9092");
         let config = settings.consumer_config_with("reader", &[("group.id", "g")]);
-        assert_eq!(config.get("fetch.queue.backoff.ms"), Some(FETCH_QUEUE_BACKOFF_MS));
+        assert_eq!(
+            config.get("fetch.queue.backoff.ms"),
+            Some(FETCH_QUEUE_BACKOFF_MS)
+        );
         assert_eq!(config.get("group.id"), Some("g"));
         settings
             .client_properties

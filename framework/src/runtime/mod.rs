@@ -107,6 +107,7 @@ impl App {
             "starting"
         );
         let timeline = timeline::establish(&config, &self.topology, &plan, instance.instance_id())?;
+        tracing::debug!(base = ?timeline.epoch(), "timeline established");
         let snapshots = match &config.snapshot.dir {
             Some(location) => Some(location.open(&config.snapshot.s3)?),
             None => None,

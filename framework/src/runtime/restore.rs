@@ -24,20 +24,29 @@ pub(crate) type Replayed = (Vec<(Vec<u8>, Option<Vec<u8>>)>, i64);
 /// Replayed records per changelog partition `(topic, partition)`.
 pub(crate) type Batch = HashMap<(String, i32), Replayed>;
 
+/// How long one poll of a changelog reader waits before it asks whether the reading is done.
+const POLL_SLICE: Duration = Duration::from_millis(5);
+
 /// Reads changelog records from `consumer` for up to `budget` (at most [`BATCH`]), grouped
-/// by partition; returns them with their count. Reports (a lost broker connection) are logged
-/// and read past.
+/// by partition; returns them with their count. Stops early when a poll finds nothing and
+/// `finished` says every partition read is where it should be (a changelog's tail is often
+/// only a transaction marker, which no poll returns). Reports (a lost broker connection) are
+/// logged and read past.
 pub(crate) fn read_batch(
     consumer: &BaseConsumer,
     budget: Duration,
+    finished: impl Fn(&BaseConsumer) -> bool,
 ) -> Result<(Batch, usize), rdkafka::error::KafkaError> {
     let deadline = Instant::now() + budget;
     let mut buffered: Batch = HashMap::new();
     let mut count = 0;
     while count < BATCH {
         let left = deadline.saturating_duration_since(Instant::now());
-        let Some(result) = consumer.poll(left) else {
-            break;
+        let Some(result) = consumer.poll(left.min(POLL_SLICE)) else {
+            if left <= POLL_SLICE || finished(consumer) {
+                break;
+            }
+            continue;
         };
         let msg = match result {
             Ok(msg) => msg,
@@ -86,7 +95,9 @@ pub(crate) struct Restorer {
     known_topics: std::collections::HashSet<String>,
     /// Each changelog's `delete.retention.ms`, read once (`None`: unknown).
     retention: HashMap<String, Option<i64>>,
-    settings: KafkaSettings,
+    /// Reads changelog configs; created with the restorer, so that it is connected by the
+    /// first restore (a client created then added about 100 ms to every recovery).
+    admin: Option<crate::kafka::TopicAdmin>,
 }
 
 impl Restorer {
@@ -120,7 +131,13 @@ impl Restorer {
             starts: HashMap::new(),
             known_topics: std::collections::HashSet::new(),
             retention: HashMap::new(),
-            settings: settings.clone(),
+            admin: match crate::kafka::TopicAdmin::new(settings) {
+                Ok(admin) => Some(admin),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot create a client to read changelog configs");
+                    None
+                }
+            },
             stable_deadline: settings.transaction_timeout * 2 + Duration::from_secs(10),
             metrics,
         })
@@ -132,8 +149,8 @@ impl Restorer {
         if let Some(known) = self.retention.get(topic) {
             return *known;
         }
-        let read = crate::kafka::TopicAdmin::new(&self.settings)
-            .and_then(|admin| admin.topic_config(topic, "delete.retention.ms"));
+        let admin = self.admin.as_ref()?;
+        let read = admin.topic_config(topic, "delete.retention.ms");
         let value = match read {
             Ok(value) => value.and_then(|v| v.parse().ok()),
             Err(e) => {
@@ -171,6 +188,7 @@ impl Restorer {
             if restore.done || restore.target.is_some() {
                 continue;
             }
+            let asked = Instant::now();
             if !self.known_topics.contains(&restore.topic) {
                 for client in [&self.committed, &self.uncommitted] {
                     client
@@ -199,6 +217,7 @@ impl Restorer {
             };
             let (low, stable) = watermarks(&self.committed)?;
             let (_, high) = watermarks(&self.uncommitted)?;
+            tracing::debug!(task = %task.id, changelog = restore.topic, took = ?asked.elapsed(), "changelog ends read");
             if high > stable {
                 // The previous owner's transaction is still open on this changelog: its
                 // records may yet commit. Wait for it to end.
@@ -305,11 +324,13 @@ impl Restorer {
         if self.reading.is_empty() {
             return Ok(());
         }
-        let (buffered, count) =
-            read_batch(&self.committed, budget).map_err(|source| RuntimeError::Kafka {
-                what: "reading a changelog".to_owned(),
-                source,
-            })?;
+        let (buffered, count) = read_batch(&self.committed, budget, |consumer| {
+            self.reached_targets(consumer)
+        })
+        .map_err(|source| RuntimeError::Kafka {
+            what: "reading a changelog".to_owned(),
+            source,
+        })?;
         self.metrics.add_restored(u64::try_from(count).unwrap_or(0));
         for (key, (records, next)) in buffered {
             if let Some(&(task, index, target)) = self.reading.get(&key) {
@@ -354,6 +375,18 @@ impl Restorer {
             }
         }
         self.unassign(&finished)
+    }
+
+    /// True when `consumer` stands at or past the target of every partition being read.
+    fn reached_targets(&self, consumer: &BaseConsumer) -> bool {
+        let Ok(positions) = consumer.position() else {
+            return false;
+        };
+        self.reading
+            .iter()
+            .all(|((topic, partition), &(_, _, target))| {
+                crate::kafka::offset_in(&positions, topic, *partition).is_some_and(|p| p >= target)
+            })
     }
 
     fn unassign(&mut self, partitions: &[(String, i32)]) -> Result<(), RuntimeError> {

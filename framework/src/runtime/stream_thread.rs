@@ -110,6 +110,10 @@ fn consumer_config(config: &crate::config::EddyConfig, name: &str) -> ClientConf
         ("isolation.level", isolation),
         // Partition ends for the lag metric arrive with the statistics.
         ("statistics.interval.ms", "1000"),
+        // A partition that starts (a task restored, a rebalance) joins the fetch only when
+        // the fetch in flight returns: with librdkafka's 500 ms long poll that was most of
+        // the time from a restored task to its first record after kill -9.
+        ("fetch.wait.max.ms", "50"),
     ];
     match config.processing.group_protocol {
         GroupProtocol::Classic => settings.extend([
@@ -253,6 +257,7 @@ fn start_generation(
 ) -> Result<BaseConsumer<RebalanceHandler>, RuntimeError> {
     let config = &shared.config;
     let app = &config.application.id;
+    let started = Instant::now();
     let producer = match config.processing.guarantee {
         // One transactional id per instance and thread: a restarted instance re-registers
         // it, which fences its previous incarnation and aborts its open transaction at once.
@@ -262,7 +267,9 @@ fn start_generation(
         }
     }
     .map_err(RuntimeError::Producer)?;
+    tracing::debug!(thread = name, took = ?started.elapsed(), "producer ready");
     let manager = TaskManager::new(Arc::clone(shared), name.to_owned(), producer, fault)?;
+    tracing::debug!(thread = name, took = ?started.elapsed(), "task manager ready");
     let consumer: BaseConsumer<RebalanceHandler> = consumer_config(&shared.config, name)
         .create_with_context(RebalanceHandler::new(
             manager,
@@ -355,8 +362,18 @@ mod tests {
     }
 
     #[test]
-    fn the_fetch_queue_is_bounded_by_default_by_the_budget_or_by_the_app() {
+    fn the_consumer_fetches_partitions_soon_and_bounds_its_queue_unless_told_otherwise() {
         assert_eq!(queue_kib(&[]).as_deref(), Some("2048"));
+        let config = crate::config::ConfigLoader::new()
+            .environment_from(Vec::<(String, String)>::new())
+            .flag("application.id", "queues")
+            .flag("kafka.bootstrap_servers", "127.0.0.1:9092")
+            .load()
+            .unwrap();
+        assert_eq!(
+            consumer_config(&config, "queues-0").get("fetch.wait.max.ms"),
+            Some("50")
+        );
         // 400 MiB: a fifth for the queues, a fifth of that in payload, over two threads.
         let budget = [
             ("EDDY__MEMORY__BUDGET_MB", "400"),
@@ -365,7 +382,10 @@ mod tests {
         assert_eq!(queue_kib(&budget).as_deref(), Some("8192"));
         let own = [
             ("EDDY__MEMORY__BUDGET_MB", "400"),
-            ("EDDY__KAFKA__PROPERTIES__QUEUED_MAX_MESSAGES_KBYTES", "65536"),
+            (
+                "EDDY__KAFKA__PROPERTIES__QUEUED_MAX_MESSAGES_KBYTES",
+                "65536",
+            ),
         ];
         assert_eq!(queue_kib(&own).as_deref(), Some("65536"));
     }

@@ -290,7 +290,7 @@ impl Runner {
     /// Reads changelog records for up to `budget` and applies them to the standbys.
     fn read(&mut self, budget: Duration) -> Result<(), RuntimeError> {
         let (buffered, _) =
-            read_batch(&self.reader, budget).map_err(|source| RuntimeError::Kafka {
+            read_batch(&self.reader, budget, |_| false).map_err(|source| RuntimeError::Kafka {
                 what: "reading a changelog for a standby".to_owned(),
                 source,
             })?;

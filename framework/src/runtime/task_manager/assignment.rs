@@ -23,6 +23,8 @@ impl TaskManager {
     ) {
         self.assigned = true;
         self.cadence.clear(Duty::Report);
+        // New tasks look up where they start at once.
+        self.cadence.clear(Duty::StartLookup);
         if let Err(e) = self.assign(consumer, assigned) {
             self.fatal.get_or_insert(e);
         }

@@ -26,9 +26,14 @@ use crate::task::TaskId;
 use crate::ErrorAction;
 
 /// How long one committed-offset lookup may block the stream thread (its running tasks wait
-/// meanwhile), and how often it is tried while offsets are not stable.
+/// meanwhile), and how often it is tried while offsets are not stable: often in a task's
+/// first second (a dead owner's transaction is aborted within tens of milliseconds of its
+/// successor's producer starting), then less often (a live previous owner's transaction can
+/// take up to its timeout).
 const LOOKUP_TIMEOUT: Duration = Duration::from_millis(100);
+const LOOKUP_INTERVAL_FIRST: Duration = Duration::from_millis(20);
 const LOOKUP_INTERVAL: Duration = Duration::from_millis(100);
+const FIRST_SECOND: Duration = Duration::from_secs(1);
 
 impl TaskManager {
     /// Looks up the committed input offsets of tasks `ids` that do not know theirs yet, in
@@ -40,6 +45,7 @@ impl TaskManager {
         ids: &[TaskId],
     ) -> Result<(), RuntimeError> {
         let mut tpl = TopicPartitionList::new();
+        let mut interval = LOOKUP_INTERVAL;
         for id in ids {
             let Some(task) = self.tasks.get(id) else {
                 continue;
@@ -48,14 +54,20 @@ impl TaskManager {
             if task.phase.is_settled() || !task.fully_assigned() {
                 continue;
             }
+            if task.created.elapsed() < FIRST_SECOND {
+                interval = LOOKUP_INTERVAL_FIRST;
+            }
             for input in task.inputs.iter().filter(|i| i.start.is_none()) {
                 tpl.add_partition(&input.topic, id.partition);
             }
         }
-        if tpl.count() == 0 || !self.cadence.run_if_due(Duty::StartLookup, LOOKUP_INTERVAL) {
+        if tpl.count() == 0 || !self.cadence.run_if_due(Duty::StartLookup, interval) {
             return Ok(());
         }
-        let committed = match consumer.committed_offsets(tpl, LOOKUP_TIMEOUT) {
+        let asked = std::time::Instant::now();
+        let looked_up = consumer.committed_offsets(tpl, LOOKUP_TIMEOUT);
+        tracing::debug!(thread = self.thread, took = ?asked.elapsed(), ok = looked_up.is_ok(), "committed offsets looked up");
+        let committed = match looked_up {
             Ok(committed) => committed,
             Err(e) if crate::kafka::classify(&e) == ErrorAction::Retry => {
                 for id in ids {
@@ -97,8 +109,9 @@ impl TaskManager {
                     task.graph.resume_stream_time(time);
                 }
             }
-            if task.inputs_settled() {
-                task.phase.settle();
+            if task.inputs_settled() && task.phase.settle() {
+                // Its restore is planned at once, not at the next periodic check.
+                self.cadence.clear(Duty::StableCheck);
             }
             if let Some(error) = unsettled {
                 self.note_unsettled(*id, &error);
@@ -144,18 +157,31 @@ impl TaskManager {
         true
     }
 
-    /// Moves the consumer of tasks that started too early to their committed offsets.
+    /// Moves the consumer of tasks that started too early, or just started, to where they
+    /// start, all partitions in one request (a seek waits for librdkafka's main thread: one
+    /// call per partition made the tasks of a restarted instance wait in turn).
     pub(crate) fn apply_seeks<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        if self.seeks.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
         for (topic, partition, offset) in std::mem::take(&mut self.seeks) {
-            if let Err(e) = consumer.seek(
-                &topic,
-                partition,
-                Offset::Offset(offset),
-                Duration::from_secs(1),
-            ) {
-                // Records below the committed offset are still skipped one by one.
-                tracing::warn!(topic, partition, offset, error = %e, "seek failed");
+            if let Err(e) = tpl.add_partition_offset(&topic, partition, Offset::Offset(offset)) {
+                tracing::warn!(topic, partition, offset, error = %e, "seek not possible");
             }
         }
+        let asked = std::time::Instant::now();
+        match consumer.seek_partitions(tpl, Duration::from_secs(1)) {
+            Ok(result) => {
+                for entry in result.elements() {
+                    if let Err(e) = entry.error() {
+                        // Records below the committed offset are still skipped one by one.
+                        tracing::warn!(topic = entry.topic(), partition = entry.partition(), error = %e, "seek failed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "seek failed"),
+        }
+        tracing::debug!(thread = self.thread, took = ?asked.elapsed(), "seeks applied");
     }
 }
