@@ -80,13 +80,11 @@ impl Telemetry {
             LogFormat::Pretty => tracing_subscriber::fmt::layer()
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_writer(std::io::stderr)
-                .with_filter(filter())
                 .boxed(),
             LogFormat::Json => tracing_subscriber::fmt::layer()
                 .json()
                 .with_current_span(true)
                 .with_writer(std::io::stderr)
-                .with_filter(filter())
                 .boxed(),
         };
         let mut telemetry = Telemetry::default();
@@ -96,9 +94,7 @@ impl Telemetry {
                     .with_service_name(config.service_name.clone())
                     .build();
                 let (tracer, meter) = exporters(endpoint, config, resource)?;
-                let layer = tracing_opentelemetry::layer()
-                    .with_tracer(tracer.tracer("eddy"))
-                    .with_filter(filter());
+                let layer = tracing_opentelemetry::layer().with_tracer(tracer.tracer("eddy"));
                 opentelemetry::global::set_meter_provider(meter.clone());
                 telemetry.tracer = Some(tracer);
                 telemetry.meter = Some(meter);
@@ -106,7 +102,10 @@ impl Telemetry {
             }
             None => None,
         };
+        // One filter for every layer, applied globally: as a filter per layer, `EnvFilter`
+        // with a per-target directive (`info,eddy=debug`) dropped events outside spans.
         tracing_subscriber::registry()
+            .with(filter())
             .with(logs)
             .with(traces)
             .try_init()

@@ -81,3 +81,33 @@ fn an_instance_exports_spans_and_metrics_over_otlp_and_logs_json() -> anyhow::Re
     );
     Ok(())
 }
+
+/// A log filter with a per-target directive keeps what the default level shows everywhere:
+/// the start-up events outside any span too (a filter per layer dropped them).
+#[test]
+fn a_per_target_log_filter_keeps_start_up_events_and_adds_the_targets_debug() -> anyhow::Result<()>
+{
+    let run = WordcountRun::new("logfilter", 1)?;
+    let mut app = run.start("a", &[("RUST_LOG", "info,eddy::runtime=debug")])?;
+    eddy_integration_tests::eventually("the instance running its task", WAIT, || {
+        if let Some(status) = app.exited()? {
+            anyhow::bail!("exited ({status}):\n{}", app.log_tail(20));
+        }
+        Ok(app.log_text().contains("task running"))
+    })?;
+    app.terminate(Duration::from_secs(60))?;
+    let log = app.log_text();
+    for (level, message) in [
+        ("INFO", "starting"),
+        ("DEBUG", "timeline established"),
+        ("DEBUG", "producer ready"),
+        ("INFO", "SIGTERM: shutting down"),
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(level) && l.contains(message)),
+            "no {level} `{message}` in the log:\n{log}"
+        );
+    }
+    Ok(())
+}
