@@ -76,10 +76,10 @@ fn kill_and_wait_for_the_rest(
 fn a_killed_instances_tasks_resume_from_the_standby_copies() -> anyhow::Result<()> {
     let run = WordcountRun::new("standby", 4)?;
     let env = [("EDDY__PROCESSING__STANDBY_REPLICAS", "1")];
-    let mut b = run.start("b", &env)?;
+    let b = run.start("b", &env)?;
     let b_ops = b.ops()?;
     b_ops.wait_status("/ready", 200, WAIT)?;
-    let mut a = run.start("a", &env)?;
+    let a = run.start("a", &env)?;
     let a_ops = a.ops()?;
 
     let batch1 = generate_lines(61, 20_000, 3_000);
@@ -92,24 +92,30 @@ fn a_killed_instances_tasks_resume_from_the_standby_copies() -> anyhow::Result<(
     run.kafka.tail(&run.output)?.wait_for(words1, WAIT)?;
 
     // Every count task (4) has one caught-up standby on the instance that does not run it.
-    let start = Instant::now();
-    let a_tasks: Vec<String> = loop {
-        let (_, a_ready) = a_ops.get_json("/ready")?;
-        let (_, b_ready) = b_ops.get_json("/ready")?;
-        let standbys: Vec<serde_json::Value> = [&a_ready, &b_ready]
-            .iter()
-            .flat_map(|r| r["standbys"].as_array().cloned().unwrap_or_default())
-            .collect();
-        let a_tasks: Vec<String> = a_ready["threads"]
+    let count_tasks = |ready: &serde_json::Value| -> Vec<String> {
+        ready["threads"]
             .as_object()
             .into_iter()
             .flat_map(|t| t.values())
             .flat_map(|t| t["tasks"].as_array().cloned().unwrap_or_default())
             .filter_map(|t| t["task"].as_str().map(str::to_owned))
             .filter(|t| t.starts_with("1_"))
+            .collect()
+    };
+    let start = Instant::now();
+    let (a_tasks, b_tasks) = loop {
+        let (_, a_ready) = a_ops.get_json("/ready")?;
+        let (_, b_ready) = b_ops.get_json("/ready")?;
+        let standbys: Vec<serde_json::Value> = [&a_ready, &b_ready]
+            .iter()
+            .flat_map(|r| r["standbys"].as_array().cloned().unwrap_or_default())
             .collect();
-        if standbys.len() == 4 && standbys.iter().all(|s| s["lag"] == 0) && !a_tasks.is_empty() {
-            break a_tasks;
+        let (a_tasks, b_tasks) = (count_tasks(&a_ready), count_tasks(&b_ready));
+        if standbys.len() == 4
+            && standbys.iter().all(|s| s["lag"] == 0)
+            && a_tasks.len() + b_tasks.len() == 4
+        {
+            break (a_tasks, b_tasks);
         }
         if start.elapsed() > WAIT {
             anyhow::bail!("standbys never caught up: a {a_ready}\nb {b_ready}");
@@ -117,15 +123,23 @@ fn a_killed_instances_tasks_resume_from_the_standby_copies() -> anyhow::Result<(
         std::thread::park_timeout(Duration::from_millis(250)); // poll interval of a deadline wait
     };
 
-    kill_and_wait_for_the_rest(&run, &mut a, &b, &batch2, &all)?;
+    // The instance that runs count tasks dies (the group may have given them all to one).
+    let (mut victim, mut survivor, survivor_ops, moved) = if a_tasks.is_empty() {
+        (b, a, a_ops, b_tasks)
+    } else {
+        (a, b, b_ops, a_tasks)
+    };
+    println!("killing {} with count tasks {moved:?}", victim.name());
+    kill_and_wait_for_the_rest(&run, &mut victim, &survivor, &batch2, &all)?;
 
     assert!(
-        b_ops.metric("eddy_task_starts_total", &[("source", "standby")])? >= 1.0,
-        "b never took over a standby:\n{}",
-        b.log_tail(40)
+        survivor_ops.metric("eddy_task_starts_total", &[("source", "standby")])? >= 1.0,
+        "{} never took over a standby:\n{}",
+        survivor.name(),
+        survivor.log_tail(40)
     );
-    assert_resumed_from_copies(&b_ops, &a_tasks, &["standby"], "the standby")?;
-    run.finish_exactly(std::slice::from_mut(&mut b), &all)?;
+    assert_resumed_from_copies(&survivor_ops, &moved, &["standby"], "the standby")?;
+    run.finish_exactly(std::slice::from_mut(&mut survivor), &all)?;
     Ok(())
 }
 
