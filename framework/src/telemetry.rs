@@ -74,8 +74,7 @@ impl Telemetry {
     /// # Errors
     /// A subscriber is installed already, or an exporter cannot be built.
     pub fn install(config: &TelemetryConfig) -> Result<Self, TelemetryError> {
-        let filter =
-            || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
         let logs = match config.log_format {
             LogFormat::Pretty => tracing_subscriber::fmt::layer()
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -105,7 +104,7 @@ impl Telemetry {
         // One filter for every layer, applied globally: as a filter per layer, `EnvFilter`
         // with a per-target directive (`info,eddy=debug`) dropped events outside spans.
         tracing_subscriber::registry()
-            .with(filter())
+            .with(filter)
             .with(logs)
             .with(traces)
             .try_init()

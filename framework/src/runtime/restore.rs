@@ -95,8 +95,9 @@ pub(crate) struct Restorer {
     known_topics: std::collections::HashSet<String>,
     /// Each changelog's `delete.retention.ms`, read once (`None`: unknown).
     retention: HashMap<String, Option<i64>>,
-    /// Reads changelog configs; created with the restorer, so that it is connected by the
-    /// first restore (a client created then added about 100 ms to every recovery).
+    /// Reads changelog configs; created with the restorer when the topology has changelogs,
+    /// so that it is connected by the first restore (a client created then added about
+    /// 100 ms to every recovery).
     admin: Option<crate::kafka::TopicAdmin>,
 }
 
@@ -105,6 +106,7 @@ impl Restorer {
         settings: &KafkaSettings,
         client_id: &str,
         metrics: std::sync::Arc<super::Metrics>,
+        changelogs: bool,
     ) -> Result<Self, RuntimeError> {
         let make = |isolation: &str| -> Result<BaseConsumer, RuntimeError> {
             let mut config = settings.consumer_config_with(&format!("{client_id}-restore"), &[]);
@@ -131,12 +133,14 @@ impl Restorer {
             starts: HashMap::new(),
             known_topics: std::collections::HashSet::new(),
             retention: HashMap::new(),
-            admin: match crate::kafka::TopicAdmin::new(settings) {
-                Ok(admin) => Some(admin),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot create a client to read changelog configs");
-                    None
-                }
+            admin: if changelogs {
+                crate::kafka::TopicAdmin::new(settings)
+                    .inspect_err(|e| {
+                        tracing::warn!(error = %e, "cannot create a client to read changelog configs");
+                    })
+                    .ok()
+            } else {
+                None
             },
             stable_deadline: settings.transaction_timeout * 2 + Duration::from_secs(10),
             metrics,

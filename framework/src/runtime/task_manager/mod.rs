@@ -104,6 +104,7 @@ impl TaskManager {
             &shared.config.kafka,
             producer.transactional_id(),
             Arc::clone(&shared.metrics),
+            shared.topology.stores.values().any(|s| s.changelog),
         )?;
         let control = ControlChannel::open(
             &shared.config.kafka,
