@@ -164,7 +164,7 @@ pub(crate) fn register_metrics(
     labels: Vec<KeyValue>,
 ) {
     let meter = opentelemetry::global::meter_provider().meter("eddy");
-    let counters: [Counter; 11] = [
+    let counters: [Counter; 12] = [
         ("eddy.records.in", "Input records processed", |m| {
             m.records_in
         }),
@@ -192,6 +192,11 @@ pub(crate) fn register_metrics(
             "eddy.offset.settle_waits",
             "Tasks that waited for a previous owner's open transaction",
             |m| m.settle_waits,
+        ),
+        (
+            "eddy.input.rewind_skips",
+            "Input records delivered again after their task took them, skipped",
+            |m| m.rewind_skips,
         ),
         (
             "eddy.savepoints.applied",

@@ -126,10 +126,10 @@ pub struct ProcessingConfig {
     pub guarantee: Guarantee,
     /// `processing.commit_interval_ms`: how often a stream thread commits under load.
     pub commit_interval: Duration,
-    /// `processing.commit_min_gap_ms`: zero (the default) commits by the interval alone;
-    /// otherwise, under exactly-once, a thread that has processed everything it fetched
-    /// commits at once instead of waiting for the interval, but not sooner than this after
-    /// its last commit (at or above the interval: the interval alone).
+    /// `processing.commit_min_gap_ms` (default 5 ms): under exactly-once, a thread that has
+    /// processed everything it fetched commits at once instead of waiting for the interval,
+    /// but not sooner than this after its last commit; zero, or at or above the interval:
+    /// the interval alone.
     pub commit_min_gap: Duration,
     /// `processing.threads`: stream threads per instance.
     pub threads: usize,

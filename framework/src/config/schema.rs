@@ -142,10 +142,10 @@ pub const SETTINGS: &[Setting] = &[
     ),
     number(
         "processing.commit_min_gap_ms",
-        0,
+        5,
         0,
         600_000,
-        "0: commits by the interval alone; N: an exactly-once thread that has processed everything it fetched commits at once, not sooner than N ms after its last commit (experimental, see DECISIONS.md)",
+        "an exactly-once thread that has processed everything it fetched commits at once, not sooner than N ms after its last commit (the interval still bounds a commit under load); 0: commits by the interval alone",
     ),
     number("processing.threads", 1, 1, 64, "stream threads per instance"),
     number(

@@ -122,6 +122,11 @@ pub(crate) fn render(
         m.settle_waits,
     );
     out.counter(
+        "eddy_input_rewind_skips_total",
+        "Input records skipped because the consumer delivered them again after their task took them.",
+        m.rewind_skips,
+    );
+    out.counter(
         "eddy_savepoints_applied_total",
         "Savepoints this instance applied to the app at start.",
         m.savepoints_applied,

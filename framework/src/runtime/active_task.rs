@@ -47,8 +47,12 @@ pub(crate) struct TaskInput {
     /// The committed offset input resumes at, once settled (`Some(None)`: nothing
     /// committed yet).
     pub start: Option<Option<i64>>,
-    /// True once the consumer was asked to move up to `start`.
+    /// True once the consumer was asked to move up to where the input resumes; cleared by
+    /// the next record taken.
     pub seek_requested: bool,
+    /// The offset after the last record this task took from the consumer (processed or
+    /// buffered): a record below it would be taken twice.
+    pub taken_to: Option<i64>,
     /// Next input offset to commit, when records were consumed since the last commit.
     pub next_offset: Option<i64>,
     /// The input offset the group last committed, as far as this thread knows (the settled
@@ -72,21 +76,32 @@ impl TaskInput {
             paused_full: false,
             start: None,
             seek_requested: false,
+            taken_to: None,
             next_offset: None,
             committed_offset: None,
         }
     }
 
-    /// For a record at `offset` below the settled start: the start, and whether the consumer
-    /// is still to be moved there (true once). `None` when the record is to be processed.
-    pub(crate) fn below_start(&mut self, offset: i64) -> Option<(i64, bool)> {
-        match self.start {
-            Some(Some(start)) if offset < start => {
+    /// For a record at `offset` this task must not take: below the settled start (processed
+    /// and committed before), or below the end of what it took already (the consumer went
+    /// back). Returns where the input resumes and whether the consumer is still to be moved
+    /// there (true once until a record is taken again). `None` when the record is taken; it
+    /// then moves `taken_to` past it.
+    pub(crate) fn repeated(&mut self, offset: i64) -> Option<(i64, bool)> {
+        // `None` sorts below every offset: an input not settled, or with nothing committed,
+        // has no floor from its start.
+        let floor = self.start.flatten().max(self.taken_to);
+        match floor {
+            Some(resume) if offset < resume => {
                 let seek = !self.seek_requested;
                 self.seek_requested = true;
-                Some((start, seek))
+                Some((resume, seek))
             }
-            _ => None,
+            _ => {
+                self.seek_requested = false;
+                self.taken_to = Some(offset + 1);
+                None
+            }
         }
     }
 
@@ -125,6 +140,9 @@ pub(crate) struct ActiveTask {
     pub span: tracing::Span,
     /// Its commits as its two-phase sinks see them; `None` when it has none.
     pub external: Option<crate::runtime::task_manager::ExternalCommits>,
+    /// True once the open transaction carries changelog records of this task (its first
+    /// state changes are sent as they happen, so its changelog partitions join early).
+    pub changelogs_in_transaction: bool,
 }
 
 impl ActiveTask {
@@ -175,21 +193,35 @@ mod tests {
     #[test]
     fn records_below_the_start_are_skipped_and_the_consumer_moved_once() {
         let mut input = TaskInput::new("t".to_owned(), true, false);
-        assert_eq!(
-            input.below_start(3),
-            None,
-            "not settled: nothing to compare"
-        );
         input.start = Some(Some(40));
-        assert_eq!(input.below_start(3), Some((40, true)));
-        assert_eq!(input.below_start(4), Some((40, false)));
-        assert_eq!(input.below_start(40), None);
+        assert_eq!(input.repeated(3), Some((40, true)));
+        assert_eq!(input.repeated(4), Some((40, false)));
+        assert_eq!(input.repeated(40), None);
         let mut fresh = TaskInput::new("t".to_owned(), true, false);
         fresh.start = Some(None);
         assert_eq!(
-            fresh.below_start(0),
+            fresh.repeated(0),
             None,
             "nothing committed: nothing to skip"
         );
+    }
+
+    #[test]
+    fn a_consumer_that_goes_back_delivers_nothing_twice() {
+        let mut input = TaskInput::new("t".to_owned(), true, false);
+        input.start = Some(Some(10));
+        for offset in [10, 11, 14] {
+            assert_eq!(input.repeated(offset), None, "offset {offset} is new");
+        }
+        // The consumer rewinds to 11 (an offset reset, a validation seek): 11 and 14 were
+        // taken, so the input resumes at 15, with one seek.
+        assert_eq!(input.repeated(11), Some((15, true)));
+        assert_eq!(input.repeated(14), Some((15, false)));
+        assert_eq!(input.repeated(15), None);
+        // A second rewind asks for a seek again.
+        assert_eq!(input.repeated(12), Some((16, true)));
+        // Gaps (transaction markers, aborted records) are not repeats.
+        assert_eq!(input.repeated(30), None);
+        assert_eq!(input.taken_to, Some(31));
     }
 }

@@ -21,6 +21,7 @@ pub struct Metrics {
     restarts: AtomicU64,
     processing_errors: AtomicU64,
     settle_waits: AtomicU64,
+    rewind_skips: AtomicU64,
     savepoints_applied: AtomicU64,
     external_commits: AtomicU64,
     external_rollbacks: AtomicU64,
@@ -60,6 +61,9 @@ pub struct MetricsSnapshot {
     /// Tasks that found their committed input offset unsettled (a previous owner's
     /// transaction still open) and waited for it.
     pub settle_waits: u64,
+    /// Input records skipped because the consumer delivered them again after the task took
+    /// them (librdkafka moved a partition's position back).
+    pub rewind_skips: u64,
     /// Savepoints this instance applied to the app at start (restore, rollback or fork).
     pub savepoints_applied: u64,
     /// Prepared transactions of two-phase sinks left by earlier owners (or zombies) and
@@ -109,6 +113,9 @@ impl Metrics {
     }
     pub(crate) fn add_settle_wait(&self) {
         self.settle_waits.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_rewind_skip(&self) {
+        self.rewind_skips.fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn add_savepoint_applied(&self) {
         self.savepoints_applied.fetch_add(1, Ordering::Relaxed);
@@ -178,6 +185,7 @@ impl Metrics {
             restarts: get(&self.restarts),
             processing_errors: get(&self.processing_errors),
             settle_waits: get(&self.settle_waits),
+            rewind_skips: get(&self.rewind_skips),
             savepoints_applied: get(&self.savepoints_applied),
             external_commits_resolved: get(&self.external_commits),
             external_rollbacks_resolved: get(&self.external_rollbacks),

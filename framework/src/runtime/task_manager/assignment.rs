@@ -155,6 +155,7 @@ impl TaskManager {
             state_source,
             replays: Vec::new(),
             created: Instant::now(),
+            changelogs_in_transaction: false,
         })
     }
 

@@ -145,6 +145,44 @@ impl TaskManager {
         self.post_commit(&prepared)
     }
 
+    /// Sends the state changes task `id` has made so far when the open transaction carries
+    /// none of its changelog records yet; they are sent again, with the rest, at commit.
+    ///
+    /// A partition joins a transaction when its first record is sent: the brokers register
+    /// it (AddPartitionsToTxn, and the partition leader's check with the coordinator) before
+    /// they take the record. Changelog records sent only at commit made every commit wait
+    /// for that registration (11–30 ms in wordcount at 1,000 lines/s). Sending the first
+    /// changes at once overlaps it with processing; a key written twice in one transaction
+    /// is restored to its last value either way.
+    pub(super) fn register_changelogs(&mut self, id: TaskId) -> Result<(), RuntimeError> {
+        if !self.producer.is_transactional()
+            || !self.producer.in_transaction()
+            || self.halt.is_some()
+            || self.fault.holds_changelog(self.state_commits + 1)
+        {
+            return Ok(());
+        }
+        let Some(task) = self
+            .tasks
+            .get_mut(&id)
+            .filter(|t| !t.changelogs_in_transaction)
+        else {
+            return Ok(());
+        };
+        let mut failed = None;
+        for (topic, key, value) in task.graph.stores_mut().pending_changelog() {
+            task.changelogs_in_transaction = true;
+            if let Err(e) = send_changelog(&mut self.producer, topic, id.partition, key, value) {
+                failed = Some(e);
+                break;
+            }
+        }
+        match failed {
+            Some(e) => self.producer_failed(e),
+            None => Ok(()),
+        }
+    }
+
     /// Prepare: sends every task's pending state changes as changelog records and collects
     /// the input offsets to commit.
     fn prepare(&mut self) -> Step<Prepared> {
@@ -331,6 +369,7 @@ impl TaskManager {
                     input.committed_offset = Some(next);
                 }
             }
+            task.changelogs_in_transaction = false;
         }
         self.maybe_checkpoint()
     }
@@ -434,7 +473,7 @@ fn describe_offsets(offsets: &TopicPartitionList) -> String {
 }
 
 /// Sends one changelog record of a task's partition (no timestamp, no headers).
-fn send_changelog(
+pub(super) fn send_changelog(
     producer: &mut OutputProducer,
     topic: &str,
     partition: i32,

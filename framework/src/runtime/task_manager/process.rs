@@ -31,7 +31,7 @@ impl TaskManager {
             ));
             return Ok(());
         }
-        if self.below_start(id, msg.topic(), msg.offset())
+        if self.already_taken(id, msg.topic(), msg.offset())
             || self.past_bounded_end(msg.topic(), msg.partition(), msg.offset())
         {
             return Ok(());
@@ -113,7 +113,9 @@ impl TaskManager {
             }
             Err(source) => return Err(RuntimeError::Task { task: id, source }),
         }
-        let sent = self.send_all(&out);
+        let sent = self
+            .send_all(&out)
+            .and_then(|()| self.register_changelogs(id));
         out.clear();
         self.out = out;
         self.shared.metrics.processing.observe(started.elapsed());

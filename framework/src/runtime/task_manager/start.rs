@@ -133,26 +133,45 @@ impl TaskManager {
         }
     }
 
-    /// True when the record at `offset` of `topic` for task `id` lies below that input's
-    /// committed offset: it was processed and committed before, so it is skipped, and the
-    /// consumer is moved to the committed offset at the next loop step.
-    pub(super) fn below_start(&mut self, id: TaskId, topic: &str, offset: i64) -> bool {
+    /// True when the record at `offset` of `topic` for task `id` must be skipped: it lies
+    /// below that input's committed offset (processed and committed before), or below what
+    /// the task already took in this incarnation (the consumer went back: librdkafka moves a
+    /// partition's position back on its own after a leader change it reads as a truncation,
+    /// or to `auto.offset.reset` after a fetch error, and taking those records again would
+    /// count them twice). The consumer is moved to where the input resumes at the next loop
+    /// step.
+    pub(super) fn already_taken(&mut self, id: TaskId, topic: &str, offset: i64) -> bool {
         let Some(input) = self.tasks.get_mut(&id).and_then(|t| t.input_mut(topic)) else {
             return false;
         };
-        let Some((start, seek)) = input.below_start(offset) else {
+        let went_back = input.taken_to.is_some_and(|to| offset < to);
+        let Some((resume, seek)) = input.repeated(offset) else {
             return false;
         };
+        if went_back {
+            self.shared.metrics.add_rewind_skip();
+        }
         if seek {
-            tracing::warn!(
-                thread = self.thread,
-                task = %id,
-                topic,
-                offset,
-                committed = start,
-                "the consumer started below the committed offset; skipping to it"
-            );
-            self.seeks.push((topic.to_owned(), id.partition, start));
+            if went_back {
+                tracing::warn!(
+                    thread = self.thread,
+                    task = %id,
+                    topic,
+                    offset,
+                    resume,
+                    "the consumer went back to a record this task took already; skipping to where it was"
+                );
+            } else {
+                tracing::warn!(
+                    thread = self.thread,
+                    task = %id,
+                    topic,
+                    offset,
+                    committed = resume,
+                    "the consumer started below the committed offset; skipping to it"
+                );
+            }
+            self.seeks.push((topic.to_owned(), id.partition, resume));
         }
         true
     }
