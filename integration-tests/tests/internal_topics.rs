@@ -7,6 +7,8 @@ use std::time::Duration;
 use eddy::kafka::{KafkaSettings, TopicAdmin};
 use eddy_integration_tests::{eventually, expected_counts, generate_lines, WordcountRun};
 use eddy_testkit::Isolation;
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
 
 #[test]
 fn repartition_records_never_expire_and_are_purged_once_committed() -> anyhow::Result<()> {
@@ -100,6 +102,65 @@ fn the_replication_setting_reaches_the_internal_topics() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `topics.min_insync_replicas` is set on every internal topic the app creates (changelog,
+/// repartition, control): the broker reports it as the topic's own config, not its default.
+#[test]
+fn the_min_insync_replicas_setting_reaches_the_internal_topics() -> anyhow::Result<()> {
+    let run = WordcountRun::new("min-isr", 1)?;
+    // One broker: 1 is the only value that lets the app write; the broker's own default is
+    // 1 too, so the test tells them apart by where the broker says the value comes from.
+    let mut app = run.start(
+        "a",
+        &[
+            ("EDDY__TOPICS__REPLICATION_FACTOR", "1"),
+            ("EDDY__TOPICS__MIN_INSYNC_REPLICAS", "1"),
+        ],
+    )?;
+    run.produce_lines(&["one two".to_owned()])?;
+    run.kafka
+        .tail(&run.output)?
+        .wait_for(2, Duration::from_secs(120))
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", app.log_tail(10)))?;
+    let id = &run.application_id;
+    for topic in [
+        format!("{id}-counts-changelog"),
+        format!("{id}-counts-repartition"),
+        format!("{id}-eddy-control"),
+    ] {
+        let (value, source) = topic_config(&run, &topic, "min.insync.replicas")?;
+        assert_eq!(
+            (value.as_deref(), source.as_str()),
+            (Some("1"), "DynamicTopic"),
+            "min.insync.replicas of `{topic}` is not the topic's own setting"
+        );
+    }
+    app.terminate(Duration::from_secs(60))?;
+    Ok(())
+}
+
+/// The value of `topic`'s config `key` and where the broker takes it from (`DynamicTopic`:
+/// the topic's own setting; `StaticBroker`, `Default`: not set on the topic).
+fn topic_config(
+    run: &WordcountRun,
+    topic: &str,
+    key: &str,
+) -> anyhow::Result<(Option<String>, String)> {
+    let admin: AdminClient<DefaultClientContext> = run.kafka.config().create()?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let resource = ResourceSpecifier::Topic(topic);
+    let results = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(admin.describe_configs([&resource], &options))?;
+    for result in results {
+        let described = result.map_err(|code| anyhow::anyhow!("describing `{topic}`: {code}"))?;
+        if let Some(entry) = described.get(key) {
+            return Ok((entry.value.clone(), format!("{:?}", entry.source)));
+        }
+    }
+    anyhow::bail!("`{topic}` has no config `{key}`")
+}
+
 /// A local copy whose changelog position lies beyond a recreated (empty) changelog holds state
 /// the changelog no longer describes: it is wiped and restored, not replayed forward.
 #[test]
@@ -136,6 +197,26 @@ fn a_local_copy_ahead_of_a_recreated_changelog_is_wiped_and_restored() -> anyhow
     run.kafka
         .tail(&run.output)?
         .wait_for(11, Duration::from_secs(120))?;
+    // The count task reopened a local copy; `/ready` says where its state came from.
+    let mut count_task = serde_json::Value::Null;
+    let mut last_error = String::new();
+    eventually(
+        "the restarted instance reports its count task running",
+        Duration::from_secs(60),
+        || match app.ops().and_then(|ops| ops.tasks()) {
+            Ok(tasks) => {
+                let found = tasks.into_iter().find(|t| t["task"] == "1_0");
+                let running = found.as_ref().is_some_and(|t| t["state"] == "running");
+                count_task = found.unwrap_or_default();
+                Ok(running)
+            }
+            Err(e) => {
+                last_error = e.to_string();
+                Ok(false)
+            }
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}: {count_task} {last_error}\n{}", app.log_tail(15)))?;
     app.terminate(Duration::from_secs(60))?;
     let output = run.kafka.read_all(&run.output, Isolation::ReadCommitted)?;
     let last = output.last().map(|r| (r.key_str(), r.value_str()));
@@ -145,7 +226,19 @@ fn a_local_copy_ahead_of_a_recreated_changelog_is_wiped_and_restored() -> anyhow
         "the state follows the recreated changelog; log:\n{}",
         app.log_tail(15)
     );
-    assert!(app.log_text().contains("the local copy cannot be trusted"));
+    // Wiped: the task starts from nothing and replays the new changelog from its start.
+    assert_eq!(
+        count_task["state_source"], "empty",
+        "the untrusted local copy was kept: {count_task}"
+    );
+    let replays = count_task["replays"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !replays.is_empty() && replays.iter().all(|r| r["from"] == 0),
+        "the replay does not start at the changelog's start: {count_task}"
+    );
     Ok(())
 }
 

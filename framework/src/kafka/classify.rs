@@ -25,11 +25,21 @@ pub fn classify(err: &KafkaError) -> ErrorAction {
             Some(code) if is_fencing(code) => ErrorAction::Rejoin,
             Some(code) if is_transient(code) => ErrorAction::Retry,
             // Every retry would meet it again (a record too large for its topic, say).
-            Some(code) if super::is_deterministic(code) => ErrorAction::Fatal,
+            Some(code) if never_passes(other, code) => ErrorAction::Fatal,
             Some(_) => ErrorAction::AbortTransaction,
             None => ErrorAction::Fatal,
         },
     }
+}
+
+/// True for an error with `code` that every retry meets again: a deterministic produce error
+/// ([`super::is_deterministic`]). An unknown partition counts only when a send met it: out
+/// of a metadata, watermark or offset call it means a topic whose metadata has not reached
+/// every broker yet, or a partition just revoked, which passes.
+fn never_passes(err: &KafkaError, code: RDKafkaErrorCode) -> bool {
+    super::is_deterministic(code)
+        && (code != RDKafkaErrorCode::UnknownPartition
+            || matches!(err, KafkaError::MessageProduction(_)))
 }
 
 /// The flags librdkafka sets on an error of its transaction API.

@@ -82,6 +82,11 @@ impl std::fmt::Display for RejectedRecord {
 }
 
 /// True for produce errors that every retry meets again.
+///
+/// A send to a partition at or beyond the count librdkafka knows (a sink partitioner's answer
+/// out of range) fails with `UnknownPartition`: partitions are only ever added, and Eddy
+/// reads the counts it partitions by before its producers first see the topic, so no retry
+/// finds that partition. (Elsewhere the code means metadata not yet seen: see `classify`.)
 pub fn is_deterministic(code: RDKafkaErrorCode) -> bool {
     is_too_large(code)
         || matches!(
@@ -90,6 +95,7 @@ pub fn is_deterministic(code: RDKafkaErrorCode) -> bool {
                 | RDKafkaErrorCode::InvalidRecord
                 | RDKafkaErrorCode::InvalidTopic
                 | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::UnknownPartition
                 | RDKafkaErrorCode::TopicAuthorizationFailed
                 | RDKafkaErrorCode::PolicyViolation
         )
@@ -211,5 +217,31 @@ mod tests {
         }
         assert!(is_deterministic(RDKafkaErrorCode::MessageSizeTooLarge));
         assert!(!is_deterministic(RDKafkaErrorCode::NotLeaderForPartition));
+    }
+
+    /// What librdkafka answers a send to a topic it knows to be missing, to a partition the
+    /// topic does not have, or with a record over a size limit, comes back on every retry:
+    /// the thread must stop naming the record, not abort and reprocess it forever.
+    #[test]
+    fn unknown_topics_and_partitions_and_oversized_records_stop_the_thread() {
+        use crate::kafka::classify;
+        use crate::ErrorAction;
+        for code in [
+            RDKafkaErrorCode::UnknownTopic,
+            RDKafkaErrorCode::UnknownPartition,
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::MessageBatchTooLarge,
+            RDKafkaErrorCode::InvalidMessageSize,
+        ] {
+            assert!(is_deterministic(code), "{code:?}");
+            let err = KafkaError::MessageProduction(code);
+            assert_eq!(classify(&err), ErrorAction::Fatal, "{code:?}");
+        }
+        // The broker's answer while a new topic's metadata spreads or a leader moves: passes.
+        assert!(!is_deterministic(RDKafkaErrorCode::UnknownTopicOrPartition));
+        // An unknown partition outside a send (a watermark read of a topic created a moment
+        // ago, a seek of a partition just revoked) is worth starting over for.
+        let err = KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownPartition);
+        assert_ne!(classify(&err), ErrorAction::Fatal);
     }
 }

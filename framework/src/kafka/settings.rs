@@ -54,7 +54,7 @@ impl std::fmt::Debug for KafkaSettings {
 pub const REDACTED: &str = "<redacted>";
 
 /// True for librdkafka properties whose values are secrets (passwords, keys, tokens, JAAS
-/// configs), which Eddy never shows in errors, logs or debug output.
+/// and OAUTHBEARER configs), which Eddy never shows in errors, logs or debug output.
 pub fn is_sensitive(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     [
@@ -62,6 +62,8 @@ pub fn is_sensitive(name: &str) -> bool {
         "secret",
         "jaas",
         "token",
+        // `sasl.oauthbearer.config`: the unsecured JWT's claims, or a provider's credentials.
+        "oauthbearer.config",
         "ssl.key.pem",
         "ssl_key",
         "private",
@@ -214,5 +216,91 @@ mod tests {
             .insert("fetch.queue.backoff.ms".to_owned(), "500".to_owned());
         let config = settings.consumer_config_with("reader", &[]);
         assert_eq!(config.get("fetch.queue.backoff.ms"), Some("500"));
+    }
+
+    /// Every property librdkafka treats as secret whose value is one (it redacts them in its
+    /// own dumps) is redacted by Eddy too; connection details are not.
+    #[test]
+    fn the_secrets_librdkafka_knows_are_sensitive() {
+        for name in [
+            "sasl.password",
+            "sasl.oauthbearer.config",
+            "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "sasl.oauthbearer.assertion.private.key.pem",
+            "ssl.key.password",
+            "ssl.key.pem",
+            "ssl_key",
+            "ssl.keystore.password",
+        ] {
+            assert!(is_sensitive(name), "{name}");
+        }
+        for name in [
+            "bootstrap.servers",
+            "security.protocol",
+            "sasl.mechanisms",
+            "debug",
+        ] {
+            assert!(!is_sensitive(name), "{name}");
+        }
+    }
+
+    /// With `kafka.properties.debug=conf` librdkafka logs each client's configuration as it
+    /// is created, and Eddy's clients pass librdkafka's log lines on to the app's log: the
+    /// lines name the secret properties but never show their values.
+    #[test]
+    fn a_logged_client_configuration_shows_no_secret() {
+        use std::sync::{Arc, Mutex};
+        use std::time::Instant;
+
+        use rdkafka::config::RDKafkaLogLevel;
+        use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
+        use rdkafka::ClientContext;
+
+        /// Keeps every log line librdkafka hands the client.
+        #[derive(Default)]
+        struct Lines(Arc<Mutex<Vec<String>>>);
+        impl ClientContext for Lines {
+            fn log(&self, _: RDKafkaLogLevel, facility: &str, line: &str) {
+                self.0.lock().unwrap().push(format!("{facility} {line}"));
+            }
+        }
+        impl ProducerContext for Lines {
+            type DeliveryOpaque = ();
+            fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+        }
+
+        const SECRET: &str = "hunter2-in-the-log";
+        let mut settings = KafkaSettings::new("127.0.0.1:9");
+        for (key, value) in [
+            ("debug", "conf"),
+            ("security.protocol", "sasl_plaintext"),
+            ("sasl.mechanisms", "PLAIN"),
+            ("sasl.username", "eddy"),
+            ("sasl.password", SECRET),
+            ("ssl.key.password", SECRET),
+        ] {
+            settings
+                .client_properties
+                .insert(key.to_owned(), value.to_owned());
+        }
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut config = settings.idempotent_producer_config("secret-check");
+        config.set_log_level(RDKafkaLogLevel::Debug);
+        let producer: BaseProducer<Lines> = config
+            .create_with_context(Lines(Arc::clone(&lines)))
+            .unwrap();
+        let dumped = |lines: &[String]| {
+            lines.iter().any(|l| l.contains("sasl.password"))
+                && lines.iter().any(|l| l.contains("ssl.key.password"))
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !dumped(&lines.lock().unwrap()) && Instant::now() < deadline {
+            producer.poll(Duration::from_millis(100));
+        }
+        let lines = lines.lock().unwrap();
+        assert!(dumped(&lines), "no configuration logged: {lines:#?}");
+        let leaks: Vec<_> = lines.iter().filter(|l| l.contains(SECRET)).collect();
+        assert!(leaks.is_empty(), "the secret is logged: {leaks:#?}");
     }
 }

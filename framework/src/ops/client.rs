@@ -141,6 +141,45 @@ mod tests {
         assert!(parse(b"garbage").is_err());
     }
 
+    /// A peer that answers with an endless body: the client stops reading at the bound and
+    /// says why, so a hostile or broken instance cannot make it buffer without limit.
+    #[test]
+    fn an_answer_over_the_bound_is_refused_and_read_no_further() {
+        use std::net::TcpListener;
+        // What the peer would send if nobody stopped reading: well past the bound plus
+        // whatever the two sockets buffer.
+        const OFFERED: u64 = 8 * MAX_RESPONSE_BYTES;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let peer = std::thread::spawn(move || -> u64 {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request).unwrap();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 18446744073709551615\r\n\r\n")
+                .unwrap();
+            let chunk = vec![b'x'; 64 << 10];
+            let mut sent = 0u64;
+            // Until the client hangs up (the write fails) or everything is sent.
+            while sent < OFFERED && stream.write_all(&chunk).is_ok() {
+                sent += chunk.len() as u64;
+            }
+            sent
+        });
+        let err = http_request(&address, "GET", "/big", &[], Duration::from_secs(30)).unwrap_err();
+        let sent = peer.join().unwrap();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("exceeds {MAX_RESPONSE_BYTES} bytes")),
+            "{err}"
+        );
+        assert!(
+            sent < OFFERED,
+            "the client read all {sent} bytes offered instead of stopping at the bound"
+        );
+    }
+
     #[test]
     fn path_segments_keep_only_unreserved_bytes() {
         assert_eq!(encode_path_segment("a b/ü"), "a%20b%2F%C3%BC");

@@ -42,13 +42,44 @@ pub(crate) fn retrying<T>(
 pub(crate) fn warn_on_single_replicas(admin: &TopicAdmin, topics: &[TopicSpec]) {
     for spec in topics {
         match admin.replication(&spec.name) {
-            Ok(Some((1, brokers))) if brokers > 1 => tracing::warn!(
-                topic = spec.name,
-                brokers,
-                "internal topic has a single replica on a cluster of {brokers} brokers: losing one broker loses its data; set topics.replication_factor (and the broker's default.replication.factor)"
-            ),
+            Ok(Some((replicas, brokers))) if single_replica_at_risk(replicas, brokers) => {
+                tracing::warn!(
+                    topic = spec.name,
+                    brokers,
+                    "internal topic has a single replica on a cluster of {brokers} brokers: losing one broker loses its data; set topics.replication_factor (and the broker's default.replication.factor)"
+                )
+            }
             Ok(_) => {}
-            Err(e) => tracing::debug!(topic = spec.name, error = %e, "cannot check the replication"),
+            Err(e) => {
+                tracing::debug!(topic = spec.name, error = %e, "cannot check the replication")
+            }
         }
+    }
+}
+
+/// True when a topic whose partitions have at least `replicas` replicas each, on a cluster of
+/// `brokers` brokers, loses data with one broker: a single replica where more were possible.
+/// On a single broker there is no better choice, so no warning.
+fn single_replica_at_risk(replicas: usize, brokers: usize) -> bool {
+    replicas == 1 && brokers > 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::single_replica_at_risk;
+
+    #[test]
+    fn a_single_replica_is_warned_about_only_on_a_cluster_of_several_brokers() {
+        assert!(single_replica_at_risk(1, 3), "one replica on three brokers");
+        assert!(single_replica_at_risk(1, 2), "one replica on two brokers");
+        assert!(
+            !single_replica_at_risk(1, 1),
+            "a single broker has no choice"
+        );
+        assert!(
+            !single_replica_at_risk(2, 3),
+            "two replicas survive one loss"
+        );
+        assert!(!single_replica_at_risk(3, 3), "three replicas");
     }
 }

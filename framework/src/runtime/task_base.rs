@@ -172,3 +172,48 @@ fn missing(task: TaskId, what: &str) -> RuntimeError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(sub_topology: u32, partition: i32) -> TaskId {
+        TaskId {
+            sub_topology,
+            partition,
+        }
+    }
+
+    /// A stream thread and the standby thread ask for the lock separately: while one holds a
+    /// task's lock the other cannot take it, and can once it is released; other tasks'
+    /// locks are independent.
+    #[test]
+    fn a_task_lock_has_one_holder_at_a_time() {
+        let locks = TaskLocks::default();
+        let first = locks.of(task(1, 0));
+        let held = first.lock().unwrap();
+        std::thread::scope(|s| {
+            let other = s.spawn(|| {
+                let second = locks.of(task(1, 0));
+                let taken = second.try_lock().is_ok();
+                let neighbour = locks.of(task(1, 1));
+                let neighbour_taken = neighbour.try_lock().is_ok();
+                (taken, neighbour_taken)
+            });
+            let (taken, neighbour_taken) = other.join().unwrap();
+            assert!(
+                !taken,
+                "a second holder took task 1_0's lock while it was held"
+            );
+            assert!(neighbour_taken, "task 1_1's lock is not task 1_0's");
+        });
+        drop(held);
+        std::thread::scope(|s| {
+            let other = s.spawn(|| locks.of(task(1, 0)).try_lock().is_ok());
+            assert!(
+                other.join().unwrap(),
+                "the lock is free once its holder let go"
+            );
+        });
+    }
+}
