@@ -2,6 +2,8 @@
 //! input up to the ends fixed when the run started, close every window, commit and exit 0 by
 //! themselves, under kill -9 of an instance; records written after the run started are left
 //! for the next run; and the results equal those of a streaming run over the same input.
+//! A run bounded by a time (`processing.bounded_until_ms`) reads each partition up to its
+//! first record at or after that time.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -203,6 +205,94 @@ fn a_bounded_windowed_count_closes_every_window_exits_and_equals_the_streaming_r
         expected_late.len(),
         bounded_took.as_secs_f64()
     );
+    Ok(())
+}
+
+#[test]
+fn a_bounded_run_until_a_time_reads_each_partition_up_to_its_first_record_at_that_time(
+) -> anyhow::Result<()> {
+    let partitions = 3;
+    let run = WordcountRun::new("bounded-until", partitions)?;
+    let late_topic = format!("{}-late", run.output);
+    run.kafka.create_topic(&late_topic, partitions)?;
+
+    // 4 000 clicks 5 ms apart over 20 s, an hour ago, event time (the value) and record
+    // timestamp alike; 4 % of them 0.6–2 s behind, so around the bound some older records
+    // follow the first one at or after it. The bound is inside a window.
+    let base = eddy::record::wall_clock_ms() - 3_600_000;
+    let base = base - base.rem_euclid(SIZE);
+    let until = base + 10_250;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let input: Vec<At> = (0..4_000)
+        .map(|i| {
+            let user = format!("user-{}", rng.random_range(0..USERS));
+            let mut at = base + i * 5;
+            if rng.random_range(0..100) < 4 {
+                at -= rng.random_range(600..2_000);
+            }
+            (user, at)
+        })
+        .collect();
+    // Every record is there before the run starts: only the bound holds the later ones back.
+    run.kafka.produce_at(
+        &run.input,
+        input.iter().map(|(user, at)| {
+            (
+                Some(user.as_bytes().to_vec()),
+                at.to_string().into_bytes(),
+                *at,
+            )
+        }),
+    )?;
+    let mut by_partition: BTreeMap<i32, Vec<At>> = BTreeMap::new();
+    for r in &run.kafka.read_all(&run.input, Isolation::ReadUncommitted)? {
+        by_partition
+            .entry(r.partition)
+            .or_default()
+            .push((r.key_str(), r.value_str().parse()?));
+    }
+    let mut expected = BTreeMap::new();
+    let mut expected_late = Vec::new();
+    let mut ends = vec![0_i64; usize::try_from(partitions)?];
+    let mut older_after_the_end = 0;
+    for (&partition, records) in &by_partition {
+        let end = records
+            .iter()
+            .position(|(_, at)| *at >= until)
+            .unwrap_or(records.len());
+        ends[usize::try_from(partition)?] = i64::try_from(end)?;
+        older_after_the_end += records[end..].iter().filter(|(_, at)| *at < until).count();
+        let (counts, late) = recompute(&records[..end]);
+        expected.extend(counts);
+        expected_late.extend(late);
+    }
+    expected_late.sort();
+    assert!(
+        older_after_the_end > 0 && !expected_late.is_empty(),
+        "the input has records before the bound that follow its first record at it, and late records"
+    );
+
+    let mut spec = bounded(windowed_spec(&run, "a"));
+    spec.env.push((
+        "EDDY__PROCESSING__BOUNDED_UNTIL_MS".to_owned(),
+        until.to_string(),
+    ));
+    let mut app = AppProcess::start("a", spec)?;
+    wait_all_exit(std::slice::from_mut(&mut app), Duration::from_secs(180))?;
+
+    check_windows(&expected, &windows(&run, &run.output)?)?;
+    assert_eq!(late_records(&run, &late_topic)?, expected_late);
+    let committed: Vec<i64> = run
+        .kafka
+        .committed_offsets(&run.application_id, &run.input)?
+        .into_iter()
+        .map(|offset| offset.unwrap_or(-1))
+        .collect();
+    assert_eq!(
+        committed, ends,
+        "each partition is read up to its first record at the bound"
+    );
+    run.assert_no_open_transaction(&[run.output.clone(), late_topic])?;
     Ok(())
 }
 

@@ -339,6 +339,46 @@ mod tests {
         assert_eq!(depths, [0, 1, 2], "left, right, results: no cycle");
     }
 
+    /// `views` joined with `clicks` within ten seconds, written to `out`.
+    fn views_join_clicks() -> Topology {
+        use crate::dsl::{JoinWindows, StreamJoined};
+        let builder = StreamsBuilder::new();
+        let views = builder.stream("views", StringSerde, StringSerde);
+        let clicks = builder.stream("clicks", StringSerde, StringSerde);
+        views
+            .join_stream(
+                &clicks,
+                JoinWindows::of(std::time::Duration::from_secs(10)),
+                |v: &String, c: &String| format!("{v}/{c}"),
+                StreamJoined::new("vc", StringSerde, StringSerde, StringSerde),
+            )
+            .to("out", StringSerde, StringSerde);
+        builder.build().unwrap()
+    }
+
+    #[test]
+    fn joined_topics_of_different_partition_counts_are_refused_naming_both() {
+        let counts = |views: i32| {
+            move |t: &str| match t {
+                "views" => Some(views),
+                "clicks" => Some(6),
+                "out" => Some(2),
+                _ => None,
+            }
+        };
+        let topology = views_join_clicks();
+        let problems = plan(&topology, "vc", counts(4)).unwrap_err();
+        assert_eq!(
+            problems,
+            vec![
+                "topics `views` (4 partitions) and `clicks` (6 partitions) are read together (a join or merge) and must have the same number of partitions; repartition one of them"
+            ]
+        );
+        let plan = plan(&topology, "vc", counts(6)).unwrap();
+        assert_eq!(plan.inputs[&0], vec!["views", "clicks"]);
+        assert_eq!(plan.tasks.len(), 6);
+    }
+
     #[test]
     fn missing_external_topics_are_all_named() {
         let problems = plan(&wordcount(), "wc", |_| None).unwrap_err();
