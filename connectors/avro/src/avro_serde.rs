@@ -67,17 +67,24 @@ struct Codec {
     json: String,
 }
 
-/// A registry error as a serde error: transient when trying again may help.
-fn serde_error(context: &str, e: &SRCError) -> SerdeError {
-    let message = match &e.cause {
-        Some(cause) => format!("{context}: {} ({cause})", e.error),
-        None => format!("{context}: {}", e.error),
-    };
+/// The start of the client's message for a registry that answered with an error status.
+const STATUS_ERROR: &str = "HTTP request to schema registry failed with status ";
+
+/// Whether a registry error is the registry's trouble rather than the data's. The client marks
+/// transport failures and HTTP 502 and 503 retriable, but not the other server errors (500,
+/// 504), a request timeout (408), throttling (429) or refused credentials (401, 403): those
+/// are no record's fault either, and the client would otherwise remember them (it caches
+/// errors it does not call retriable) as if the schema were bad.
+fn registry_side(e: &SRCError) -> bool {
     if e.retriable {
-        SerdeError::transient(message)
-    } else {
-        SerdeError::new(message)
+        return true;
     }
+    let status = e
+        .error
+        .strip_prefix(STATUS_ERROR)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|code| code.parse::<u16>().ok());
+    matches!(status, Some(401 | 403 | 408 | 429 | 500..=599))
 }
 
 impl Codec {
@@ -150,10 +157,28 @@ impl Codec {
         })
     }
 
+    /// A registry error as a serde error: transient when it is the registry's trouble (see
+    /// [`registry_side`]), after dropping the failures the client remembered, so that the
+    /// next try asks the registry again.
+    fn serde_error(&self, context: &str, e: &SRCError) -> SerdeError {
+        let message = match &e.cause {
+            Some(cause) => format!("{context}: {} ({cause})", e.error),
+            None => format!("{context}: {}", e.error),
+        };
+        if !registry_side(e) {
+            return SerdeError::new(message);
+        }
+        if e.cached {
+            self.decoder.remove_errors_from_cache();
+            self.encoder.remove_errors_from_cache();
+        }
+        SerdeError::transient(message)
+    }
+
     fn encoded(&self, result: Result<Vec<u8>, SRCError>) -> Result<Option<Vec<u8>>, SerdeError> {
-        result
-            .map(Some)
-            .map_err(|e| serde_error(&format!("Avro encoding for subject `{}`", self.subject), &e))
+        result.map(Some).map_err(|e| {
+            self.serde_error(&format!("Avro encoding for subject `{}`", self.subject), &e)
+        })
     }
 
     /// Decodes wire-format bytes with their writer schema and resolves the value into the
@@ -183,7 +208,7 @@ impl Codec {
         let decoded = self
             .decoder
             .decode_with_schema(Some(bytes))
-            .map_err(|e| serde_error(&format!("Avro record with schema id {id}"), &e))?
+            .map_err(|e| self.serde_error(&format!("Avro record with schema id {id}"), &e))?
             .ok_or_else(|| SerdeError::new("a null is not an Avro record"))?;
         decoded.value.resolve(&self.reader).map_err(|e| {
             SerdeError::new(format!(
@@ -429,6 +454,34 @@ mod tests {
         let err = serde.serialize(&record).unwrap_err();
         assert!(err.is_transient(), "{err}");
         assert!(err.message().contains("subject `o-value`"), "{err}");
+    }
+
+    #[test]
+    fn server_errors_throttling_and_refused_credentials_are_the_registrys_trouble() {
+        let status = |text: &str| SRCError::new(&format!("{STATUS_ERROR}{text}"), None, false);
+        for text in [
+            "500 Internal Server Error",
+            "504 Gateway Timeout",
+            "429 Too Many Requests",
+            "408 Request Timeout",
+            "401 Unauthorized",
+            "403 Forbidden",
+        ] {
+            assert!(registry_side(&status(text)), "{text}");
+        }
+        for text in ["404 Not Found", "409 Conflict", "422 Unprocessable Entity"] {
+            assert!(!registry_side(&status(text)), "{text}");
+        }
+        assert!(registry_side(&SRCError::new(
+            "connection refused",
+            None,
+            true
+        )));
+        assert!(!registry_side(&SRCError::new(
+            "Could not transform bytes using schema",
+            None,
+            false
+        )));
     }
 
     #[test]

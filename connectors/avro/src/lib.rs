@@ -17,6 +17,22 @@
 //!
 //! The registry client is `schema_registry_converter` (blocking), which caches schemas by
 //! id and subject; see `docs/ARCHITECTURE.md` for why.
+//!
+//! # Retries
+//!
+//! Each registry call has a timeout ([`RegistryBuilder::timeout`]) and is made once: the
+//! client does not retry. A call that fails for the registry's sake (unreachable, timed out,
+//! a server error, throttled, credentials refused) fails the serde call with a
+//! [transient](eddy::serde::SerdeError::transient) error, and the retry is the runtime's:
+//! the stream thread aborts its transaction and starts over from its last commit, backing
+//! off from 100 ms to 10 s, until `processing.restart_deadline_ms` passes without progress
+//! and the instance stops. A retry loop inside the serde would hold the thread's open
+//! transaction and keep it from polling for as long as the loop ran, and add a second
+//! policy with its own bounds beside the one every other recoverable failure follows; the
+//! start-over is already bounded, counted (`eddy_thread_restarts_total`) and cheap here, as
+//! the serdes call the registry only on a schema's first use. Both calls it repeats are safe
+//! to repeat: a lookup by id reads, and registering a schema the subject already has
+//! returns its id.
 
 mod avro_serde;
 mod registry;
