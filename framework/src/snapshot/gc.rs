@@ -97,7 +97,7 @@ fn roots(
         referenced.extend(task.files.iter().map(|f| f.blob.clone()));
     };
     for app in store.list("")? {
-        if app == "files" {
+        if app == paths::FILES {
             continue;
         }
         let savepoints = paths::savepoints(&app);

@@ -9,6 +9,14 @@
 
 use std::fmt::Display;
 
+/// The directory of the stored files every snapshot shares, beside the apps' directories.
+pub(crate) const FILES: &str = "files";
+
+/// Stored file `name` (a content hash, or the leftover of an interrupted copy of one).
+pub(crate) fn file(name: &str) -> String {
+    format!("{FILES}/{name}")
+}
+
 /// The directory of app `application_id`'s savepoints.
 pub(crate) fn savepoints(application_id: &str) -> String {
     format!("{application_id}/savepoints")
@@ -61,6 +69,7 @@ mod tests {
 
     #[test]
     fn keys_follow_the_documented_layout() {
+        assert_eq!(file("ab12"), "files/ab12");
         let sp = savepoint_key("app", "sp-1");
         assert_eq!(sp, "app/savepoints/sp-1");
         assert_eq!(savepoint_manifest(&sp), "app/savepoints/sp-1/manifest.json");

@@ -17,7 +17,7 @@ use object_store::{
 
 use super::location::S3Settings;
 use super::store::{StoredFile, REFRESH_AFTER};
-use super::{SnapshotError, SnapshotStore};
+use super::{paths, SnapshotError, SnapshotStore};
 
 /// Files up to this size go in one request; larger ones in parts of [`PART_SIZE`].
 const SINGLE_PUT_MAX: u64 = 32 << 20;
@@ -209,7 +209,7 @@ async fn upload_file(
 impl SnapshotStore for S3Store {
     fn put_file(&self, blob: &str, local: &Path) -> Result<bool, SnapshotError> {
         super::files::check_blob_name(blob)?;
-        let to = self.path(&format!("files/{blob}"))?;
+        let to = self.path(&paths::file(blob))?;
         let client = Arc::clone(&self.client);
         let failed = self.failed("storing file", blob);
         let local = local.to_path_buf();
@@ -236,10 +236,14 @@ impl SnapshotStore for S3Store {
 
     fn get_file(&self, blob: &str, local: &Path) -> Result<(), SnapshotError> {
         super::files::check_blob_name(blob)?;
-        let from = self.path(&format!("files/{blob}"))?;
+        let from = self.path(&paths::file(blob))?;
         let client = Arc::clone(&self.client);
         let failed = self.failed("fetching file", blob);
-        let missing = format!("file {}/files/{blob} (blob {blob})", self.describe());
+        let missing = format!(
+            "file {}/{} (blob {blob})",
+            self.describe(),
+            paths::file(blob)
+        );
         let local = local.to_path_buf();
         wait(async move {
             let result = match client.get(&from).await {
@@ -322,9 +326,9 @@ impl SnapshotStore for S3Store {
     }
 
     fn list_files(&self) -> Result<Vec<StoredFile>, SnapshotError> {
-        let folder = self.path("files")?;
+        let folder = self.path(paths::FILES)?;
         let client = Arc::clone(&self.client);
-        let failed = self.failed("listing", "files");
+        let failed = self.failed("listing", paths::FILES);
         wait(async move {
             let mut stream = client.list(Some(&folder));
             let mut files = Vec::new();
@@ -346,7 +350,7 @@ impl SnapshotStore for S3Store {
 
     fn delete_file(&self, name: &str) -> Result<(), SnapshotError> {
         super::files::check_stored_name(name)?;
-        self.delete_document(&format!("files/{name}"))
+        self.delete_document(&paths::file(name))
     }
 
     fn location(&self) -> super::StoreLocation {

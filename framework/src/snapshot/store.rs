@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use super::SnapshotError;
+use super::{paths, SnapshotError};
 
 /// A stored file is refreshed (its modification time set to now) when a snapshot reuses it
 /// and it is older than this, so garbage collection, which spares files younger than its
@@ -112,7 +112,7 @@ impl DirectoryStore {
 
     fn blob_path(&self, blob: &str) -> Result<PathBuf, SnapshotError> {
         super::files::check_blob_name(blob)?;
-        Ok(self.root.join("files").join(blob))
+        Ok(self.root.join(paths::file(blob)))
     }
 
     /// The path of document (or prefix) `key`, refused unless it is a relative path of
@@ -243,7 +243,7 @@ impl SnapshotStore for DirectoryStore {
     }
 
     fn list_files(&self) -> Result<Vec<StoredFile>, SnapshotError> {
-        let dir = self.root.join("files");
+        let dir = self.root.join(paths::FILES);
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -272,7 +272,7 @@ impl SnapshotStore for DirectoryStore {
 
     fn delete_file(&self, name: &str) -> Result<(), SnapshotError> {
         super::files::check_stored_name(name)?;
-        let path = self.root.join("files").join(name);
+        let path = self.root.join(paths::file(name));
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
