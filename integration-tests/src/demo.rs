@@ -75,7 +75,7 @@ pub fn run(out: &mut dyn Write) -> anyhow::Result<DemoSummary> {
     say(out, started, "feeding lines in chunks of 100");
     let wait_until = |at: Duration| {
         while started.elapsed() < at {
-            std::thread::park_timeout(at.saturating_sub(started.elapsed())); // the demo's own timeline
+            crate::pace(at.saturating_sub(started.elapsed())); // the demo's own timeline
         }
     };
     wait_until(Duration::from_secs(8));

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub mod demo;
 pub mod departures;
@@ -16,11 +16,12 @@ pub mod otlp;
 mod snapshots;
 mod test_app;
 
+pub use eddy_testkit::pace;
 pub use snapshots::{borrowed, create_savepoint, SnapshotTarget};
 pub use test_app::TestAppArgs;
 
 use anyhow::{anyhow, bail, Context};
-use eddy_testkit::ReadRecord;
+use eddy_testkit::{ReadRecord, TestkitError};
 
 /// Path of a binary built by this workspace (`cargo build --workspace` puts it next to the
 /// test executables' `deps` directory).
@@ -192,20 +193,19 @@ impl AppProcess {
     /// # Errors
     /// Fails when it is still running at the deadline.
     pub fn wait_exit(&mut self, deadline: Duration) -> anyhow::Result<ExitStatus> {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            if start.elapsed() > deadline {
-                bail!(
-                    "{} still running after {deadline:?}; log:\n{}",
-                    self.name,
-                    self.log_tail(40)
-                );
-            }
-            std::thread::park_timeout(Duration::from_millis(50)); // poll interval of a deadline wait
-        }
+        let mut exited = None;
+        let waited = eventually(&format!("{} exiting", self.name), deadline, || {
+            exited = self.child.try_wait()?;
+            Ok(exited.is_some())
+        });
+        on_timeout(waited, || {
+            bail!(
+                "{} still running after {deadline:?}; log:\n{}",
+                self.name,
+                self.log_tail(40)
+            )
+        })?;
+        exited.with_context(|| format!("{} exited without a status", self.name))
     }
 
     /// True while the process is stopped (SIGSTOP): its state in `/proc` is `T`.
@@ -326,24 +326,50 @@ impl Drop for AppProcess {
     }
 }
 
-/// Waits until `condition` holds, checking every 50 ms, failing with `what` after `deadline`.
+/// Waits until `condition` holds, checking every 50 ms, failing with `what` after `deadline`:
+/// the testkit's [`eventually`](eddy_testkit::eventually) for conditions that fail with
+/// `anyhow` errors.
 ///
 /// # Errors
-/// Fails when the condition still does not hold at the deadline, or with the condition's own
-/// error.
+/// Fails when the condition still does not hold at the deadline (an error [`on_timeout`]
+/// recognises), or with the condition's own error.
 pub fn eventually(
     what: &str,
     deadline: Duration,
-    mut condition: impl FnMut() -> anyhow::Result<bool>,
+    condition: impl FnMut() -> anyhow::Result<bool>,
 ) -> anyhow::Result<()> {
-    let start = Instant::now();
-    while !condition()? {
-        if start.elapsed() > deadline {
-            bail!("{what}: not within {deadline:?}");
-        }
-        std::thread::park_timeout(Duration::from_millis(50)); // poll interval of a deadline wait
+    eddy_testkit::eventually(what, deadline, condition)
+}
+
+/// Waits as [`eventually`] does, checking every `interval`: for a check that costs something
+/// (a probe record, a query), or a wait measured to the millisecond.
+///
+/// # Errors
+/// Fails when the condition still does not hold at the deadline (an error [`on_timeout`]
+/// recognises), or with the condition's own error.
+pub fn eventually_every(
+    what: &str,
+    deadline: Duration,
+    interval: Duration,
+    condition: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    eddy_testkit::eventually_every(what, deadline, interval, condition)
+}
+
+/// `waited` (the result of a wait such as [`eventually`]), with its timeout replaced by what
+/// `timed_out` returns, which can describe the last state seen or carry on without it; the
+/// condition's own errors pass unchanged (unless they are themselves a testkit timeout).
+///
+/// # Errors
+/// The condition's error, or `timed_out`'s.
+pub fn on_timeout<T>(
+    waited: anyhow::Result<T>,
+    timed_out: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    match waited {
+        Err(e) if matches!(e.downcast_ref(), Some(TestkitError::Timeout { .. })) => timed_out(),
+        other => other,
     }
-    Ok(())
 }
 
 /// Deterministic input lines: `count` lines of 1 to 3 words drawn from `vocabulary` words,
@@ -448,6 +474,19 @@ pub fn check_counts(output: &[ReadRecord], expected: &HashMap<String, u64>) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_timeout_replaces_a_timeout_and_passes_the_condition_s_errors() {
+        let timed_out = eventually("never", Duration::ZERO, || Ok(false));
+        let replaced = on_timeout(timed_out.map(|()| 0), || Ok(7));
+        assert_eq!(replaced.ok(), Some(7));
+        let failed: anyhow::Result<()> = eventually("fails", Duration::ZERO, || bail!("broken"));
+        let passed = on_timeout(failed, || Ok(()));
+        assert_eq!(
+            passed.err().map(|e| e.to_string()),
+            Some("broken".to_owned())
+        );
+    }
 
     fn rec(partition: i32, offset: i64, word: &str, count: u64) -> ReadRecord {
         ReadRecord {

@@ -2,10 +2,12 @@
 //! Prometheus samples.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use eddy::ops::ADDRESS_FILE;
+
+use crate::{eventually, eventually_every, on_timeout};
 
 /// The ops server of one instance.
 #[derive(Debug, Clone)]
@@ -49,20 +51,17 @@ impl OpsClient {
     /// No address appeared before `deadline`.
     pub fn of(state_dir: &Path, application_id: &str, deadline: Duration) -> anyhow::Result<Self> {
         let file = state_dir.join(application_id).join(ADDRESS_FILE);
-        let start = Instant::now();
-        loop {
-            if let Ok(address) = std::fs::read_to_string(&file) {
-                if !address.trim().is_empty() {
-                    return Ok(OpsClient {
-                        address: address.trim().to_owned(),
-                    });
-                }
-            }
-            if start.elapsed() > deadline {
-                bail!("no ops address in {file:?} after {deadline:?}");
-            }
-            std::thread::park_timeout(Duration::from_millis(50)); // poll interval of a deadline wait
-        }
+        let mut address = String::new();
+        let waited = eventually(&format!("an ops address in {file:?}"), deadline, || {
+            address = std::fs::read_to_string(&file)
+                .map(|a| a.trim().to_owned())
+                .unwrap_or_default();
+            Ok(!address.is_empty())
+        });
+        on_timeout(waited, || {
+            bail!("no ops address in {file:?} after {deadline:?}")
+        })?;
+        Ok(OpsClient { address })
     }
 
     /// `method path`, answered within 60 s.
@@ -132,21 +131,24 @@ impl OpsClient {
         status: u16,
         deadline: Duration,
     ) -> anyhow::Result<HttpResponse> {
-        let start = Instant::now();
-        loop {
+        let mut last = None;
+        let what = format!("GET {path} answering {status}");
+        let interval = Duration::from_millis(200);
+        let waited = eventually_every(&what, deadline, interval, || {
             let response = self.get(path)?;
-            if response.status == status {
-                return Ok(response);
-            }
-            if start.elapsed() > deadline {
-                bail!(
-                    "GET {path} answered {} after {deadline:?}, not {status}: {}",
-                    response.status,
-                    response.body
-                );
-            }
-            std::thread::park_timeout(Duration::from_millis(200)); // poll interval of a deadline wait
-        }
+            let answered = response.status == status;
+            last = Some(response);
+            Ok(answered)
+        });
+        on_timeout(waited, || match &last {
+            Some(response) => bail!(
+                "GET {path} answered {} after {deadline:?}, not {status}: {}",
+                response.status,
+                response.body
+            ),
+            None => bail!("GET {path}: no answer after {deadline:?}"),
+        })?;
+        last.with_context(|| format!("GET {path}: no answer"))
     }
 
     /// Every task the instance reports in `GET /ready` (whatever the answer's status), as the

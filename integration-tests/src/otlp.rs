@@ -4,10 +4,12 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::Value;
+
+use crate::{eventually_every, on_timeout};
 
 /// One export request the receiver accepted.
 #[derive(Debug, Clone)]
@@ -91,17 +93,19 @@ impl OtlpReceiver {
         deadline: Duration,
         check: impl Fn(&Self) -> bool,
     ) -> anyhow::Result<()> {
-        let start = Instant::now();
-        while !check(self) {
-            if start.elapsed() > deadline {
-                bail!(
-                    "OTLP receiver: no {what} after {deadline:?}; got spans {:?}",
-                    self.span_names()
-                );
-            }
-            std::thread::park_timeout(Duration::from_millis(100)); // poll interval of a deadline wait
-        }
-        Ok(())
+        let interval = Duration::from_millis(100);
+        let waited = eventually_every(
+            &format!("OTLP receiver: {what}"),
+            deadline,
+            interval,
+            || Ok(check(self)),
+        );
+        on_timeout(waited, || {
+            bail!(
+                "OTLP receiver: no {what} after {deadline:?}; got spans {:?}",
+                self.span_names()
+            )
+        })
     }
 }
 

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use eddy_integration_tests::{with_log_tails, AppProcess, WordcountRun};
+use eddy_integration_tests::{
+    eventually_every, on_timeout, with_log_tails, AppProcess, WordcountRun,
+};
 use eddy_testkit::Isolation;
 
 const USERS: usize = 1_000;
@@ -71,27 +73,29 @@ fn every_click_meets_the_loaded_global_table_exactly_once_and_updates_flow_in() 
         &users_topic,
         [(Some(b"user-0".to_vec()), b"moved".to_vec())],
     )?;
-    let deadline = Instant::now() + Duration::from_secs(120);
     let mut probes = 0;
-    let moved = loop {
-        run.kafka.produce(
-            &run.input,
-            [(
-                Some(format!("probe-{probes}").into_bytes()),
-                b"user-0".to_vec(),
-            )],
-        )?;
-        probes += 1;
-        let seen = run
-            .kafka
-            .read_all(&run.output, Isolation::ReadCommitted)?
-            .iter()
-            .any(|r| r.key_str().starts_with("probe-") && r.value_str() == "user-0@moved");
-        if seen || Instant::now() > deadline {
-            break seen;
-        }
-        std::thread::park_timeout(Duration::from_millis(500)); // pace of the probes
-    };
+    let probe_interval = Duration::from_millis(500);
+    let probed = eventually_every(
+        "a probe seeing the update",
+        Duration::from_secs(120),
+        probe_interval,
+        || {
+            run.kafka.produce(
+                &run.input,
+                [(
+                    Some(format!("probe-{probes}").into_bytes()),
+                    b"user-0".to_vec(),
+                )],
+            )?;
+            probes += 1;
+            Ok(run
+                .kafka
+                .read_all(&run.output, Isolation::ReadCommitted)?
+                .iter()
+                .any(|r| r.key_str().starts_with("probe-") && r.value_str() == "user-0@moved"))
+        },
+    );
+    let moved = on_timeout(probed.map(|()| true), || Ok(false))?;
     assert!(
         moved,
         "no instance applied the table update within 2 minutes"

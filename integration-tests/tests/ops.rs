@@ -3,10 +3,12 @@
 //! state queries answered locally or forwarded, the ownership view, and the savepoint trigger.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eddy_integration_tests::ops::{OpsClient, Sample};
-use eddy_integration_tests::{expected_counts, generate_lines, WordcountRun};
+use eddy_integration_tests::{
+    eventually_every, expected_counts, generate_lines, on_timeout, WordcountRun,
+};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -16,20 +18,19 @@ fn total(samples: &[Sample]) -> f64 {
 
 /// Waits until every lag sample of every instance is 0 and there is one per input partition.
 fn wait_caught_up(clients: &[&OpsClient], partitions: usize) -> anyhow::Result<Vec<Sample>> {
-    let start = Instant::now();
-    loop {
-        let mut lag = Vec::new();
+    let mut lag = Vec::new();
+    let interval = Duration::from_millis(250);
+    let waited = eventually_every("lag reaching 0", WAIT, interval, || {
+        lag.clear();
         for client in clients {
             lag.extend(client.samples("eddy_consumer_lag_records")?);
         }
-        if lag.len() == partitions && lag.iter().all(|s| s.value == 0.0) {
-            return Ok(lag);
-        }
-        if start.elapsed() > WAIT {
-            anyhow::bail!("lag never reached 0 on {partitions} partitions: {lag:?}");
-        }
-        std::thread::park_timeout(Duration::from_millis(250)); // poll interval of a deadline wait
-    }
+        Ok(lag.len() == partitions && lag.iter().all(|s| s.value == 0.0))
+    });
+    on_timeout(waited, || {
+        anyhow::bail!("lag never reached 0 on {partitions} partitions: {lag:?}")
+    })?;
+    Ok(lag)
 }
 
 /// The admin token of instance `b`.

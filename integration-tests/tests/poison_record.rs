@@ -4,10 +4,14 @@
 
 use std::time::Duration;
 
-use eddy_integration_tests::{expected_counts, generate_lines, WordcountRun};
+use eddy_integration_tests::{
+    eventually, expected_counts, generate_lines, with_log_tails, WordcountRun,
+};
 use eddy_testkit::Isolation;
 
 const POISON: &[u8] = b"caf\xc3 not utf-8";
+
+const WAIT: Duration = Duration::from_secs(120);
 
 /// Input: good lines, one poison record, more good lines; returns the good lines.
 fn feed(run: &WordcountRun) -> anyhow::Result<Vec<String>> {
@@ -63,8 +67,16 @@ fn skip_goes_on_and_counts_every_good_word() -> anyhow::Result<()> {
     let lines = feed(&run)?;
     let expected = expected_counts(lines.iter().map(String::as_str));
     let mut apps = [run.start("a", &[("EDDY__ERRORS__DESERIALIZATION", "skip")])?];
+    // The skip is counted in /metrics, read while the instance runs.
+    let ops = apps[0].ops()?;
+    eventually("the poison record counted as skipped", WAIT, || {
+        Ok(ops.metric("eddy_records_skipped_total", &[])? >= 1.0)
+    })
+    .map_err(|e| with_log_tails(&apps, e))?;
     run.finish_exactly(&mut apps, &expected)?;
     let [app] = apps;
+    // Which record was skipped only the log says (the counter has no position): the skip's
+    // log line is what is under test here.
     let (partition, offset) = poison_position(&run)?;
     let log = app.log_text();
     assert!(

@@ -3,10 +3,12 @@
 //! new owner replays only the changelog records the copy had not yet seen.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eddy_integration_tests::ops::OpsClient;
-use eddy_integration_tests::{expected_counts, generate_lines, AppProcess, WordcountRun};
+use eddy_integration_tests::{
+    eventually_every, expected_counts, generate_lines, on_timeout, AppProcess, WordcountRun,
+};
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -102,26 +104,26 @@ fn a_killed_instances_tasks_resume_from_the_standby_copies() -> anyhow::Result<(
             .filter(|t| t.starts_with("1_"))
             .collect()
     };
-    let start = Instant::now();
-    let (a_tasks, b_tasks) = loop {
+    let (mut a_tasks, mut b_tasks) = (Vec::new(), Vec::new());
+    let mut last = (serde_json::Value::Null, serde_json::Value::Null);
+    let interval = Duration::from_millis(250);
+    let waited = eventually_every("standbys catching up", WAIT, interval, || {
         let (_, a_ready) = a_ops.get_json("/ready")?;
         let (_, b_ready) = b_ops.get_json("/ready")?;
         let standbys: Vec<serde_json::Value> = [&a_ready, &b_ready]
             .iter()
             .flat_map(|r| r["standbys"].as_array().cloned().unwrap_or_default())
             .collect();
-        let (a_tasks, b_tasks) = (count_tasks(&a_ready), count_tasks(&b_ready));
-        if standbys.len() == 4
+        (a_tasks, b_tasks) = (count_tasks(&a_ready), count_tasks(&b_ready));
+        let caught_up = standbys.len() == 4
             && standbys.iter().all(|s| s["lag"] == 0)
-            && a_tasks.len() + b_tasks.len() == 4
-        {
-            break (a_tasks, b_tasks);
-        }
-        if start.elapsed() > WAIT {
-            anyhow::bail!("standbys never caught up: a {a_ready}\nb {b_ready}");
-        }
-        std::thread::park_timeout(Duration::from_millis(250)); // poll interval of a deadline wait
-    };
+            && a_tasks.len() + b_tasks.len() == 4;
+        last = (a_ready, b_ready);
+        Ok(caught_up)
+    });
+    on_timeout(waited, || {
+        anyhow::bail!("standbys never caught up: a {}\nb {}", last.0, last.1)
+    })?;
 
     // The instance that runs count tasks dies (the group may have given them all to one).
     let (mut victim, mut survivor, survivor_ops, moved) = if a_tasks.is_empty() {

@@ -61,7 +61,8 @@ fn an_instance_exports_spans_and_metrics_over_otlp_and_logs_json() -> anyhow::Re
         .map(|a| a["value"]["stringValue"].clone());
     assert_eq!(service, Some(serde_json::json!("otel-test")));
 
-    // Every log line is one JSON object with a level and a message.
+    // Every log line is one JSON object with a level and a message: the log format is under
+    // test here.
     let log = app.log_text();
     let mut messages = Vec::new();
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
@@ -89,13 +90,12 @@ fn a_per_target_log_filter_keeps_start_up_events_and_adds_the_targets_debug() ->
 {
     let run = WordcountRun::new("logfilter", 1)?;
     let mut app = run.start("a", &[("RUST_LOG", "info,eddy::runtime=debug")])?;
-    eddy_integration_tests::eventually("the instance running its task", WAIT, || {
-        if let Some(status) = app.exited()? {
-            anyhow::bail!("exited ({status}):\n{}", app.log_tail(20));
-        }
-        Ok(app.log_text().contains("task running"))
-    })?;
+    // Every task of the instance runs: GET /ready answers 200.
+    app.ops()
+        .and_then(|ops| ops.wait_status("/ready", 200, WAIT))
+        .map_err(|e| anyhow::anyhow!("{e}; log:\n{}", app.log_tail(20)))?;
     app.terminate(Duration::from_secs(60))?;
+    // The log is what is under test here: the lines the filter lets through.
     let log = app.log_text();
     for (level, message) in [
         ("INFO", "starting"),

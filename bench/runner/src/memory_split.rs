@@ -82,7 +82,7 @@ impl MemorySampler {
                         peak = Some(split);
                     }
                 }
-                std::thread::park_timeout(INTERVAL); // the sampling period
+                eddy_testkit::pace(INTERVAL); // the sampling period; `finish` unparks it
             }
             peak
         });

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eddy_integration_tests::workspace_binary;
+use eddy_integration_tests::{eventually_every, on_timeout, workspace_binary};
 use eddy_postgres::{Change, Table, TopicSink};
 
 use crate::Options;
@@ -101,24 +101,27 @@ pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<SinkRun
                 let stop = Arc::clone(&stop);
                 thread = Some(std::thread::spawn(move || sink.run(&stop)));
             }
-            let (mut first, deadline) = (None, started + Duration::from_secs(600));
-            let finished = loop {
-                let n: i64 = db
+            let (mut first, mut finished, mut n) = (None, None, 0_i64);
+            // The row count is polled every 20 ms, the resolution of the figures.
+            let deadline = Duration::from_secs(600).saturating_sub(started.elapsed());
+            let step = Duration::from_millis(20);
+            let waited = eventually_every("every row", deadline, step, || {
+                n = db
                     .query_one(&format!("SELECT count(*) FROM {table}"), &[])?
                     .get(0);
                 if n > 0 && first.is_none() {
                     first = Some(Instant::now());
                 }
                 if u64::try_from(n)? >= records {
-                    break Ok(Instant::now());
+                    finished = Some(Instant::now());
                 }
-                if Instant::now() > deadline {
-                    break Err(anyhow::anyhow!(
-                        "{mode} sink: {n} of {records} rows after 10 minutes"
-                    ));
-                }
-                std::thread::park_timeout(Duration::from_millis(20)); // poll interval of the row count
-            };
+                Ok(finished.is_some())
+            });
+            // The wait's own errors return at once; running out of time is reported below,
+            // after the sink is stopped.
+            let finished = on_timeout(waited.map(|()| finished), || Ok(None))?.ok_or_else(|| {
+                anyhow::anyhow!("{mode} sink: {n} of {records} rows after 10 minutes")
+            });
             stop.store(true, Ordering::Relaxed);
             if let Some(mut c) = child {
                 c.kill()?;

@@ -1,4 +1,5 @@
-//! A real local Apache Kafka for Eddy's tests: starts it on demand and inspects topics.
+//! A real local Apache Kafka for Eddy's tests: starts it on demand, inspects topics, and
+//! waits for conditions with a deadline.
 //!
 //! [`Kafka::shared`] makes sure a broker answers: it uses `EDDY_BOOTSTRAP_SERVERS` when set,
 //! and otherwise runs `compose/local/kafka.sh start`, which reuses a running local broker or
@@ -22,6 +23,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 mod cluster;
 mod services;
+mod wait;
 
 pub use services::{
     postgres_url, s3_endpoint, s3_environment, schema_registry_url, S3_ACCESS_KEY_ID, S3_BUCKET,
@@ -29,6 +31,7 @@ pub use services::{
 };
 
 pub use cluster::{BrokerStop, OwnCluster};
+pub use wait::{eventually, eventually_every, pace, POLL_INTERVAL};
 
 /// How long a read or wait in the testkit may take before it fails.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
@@ -238,19 +241,12 @@ impl Kafka {
     /// Times out when no broker answers before `deadline`.
     pub fn wait_until_answering(&self, deadline: Duration) -> Result<(), TestkitError> {
         let consumer = self.metadata_client()?;
-        let start = Instant::now();
-        loop {
-            match consumer.fetch_metadata(None, Duration::from_secs(2)) {
-                Ok(md) if !md.brokers().is_empty() => return Ok(()),
-                _ if start.elapsed() > deadline => {
-                    return Err(TestkitError::Timeout {
-                        what: format!("Kafka at {} answering metadata", self.bootstrap_servers),
-                        after: deadline,
-                    })
-                }
-                _ => {}
-            }
-        }
+        let what = format!("Kafka at {} answering metadata", self.bootstrap_servers);
+        eventually(&what, deadline, || {
+            Ok(consumer
+                .fetch_metadata(None, Duration::from_secs(2))
+                .is_ok_and(|md| !md.brokers().is_empty()))
+        })
     }
 
     /// A client for metadata and watermark requests.
@@ -316,51 +312,39 @@ impl Kafka {
             .map_err(kafka_err(format!("deleting topic {topic}")))?;
         every_topic_done(results, "deleting")?;
         let consumer = self.metadata_client()?;
-        let start = Instant::now();
-        loop {
-            let listed = consumer
-                .fetch_metadata(Some(topic), Duration::from_secs(5))
-                .map(|md| {
-                    md.topics()
-                        .iter()
-                        .any(|t| t.name() == topic && t.error().is_none())
-                })
-                .unwrap_or(true);
-            if !listed {
-                return Ok(());
-            }
-            if start.elapsed() > DEFAULT_DEADLINE {
-                return Err(TestkitError::Timeout {
-                    what: format!("topic {topic} gone"),
-                    after: DEFAULT_DEADLINE,
-                });
-            }
-            std::thread::park_timeout(Duration::from_millis(100)); // poll interval of a deadline wait
-        }
+        let interval = Duration::from_millis(100);
+        eventually_every(
+            &format!("topic {topic} gone"),
+            DEFAULT_DEADLINE,
+            interval,
+            || {
+                let listed = consumer
+                    .fetch_metadata(Some(topic), Duration::from_secs(5))
+                    .map(|md| {
+                        md.topics()
+                            .iter()
+                            .any(|t| t.name() == topic && t.error().is_none())
+                    })
+                    .unwrap_or(true);
+                Ok(!listed)
+            },
+        )
     }
 
     fn wait_for_partitions(&self, topic: &str, partitions: i32) -> Result<(), TestkitError> {
         let consumer = self.metadata_client()?;
-        let start = Instant::now();
-        loop {
-            if let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-                let ready = md.topics().iter().any(|t| {
+        let what = format!("topic {topic} with {partitions} partitions having leaders");
+        eventually(&what, DEFAULT_DEADLINE, || {
+            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));
+            Ok(metadata.is_ok_and(|md| {
+                md.topics().iter().any(|t| {
                     t.name() == topic
                         && t.error().is_none()
                         && t.partitions().len() == partitions as usize
                         && t.partitions().iter().all(|p| p.leader() >= 0)
-                });
-                if ready {
-                    return Ok(());
-                }
-            }
-            if start.elapsed() > DEFAULT_DEADLINE {
-                return Err(TestkitError::Timeout {
-                    what: format!("topic {topic} with {partitions} partitions having leaders"),
-                    after: DEFAULT_DEADLINE,
-                });
-            }
-        }
+                })
+            }))
+        })
     }
 
     /// Number of partitions of `topic`.

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use eddy_integration_tests::{eventually_every, on_timeout};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -68,8 +69,8 @@ fn main() -> anyhow::Result<()> {
                                     == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
                             {
                                 record = back;
-                                std::thread::park_timeout(Duration::from_millis(1));
-                                // the queue drains on its own thread
+                                // The queue drains on the producer's own thread.
+                                eddy_testkit::pace(Duration::from_millis(1));
                             }
                             Err((e, _)) => return Err(e.into()),
                         }
@@ -108,15 +109,15 @@ fn main() -> anyhow::Result<()> {
 /// (which `commit_transaction` calls first) waits in 100 ms slices that run to their end, which
 /// would add 100 ms to every commit. The producer's own thread serves the delivery reports.
 fn drain(producer: &ThreadedProducer<DefaultProducerContext>) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while producer.in_flight_count() > 0 {
-        if Instant::now() > deadline {
-            bail!(
-                "{} records unacknowledged after 30 s",
-                producer.in_flight_count()
-            );
-        }
-        std::thread::park_timeout(Duration::from_millis(1)); // delivery reports arrive on the producer's thread
-    }
-    Ok(())
+    // Delivery reports arrive on the producer's own thread.
+    let (deadline, step) = (Duration::from_secs(30), Duration::from_millis(1));
+    let waited = eventually_every("every record acknowledged", deadline, step, || {
+        Ok(producer.in_flight_count() == 0)
+    });
+    on_timeout(waited, || {
+        bail!(
+            "{} records unacknowledged after 30 s",
+            producer.in_flight_count()
+        )
+    })
 }
