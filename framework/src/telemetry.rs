@@ -21,12 +21,13 @@ use crate::ErrorAction;
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     /// The OTLP exporter could not be built.
-    #[error("OTLP export to {endpoint}: {message}")]
+    #[error("OTLP export to {endpoint}: {source}")]
     Exporter {
         /// The configured endpoint (`telemetry.otlp_endpoint`).
         endpoint: String,
-        /// What failed.
-        message: String,
+        /// The exporter's error.
+        #[source]
+        source: opentelemetry_otlp::ExporterBuildError,
     },
     /// A global log subscriber was installed already.
     #[error("a tracing subscriber is installed already: {0}")]
@@ -119,16 +120,16 @@ fn exporters(
     resource: Resource,
 ) -> Result<(SdkTracerProvider, SdkMeterProvider), TelemetryError> {
     let base = endpoint.trim_end_matches('/');
-    let failed = |e: &dyn std::fmt::Display| TelemetryError::Exporter {
+    let failed = |source| TelemetryError::Exporter {
         endpoint: endpoint.to_owned(),
-        message: e.to_string(),
+        source,
     };
     let spans = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpJson)
         .with_endpoint(format!("{base}/v1/traces"))
         .build()
-        .map_err(|e| failed(&e))?;
+        .map_err(failed)?;
     let tracer = SdkTracerProvider::builder()
         .with_batch_exporter(spans)
         .with_resource(resource.clone())
@@ -138,7 +139,7 @@ fn exporters(
         .with_protocol(Protocol::HttpJson)
         .with_endpoint(format!("{base}/v1/metrics"))
         .build()
-        .map_err(|e| failed(&e))?;
+        .map_err(failed)?;
     let reader = PeriodicReader::builder(metrics)
         .with_interval(config.export_interval)
         .build();

@@ -38,7 +38,6 @@ use crate::topology::Topology;
 use crate::ErrorAction;
 use members::MemberView;
 
-/// Header marking a query another instance forwarded (it is never forwarded again).
 /// The header that marks a state query forwarded by another instance (never forwarded again).
 const FORWARDED: &str = "x-eddy-forwarded";
 

@@ -1,5 +1,5 @@
-//! A task owned by a stream thread: its processor graph, restore progress and input
-//! partitions with their positions.
+//! A task owned by a stream thread: its processor graph, its phase (see
+//! [`task_phase`](super::task_phase)) and its input partitions with their positions.
 
 use std::time::Instant;
 
@@ -7,20 +7,6 @@ use super::task_phase::TaskPhase;
 use crate::record::RawRecord;
 use crate::shared::{StateSource, StoreReplay};
 use crate::task::{TaskGraph, TaskId};
-
-/// Restore progress of one changelogged store of a task.
-#[derive(Debug, Clone)]
-pub(crate) struct StoreRestore {
-    /// The store.
-    pub store: String,
-    /// Its changelog topic (the partition is the task's).
-    pub topic: String,
-    /// Offset to read up to (the changelog's last stable offset once no transaction is
-    /// open on it); `None` until then.
-    pub target: Option<i64>,
-    /// True once the store holds everything below `target`.
-    pub done: bool,
-}
 
 /// One input partition of a task (partition N of one of its sub-topology's source topics).
 #[derive(Debug, Clone)]
@@ -44,9 +30,9 @@ pub(crate) struct TaskInput {
     pub starved_since: Option<Instant>,
     /// True while the input is paused because its buffer is full.
     pub paused_full: bool,
-    /// The committed offset input resumes at, once settled (`Some(None)`: nothing
-    /// committed yet).
-    pub start: Option<Option<i64>>,
+    /// The committed offset input resumes at, once its task's phase knows it (`None` before,
+    /// or when nothing was committed yet).
+    pub start: Option<i64>,
     /// True once the consumer was asked to move up to where the input resumes; cleared by
     /// the next record taken.
     pub seek_requested: bool,
@@ -90,7 +76,7 @@ impl TaskInput {
     pub(crate) fn repeated(&mut self, offset: i64) -> Option<(i64, bool)> {
         // `None` sorts below every offset: an input not settled, or with nothing committed,
         // has no floor from its start.
-        let floor = self.start.flatten().max(self.taken_to);
+        let floor = self.start.max(self.taken_to);
         match floor {
             Some(resume) if offset < resume => {
                 let seek = !self.seek_requested;
@@ -128,8 +114,6 @@ pub(crate) struct ActiveTask {
     pub graph: TaskGraph,
     /// Where it is in its life, with what that phase knows.
     pub phase: TaskPhase,
-    /// Stores still being restored.
-    pub restores: Vec<StoreRestore>,
     /// Where its stores' starting state came from.
     pub state_source: StateSource,
     /// Each changelogged store's replay, once planned.
@@ -139,18 +123,13 @@ pub(crate) struct ActiveTask {
     /// Its span: open from creation to close, entered while it processes a record.
     pub span: tracing::Span,
     /// Its commits as its two-phase sinks see them; `None` when it has none.
-    pub external: Option<crate::runtime::task_manager::ExternalCommits>,
+    pub external: Option<super::external_commits::ExternalCommits>,
     /// True once the open transaction carries changelog records of this task (its first
     /// state changes are sent as they happen, so its changelog partitions join early).
     pub changelogs_in_transaction: bool,
 }
 
 impl ActiveTask {
-    /// True when every store is restored.
-    pub(crate) fn restored(&self) -> bool {
-        self.restores.iter().all(|r| r.done)
-    }
-
     /// The input reading `topic`.
     pub(crate) fn input_mut(&mut self, topic: &str) -> Option<&mut TaskInput> {
         self.inputs.iter_mut().find(|i| i.topic == topic)
@@ -180,9 +159,10 @@ impl ActiveTask {
         self.inputs.iter().all(|i| i.assigned)
     }
 
-    /// True when every input's committed offset is known.
-    pub(crate) fn inputs_settled(&self) -> bool {
-        self.inputs.iter().all(|i| i.start.is_some())
+    /// Closes the task cleanly, in any phase, once what it did is committed: its state stays
+    /// on disk for reuse. Taking the task by value is its closed phase.
+    pub(crate) fn close(mut self) {
+        self.graph.close();
     }
 }
 
@@ -193,12 +173,12 @@ mod tests {
     #[test]
     fn records_below_the_start_are_skipped_and_the_consumer_moved_once() {
         let mut input = TaskInput::new("t".to_owned(), true, false);
-        input.start = Some(Some(40));
+        input.start = Some(40);
         assert_eq!(input.repeated(3), Some((40, true)));
         assert_eq!(input.repeated(4), Some((40, false)));
         assert_eq!(input.repeated(40), None);
         let mut fresh = TaskInput::new("t".to_owned(), true, false);
-        fresh.start = Some(None);
+        fresh.start = None;
         assert_eq!(
             fresh.repeated(0),
             None,
@@ -209,7 +189,7 @@ mod tests {
     #[test]
     fn a_consumer_that_goes_back_delivers_nothing_twice() {
         let mut input = TaskInput::new("t".to_owned(), true, false);
-        input.start = Some(Some(10));
+        input.start = Some(10);
         for offset in [10, 11, 14] {
             assert_eq!(input.repeated(offset), None, "offset {offset} is new");
         }

@@ -51,6 +51,15 @@ pub enum RuntimeError {
     /// group at the moment (a rebalance or a lost session).
     #[error("the consumer is not a member of the group: no group metadata to commit offsets with")]
     NotInGroup,
+    /// The at-least-once consumer commit of input offsets failed: the outputs are written
+    /// but the offsets not, so the thread starts over from the last commit (at-least-once
+    /// allows the outputs again).
+    #[error("committing offsets failed: {source}")]
+    OffsetCommit {
+        /// The consumer's error.
+        #[source]
+        source: KafkaError,
+    },
     /// A Kafka client call failed in a way the runtime cannot recover from.
     #[error("{what}: {source}")]
     Kafka {
@@ -210,6 +219,8 @@ impl RuntimeError {
             RuntimeError::Ops(e) => e.action(),
             // Joining the group again gives the consumer a generation to commit with.
             RuntimeError::NotInGroup => ErrorAction::Rejoin,
+            // Whatever the consumer's error: starting over from the last commit is safe.
+            RuntimeError::OffsetCommit { .. } => ErrorAction::Rejoin,
             RuntimeError::Task { source, .. } => source.action(),
             RuntimeError::Sink { source, .. } if source.transient => ErrorAction::Retry,
             _ => ErrorAction::Fatal,

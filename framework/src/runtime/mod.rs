@@ -24,6 +24,7 @@ mod active_task;
 mod bounded;
 mod cadence;
 mod error;
+mod external_commits;
 mod fault;
 mod global_tables;
 mod instance;

@@ -8,6 +8,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::active_task::ActiveTask;
+use super::task_phase::TaskPhase;
 use super::{RestoreFailure, RuntimeError};
 use crate::kafka::KafkaSettings;
 use crate::record::wall_clock_ms;
@@ -188,7 +189,10 @@ impl Restorer {
     pub(crate) fn start(&mut self, task: &mut ActiveTask) -> Result<(), RuntimeError> {
         let partition = task.id.partition;
         let mut added = false;
-        for (i, restore) in task.restores.iter_mut().enumerate() {
+        let TaskPhase::Restoring { since, restores } = &mut task.phase else {
+            return Ok(());
+        };
+        for (i, restore) in restores.iter_mut().enumerate() {
             if restore.done || restore.target.is_some() {
                 continue;
             }
@@ -225,7 +229,7 @@ impl Restorer {
             if high > stable {
                 // The previous owner's transaction is still open on this changelog: its
                 // records may yet commit. Wait for it to end.
-                let waiting = task.phase.restoring_since().unwrap_or(task.created);
+                let waiting = *since;
                 if waiting.elapsed() > self.stable_deadline {
                     return Err(RuntimeError::Restore {
                         task: task.id,
@@ -343,8 +347,11 @@ impl Restorer {
                     // Only a writer that still owns the task could have put them there.
                     tracing::warn!(%task, changelog = topic, partition, target, next, "changelog records past the restore target");
                 }
-                if let Some(task) = tasks.get_mut(&task) {
-                    let store = task.restores[index].store.clone();
+                let task = tasks.get_mut(&task);
+                if let Some((task, store)) = task.and_then(|t| {
+                    let store = t.phase.restores().get(index)?.store.clone();
+                    Some((t, store))
+                }) {
                     task.graph
                         .stores_mut()
                         .apply_restored(&store, records, next)
@@ -366,13 +373,18 @@ impl Restorer {
                 .find_partition(topic, *partition)
                 .and_then(|e| e.offset().to_raw());
             if position.is_some_and(|p| p >= target) {
-                if let Some(task) = tasks.get_mut(&task_id) {
-                    let store = task.restores[index].store.clone();
+                let task = tasks.get_mut(&task_id);
+                if let Some((task, store)) = task.and_then(|t| {
+                    let store = t.phase.restores().get(index)?.store.clone();
+                    Some((t, store))
+                }) {
                     task.graph
                         .stores_mut()
                         .apply_restored(&store, Vec::new(), position.unwrap_or(target))
                         .map_err(|e| state_error(task_id, e))?;
-                    task.restores[index].done = true;
+                    if let Some(restore) = task.phase.restores_mut().get_mut(index) {
+                        restore.done = true;
+                    }
                     tracing::info!(task = %task_id, store, position = position.unwrap_or(target), "restored");
                 }
                 finished.push((topic.clone(), *partition));

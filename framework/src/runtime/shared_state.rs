@@ -1,11 +1,12 @@
 //! What an instance's threads (stream threads, the standby thread, the janitor) share: the
-//! topology, configuration, plan, metrics, status, snapshot store, standby registry and locks.
+//! topology, configuration, plan, metrics, status, snapshot store, standby registry, the
+//! records whose processing failed, and locks.
 
 use std::sync::Arc;
 
 use super::instance::InstanceDir;
 use super::timeline::Timeline;
-use crate::config::EddyConfig;
+use crate::config::{EddyConfig, RecordErrorHandler};
 use crate::shared::{Metrics, Plan, Status};
 use crate::snapshot::SnapshotStore;
 use crate::topology::Topology;
@@ -33,11 +34,39 @@ pub(crate) struct Shared {
     /// error and where they go: the transaction that held them was aborted, and they are
     /// skipped or dead-lettered when they come again. Shared by the threads, since the task
     /// may come back on another one.
-    pub poisoned: std::sync::Mutex<
-        std::collections::HashMap<(String, i32, i64), super::task_manager::Poisoned>,
-    >,
+    pub poisoned: std::sync::Mutex<std::collections::HashMap<(String, i32, i64), Poisoned>>,
     /// Held while a task's stores are opened (and its directory perhaps replaced).
     pub task_locks: super::task_base::TaskLocks,
     /// The bounded run this instance takes part in (`processing.mode = bounded`).
     pub bounded: Option<Arc<super::bounded::BoundedRun>>,
+}
+
+/// Where a record goes that its handler does not stop on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Diversion {
+    /// Nowhere: it is counted and skipped.
+    Skip,
+    /// To this dead-letter topic, in the open transaction.
+    DeadLetter(String),
+}
+
+impl Diversion {
+    /// The diversion `handler` asks for; `None` when it stops the app.
+    pub(crate) fn of(handler: &RecordErrorHandler) -> Option<Diversion> {
+        match handler {
+            RecordErrorHandler::Fail => None,
+            RecordErrorHandler::Skip => Some(Diversion::Skip),
+            RecordErrorHandler::DeadLetter(topic) => Some(Diversion::DeadLetter(topic.clone())),
+        }
+    }
+}
+
+/// A record whose processing failed: the error, and where the record goes when it comes
+/// again after the abort.
+#[derive(Debug, Clone)]
+pub(crate) struct Poisoned {
+    /// The error, as text (headers of a dead-lettered record carry it).
+    pub error: String,
+    /// Where the record goes.
+    pub diversion: Diversion,
 }

@@ -12,17 +12,11 @@ use super::fault::Fault;
 use super::rebalance::RebalanceHandler;
 use super::restarts::{Restart, RestartPolicy};
 use super::shared_state::Shared;
-use super::task_manager::TaskManager;
+use super::task_manager::{Halt, TaskManager};
 use super::RuntimeError;
 use crate::backoff::Backoff;
 use crate::config::{GroupProtocol, Guarantee};
 use crate::kafka::{KafkaError, OutputProducer};
-
-/// How a consumer generation of the thread ended.
-enum Ended {
-    Shutdown,
-    Reset(String),
-}
 
 /// Runs stream thread `index` until `shutdown` is set or an error stops it.
 ///
@@ -58,10 +52,10 @@ pub(crate) fn run(
             fencings = Fencings::default();
         }
         let failure = match ended {
-            Ok(Ended::Shutdown) => return Ok(()),
-            Ok(Ended::Reset(reason)) => Ok(reason),
-            Err(e) if e.is_recoverable() && !shutdown.load(Ordering::Relaxed) => Err(e),
-            Err(e) => return Err(e),
+            Halt::ShutDown => return Ok(()),
+            Halt::StartOver(reason) => Ok(reason),
+            Halt::Failed(e) if e.is_recoverable() && !shutdown.load(Ordering::Relaxed) => Err(e),
+            Halt::Failed(e) => return Err(e),
         };
         shared.metrics.add_restart();
         match policy.next(started, Instant::now(), committed) {
@@ -221,23 +215,23 @@ fn run_generation(
     name: &str,
     fault: Fault,
     shutdown: &AtomicBool,
-) -> (Result<Ended, RuntimeError>, bool, bool) {
+) -> (Halt, bool, bool) {
     let consumer = match start_generation(shared, name, fault) {
         Ok(consumer) => consumer,
-        Err(e) => return (Err(e), false, false),
+        Err(e) => return (Halt::Failed(e), false, false),
     };
     // A panic that escapes the record handlers (a bug, or user code outside them) must not
     // unwind past this point: dropping the consumer runs the revoke callback, which would
     // commit the open transaction with the half-processed record's effects.
-    let result = match std::panic::catch_unwind(AssertUnwindSafe(|| drive(&consumer, shutdown))) {
-        Ok(result) => result,
-        Err(panic) => Err(RuntimeError::Panicked {
+    let ended = match std::panic::catch_unwind(AssertUnwindSafe(|| drive(&consumer, shutdown))) {
+        Ok(ended) => ended,
+        Err(panic) => Halt::Failed(RuntimeError::Panicked {
             message: crate::task::panic_message(panic.as_ref()),
         }),
     };
     let (committed, fenced) = {
         let mut manager = consumer.context().manager();
-        if result.is_err() {
+        if matches!(ended, Halt::Failed(_)) {
             manager.abandon();
         }
         (manager.committed_any(), manager.producer_fenced())
@@ -245,7 +239,7 @@ fn run_generation(
     // Leaving the group: the revoke callback this triggers finds nothing left to commit.
     consumer.unsubscribe();
     drop(consumer);
-    (result, committed, fenced)
+    (ended, committed, fenced)
 }
 
 /// Creates the generation's producer (registering its transactional id), task manager and
@@ -296,52 +290,59 @@ fn start_generation(
     Ok(consumer)
 }
 
-fn drive(
+/// Runs the loop of one generation until a step ends it; returns why.
+fn drive(consumer: &BaseConsumer<RebalanceHandler>, shutdown: &AtomicBool) -> Halt {
+    match drive_steps(consumer, shutdown) {
+        Ok(never) => match never {},
+        Err(halt) => halt,
+    }
+}
+
+/// poll → process → restore → savepoint → punctuate → commit, each step returning whether
+/// it ended the generation ([`TaskManager::step`]).
+fn drive_steps(
     consumer: &BaseConsumer<RebalanceHandler>,
     shutdown: &AtomicBool,
-) -> Result<Ended, RuntimeError> {
+) -> Result<std::convert::Infallible, Halt> {
     loop {
         if shutdown.load(Ordering::Relaxed) {
-            consumer.context().manager().shutdown(consumer)?;
-            return Ok(Ended::Shutdown);
+            consumer
+                .context()
+                .manager()
+                .shutdown(consumer)
+                .map_err(Halt::Failed)?;
+            return Err(Halt::ShutDown);
         }
         let timeout = consumer.context().manager().poll_timeout();
         let polled = consumer.poll(timeout);
 
         let mut manager = consumer.context().manager();
-        if let Some(e) = manager.take_fatal() {
-            return Err(e);
-        }
+        // What the rebalance callbacks run inside the poll left.
+        manager.halted()?;
         manager.polled(polled.is_some());
         match polled {
-            Some(Ok(msg)) => manager.process(&msg)?,
+            Some(Ok(msg)) => manager.step(|m| m.process(&msg))?,
             Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => {
-                return Err(RuntimeError::Kafka {
+                return Err(Halt::Failed(RuntimeError::Kafka {
                     what: "consuming".to_owned(),
                     source: e,
-                })
+                }))
             }
             // Other consumer errors are reports; librdkafka recovers from them itself.
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
             None => {}
         }
-        manager.process_buffered(consumer)?;
-        if let Some(reason) = manager.start_over_reason() {
-            return Ok(Ended::Reset(reason.to_owned()));
-        }
-        manager.restore_step(consumer)?;
+        manager.step(|m| m.process_buffered(consumer))?;
+        manager.step(|m| m.restore_step(consumer))?;
         manager.apply_seeks(consumer);
-        manager.control_step(consumer)?;
-        manager.bounded_step(consumer)?;
-        manager.punctuate()?;
+        manager.step(|m| m.control_step(consumer))?;
+        manager.step(|m| m.bounded_step(consumer))?;
+        manager.step(TaskManager::punctuate)?;
         manager.publish_status(consumer);
         if manager.commit_due() {
-            manager.commit(consumer)?;
+            manager.step(|m| m.commit(consumer))?;
         }
-        manager.resolve_external_if_due(consumer)?;
-        if let Some(reason) = manager.start_over_reason() {
-            return Ok(Ended::Reset(reason.to_owned()));
-        }
+        manager.step(|m| m.resolve_external_if_due(consumer))?;
     }
 }
 

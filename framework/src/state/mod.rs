@@ -31,12 +31,21 @@ use crate::serde::{Serde, SerdeError};
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// RocksDB reported an error.
-    #[error("RocksDB error in {path}: {message}")]
+    #[error("RocksDB error in {path}: {source}")]
     RocksDb {
         /// Directory of the database.
         path: String,
-        /// RocksDB's message.
-        message: String,
+        /// RocksDB's error.
+        #[source]
+        source: rocksdb::Error,
+    },
+    /// A column family a store needs is missing from its database.
+    #[error("RocksDB error in {path}: {what} missing")]
+    MissingColumnFamily {
+        /// Directory of the database.
+        path: String,
+        /// Which column family (`meta column family`, ``column family `counts` ``).
+        what: String,
     },
     /// A key or value could not be encoded or decoded.
     #[error("state store `{store}`: {source}")]
@@ -80,13 +89,17 @@ pub enum StateError {
     #[error("state store `{0}` was closed: its task moved")]
     Closed(String),
     /// The state directory could not be used.
-    #[error("state directory {path}: {message}")]
+    #[error("state directory {path}: {source}")]
     Io {
         /// The path.
         path: String,
-        /// What failed.
-        message: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
     },
+    /// RocksDB stores were opened without a state directory.
+    #[error("state directory : RocksDB stores need a state directory")]
+    NoStateDir,
 }
 
 impl StateError {

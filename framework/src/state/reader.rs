@@ -53,7 +53,7 @@ impl StoreReader {
             .ok_or_else(|| StateError::Unknown(self.store.clone()))?;
         db.get_cf(cf, key).map_err(|e| StateError::RocksDb {
             path: db.path().display().to_string(),
-            message: e.to_string(),
+            source: e,
         })
     }
 
@@ -79,7 +79,7 @@ impl StoreReader {
         );
         super::window::scan_key(iter, key, to).map_err(|e| StateError::RocksDb {
             path: db.path().display().to_string(),
-            message: e.to_string(),
+            source: e,
         })
     }
 
@@ -95,7 +95,7 @@ impl StoreReader {
             .ok_or_else(|| StateError::Unknown(self.store.clone()))?;
         let failed = |e: rocksdb::Error| StateError::RocksDb {
             path: db.path().display().to_string(),
-            message: e.to_string(),
+            source: e,
         };
         super::versioned::versions_of(
             key,
@@ -130,7 +130,7 @@ impl StoreReader {
         let iter = db.iterator_cf(cf, rocksdb::IteratorMode::Start);
         super::session::scan_key(iter, key).map_err(|e| StateError::RocksDb {
             path: db.path().display().to_string(),
-            message: e.to_string(),
+            source: e,
         })
     }
 

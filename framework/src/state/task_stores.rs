@@ -60,13 +60,10 @@ impl TaskStores {
         let (db, path) = if rocks.is_empty() {
             (None, None)
         } else {
-            let dir = dir.ok_or_else(|| StateError::Io {
-                path: String::new(),
-                message: "RocksDB stores need a state directory".to_owned(),
-            })?;
-            std::fs::create_dir_all(dir).map_err(|e| StateError::Io {
+            let dir = dir.ok_or(StateError::NoStateDir)?;
+            std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
                 path: dir.display().to_string(),
-                message: e.to_string(),
+                source,
             })?;
             let mut options = memory.options();
             options.create_if_missing(true);
@@ -91,10 +88,7 @@ impl TaskStores {
                 if e.kind() == rocksdb::ErrorKind::IOError && e.to_string().contains("lock") {
                     StateError::Locked { path }
                 } else {
-                    StateError::RocksDb {
-                        path,
-                        message: e.to_string(),
-                    }
+                    StateError::RocksDb { path, source: e }
                 }
             })?;
             (Some(Arc::new(db)), Some(dir.to_path_buf()))
@@ -124,15 +118,26 @@ impl TaskStores {
         Ok(TaskStores { db, path, slots })
     }
 
-    fn rocks_error(&self, e: impl std::fmt::Display) -> StateError {
+    fn rocks_error(&self, source: rocksdb::Error) -> StateError {
         StateError::RocksDb {
-            path: self
-                .path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            message: e.to_string(),
+            path: self.db_path(),
+            source,
         }
+    }
+
+    fn missing_cf(&self, what: impl Into<String>) -> StateError {
+        StateError::MissingColumnFamily {
+            path: self.db_path(),
+            what: what.into(),
+        }
+    }
+
+    /// The database's directory, for errors (empty without one).
+    fn db_path(&self) -> String {
+        self.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     }
 
     /// A typed view of key-value store `name`.
@@ -266,7 +271,7 @@ impl TaskStores {
         let Some(db) = &self.db else { return Ok(None) };
         let cf = db
             .cf_handle(META_CF)
-            .ok_or_else(|| self.rocks_error("meta column family missing"))?;
+            .ok_or_else(|| self.missing_cf("meta column family"))?;
         let raw = db.get_cf(cf, key).map_err(|e| self.rocks_error(e))?;
         Ok(raw.and_then(|b| {
             <[u8; 8]>::try_from(b.as_slice())
@@ -302,7 +307,7 @@ impl TaskStores {
         let Some(db) = &self.db else { return Ok(()) };
         let cf = db
             .cf_handle(META_CF)
-            .ok_or_else(|| self.rocks_error("meta column family missing"))?;
+            .ok_or_else(|| self.missing_cf("meta column family"))?;
         let now = crate::record::wall_clock_ms();
         for (store, position) in positions {
             if matches!(
@@ -339,7 +344,7 @@ impl TaskStores {
             Backend::Rocks { db, .. } => Arc::clone(db),
         };
         let (Some(cf), Some(meta)) = (db.cf_handle(name), db.cf_handle(META_CF)) else {
-            return Err(self.rocks_error(format!("column family of `{name}` missing")));
+            return Err(self.missing_cf(format!("column family of `{name}`")));
         };
         let mut batch = WriteBatch::default();
         // The range's end is exclusive: one byte past the last key covers it.
@@ -397,7 +402,7 @@ impl TaskStores {
         let Some(db) = &self.db else { return Ok(None) };
         let cf = db
             .cf_handle(META_CF)
-            .ok_or_else(|| self.rocks_error("meta column family missing"))?;
+            .ok_or_else(|| self.missing_cf("meta column family"))?;
         let raw = db.get_cf(cf, EPOCH_KEY).map_err(|e| self.rocks_error(e))?;
         Ok(raw.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
@@ -414,7 +419,7 @@ impl TaskStores {
         };
         let cf = db
             .cf_handle(META_CF)
-            .ok_or_else(|| self.rocks_error("meta column family missing"))?;
+            .ok_or_else(|| self.missing_cf("meta column family"))?;
         let mut batch = WriteBatch::default();
         match epoch {
             Some(epoch) => batch.put_cf(cf, EPOCH_KEY, epoch.as_bytes()),

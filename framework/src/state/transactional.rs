@@ -71,9 +71,9 @@ impl TransactionalStore {
             Backend::Memory(map) => Ok(map.get(key).cloned()),
             Backend::Rocks { db, path } => {
                 let cf = self.column_family(db, path)?;
-                db.get_cf(cf, key).map_err(|e| StateError::RocksDb {
+                db.get_cf(cf, key).map_err(|source| StateError::RocksDb {
                     path: path.clone(),
-                    message: e.to_string(),
+                    source,
                 })
             }
         }
@@ -84,10 +84,11 @@ impl TransactionalStore {
         db: &'d DB,
         path: &str,
     ) -> Result<&'d rocksdb::ColumnFamily, StateError> {
-        db.cf_handle(&self.name).ok_or_else(|| StateError::RocksDb {
-            path: path.to_owned(),
-            message: format!("column family `{}` missing", self.name),
-        })
+        db.cf_handle(&self.name)
+            .ok_or_else(|| StateError::MissingColumnFamily {
+                path: path.to_owned(),
+                what: format!("column family `{}`", self.name),
+            })
     }
 
     pub(crate) fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
@@ -141,9 +142,9 @@ impl TransactionalStore {
                 let cf = self.column_family(db, path)?;
                 let mode = rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward);
                 for item in db.iterator_cf(cf, mode) {
-                    let (k, v) = item.map_err(|e| StateError::RocksDb {
+                    let (k, v) = item.map_err(|source| StateError::RocksDb {
                         path: path.clone(),
-                        message: e.to_string(),
+                        source,
                     })?;
                     if !within(&k) {
                         break;

@@ -7,7 +7,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::TopicPartitionList;
 
 use super::TaskManager;
-use crate::runtime::active_task::{ActiveTask, StoreRestore, TaskInput};
+use crate::runtime::active_task::{ActiveTask, TaskInput};
 use crate::runtime::cadence::Duty;
 use crate::runtime::task_phase::TaskPhase;
 use crate::runtime::RuntimeError;
@@ -26,7 +26,7 @@ impl TaskManager {
         // New tasks look up where they start at once.
         self.cadence.clear(Duty::StartLookup);
         if let Err(e) = self.assign(consumer, assigned) {
-            self.fatal.get_or_insert(e);
+            self.fail(e);
         }
     }
 
@@ -110,16 +110,6 @@ impl TaskManager {
             state_source = StateSource::Standby;
         }
         shared.metrics.add_task_start(state_source);
-        let restores = stores
-            .changelogged()
-            .into_iter()
-            .map(|(store, topic)| StoreRestore {
-                store,
-                topic,
-                target: None,
-                done: false,
-            })
-            .collect();
         let mut graph = TaskGraph::new(
             &shared.topology,
             sub,
@@ -128,7 +118,7 @@ impl TaskManager {
             stores,
             shared.plan.partitions.clone().into_iter().collect(),
         );
-        let inputs = shared
+        let inputs: Vec<TaskInput> = shared
             .plan
             .inputs
             .get(&id.sub_topology)
@@ -143,15 +133,14 @@ impl TaskManager {
             .two_phase_sinks()
             .next()
             .is_some()
-            .then(super::external::ExternalCommits::starting);
+            .then(super::ExternalCommits::starting);
         Ok(ActiveTask {
             external,
             span: tracing::info_span!("task", task = %id, thread = self.thread),
-            phase: TaskPhase::assigned(),
+            phase: TaskPhase::assigned(inputs.iter().map(|i| i.topic.as_str())),
             id,
             inputs,
             graph,
-            restores,
             state_source,
             replays: Vec::new(),
             created: Instant::now(),
@@ -180,7 +169,7 @@ impl TaskManager {
             self.abandon_round(consumer);
         }
         if let Err(e) = self.commit(consumer) {
-            self.fatal.get_or_insert(e);
+            self.fail(e);
             return;
         }
         if self.halt.is_some() {
@@ -197,21 +186,21 @@ impl TaskManager {
             .collect();
         let mut orphans = TopicPartitionList::new();
         for (id, _) in self.task_ids(revoked) {
-            if let Some(mut task) = self.tasks.remove(&id) {
-                task.graph.close();
-                tracing::info!(thread = self.thread, task = %id, "task revoked");
-                closed.push(id);
+            if let Some(task) = self.tasks.remove(&id) {
                 for input in &task.inputs {
                     let key = (input.topic.clone(), id.partition);
                     if input.assigned && !leaving.contains(&key) {
                         orphans.add_partition(&input.topic, id.partition);
                     }
                 }
+                task.close();
+                tracing::info!(thread = self.thread, task = %id, "task revoked");
+                closed.push(id);
             }
         }
         if orphans.count() > 0 {
             if let Err(source) = consumer.pause(&orphans) {
-                self.fatal.get_or_insert(RuntimeError::Kafka {
+                self.fail(RuntimeError::Kafka {
                     what: "pausing the inputs of a task that lost one".to_owned(),
                     source,
                 });
@@ -222,7 +211,7 @@ impl TaskManager {
         self.shared.standbys.active_closed(&closed);
         self.cadence.clear(Duty::Report);
         if let Err(e) = self.restorer.forget(&closed) {
-            self.fatal.get_or_insert(e);
+            self.fail(e);
         }
     }
 }

@@ -95,7 +95,7 @@ impl TaskManager {
                     .copied()
                     .into_iter()
                     .chain(input.next_offset)
-                    .chain(input.start.flatten())
+                    .chain(input.start)
                     .max()
                     .unwrap_or(0),
             };

@@ -269,7 +269,7 @@ impl TaskManager {
         // it ends, a stable offset lookup waits for it (see `external`).
         let external = match self.prepare_external(&prepared.marked) {
             Ok(n) => n > 0,
-            Err(e) => return self.on_sink_error(e),
+            Err(e) => return self.on_error(e),
         };
         if external {
             self.external_commits += 1;
@@ -287,8 +287,7 @@ impl TaskManager {
         }
         if !self.producer.is_transactional() && offsets.count() > 0 {
             if let Err(source) = consumer.commit(offsets, CommitMode::Sync) {
-                self.reset_dirty(&format!("committing offsets failed: {source}"));
-                return Ok(ControlFlow::Break(()));
+                return self.on_error(RuntimeError::OffsetCommit { source });
             }
         }
         self.commits = n;
@@ -331,7 +330,7 @@ impl TaskManager {
         // Kafka committed: what the sinks prepared is theirs to commit now; a failure leaves
         // it prepared for the next owner of the task, which commits it.
         if let Err(e) = self.commit_external(&prepared.marked) {
-            return self.on_sink_error::<()>(e).map(|_| ());
+            return self.on_error::<()>(e).map(|_| ());
         }
         for e in prepared.offsets.elements() {
             if let (true, Offset::Offset(next)) =
@@ -374,35 +373,36 @@ impl TaskManager {
         self.maybe_checkpoint()
     }
 
-    /// Handles a producer error by its action: abortable and fencing errors make the thread
-    /// start over from the last commit; fatal ones stop it.
-    pub(super) fn on_producer_error<T>(&mut self, mut e: ProducerError) -> Step<T> {
-        self.producer_fenced |= e.is_producer_fenced();
-        match e.action {
-            ErrorAction::Fatal => Err(self.named_rejection(e)),
-            ErrorAction::Retry | ErrorAction::AbortTransaction | ErrorAction::Rejoin => {
-                self.reset_dirty(&e.to_string());
-                // The abort served every delivery report: one may show a record that every
-                // retry would have refused again.
-                if let Some(rejected) = self.producer.take_rejected() {
-                    e.action = ErrorAction::Fatal;
-                    e.rejected = Some(rejected);
-                    return Err(self.named_rejection(e));
-                }
-                Ok(ControlFlow::Break(()))
+    /// What an error of the commit protocol does to the generation, decided here for the
+    /// producer's, the two-phase sinks' and the at-least-once offset commit's errors alike, by
+    /// [`RuntimeError::action`]:
+    /// - fatal: `Err`, which ends the generation; the loop then aborts what is open
+    ///   ([`abandon`](Self::abandon)) and the thread stops;
+    /// - retry, abort or rejoin (fencing): abort now ([`reset_dirty`](Self::reset_dirty)) and
+    ///   `Break`: the thread starts over from the last commit. A producer error turns fatal
+    ///   after all when the delivery reports the abort served show a record the brokers
+    ///   refused for good (every retry would meet it again).
+    fn on_error<T>(&mut self, e: RuntimeError) -> Step<T> {
+        if let RuntimeError::Producer(p) = &e {
+            self.producer_fenced |= p.is_producer_fenced();
+        }
+        if e.action() == ErrorAction::Fatal {
+            return Err(self.named_rejection(e));
+        }
+        self.reset_dirty(&e.to_string());
+        if let RuntimeError::Producer(mut p) = e {
+            if let Some(rejected) = self.producer.take_rejected() {
+                p.action = ErrorAction::Fatal;
+                p.rejected = Some(rejected);
+                return Err(self.named_rejection(RuntimeError::Producer(p)));
             }
         }
+        Ok(ControlFlow::Break(()))
     }
 
-    /// Handles a two-phase sink's error: a transient one makes the thread start over from the
-    /// last commit (rolling back what was prepared in the open transaction); others stop it.
-    fn on_sink_error<T>(&mut self, e: RuntimeError) -> Step<T> {
-        self.reset_dirty(&e.to_string());
-        if e.is_recoverable() {
-            Ok(ControlFlow::Break(()))
-        } else {
-            Err(e)
-        }
+    /// [`on_error`](Self::on_error) for a producer error.
+    pub(super) fn on_producer_error<T>(&mut self, e: ProducerError) -> Step<T> {
+        self.on_error(RuntimeError::Producer(e))
     }
 
     /// [`on_producer_error`](Self::on_producer_error) for callers that only need to know
@@ -411,9 +411,12 @@ impl TaskManager {
         self.on_producer_error::<()>(e).map(|_| ())
     }
 
-    /// The fatal error `e`, with the limit a too-large record exceeded read from its topic,
-    /// so the operator sees which setting to raise.
-    fn named_rejection(&self, mut e: ProducerError) -> RuntimeError {
+    /// The fatal error `e`; for a producer's refused record too large for its topic, with the
+    /// limit it exceeded read from the topic, so the operator sees which setting to raise.
+    fn named_rejection(&self, e: RuntimeError) -> RuntimeError {
+        let RuntimeError::Producer(mut e) = e else {
+            return e;
+        };
         if let Some(rejected) = e.rejected.as_mut().filter(|r| r.is_too_large()) {
             rejected.limit = crate::kafka::TopicAdmin::new(&self.shared.config.kafka)
                 .and_then(|admin| admin.topic_config(&rejected.topic, "max.message.bytes"))

@@ -72,7 +72,7 @@ fn next_input(
                 }
             }
             None => {
-                let reached = input.next_offset.or(input.start.flatten());
+                let reached = input.next_offset.or(input.start);
                 if lagging(&input.topic, reached) {
                     let since = *input.starved_since.get_or_insert_with(Instant::now);
                     waiting |= since.elapsed() < max_idle;

@@ -22,9 +22,8 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::TopicPartitionList;
 
+pub(crate) use super::external_commits::ExternalCommits;
 pub(crate) use crate::runtime::shared_state::Shared;
-pub(crate) use external::ExternalCommits;
-pub(crate) use record_errors::Poisoned;
 
 use super::active_task::ActiveTask;
 use super::cadence::{Cadence, Duty};
@@ -36,13 +35,18 @@ use crate::record::{wall_clock_ms, RawRecord};
 use crate::snapshot::ControlChannel;
 use crate::task::TaskId;
 
-/// Why a generation of a stream thread ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a generation of a stream thread ends: what each loop step returns when it ends it
+/// (see [`TaskManager::step`]).
+#[derive(Debug)]
 pub(crate) enum Halt {
-    /// Abort and start over from the last commit, for this reason.
+    /// Aborted: start over from the last commit, for this reason.
     StartOver(String),
     /// Shut down cleanly: committed, tasks closed.
     ShutDown,
+    /// An error ended it, in a step or in a rebalance callback. The open transaction is
+    /// aborted before the consumer closes ([`TaskManager::abandon`]); the error's
+    /// [`action`](RuntimeError::action) decides whether the thread starts over or stops.
+    Failed(RuntimeError),
 }
 
 /// The tasks and transaction of one stream thread.
@@ -62,11 +66,10 @@ pub(crate) struct TaskManager {
     external_commits: u64,
     fault: Fault,
     out: Vec<RawRecord>,
-    /// Set once the generation ends: it starts over from the last commit, or it shut down.
-    /// Either way rebalance callbacks commit nothing more.
+    /// Set once the generation ends: it starts over from the last commit, it shut down, or
+    /// an error raised in a rebalance callback waits to be returned by the next loop step.
+    /// Whichever it is, rebalance callbacks commit nothing more.
     halt: Option<Halt>,
-    /// A fatal error raised inside a rebalance callback, returned by the next loop step.
-    fatal: Option<RuntimeError>,
     /// The app's control topic (savepoint coordination).
     control: Option<ControlChannel>,
     /// The savepoint this thread takes part in.
@@ -132,7 +135,6 @@ impl TaskManager {
             out: Vec::new(),
             halt: None,
             caught_up: false,
-            fatal: None,
             control: Some(control),
             round: None,
             checkpointer: checkpoint::Checkpointer::new(),
@@ -148,17 +150,47 @@ impl TaskManager {
         })
     }
 
-    /// Why the thread must start over, if it must.
-    pub(crate) fn start_over_reason(&self) -> Option<&str> {
-        match &self.halt {
-            Some(Halt::StartOver(reason)) => Some(reason),
-            Some(Halt::ShutDown) | None => None,
+    /// Runs one step of the processing loop and returns whether the generation ended in it:
+    /// `Err` with the step's error, or with the start-over the step recorded (the commit
+    /// protocol aborts and records it where it meets the failure), else `Ok`.
+    pub(crate) fn step(
+        &mut self,
+        step: impl FnOnce(&mut Self) -> Result<(), RuntimeError>,
+    ) -> Result<(), Halt> {
+        step(self).map_err(Halt::Failed)?;
+        self.halted()
+    }
+
+    /// `Err` with what ended the generation, if something did: rebalance callbacks (run
+    /// inside the consumer's poll, where they cannot return anything) leave it here. An
+    /// error is handed out once; a start-over or shutdown stays recorded, so callbacks that
+    /// follow commit nothing.
+    pub(crate) fn halted(&mut self) -> Result<(), Halt> {
+        match self.halt.take() {
+            None => Ok(()),
+            Some(Halt::Failed(e)) => Err(Halt::Failed(e)),
+            Some(Halt::StartOver(reason)) => {
+                self.halt = Some(Halt::StartOver(reason.clone()));
+                Err(Halt::StartOver(reason))
+            }
+            Some(Halt::ShutDown) => {
+                self.halt = Some(Halt::ShutDown);
+                Err(Halt::ShutDown)
+            }
         }
     }
 
-    /// A fatal error raised in a callback, taken once.
-    pub(crate) fn take_fatal(&mut self) -> Option<RuntimeError> {
-        self.fatal.take()
+    /// Records an error raised inside a rebalance callback, for the next loop step to
+    /// return. It ends the generation like a start-over does (nothing more commits), and
+    /// outranks one (the error decides whether the thread stops); the first error wins,
+    /// and nothing replaces a clean shutdown.
+    fn fail(&mut self, e: RuntimeError) {
+        match &self.halt {
+            None | Some(Halt::StartOver(_)) => self.halt = Some(Halt::Failed(e)),
+            Some(Halt::Failed(_) | Halt::ShutDown) => {
+                tracing::debug!(thread = self.thread, error = %e, "after the generation ended");
+            }
+        }
     }
 
     /// How long the next consumer poll may block.
@@ -231,11 +263,7 @@ impl TaskManager {
             .step(&mut self.tasks, Duration::from_millis(50))?;
         let restored: Vec<TaskId> = waiting
             .into_iter()
-            .filter(|id| {
-                self.tasks
-                    .get(id)
-                    .is_some_and(|t| t.phase.is_settled() && t.restored())
-            })
+            .filter(|id| self.tasks.get(id).is_some_and(|t| t.phase.restored()))
             .collect();
         if restored.is_empty() {
             return Ok(());
@@ -263,15 +291,14 @@ impl TaskManager {
                     .add_readers(id, task.graph.stores_mut().readers());
                 for input in task.inputs.iter().filter(|i| !i.held) {
                     resume.add_partition(&input.topic, id.partition);
-                    if let Some(Some(start)) = input.start {
+                    if let Some(start) = input.start {
                         // librdkafka does not wake its fetcher when a partition resumes, so
                         // the first fetch may wait up to a second; a seek to where the task
                         // starts anyway starts fetching at once.
                         self.seeks.push((input.topic.clone(), id.partition, start));
                     }
                 }
-                let starts: Vec<Option<i64>> =
-                    task.inputs.iter().map(|i| i.start.flatten()).collect();
+                let starts: Vec<Option<i64>> = task.inputs.iter().map(|i| i.start).collect();
                 tracing::info!(thread = self.thread, task = %id, start = ?starts, "task running");
             }
         }
@@ -300,8 +327,8 @@ impl TaskManager {
         let ids: Vec<TaskId> = tasks.keys().copied().collect();
         self.shared.status.remove_readers(&ids);
         self.shared.standbys.active_closed(&ids);
-        for (_, mut task) in tasks {
-            task.graph.close();
+        for task in tasks.into_values() {
+            task.close();
         }
         // Later rebalance callbacks (leaving the group) find nothing to commit.
         self.halt = Some(Halt::ShutDown);

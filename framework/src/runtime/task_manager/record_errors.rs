@@ -5,40 +5,10 @@ use rdkafka::message::{BorrowedMessage, Headers as _};
 use rdkafka::Message;
 
 use super::TaskManager;
-use crate::config::RecordErrorHandler;
 use crate::record::{wall_clock_ms, RawRecord};
+use crate::runtime::shared_state::{Diversion, Poisoned};
 use crate::runtime::RuntimeError;
 use crate::task::{TaskError, TaskId};
-
-/// Where a record goes that its handler does not stop on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Diversion {
-    /// Nowhere: it is counted and skipped.
-    Skip,
-    /// To this dead-letter topic, in the open transaction.
-    DeadLetter(String),
-}
-
-impl Diversion {
-    /// The diversion `handler` asks for; `None` when it stops the app.
-    fn of(handler: &RecordErrorHandler) -> Option<Diversion> {
-        match handler {
-            RecordErrorHandler::Fail => None,
-            RecordErrorHandler::Skip => Some(Diversion::Skip),
-            RecordErrorHandler::DeadLetter(topic) => Some(Diversion::DeadLetter(topic.clone())),
-        }
-    }
-}
-
-/// A record whose processing failed: the error, and where the record goes when it comes
-/// again after the abort.
-#[derive(Debug, Clone)]
-pub(crate) struct Poisoned {
-    /// The error, as text (headers of a dead-lettered record carry it).
-    pub error: String,
-    /// Where the record goes.
-    pub diversion: Diversion,
-}
 
 impl TaskManager {
     pub(super) fn on_bad_record(

@@ -17,7 +17,7 @@ const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 impl TaskManager {
     /// Publishes what the thread owns and how far it got, at most once per [`INTERVAL`]
-    /// unless an assignment changed (which clears `last_report`).
+    /// unless an assignment changed (which clears the cadence's [`Duty::Report`]).
     pub(crate) fn publish_status(&mut self, consumer: &BaseConsumer<RebalanceHandler>) {
         if !self.cadence.run_if_due(Duty::Report, INTERVAL) {
             return;
@@ -47,7 +47,8 @@ impl TaskManager {
             }
             let stores = task.graph.stores();
             let restore_remaining: i64 = task
-                .restores
+                .phase
+                .restores()
                 .iter()
                 .filter(|r| !r.done)
                 .map(|r| {

@@ -57,8 +57,10 @@ impl TaskManager {
             if task.created.elapsed() < FIRST_SECOND {
                 interval = LOOKUP_INTERVAL_FIRST;
             }
-            for input in task.inputs.iter().filter(|i| i.start.is_none()) {
-                tpl.add_partition(&input.topic, id.partition);
+            for input in &task.inputs {
+                if task.phase.awaits_offset(&input.topic) {
+                    tpl.add_partition(&input.topic, id.partition);
+                }
             }
         }
         if tpl.count() == 0 || !self.cadence.run_if_due(Duty::StartLookup, interval) {
@@ -90,7 +92,10 @@ impl TaskManager {
             if task.phase.is_settled() || !task.fully_assigned() {
                 continue;
             }
-            for input in task.inputs.iter_mut().filter(|i| i.start.is_none()) {
+            for input in &mut task.inputs {
+                if !task.phase.awaits_offset(&input.topic) {
+                    continue;
+                }
                 let Some(entry) = committed.find_partition(&input.topic, id.partition) else {
                     continue;
                 };
@@ -102,14 +107,15 @@ impl TaskManager {
                     Offset::Offset(o) if o >= 0 => Some(o),
                     _ => None,
                 };
-                input.start = Some(start);
+                input.start = start;
                 input.committed_offset = start;
+                task.phase.offset_known(&input.topic);
                 // Every input carries the task's stream time; the largest is the latest.
                 if let Some(time) = crate::runtime::stream_time::decode(entry.metadata()) {
                     task.graph.resume_stream_time(time);
                 }
             }
-            if task.inputs_settled() && task.phase.settle() {
+            if task.phase.offsets_known() && task.phase.settle(task.graph.stores().changelogged()) {
                 // Its restore is planned at once, not at the next periodic check.
                 self.cadence.clear(Duty::StableCheck);
             }

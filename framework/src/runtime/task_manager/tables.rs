@@ -72,7 +72,7 @@ impl TaskManager {
                     .and_then(|p| crate::kafka::offset_in(p, &input.topic, partition));
                 // The position steps over transaction markers; the next offset to commit
                 // does not, so either reaching the end counts.
-                let reached = [position, input.next_offset, input.start.flatten()]
+                let reached = [position, input.next_offset, input.start]
                     .into_iter()
                     .flatten()
                     .max();
@@ -84,7 +84,7 @@ impl TaskManager {
                 for input in task.inputs.iter_mut().filter(|i| i.held) {
                     input.held = false;
                     resume.add_partition(&input.topic, partition);
-                    if let Some(Some(start)) = input.start {
+                    if let Some(start) = input.start {
                         self.seeks.push((input.topic.clone(), partition, start));
                     }
                 }
