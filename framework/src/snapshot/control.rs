@@ -380,10 +380,8 @@ impl ControlChannel {
     /// # Errors
     /// The message could not be delivered within `timeout`.
     pub fn send(&self, message: &ControlMessage, timeout: Duration) -> Result<(), SnapshotError> {
-        let payload = serde_json::to_vec(message).map_err(|e| SnapshotError::Corrupt {
-            what: "a control message".to_owned(),
-            message: e.to_string(),
-        })?;
+        let payload = serde_json::to_vec(message)
+            .map_err(|e| SnapshotError::undecodable("a control message", e))?;
         let key = message.key();
         self.producer
             .send(

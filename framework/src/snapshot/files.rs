@@ -65,10 +65,8 @@ pub fn upload(
     checkpoint: &Path,
     cache: &mut HashCache,
 ) -> Result<(Vec<SnapshotFile>, UploadStats), SnapshotError> {
-    let entries = std::fs::read_dir(checkpoint).map_err(|e| SnapshotError::Io {
-        path: checkpoint.display().to_string(),
-        message: format!("listing: {e}"),
-    })?;
+    let entries = std::fs::read_dir(checkpoint)
+        .map_err(|e| SnapshotError::io(checkpoint.display(), "listing", e))?;
     let mut files = Vec::new();
     let mut stats = UploadStats::default();
     for entry in entries.filter_map(Result::ok) {
@@ -100,10 +98,7 @@ pub fn download(
     files: &[SnapshotFile],
     dir: &Path,
 ) -> Result<u64, SnapshotError> {
-    let io = |what: &str, e: std::io::Error| SnapshotError::Io {
-        path: dir.display().to_string(),
-        message: format!("{what}: {e}"),
-    };
+    let io = |what: &str, e: std::io::Error| SnapshotError::io(dir.display(), what, e);
     // Names come from JSON documents anyone with access to the store could have written:
     // every one must be a plain file name and a content hash before anything is touched.
     for file in files {
@@ -155,10 +150,10 @@ fn fetch_all(
         store.get_file(&file.blob, &local)?;
         let actual = content_hash(&local)?;
         if actual != file.blob {
-            return Err(SnapshotError::Corrupt {
-                what: format!("snapshot file `{}` (blob {})", file.name, file.blob),
-                message: format!("its content hashes to {actual}"),
-            });
+            return Err(SnapshotError::invalid(
+                format!("snapshot file `{}` (blob {})", file.name, file.blob),
+                format!("its content hashes to {actual}"),
+            ));
         }
         bytes += file.size;
     }
@@ -172,10 +167,10 @@ fn check_file_name(name: &str) -> Result<(), SnapshotError> {
     if plain {
         Ok(())
     } else {
-        Err(SnapshotError::Corrupt {
-            what: "a snapshot's file list".to_owned(),
-            message: format!("`{name}` is not a plain file name"),
-        })
+        Err(SnapshotError::invalid(
+            "a snapshot's file list",
+            format!("`{name}` is not a plain file name"),
+        ))
     }
 }
 
@@ -194,10 +189,10 @@ pub(crate) fn check_stored_name(name: &str) -> Result<(), SnapshotError> {
     if leftover {
         Ok(())
     } else {
-        Err(SnapshotError::Corrupt {
-            what: "a stored file name".to_owned(),
-            message: format!("`{name}` is not a content hash"),
-        })
+        Err(SnapshotError::invalid(
+            "a stored file name",
+            format!("`{name}` is not a content hash"),
+        ))
     }
 }
 
@@ -210,10 +205,10 @@ pub(crate) fn check_blob_name(blob: &str) -> Result<(), SnapshotError> {
     if hash {
         Ok(())
     } else {
-        Err(SnapshotError::Corrupt {
-            what: "a snapshot's file list".to_owned(),
-            message: format!("`{blob}` is not a content hash"),
-        })
+        Err(SnapshotError::invalid(
+            "a snapshot's file list",
+            format!("`{blob}` is not a content hash"),
+        ))
     }
 }
 

@@ -50,14 +50,14 @@ pub fn collect_garbage(
     dry_run: bool,
 ) -> Result<GcReport, SnapshotError> {
     if grace < MIN_GC_GRACE {
-        return Err(SnapshotError::Corrupt {
-            what: "the garbage collection grace period".to_owned(),
-            message: format!(
+        return Err(SnapshotError::invalid(
+            "the garbage collection grace period",
+            format!(
                 "{} s is shorter than the minimum {} s",
                 grace.as_secs(),
                 MIN_GC_GRACE.as_secs()
             ),
-        });
+        ));
     }
     let mut report = GcReport::default();
     let referenced = roots(store, &mut report)?;

@@ -37,10 +37,7 @@ impl StoreLocation {
         };
         let rest = rest.trim_end_matches('/');
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let bad = |why: &str| SnapshotError::Corrupt {
-            what: format!("snapshot store `{text}`"),
-            message: why.to_owned(),
-        };
+        let bad = |why: &str| SnapshotError::invalid(format!("snapshot store `{text}`"), why);
         let bucket_ok = (3..=63).contains(&bucket.len())
             && bucket
                 .bytes()
@@ -129,6 +126,7 @@ impl StoreLocation {
                 Err(SnapshotError::Unavailable {
                     store: self.to_string(),
                     message: "this build of eddy has no S3 support (cargo feature `s3`)".to_owned(),
+                    source: None,
                 })
             }
         }

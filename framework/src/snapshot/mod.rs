@@ -38,31 +38,40 @@ use crate::ErrorAction;
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     /// A file or directory of the store or the state could not be used.
-    #[error("{path}: {message}")]
+    #[error("{path}: {}", caused(message, source))]
     Io {
         /// The path.
         path: String,
         /// What failed.
         message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Cause>,
     },
     /// The store could not be reached or refused a request (after the client's retries).
-    #[error("snapshot store {store}: {message}")]
+    #[error("snapshot store {store}: {}", caused(message, source))]
     Unavailable {
         /// The store's location.
         store: String,
         /// What failed.
         message: String,
+        /// The store client's error, when there is one.
+        #[source]
+        source: Option<Cause>,
     },
     /// Something the snapshot refers to does not exist.
     #[error("missing {0}")]
     Missing(String),
-    /// A document could not be decoded.
-    #[error("{what} cannot be read: {message}")]
+    /// A document could not be decoded, or names something it may not.
+    #[error("{what} cannot be read: {}", caused(message, source))]
     Corrupt {
         /// What was being read.
         what: String,
-        /// The decoder's message.
+        /// What is wrong with it (empty when the source says it all).
         message: String,
+        /// The decoder's error, when there is one.
+        #[source]
+        source: Option<Cause>,
     },
     /// Kafka failed.
     #[error("{what}: {source}")]
@@ -97,7 +106,50 @@ pub enum SnapshotError {
     },
 }
 
+/// The error underneath a [`SnapshotError`], kept as its source.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// `message: source`, or either alone: the text of an error that keeps its source.
+fn caused(message: &str, source: &Option<Cause>) -> String {
+    match (message.is_empty(), source) {
+        (_, None) => message.to_owned(),
+        (true, Some(source)) => source.to_string(),
+        (false, Some(source)) => format!("{message}: {source}"),
+    }
+}
+
 impl SnapshotError {
+    /// [`SnapshotError::Io`] at `path` while doing `what`, caused by `source`.
+    pub(crate) fn io(
+        path: impl std::fmt::Display,
+        what: impl Into<String>,
+        source: impl Into<Cause>,
+    ) -> Self {
+        SnapshotError::Io {
+            path: path.to_string(),
+            message: what.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// [`SnapshotError::Corrupt`]: `what` does not decode, as `source` says.
+    pub(crate) fn undecodable(what: impl Into<String>, source: impl Into<Cause>) -> Self {
+        SnapshotError::Corrupt {
+            what: what.into(),
+            message: String::new(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// [`SnapshotError::Corrupt`]: `what` is wrong in a way `message` says.
+    pub(crate) fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
+        SnapshotError::Corrupt {
+            what: what.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
     /// What to do about it: timeouts, failed savepoints and an unreachable store may be
     /// retried; the rest needs an operator.
     pub fn action(&self) -> ErrorAction {
@@ -108,5 +160,37 @@ impl SnapshotError {
             SnapshotError::Kafka { source, .. } => crate::kafka::classify(source),
             _ => ErrorAction::Fatal,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SnapshotError;
+    use std::error::Error;
+
+    /// An error keeps what it was caused by as its source, and its text still says it once.
+    #[test]
+    fn errors_keep_their_cause_and_say_it_once() {
+        let cause = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = SnapshotError::io("/snap/a", "reading", cause);
+        assert_eq!(e.to_string(), "/snap/a: reading: no such file");
+        let source = e.source().map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("no such file"));
+
+        let Err(decoding) = serde_json::from_str::<u32>("x") else {
+            panic!("`x` decoded as a number");
+        };
+        let e = SnapshotError::undecodable("manifest.json", decoding);
+        assert!(e.source().is_some(), "{e}");
+        assert!(e
+            .to_string()
+            .starts_with("manifest.json cannot be read: expected value"));
+
+        let e = SnapshotError::invalid("a stored file name", "`..` is not a content hash");
+        assert!(e.source().is_none());
+        assert_eq!(
+            e.to_string(),
+            "a stored file name cannot be read: `..` is not a content hash"
+        );
     }
 }

@@ -48,10 +48,7 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, SnapshotError> {
         .thread_name("eddy-s3")
         .enable_all()
         .build()
-        .map_err(|e| SnapshotError::Io {
-            path: "the S3 client runtime".to_owned(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| SnapshotError::io("the S3 client runtime", "", e))?;
     Ok(RUNTIME.get_or_init(|| rt))
 }
 
@@ -67,6 +64,7 @@ fn wait<T: Send + 'static>(
     rx.recv().map_err(|_| SnapshotError::Io {
         path: "the S3 client runtime".to_owned(),
         message: "the request was dropped".to_owned(),
+        source: None,
     })?
 }
 
@@ -100,7 +98,8 @@ impl S3Store {
                 prefix: prefix.to_owned(),
             }
             .to_string(),
-            message: format!("building the S3 client: {e}"),
+            message: "building the S3 client".to_owned(),
+            source: Some(e.into()),
         })?;
         Ok(S3Store {
             client: Arc::new(client),
@@ -116,20 +115,18 @@ impl S3Store {
                 .split('/')
                 .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains(['\\', '\0']));
         if !plain {
-            return Err(SnapshotError::Corrupt {
-                what: format!("snapshot store key `{key}`"),
-                message: "not a relative path of plain names".to_owned(),
-            });
+            return Err(SnapshotError::invalid(
+                format!("snapshot store key `{key}`"),
+                "not a relative path of plain names".to_owned(),
+            ));
         }
         let full = if self.prefix.is_empty() {
             key.to_owned()
         } else {
             format!("{}/{key}", self.prefix)
         };
-        ObjectPath::parse(&full).map_err(|e| SnapshotError::Corrupt {
-            what: format!("snapshot store key `{key}`"),
-            message: e.to_string(),
-        })
+        ObjectPath::parse(&full)
+            .map_err(|e| SnapshotError::undecodable(format!("snapshot store key `{key}`"), e))
     }
 
     /// The folder `prefix` (the store's root for `""`).
@@ -145,7 +142,8 @@ impl S3Store {
         let what = format!("{what} {key}");
         move |e| SnapshotError::Unavailable {
             store: store.clone(),
-            message: format!("{what}: {e}"),
+            message: what.clone(),
+            source: Some(e.into()),
         }
     }
 }
@@ -158,10 +156,7 @@ fn absent(e: &object_store::Error) -> bool {
 fn local_io(path: &Path, what: &str) -> impl Fn(std::io::Error) -> SnapshotError {
     let path = path.display().to_string();
     let what = what.to_owned();
-    move |e| SnapshotError::Io {
-        path: path.clone(),
-        message: format!("{what}: {e}"),
-    }
+    move |e| SnapshotError::io(&path, what.as_str(), e)
 }
 
 /// Uploads the file at `local` to `to`: one request when small, else parts in parallel.

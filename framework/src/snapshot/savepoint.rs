@@ -108,13 +108,13 @@ fn manifest_in(
         ))
     })?;
     if manifest.format != MANIFEST_FORMAT {
-        return Err(SnapshotError::Corrupt {
-            what: format!("manifest of savepoint {path}"),
-            message: format!(
+        return Err(SnapshotError::invalid(
+            format!("manifest of savepoint {path}"),
+            format!(
                 "format {} (this version reads {MANIFEST_FORMAT})",
                 manifest.format
             ),
-        });
+        ));
     }
     Ok(manifest)
 }

@@ -123,34 +123,31 @@ impl DirectoryStore {
             .components()
             .all(|c| matches!(c, std::path::Component::Normal(_)));
         if !plain || key.is_empty() {
-            return Err(SnapshotError::Corrupt {
-                what: format!("snapshot store key `{key}`"),
-                message: "not a relative path of plain names".to_owned(),
-            });
+            return Err(SnapshotError::invalid(
+                format!("snapshot store key `{key}`"),
+                "not a relative path of plain names".to_owned(),
+            ));
         }
         Ok(self.root.join(relative))
     }
 }
 
-fn io(path: &Path, what: &str, e: &std::io::Error) -> SnapshotError {
-    SnapshotError::Io {
-        path: path.display().to_string(),
-        message: format!("{what}: {e}"),
-    }
+fn io(path: &Path, what: &str, e: std::io::Error) -> SnapshotError {
+    SnapshotError::io(path.display(), what, e)
 }
 
 /// Copies `from` to `to` through a temporary file renamed into place, so a crash never
 /// leaves a partial file under the final name.
 fn copy_atomically(from: &Path, to: &Path) -> Result<(), SnapshotError> {
     if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| io(parent, "creating", &e))?;
+        std::fs::create_dir_all(parent).map_err(|e| io(parent, "creating", e))?;
     }
     let tmp = to.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::copy(from, &tmp).map_err(|e| io(from, "copying", &e))?;
+    std::fs::copy(from, &tmp).map_err(|e| io(from, "copying", e))?;
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
-        .map_err(|e| io(&tmp, "syncing", &e))?;
-    std::fs::rename(&tmp, to).map_err(|e| io(to, "renaming", &e))
+        .map_err(|e| io(&tmp, "syncing", e))?;
+    std::fs::rename(&tmp, to).map_err(|e| io(to, "renaming", e))
 }
 
 impl SnapshotStore for DirectoryStore {
@@ -167,7 +164,7 @@ impl SnapshotStore for DirectoryStore {
                     .write(true)
                     .open(&target)
                     .and_then(|f| f.set_modified(SystemTime::now()))
-                    .map_err(|e| io(&target, "refreshing", &e))?;
+                    .map_err(|e| io(&target, "refreshing", e))?;
             }
             return Ok(false);
         }
@@ -189,14 +186,14 @@ impl SnapshotStore for DirectoryStore {
     fn put_document(&self, key: &str, bytes: &[u8]) -> Result<(), SnapshotError> {
         let path = self.document_path(key)?;
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io(parent, "creating", &e))?;
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, "creating", e))?;
         }
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, "creating", &e))?;
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, "creating", e))?;
         f.write_all(bytes)
             .and_then(|()| f.sync_all())
-            .map_err(|e| io(&tmp, "writing", &e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io(&path, "renaming", &e))
+            .map_err(|e| io(&tmp, "writing", e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io(&path, "renaming", e))
     }
 
     fn get_document(&self, key: &str) -> Result<Option<Vec<u8>>, SnapshotError> {
@@ -205,11 +202,11 @@ impl SnapshotStore for DirectoryStore {
             Ok(mut f) => {
                 let mut bytes = Vec::new();
                 f.read_to_end(&mut bytes)
-                    .map_err(|e| io(&path, "reading", &e))?;
+                    .map_err(|e| io(&path, "reading", e))?;
                 Ok(Some(bytes))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(&path, "opening", &e)),
+            Err(e) => Err(io(&path, "opening", e)),
         }
     }
 
@@ -218,7 +215,7 @@ impl SnapshotStore for DirectoryStore {
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io(&path, "removing", &e)),
+            Err(e) => Err(io(&path, "removing", e)),
         }
     }
 
@@ -231,7 +228,7 @@ impl SnapshotStore for DirectoryStore {
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(&dir, "listing", &e)),
+            Err(e) => return Err(io(&dir, "listing", e)),
         };
         let mut names: Vec<String> = entries
             .filter_map(Result::ok)
@@ -247,7 +244,7 @@ impl SnapshotStore for DirectoryStore {
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(&dir, "listing", &e)),
+            Err(e) => return Err(io(&dir, "listing", e)),
         };
         let mut files = Vec::new();
         for entry in entries.filter_map(Result::ok) {
@@ -276,7 +273,7 @@ impl SnapshotStore for DirectoryStore {
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io(&path, "removing", &e)),
+            Err(e) => Err(io(&path, "removing", e)),
         }
     }
 
@@ -294,10 +291,7 @@ pub(crate) fn put_json<T: serde::Serialize>(
     key: &str,
     value: &T,
 ) -> Result<(), SnapshotError> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| SnapshotError::Corrupt {
-        what: key.to_owned(),
-        message: e.to_string(),
-    })?;
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| SnapshotError::undecodable(key, e))?;
     store.put_document(key, &bytes)
 }
 
@@ -314,10 +308,7 @@ pub(crate) fn get_json<T: serde::de::DeserializeOwned>(
     };
     serde_json::from_slice(&bytes)
         .map(Some)
-        .map_err(|e| SnapshotError::Corrupt {
-            what: key.to_owned(),
-            message: e.to_string(),
-        })
+        .map_err(|e| SnapshotError::undecodable(key, e))
 }
 
 /// The SHA-256 of the file at `path`, in hex.
@@ -325,11 +316,11 @@ pub(crate) fn get_json<T: serde::de::DeserializeOwned>(
 /// # Errors
 /// The file cannot be read.
 pub fn content_hash(path: &Path) -> Result<String, SnapshotError> {
-    let mut f = std::fs::File::open(path).map_err(|e| io(path, "opening", &e))?;
+    let mut f = std::fs::File::open(path).map_err(|e| io(path, "opening", e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0_u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(|e| io(path, "reading", &e))?;
+        let n = f.read(&mut buf).map_err(|e| io(path, "reading", e))?;
         if n == 0 {
             break;
         }

@@ -55,6 +55,7 @@ pub(super) fn publish(
         let mut cache = cache.lock().map_err(|_| SnapshotError::Io {
             path: local.dir.display().to_string(),
             message: "hash cache poisoned".to_owned(),
+            source: None,
         })?;
         let (files, stats) = upload(store, &local.dir, &mut cache)?;
         drop(cache);
