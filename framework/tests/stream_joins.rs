@@ -222,3 +222,33 @@ fn the_end_of_input_emits_every_unmatched_record_once() -> R<()> {
     assert!(out(&mut d)?.is_empty(), "a second end emits nothing again");
     Ok(())
 }
+
+/// A side re-keyed before the join (clicks arrive keyed by page, joined by user) goes
+/// through a repartition topic first: each click meets the views of its user.
+#[test]
+fn a_rekeyed_stream_is_repartitioned_before_it_joins() -> R<()> {
+    let builder = StreamsBuilder::new();
+    let views = builder.stream("views", StringSerde, StringSerde);
+    let clicks = builder
+        .stream("clicks", StringSerde, StringSerde)
+        .select_key(|_page: &String, user: &String| user.clone());
+    views
+        .join_stream(
+            &clicks,
+            JoinWindows::of(ms(100)),
+            |view: &String, user: &String| format!("{view}/{user}"),
+            StreamJoined::new("vc", StringSerde, StringSerde, StringSerde),
+        )
+        .to("out", StringSerde, StringSerde);
+    let topology = builder.build()?;
+    let internal: Vec<&String> = topology.repartition_topics().keys().collect();
+    assert_eq!(internal, ["vc-right-repartition"]);
+    let mut d = TopologyTestDriver::new(topology)?;
+    send(&mut d, "views", "ann", "v1", 1_000)?;
+    send(&mut d, "views", "bob", "v2", 1_000)?;
+    // Keyed by page: only the value names the user.
+    send(&mut d, "clicks", "/home", "bob", 1_050)?;
+    send(&mut d, "clicks", "/cart", "ann", 1_200)?;
+    assert_eq!(out(&mut d)?, ["bob:v2/bob@1050"]);
+    Ok(())
+}

@@ -96,9 +96,10 @@ impl<K: 'static, L: 'static, R: 'static> StreamJoined<K, L, R> {
 
 impl<K: Data, L: Data> KStream<K, L> {
     /// Joins records of this stream and `other` with the same key within `windows` (inner
-    /// join: only pairs). Both streams must be co-partitioned and keyed as read (repartition
-    /// a stream whose keys changed); running two source topics in one task needs
-    /// `processing.group_protocol = consumer`.
+    /// join: only pairs). Source topics read as they are must be co-partitioned; a stream whose
+    /// keys may have changed (a `map`, `select_key`, ...) goes through repartition topic
+    /// `<name>-left-repartition` or `<name>-right-repartition` first. Running two topics in one
+    /// task needs `processing.group_protocol = consumer`.
     ///
     /// ```
     /// use std::time::Duration;
@@ -177,13 +178,12 @@ impl<K: Data, L: Data> KStream<K, L> {
         (unmatched_left, unmatched_right): (bool, bool),
     ) -> KStream<K, Option<VR>> {
         let name = joined.name.clone();
-        if self.key_changed || other.key_changed {
-            self.state.borrow_mut().builder.note_problem(format!(
-                "stream join `{name}`: a stream may have changed keys before the join; repartition it first (KStream::repartition) so that each key reaches one task"
-            ));
-        }
-        let left = self.map_values(Side::<L, R>::Left);
-        let right = other.map_values(Side::<L, R>::Right);
+        // A side whose keys may have changed goes through a repartition topic first, so that
+        // each key of both sides reaches one task.
+        let left = self.partitioned_by_key(&format!("{name}-left"), &joined.key, &joined.left);
+        let right = other.partitioned_by_key(&format!("{name}-right"), &joined.key, &joined.right);
+        let left = left.map_values(Side::<L, R>::Left);
+        let right = right.map_values(Side::<L, R>::Right);
         let both = left.merge(&right);
         let retention = windows
             .before_ms
@@ -253,6 +253,36 @@ impl<K: Data, L: Data> KStream<K, L> {
         );
         drop(state);
         KStream::new(Rc::clone(&self.state), node, false)
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    /// This stream, or when its keys may have changed since its source, the stream read back
+    /// from repartition topic `<store>-repartition`, partitioned by the current key. The topic
+    /// takes the partition count of the sub-topology using `store` (the join's own buffer),
+    /// so it is co-partitioned with the join's other input.
+    fn partitioned_by_key(
+        &self,
+        store: &str,
+        key_serde: &Arc<dyn Serde<K>>,
+        value_serde: &Arc<dyn Serde<V>>,
+    ) -> KStream<K, V> {
+        if !self.key_changed {
+            return self.clone();
+        }
+        let mut state = self.state.borrow_mut();
+        let source = super::stream::through_repartition(
+            &mut state.builder,
+            store,
+            &self.node,
+            Arc::clone(key_serde),
+            Arc::clone(value_serde),
+        );
+        state
+            .builder
+            .repartition_like_store(&format!("{store}-repartition"), store);
+        drop(state);
+        KStream::new(Rc::clone(&self.state), source, false)
     }
 }
 

@@ -379,6 +379,39 @@ mod tests {
         assert_eq!(plan.tasks.len(), 6);
     }
 
+    /// Clicks keyed by page, re-keyed by user and joined with views keyed by user: the
+    /// re-keyed side goes through a repartition topic with the views' partition count, so the
+    /// join reads two co-partitioned topics whatever the clicks topic's count.
+    #[test]
+    fn a_rekeyed_side_of_a_stream_join_is_repartitioned_like_the_other() {
+        use crate::dsl::{JoinWindows, StreamJoined};
+        let builder = StreamsBuilder::new();
+        let views = builder.stream("views", StringSerde, StringSerde);
+        let clicks = builder
+            .stream("clicks", StringSerde, StringSerde)
+            .select_key(|_page: &String, user: &String| user.clone());
+        views
+            .join_stream(
+                &clicks,
+                JoinWindows::of(std::time::Duration::from_secs(10)),
+                |v: &String, c: &String| format!("{v}/{c}"),
+                StreamJoined::new("vc", StringSerde, StringSerde, StringSerde),
+            )
+            .to("out", StringSerde, StringSerde);
+        let topology = builder.build().unwrap();
+        let counts = |t: &str| match t {
+            "views" => Some(4),
+            "clicks" => Some(6),
+            "out" => Some(2),
+            _ => None,
+        };
+        let plan = plan(&topology, "vc", counts).unwrap();
+        assert_eq!(plan.partitions["vc-vc-right-repartition"], 4);
+        assert!(!plan.partitions.contains_key("vc-vc-left-repartition"));
+        let joining: Vec<_> = plan.inputs.values().filter(|i| i.len() == 2).collect();
+        assert_eq!(joining, [&vec!["views", "vc-vc-right-repartition"]]);
+    }
+
     #[test]
     fn missing_external_topics_are_all_named() {
         let problems = plan(&wordcount(), "wc", |_| None).unwrap_err();
