@@ -361,13 +361,23 @@ impl Fields {
         let static_membership = self.choice("processing.static_membership") == "true";
         let load_tables_first = self.choice("processing.load_tables_first") == "true";
         let max_task_idle_ms = self.number("processing.max_task_idle_ms");
+        // Read (and checked) in either mode: a streaming app given a bound must not hear that
+        // the key is unknown.
+        let bounded_until_set = self.entries.contains_key("processing.bounded_until_ms");
+        let until_ms = i64::try_from(self.number("processing.bounded_until_ms"))
+            .ok()
+            .filter(|&ms| ms > 0);
         let mode = match self.choice("processing.mode") {
-            "bounded" => ProcessingMode::Bounded {
-                until_ms: i64::try_from(self.number("processing.bounded_until_ms"))
-                    .ok()
-                    .filter(|&ms| ms > 0),
-            },
-            _ => ProcessingMode::Streaming,
+            "bounded" => ProcessingMode::Bounded { until_ms },
+            _ => {
+                if bounded_until_set {
+                    self.problems.push(
+                        "`processing.bounded_until_ms` applies only with `processing.mode` = `bounded`"
+                            .to_owned(),
+                    );
+                }
+                ProcessingMode::Streaming
+            }
         };
         let group_protocol = match self.choice("processing.group_protocol") {
             "consumer" => GroupProtocol::Consumer,
@@ -627,6 +637,42 @@ mod tests {
             ("EDDY__APPLICATION__ID", "app-1"),
             ("EDDY__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         ])
+    }
+
+    /// Every declared setting is read into the configuration: one set to a valid value is
+    /// never reported as unknown (a declaration the loader forgot would be).
+    #[test]
+    fn every_declared_setting_is_read() {
+        use crate::config::schema::{Kind, SETTINGS};
+        // Settings without a default need a value of their own to be valid.
+        let example = |key: &str| match key {
+            "snapshot.dir" | "ops.savepoint_dirs" => "/tmp/eddy-snapshots",
+            "snapshot.from_savepoint" => "/tmp/eddy-snapshots/savepoints/sp-1",
+            "snapshot.s3_endpoint" | "telemetry.otlp_endpoint" => "http://127.0.0.1:4317",
+            "ops.advertised_address" => "127.0.0.1:9000",
+            _ => "x1",
+        };
+        let mut loader = ConfigLoader::new().environment_from(Vec::<(String, String)>::new());
+        let mut set = 0;
+        for setting in SETTINGS {
+            let value = match setting.kind {
+                Kind::Required => "127.0.0.1:9092".to_owned(),
+                Kind::Text { value, .. } => value.unwrap_or(example(setting.key)).to_owned(),
+                Kind::Number { default, .. } => default.to_string(),
+                Kind::OptionalNumber { min, .. } => min.to_string(),
+                Kind::Choice { choices } => choices[0].to_owned(),
+                Kind::Prefix => continue,
+            };
+            loader = loader.flag(setting.key, value);
+            set += 1;
+        }
+        assert!(set > 40, "only {set} settings declared");
+        let problems = loader.load().err().map(|e| e.problems).unwrap_or_default();
+        let unread: Vec<&String> = problems
+            .iter()
+            .filter(|p| p.starts_with("unknown key") || p.contains("no declaration"))
+            .collect();
+        assert!(unread.is_empty(), "{unread:#?}");
     }
 
     #[test]
