@@ -23,6 +23,22 @@ const USERS: usize = 32;
 /// A user and a time: a window `(user, start)` or a record `(user, event time)`.
 type At = (String, i64);
 
+/// `n` clicks of random users (from `seed`) 5 ms apart from `base`; 4 % of them 0.6–2 s
+/// behind (mostly late).
+fn clicks(seed: u64, n: i64, base: i64) -> Vec<At> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let user = format!("user-{}", rng.random_range(0..USERS));
+            let mut at = base + i * 5;
+            if rng.random_range(0..100) < 4 {
+                at -= rng.random_range(600..2_000);
+            }
+            (user, at)
+        })
+        .collect()
+}
+
 fn bounded(mut spec: WordcountSpec) -> WordcountSpec {
     spec.env
         .push(("EDDY__PROCESSING__MODE".to_owned(), "bounded".to_owned()));
@@ -104,17 +120,7 @@ fn a_bounded_windowed_count_closes_every_window_exits_and_equals_the_streaming_r
 
     // Event times an hour ago, 5 ms apart; 4 % of records 0.6–2 s behind (mostly late).
     let base = eddy::record::wall_clock_ms() - 3_600_000;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let input: Vec<At> = (0..8_000)
-        .map(|i| {
-            let user = format!("user-{}", rng.random_range(0..USERS));
-            let mut at = base + i * 5;
-            if rng.random_range(0..100) < 4 {
-                at -= rng.random_range(600..2_000);
-            }
-            (user, at)
-        })
-        .collect();
+    let input = clicks(7, 8_000, base);
     run.kafka.produce(
         &run.input,
         input
@@ -159,7 +165,7 @@ fn a_bounded_windowed_count_closes_every_window_exits_and_equals_the_streaming_r
             .iter()
             .map(|(user, at)| (Some(user.as_bytes().to_vec()), at.to_string().into_bytes())),
     )?;
-    let victim = rng.random_range(0..apps.len());
+    let victim = rand::rngs::StdRng::seed_from_u64(8).random_range(0..apps.len());
     apps[victim].kill9()?;
     apps[victim].restart()?;
     wait_all_exit(&mut apps, Duration::from_secs(180))?;
@@ -222,17 +228,7 @@ fn a_bounded_run_until_a_time_reads_each_partition_up_to_its_first_record_at_tha
     let base = eddy::record::wall_clock_ms() - 3_600_000;
     let base = base - base.rem_euclid(SIZE);
     let until = base + 10_250;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let input: Vec<At> = (0..4_000)
-        .map(|i| {
-            let user = format!("user-{}", rng.random_range(0..USERS));
-            let mut at = base + i * 5;
-            if rng.random_range(0..100) < 4 {
-                at -= rng.random_range(600..2_000);
-            }
-            (user, at)
-        })
-        .collect();
+    let input = clicks(11, 4_000, base);
     // Every record is there before the run starts: only the bound holds the later ones back.
     run.kafka.produce_at(
         &run.input,

@@ -339,12 +339,16 @@ mod tests {
         assert_eq!(depths, [0, 1, 2], "left, right, results: no cycle");
     }
 
-    /// `views` joined with `clicks` within ten seconds, written to `out`.
-    fn views_join_clicks() -> Topology {
+    /// `views` joined with `clicks` within ten seconds, written to `out`; with `rekeyed`, the
+    /// clicks are keyed by their value (the user) before the join.
+    fn views_join_clicks(rekeyed: bool) -> Topology {
         use crate::dsl::{JoinWindows, StreamJoined};
         let builder = StreamsBuilder::new();
         let views = builder.stream("views", StringSerde, StringSerde);
-        let clicks = builder.stream("clicks", StringSerde, StringSerde);
+        let mut clicks = builder.stream("clicks", StringSerde, StringSerde);
+        if rekeyed {
+            clicks = clicks.select_key(|_page: &String, user: &String| user.clone());
+        }
         views
             .join_stream(
                 &clicks,
@@ -366,7 +370,7 @@ mod tests {
                 _ => None,
             }
         };
-        let topology = views_join_clicks();
+        let topology = views_join_clicks(false);
         let problems = plan(&topology, "vc", counts(4)).unwrap_err();
         assert_eq!(
             problems,
@@ -384,21 +388,7 @@ mod tests {
     /// join reads two co-partitioned topics whatever the clicks topic's count.
     #[test]
     fn a_rekeyed_side_of_a_stream_join_is_repartitioned_like_the_other() {
-        use crate::dsl::{JoinWindows, StreamJoined};
-        let builder = StreamsBuilder::new();
-        let views = builder.stream("views", StringSerde, StringSerde);
-        let clicks = builder
-            .stream("clicks", StringSerde, StringSerde)
-            .select_key(|_page: &String, user: &String| user.clone());
-        views
-            .join_stream(
-                &clicks,
-                JoinWindows::of(std::time::Duration::from_secs(10)),
-                |v: &String, c: &String| format!("{v}/{c}"),
-                StreamJoined::new("vc", StringSerde, StringSerde, StringSerde),
-            )
-            .to("out", StringSerde, StringSerde);
-        let topology = builder.build().unwrap();
+        let topology = views_join_clicks(true);
         let counts = |t: &str| match t {
             "views" => Some(4),
             "clicks" => Some(6),
