@@ -165,7 +165,7 @@ pub(crate) fn register_metrics(
     labels: Vec<KeyValue>,
 ) {
     let meter = opentelemetry::global::meter_provider().meter("eddy");
-    let counters: [Counter; 12] = [
+    let counters: [Counter; 13] = [
         ("eddy.records.in", "Input records processed", |m| {
             m.records_in
         }),
@@ -198,6 +198,11 @@ pub(crate) fn register_metrics(
             "eddy.input.rewind_skips",
             "Input records delivered again after their task took them, skipped",
             |m| m.rewind_skips,
+        ),
+        (
+            "eddy.offset.moved_during_restore",
+            "Restored tasks whose committed offset another member moved meanwhile",
+            |m| m.moved_offsets,
         ),
         (
             "eddy.savepoints.applied",

@@ -185,3 +185,63 @@ fn an_open_transaction_holds_back_the_last_stable_offset() -> TestResult {
     assert_eq!(high, vec![5], "four records and one commit marker");
     Ok(())
 }
+
+/// The group coordinator fences a transactional offset commit by the member id and generation
+/// it carries, and takes one that carries neither from anyone: here from a consumer of the
+/// group that never joined it, for a partition another member owns. librdkafka holds such a
+/// membership after it reset both (an illegal generation, then a lost session) until the
+/// application polls, so Eddy's commit checks the membership first (`not_fenceable`), which
+/// tells the two consumers apart.
+#[test]
+fn a_transactional_offset_commit_without_membership_is_taken_from_a_non_member() -> TestResult {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let kafka = Kafka::shared()?;
+    let topic = unique_name("membership");
+    let group = unique_name("membership-group");
+    kafka.create_topic(&topic, 1)?;
+    let member: BaseConsumer = kafka
+        .config()
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    member.subscribe(&[&topic])?;
+    eddy_testkit::eventually::<eddy_testkit::TestkitError>(
+        "the member gets the partition",
+        std::time::Duration::from_secs(60),
+        || {
+            let _ = member.poll(std::time::Duration::from_millis(100));
+            Ok(member.assignment().map(|a| a.count()).unwrap_or(0) == 1)
+        },
+    )?;
+    let joined = eddy::kafka::membership(&member).ok_or("the member has no group metadata")?;
+    assert!(joined.fences(), "{joined:?}");
+    assert_eq!(eddy::kafka::not_fenceable(&member, Some(&joined)), None);
+
+    let outsider: BaseConsumer = kafka
+        .config()
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let reset = eddy::kafka::membership(&outsider).ok_or("the outsider has no group metadata")?;
+    assert!(!reset.fences(), "{reset:?}");
+    let why = eddy::kafka::not_fenceable(&outsider, Some(&reset)).ok_or("not refused")?;
+    assert!(why.contains("reset"), "{why}");
+
+    // What the check prevents: the coordinator commits the outsider's offsets.
+    let mut producer = OutputProducer::new(
+        &KafkaSettings::new(kafka.bootstrap_servers()),
+        &unique_name("membership-txn"),
+    )?;
+    producer.begin()?;
+    let mut offsets = TopicPartitionList::new();
+    offsets.add_partition_offset(&topic, 0, Offset::Offset(42))?;
+    let metadata = outsider
+        .group_metadata()
+        .ok_or("the outsider has no group metadata")?;
+    producer.send_offsets(&offsets, metadata)?;
+    producer.commit()?;
+    assert_eq!(kafka.committed_offsets(&group, &topic)?, vec![Some(42)]);
+    assert_eq!(member.assignment()?.count(), 1, "the member still owns it");
+    Ok(())
+}

@@ -781,9 +781,10 @@ impl WordcountRun {
         let violations = check_counts(&output, expected);
         if !violations.is_empty() {
             bail!(
-                "exactness violated ({}):\n{}",
+                "exactness violated ({}):\n{}\n{}",
                 self.locate_violation(expected, &output)?,
-                violations.join("\n")
+                violations.join("\n"),
+                keep_logs(apps)
             );
         }
         self.assert_settled()?;
@@ -848,13 +849,42 @@ pub fn check_windows(expected: &WindowedCounts, got: &WindowedCounts) -> anyhow:
     Ok(())
 }
 
-/// `error` followed by the last log lines of each of `apps`, for a failure they may explain.
+/// `error` followed by the last log lines of each of `apps`, for a failure they may explain,
+/// and where their whole logs were kept ([`keep_logs`]).
 pub fn with_log_tails(apps: &[AppProcess], error: impl std::fmt::Display) -> anyhow::Error {
     let logs: Vec<String> = apps
         .iter()
         .map(|a| format!("--- {}:\n{}", a.name(), a.log_tail(20)))
         .collect();
-    anyhow!("{error}\n{}", logs.join("\n"))
+    anyhow!("{error}\n{}\n{}", logs.join("\n"), keep_logs(apps))
+}
+
+/// Keeps the whole logs of `apps` after a failure, whose state directories (and the logs
+/// beside them) the test's temporary directory removes: copied to
+/// `<temp>/eddy-kept-logs/<application id>/`, unless they already are in
+/// `$EDDY_TEST_LOG_DIR`. Returns a line saying where they are, or why they are not.
+pub fn keep_logs(apps: &[AppProcess]) -> String {
+    let Some(first) = apps.first() else {
+        return "(no instance logs to keep)".to_owned();
+    };
+    if let Some(dir) = std::env::var_os("EDDY_TEST_LOG_DIR") {
+        return format!("instance logs: {}", PathBuf::from(dir).display());
+    }
+    let dir = std::env::temp_dir()
+        .join("eddy-kept-logs")
+        .join(&first.spec.application_id);
+    let copied = std::fs::create_dir_all(&dir).and_then(|()| {
+        apps.iter().try_for_each(|app| {
+            std::fs::copy(&app.log, dir.join(format!("{}.log", app.name))).map(drop)
+        })
+    });
+    match copied {
+        Ok(()) => format!("instance logs kept in {}", dir.display()),
+        Err(e) => format!(
+            "(instance logs could not be kept in {}: {e})",
+            dir.display()
+        ),
+    }
 }
 
 /// Per word, its counts in output order; only records at or past `from` (next offset per

@@ -14,7 +14,7 @@ use eddy::record::wall_clock_ms;
 use eddy_integration_tests::generate_lines;
 
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Latency {
     /// Median.
     pub p50_ms: f64,
@@ -22,6 +22,22 @@ pub struct Latency {
     pub p99_ms: f64,
     /// Output records measured.
     pub samples: usize,
+    /// The highest latencies, one per second of the phase (at most [`WORST`]): when in the
+    /// phase each was seen (seconds from its start) and its latency in milliseconds. A p99
+    /// set by one stall shows here as one bad second, a steady tail as many.
+    pub worst: Vec<(f64, i64)>,
+}
+
+/// How many of the worst seconds [`Latency::worst`] keeps.
+pub const WORST: usize = 3;
+
+/// [`Latency::worst`] as `"480 ms at 12.3 s, ..."`, for the report line.
+pub fn describe_worst(worst: &[(f64, i64)]) -> String {
+    let parts: Vec<String> = worst
+        .iter()
+        .map(|(at, ms)| format!("{ms} ms at {at:.1} s"))
+        .collect();
+    parts.join(", ")
 }
 
 /// What the latency phase feeds and how it counts.
@@ -84,7 +100,8 @@ pub fn measure(
         since,
     } = *feed;
     let per_step = f64::from(rate) * step.as_secs_f64();
-    let mut latencies = Vec::new();
+    // (when seen, latency in ms) per output.
+    let mut seen: Vec<(Duration, i64)> = Vec::new();
     let started = Instant::now();
     let mut sent = 0_usize;
     let mut expected = 0_usize;
@@ -115,21 +132,23 @@ pub fn measure(
             if let Some(message) = consumer.poll(next.saturating_duration_since(Instant::now())) {
                 let message = message?;
                 if let Some(ts) = message.timestamp().to_millis() {
-                    latencies.push(wall_clock_ms() - since(ts));
+                    seen.push((started.elapsed(), wall_clock_ms() - since(ts)));
                 }
             }
         }
     }
     producer.flush(Duration::from_secs(30))?;
     let drain = Instant::now() + Duration::from_secs(30);
-    while latencies.len() < expected && Instant::now() < drain {
+    while seen.len() < expected && Instant::now() < drain {
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message?;
             if let Some(ts) = message.timestamp().to_millis() {
-                latencies.push(wall_clock_ms() - since(ts));
+                seen.push((started.elapsed(), wall_clock_ms() - since(ts)));
             }
         }
     }
+    let worst = worst_seconds(&seen);
+    let mut latencies: Vec<i64> = seen.iter().map(|&(_, l)| l).collect();
     latencies.sort_unstable();
     let at = |q: f64| -> f64 {
         if latencies.is_empty() {
@@ -149,5 +168,50 @@ pub fn measure(
         p50_ms: at(0.50),
         p99_ms: at(0.99),
         samples: latencies.len(),
+        worst,
     })
+}
+
+/// The [`WORST`] highest latencies of `seen` from different seconds of the phase, highest
+/// first, each with the time it was seen.
+fn worst_seconds(seen: &[(Duration, i64)]) -> Vec<(f64, i64)> {
+    let mut per_second: std::collections::BTreeMap<u64, (Duration, i64)> =
+        std::collections::BTreeMap::new();
+    for &(at, latency) in seen {
+        let entry = per_second.entry(at.as_secs()).or_insert((at, latency));
+        if latency > entry.1 {
+            *entry = (at, latency);
+        }
+    }
+    let mut worst: Vec<(f64, i64)> = per_second
+        .into_values()
+        .map(|(at, latency)| (at.as_secs_f64(), latency))
+        .collect();
+    worst.sort_by_key(|w| std::cmp::Reverse(w.1));
+    worst.truncate(WORST);
+    worst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_seconds_keep_one_latency_per_second_highest_first() {
+        let ms = Duration::from_millis;
+        let seen = [
+            (ms(100), 10),
+            (ms(900), 400),
+            (ms(1_200), 20),
+            (ms(2_500), 30),
+            (ms(2_600), 35),
+            (ms(3_100), 5),
+        ];
+        let worst = worst_seconds(&seen);
+        assert_eq!(worst, vec![(0.9, 400), (2.6, 35), (1.2, 20)]);
+        assert_eq!(
+            describe_worst(&worst),
+            "400 ms at 0.9 s, 35 ms at 2.6 s, 20 ms at 1.2 s"
+        );
+    }
 }

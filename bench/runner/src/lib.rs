@@ -261,7 +261,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<Run>> {
                     let run = measure(options, kafka, input, &case, expected, records)?;
                     let _ = writeln!(
                         out,
-                        "repeat {} {workload:<11} {guarantee:<13} {system:<13} {:>9.0} records/s {:>9.0} records/CPU-s {:>5} MiB peak, start-up {:.2} s, latency p50 {:.0} ms p99 {:.0} ms",
+                        "repeat {} {workload:<11} {guarantee:<13} {system:<13} {:>9.0} records/s {:>9.0} records/CPU-s {:>5} MiB peak, start-up {:.2} s, latency p50 {:.0} ms p99 {:.0} ms (worst: {})",
                         repeat + 1,
                         run.records_per_second,
                         run.records_per_cpu_second,
@@ -269,6 +269,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> anyhow::Result<Vec<Run>> {
                         run.startup_seconds,
                         run.latency_p50_ms,
                         run.latency_p99_ms,
+                        latency::describe_worst(&run.latency_worst),
                     );
                     runs.push(run);
                 }
@@ -332,6 +333,7 @@ fn measure(
         peak_rss_bytes: cost.peak_rss_bytes,
         latency_p50_ms: latency.p50_ms,
         latency_p99_ms: latency.p99_ms,
+        latency_worst: latency.worst.clone(),
         memory,
     })
 }

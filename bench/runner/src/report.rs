@@ -34,6 +34,8 @@ pub struct Run {
     pub latency_p50_ms: f64,
     /// 99th-percentile end-to-end latency, in milliseconds.
     pub latency_p99_ms: f64,
+    /// The highest latencies of the phase, one per second: (seconds into the phase, ms).
+    pub latency_worst: Vec<(f64, i64)>,
     /// Eddy's memory by part at its peak sample (Eddy runs only).
     pub memory: Option<super::memory_split::MemorySplit>,
 }

@@ -63,6 +63,14 @@ impl std::fmt::Display for RejectedRecord {
             "a record of {} bytes for topic `{}` was refused ({})",
             self.bytes, self.topic, self.code
         )?;
+        if matches!(
+            self.code,
+            RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition
+        ) {
+            f.write_str(
+                ": the topic does not exist (deleted while the app ran, or never created)",
+            )?;
+        }
         if is_too_large(self.code) {
             match &self.limit {
                 Some(limit) => write!(
@@ -120,6 +128,10 @@ pub(super) struct DeliveryStats {
     /// whole batch for one record too large), with its origin's opaque (see
     /// [`DeliveryContext`]).
     pub(super) worst_rejection: Mutex<Option<(RejectedRecord, usize)>>,
+    /// The first record since the transaction began that failed because the brokers did not
+    /// know its topic, with its origin's opaque: a rejection only once the brokers confirm
+    /// the topic is missing (a topic whose metadata is still spreading gets the same answer).
+    pub(super) unknown_topic: Mutex<Option<(RejectedRecord, usize)>>,
     /// Highest acknowledged offset per topic partition since the last take.
     pub(super) offsets: Mutex<DeliveredOffsets>,
 }
@@ -169,19 +181,26 @@ impl ProducerContext for DeliveryContext {
                 if let Ok(mut first) = self.stats.first_failure.lock() {
                     first.get_or_insert(text);
                 }
-                if let Some(code) = err.rdkafka_error_code().filter(|c| is_deterministic(*c)) {
-                    let rejected = RejectedRecord {
-                        topic: msg.topic().to_owned(),
-                        bytes: msg.payload_len() + msg.key().map_or(0, <[u8]>::len),
-                        code,
-                        origin: None,
-                        limit: None,
-                    };
+                let Some(code) = err.rdkafka_error_code() else {
+                    return;
+                };
+                let rejected = RejectedRecord {
+                    topic: msg.topic().to_owned(),
+                    bytes: msg.payload_len() + msg.key().map_or(0, <[u8]>::len),
+                    code,
+                    origin: None,
+                    limit: None,
+                };
+                if is_deterministic(code) {
                     // The broker refuses a whole batch; its largest record is the culprit.
                     if let Ok(mut worst) = self.stats.worst_rejection.lock() {
                         if worst.as_ref().is_none_or(|(w, _)| w.bytes < rejected.bytes) {
                             *worst = Some((rejected, origin));
                         }
+                    }
+                } else if code == RDKafkaErrorCode::UnknownTopicOrPartition {
+                    if let Ok(mut suspect) = self.stats.unknown_topic.lock() {
+                        suspect.get_or_insert((rejected, origin));
                     }
                 }
             }
@@ -217,6 +236,17 @@ mod tests {
         }
         assert!(is_deterministic(RDKafkaErrorCode::MessageSizeTooLarge));
         assert!(!is_deterministic(RDKafkaErrorCode::NotLeaderForPartition));
+        let missing = RejectedRecord {
+            code: RDKafkaErrorCode::UnknownTopic,
+            limit: None,
+            ..rejected
+        }
+        .to_string();
+        assert!(
+            missing.contains("`out`") && missing.contains("does not exist"),
+            "{missing}"
+        );
+        assert!(!missing.contains("max.message.bytes"), "{missing}");
     }
 
     /// What librdkafka answers a send to a topic it knows to be missing, to a partition the

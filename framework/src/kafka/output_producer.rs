@@ -259,6 +259,9 @@ impl OutputProducer {
         if let Ok(mut rejection) = self.stats.worst_rejection.lock() {
             *rejection = None;
         }
+        if let Ok(mut suspect) = self.stats.unknown_topic.lock() {
+            *suspect = None;
+        }
         if !self.transactional {
             self.in_transaction = true;
             return Ok(());
@@ -506,17 +509,48 @@ impl OutputProducer {
     /// The record of the transaction that was refused for good, if one was, taken once.
     /// Its delivery report may arrive after the error it caused: after an abort (which serves
     /// every report) this says whether reprocessing can ever succeed.
+    ///
+    /// A record that failed because the brokers did not know its topic counts when the
+    /// brokers confirm, asked now, that the topic does not exist (deleted under the app):
+    /// every retry would meet it again. Otherwise (the topic is there, or the question found
+    /// no answer) the failure was passing.
     pub fn take_rejected(&self) -> Option<Box<RejectedRecord>> {
         let rejection = self
             .stats
             .worst_rejection
             .lock()
             .ok()
-            .and_then(|mut r| r.take());
+            .and_then(|mut r| r.take())
+            .or_else(|| self.confirmed_missing_topic());
         rejection.map(|(mut rejected, opaque)| {
             rejected.origin = self.origin_of(opaque);
             Box::new(rejected)
         })
+    }
+
+    /// The record that failed for an unknown topic, when the brokers confirm the topic is
+    /// missing; taken once.
+    fn confirmed_missing_topic(&self) -> Option<(RejectedRecord, usize)> {
+        let suspect = self.stats.unknown_topic.lock().ok()?.take()?;
+        let topic = suspect.0.topic.as_str();
+        match self
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+        {
+            Ok(metadata) => {
+                let missing = metadata.topics().iter().any(|t| {
+                    t.name() == topic
+                        && t.error().map(RDKafkaErrorCode::from)
+                            == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+                });
+                missing.then_some(suspect)
+            }
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "cannot ask the brokers whether a topic exists");
+                None
+            }
+        }
     }
 
     /// The origin a delivery opaque stands for.

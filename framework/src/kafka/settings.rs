@@ -172,11 +172,25 @@ impl KafkaSettings {
         )
     }
 
+    /// The producers' shared defaults. `topic.metadata.propagation.max.ms` is how long
+    /// librdkafka holds records for a topic the brokers do not know before failing them with
+    /// `UnknownTopic`; its 30 s outlast a commit, so a sink topic deleted under a running app
+    /// only ever timed a commit out, and every start-over's new producer waited anew until the
+    /// restart deadline. Eddy writes only to topics it saw at start (or created and waited
+    /// for), so half the transaction timeout is ample for a topic's metadata to reach every
+    /// broker; the record then fails before the commit times out, and the commit's error
+    /// path asks the brokers whether the topic exists ([`super::OutputProducer::take_rejected`]).
     fn producer_config(&self, client_id: &str, extra: &[(&str, &str)]) -> ClientConfig {
+        let propagation = (self.transaction_timeout / 2).as_millis().to_string();
         let mut defaults = vec![
             ("enable.idempotence", "true"),
             ("partitioner", "murmur2_random"),
             ("linger.ms", "5"),
+            ("topic.metadata.propagation.max.ms", propagation.as_str()),
+            // A producer's metadata request must never create the topic it asks for (brokers
+            // allow it by default): a sink topic deleted under the app would come back with
+            // the broker's default partition count, and keys would land in other partitions.
+            ("allow.auto.create.topics", "false"),
         ];
         defaults.extend_from_slice(extra);
         self.client_config_with(client_id, &defaults)
@@ -216,6 +230,30 @@ mod tests {
             .insert("fetch.queue.backoff.ms".to_owned(), "500".to_owned());
         let config = settings.consumer_config_with("reader", &[]);
         assert_eq!(config.get("fetch.queue.backoff.ms"), Some("500"));
+    }
+
+    /// A record for a topic the brokers do not know fails within half the transaction
+    /// timeout, before a commit times out, unless the app says otherwise.
+    #[test]
+    fn producers_give_up_on_a_missing_topic_before_a_commit_times_out() {
+        let mut settings = KafkaSettings::new("127.0.0.1:9092");
+        settings.transaction_timeout = std::time::Duration::from_secs(10);
+        for config in [
+            settings.transactional_producer_config("t"),
+            settings.idempotent_producer_config("p"),
+        ] {
+            assert_eq!(
+                config.get("topic.metadata.propagation.max.ms"),
+                Some("5000")
+            );
+            assert_eq!(config.get("allow.auto.create.topics"), Some("false"));
+        }
+        settings.client_properties.insert(
+            "topic.metadata.propagation.max.ms".to_owned(),
+            "800".to_owned(),
+        );
+        let config = settings.transactional_producer_config("t");
+        assert_eq!(config.get("topic.metadata.propagation.max.ms"), Some("800"));
     }
 
     /// Every property librdkafka treats as secret whose value is one (it redacts them in its

@@ -127,6 +127,11 @@ pub(crate) fn render(
         m.rewind_skips,
     );
     out.counter(
+        "eddy_offset_moved_during_restore_total",
+        "Restored tasks whose committed input offset another member moved while they restored; each made its thread start over.",
+        m.moved_offsets,
+    );
+    out.counter(
         "eddy_savepoints_applied_total",
         "Savepoints this instance applied to the app at start.",
         m.savepoints_applied,

@@ -47,10 +47,14 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
-    /// The consumer had no group metadata to commit offsets with: it is not a member of the
-    /// group at the moment (a rebalance or a lost session).
-    #[error("the consumer is not a member of the group: no group metadata to commit offsets with")]
-    NotInGroup,
+    /// The consumer may not commit offsets: it is not a member of the group at the moment
+    /// (a rebalance or a lost session), or holds a membership the coordinator cannot fence
+    /// with (see `kafka::membership`). The transaction aborts and the thread rejoins.
+    #[error("the consumer may not commit offsets: {why}")]
+    NotInGroup {
+        /// What its membership was.
+        why: String,
+    },
     /// The at-least-once consumer commit of input offsets failed: the outputs are written
     /// but the offsets not, so the thread starts over from the last commit (at-least-once
     /// allows the outputs again).
@@ -218,7 +222,7 @@ impl RuntimeError {
             RuntimeError::Savepoint(e) => e.action(),
             RuntimeError::Ops(e) => e.action(),
             // Joining the group again gives the consumer a generation to commit with.
-            RuntimeError::NotInGroup => ErrorAction::Rejoin,
+            RuntimeError::NotInGroup { .. } => ErrorAction::Rejoin,
             // Whatever the consumer's error: starting over from the last commit is safe.
             RuntimeError::OffsetCommit { .. } => ErrorAction::Rejoin,
             RuntimeError::Task { source, .. } => source.action(),

@@ -22,6 +22,7 @@ pub struct Metrics {
     processing_errors: AtomicU64,
     settle_waits: AtomicU64,
     rewind_skips: AtomicU64,
+    moved_offsets: AtomicU64,
     savepoints_applied: AtomicU64,
     external_commits: AtomicU64,
     external_rollbacks: AtomicU64,
@@ -64,6 +65,9 @@ pub struct MetricsSnapshot {
     /// Input records skipped because the consumer delivered them again after the task took
     /// them (librdkafka moved a partition's position back).
     pub rewind_skips: u64,
+    /// Restored tasks whose committed input offset moved while they restored (a member that
+    /// no longer owned them committed); each made its thread start over.
+    pub moved_offsets: u64,
     /// Savepoints this instance applied to the app at start (restore, rollback or fork).
     pub savepoints_applied: u64,
     /// Prepared transactions of two-phase sinks left by earlier owners (or zombies) and
@@ -116,6 +120,9 @@ impl Metrics {
     }
     pub(crate) fn add_rewind_skip(&self) {
         self.rewind_skips.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_moved_offset(&self) {
+        self.moved_offsets.fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn add_savepoint_applied(&self) {
         self.savepoints_applied.fetch_add(1, Ordering::Relaxed);
@@ -186,6 +193,7 @@ impl Metrics {
             processing_errors: get(&self.processing_errors),
             settle_waits: get(&self.settle_waits),
             rewind_skips: get(&self.rewind_skips),
+            moved_offsets: get(&self.moved_offsets),
             savepoints_applied: get(&self.savepoints_applied),
             external_commits_resolved: get(&self.external_commits),
             external_rollbacks_resolved: get(&self.external_rollbacks),

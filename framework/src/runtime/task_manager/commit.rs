@@ -255,8 +255,14 @@ impl TaskManager {
         }
         let offsets = &prepared.offsets;
         if self.producer.is_transactional() && offsets.count() > 0 {
-            let Some(group) = consumer.group_metadata() else {
-                return Err(RuntimeError::NotInGroup);
+            // The metadata is checked as librdkafka holds it just before and just after it
+            // is taken: a membership reset between the two shows as a change.
+            let before = crate::kafka::membership(consumer);
+            let group = consumer.group_metadata();
+            let refused = crate::kafka::not_fenceable(consumer, before.as_ref());
+            let (Some(group), None) = (group, refused.clone()) else {
+                let why = refused.unwrap_or_else(|| "it holds no group metadata".to_owned());
+                return self.on_error(RuntimeError::NotInGroup { why });
             };
             if let Err(e) = self.producer.send_offsets(offsets, group) {
                 return self.on_producer_error(e);

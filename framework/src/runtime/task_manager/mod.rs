@@ -268,6 +268,7 @@ impl TaskManager {
         if restored.is_empty() {
             return Ok(());
         }
+        let restored = self.confirm_starts(consumer, restored)?;
         let now = wall_clock_ms();
         let mut resume = TopicPartitionList::new();
         for id in restored {

@@ -126,6 +126,82 @@ impl TaskManager {
         Ok(())
     }
 
+    /// Looks up the committed offsets of the `restored` tasks once more before they run, and
+    /// returns those whose offsets are still where they settled; tasks whose offsets cannot
+    /// be read now wait for the next step.
+    ///
+    /// Only the owner of a task commits its offsets, so they cannot move while it restores,
+    /// unless a member that lost the task committed after all (a coordinator that took a
+    /// commit it should have refused, or a check like `kafka::not_fenceable` missing a case).
+    /// The restore may then hold that commit's changes while the settled offset does not:
+    /// running would take its records a second time on state that already counts them. So
+    /// the thread starts over instead, and its next generation settles the new offset and
+    /// restores up to it.
+    pub(super) fn confirm_starts<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        restored: Vec<TaskId>,
+    ) -> Result<Vec<TaskId>, RuntimeError> {
+        let mut tpl = TopicPartitionList::new();
+        for id in &restored {
+            if let Some(task) = self.tasks.get(id) {
+                for input in &task.inputs {
+                    tpl.add_partition(&input.topic, id.partition);
+                }
+            }
+        }
+        if tpl.count() == 0 {
+            return Ok(restored);
+        }
+        let committed = match consumer.committed_offsets(tpl, LOOKUP_TIMEOUT) {
+            Ok(committed) => committed,
+            Err(e) if crate::kafka::classify(&e) == ErrorAction::Retry => {
+                tracing::debug!(thread = self.thread, error = %e, "restored tasks wait to confirm their offsets");
+                return Ok(Vec::new());
+            }
+            Err(source) => {
+                return Err(RuntimeError::Kafka {
+                    what: "confirming the committed offsets of restored tasks".to_owned(),
+                    source,
+                })
+            }
+        };
+        let mut confirmed = Vec::new();
+        for id in restored {
+            let Some(task) = self.tasks.get(&id) else {
+                continue;
+            };
+            let mut readable = true;
+            for input in &task.inputs {
+                let entry = committed
+                    .find_partition(&input.topic, id.partition)
+                    .filter(|e| e.error().is_ok());
+                let Some(entry) = entry else {
+                    readable = false;
+                    continue;
+                };
+                let now = match entry.offset() {
+                    Offset::Offset(o) if o >= 0 => Some(o),
+                    _ => None,
+                };
+                if now != input.start {
+                    let reason = format!(
+                        "the committed offset of {} [{}] moved from {:?} to {now:?} while task {id} restored: a member that no longer owned the task committed",
+                        input.topic, id.partition, input.start
+                    );
+                    tracing::error!(thread = self.thread, task = %id, "{reason}; starting over to settle and restore again");
+                    self.shared.metrics.add_moved_offset();
+                    self.reset_dirty(&reason);
+                    return Ok(Vec::new());
+                }
+            }
+            if readable {
+                confirmed.push(id);
+            }
+        }
+        Ok(confirmed)
+    }
+
     /// Logs once per task that its committed offset cannot be read yet (typically the
     /// previous owner's transaction still holds it: the offset is not stable).
     fn note_unsettled(&mut self, id: TaskId, error: &str) {
