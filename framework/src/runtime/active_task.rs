@@ -70,10 +70,10 @@ impl TaskInput {
 
     /// For a record at `offset` this task must not take: below the settled start (processed
     /// and committed before), or below the end of what it took already (the consumer went
-    /// back). Returns where the input resumes and whether the consumer is still to be moved
-    /// there (true once until a record is taken again). `None` when the record is taken; it
+    /// back). Says where the input resumes, whether the consumer is still to be moved there
+    /// (once until a record is taken again) and why. `None` when the record is taken; it
     /// then moves `taken_to` past it.
-    pub(crate) fn repeated(&mut self, offset: i64) -> Option<(i64, bool)> {
+    pub(crate) fn repeated(&mut self, offset: i64) -> Option<Skip> {
         // `None` sorts below every offset: an input not settled, or with nothing committed,
         // has no floor from its start.
         let floor = self.start.max(self.taken_to);
@@ -81,7 +81,11 @@ impl TaskInput {
             Some(resume) if offset < resume => {
                 let seek = !self.seek_requested;
                 self.seek_requested = true;
-                Some((resume, seek))
+                Some(Skip {
+                    resume,
+                    seek,
+                    went_back: self.taken_to.is_some_and(|to| offset < to),
+                })
             }
             _ => {
                 self.seek_requested = false;
@@ -101,6 +105,18 @@ impl TaskInput {
     pub(crate) fn offset_to_commit(&self) -> Option<i64> {
         self.next_offset.or(self.committed_offset)
     }
+}
+
+/// A record an input must not take ([`TaskInput::repeated`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Skip {
+    /// Where the input resumes.
+    pub resume: i64,
+    /// True when the consumer is still to be moved there.
+    pub seek: bool,
+    /// True when the task took the record already (the consumer went back), false when it
+    /// lies below the settled start.
+    pub went_back: bool,
 }
 
 /// A task owned by this stream thread.
@@ -170,12 +186,20 @@ impl ActiveTask {
 mod tests {
     use super::*;
 
+    fn skip(resume: i64, seek: bool, went_back: bool) -> Option<Skip> {
+        Some(Skip {
+            resume,
+            seek,
+            went_back,
+        })
+    }
+
     #[test]
     fn records_below_the_start_are_skipped_and_the_consumer_moved_once() {
         let mut input = TaskInput::new("t".to_owned(), true, false);
         input.start = Some(40);
-        assert_eq!(input.repeated(3), Some((40, true)));
-        assert_eq!(input.repeated(4), Some((40, false)));
+        assert_eq!(input.repeated(3), skip(40, true, false));
+        assert_eq!(input.repeated(4), skip(40, false, false));
         assert_eq!(input.repeated(40), None);
         let mut fresh = TaskInput::new("t".to_owned(), true, false);
         fresh.start = None;
@@ -195,11 +219,11 @@ mod tests {
         }
         // The consumer rewinds to 11 (an offset reset, a validation seek): 11 and 14 were
         // taken, so the input resumes at 15, with one seek.
-        assert_eq!(input.repeated(11), Some((15, true)));
-        assert_eq!(input.repeated(14), Some((15, false)));
+        assert_eq!(input.repeated(11), skip(15, true, true));
+        assert_eq!(input.repeated(14), skip(15, false, true));
         assert_eq!(input.repeated(15), None);
         // A second rewind asks for a seek again.
-        assert_eq!(input.repeated(12), Some((16, true)));
+        assert_eq!(input.repeated(12), skip(16, true, true));
         // Gaps (transaction markers, aborted records) are not repeats.
         assert_eq!(input.repeated(30), None);
         assert_eq!(input.taken_to, Some(31));

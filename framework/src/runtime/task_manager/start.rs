@@ -226,8 +226,12 @@ impl TaskManager {
         let Some(input) = self.tasks.get_mut(&id).and_then(|t| t.input_mut(topic)) else {
             return false;
         };
-        let went_back = input.taken_to.is_some_and(|to| offset < to);
-        let Some((resume, seek)) = input.repeated(offset) else {
+        let Some(crate::runtime::active_task::Skip {
+            resume,
+            seek,
+            went_back,
+        }) = input.repeated(offset)
+        else {
             return false;
         };
         if went_back {
