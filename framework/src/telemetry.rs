@@ -201,7 +201,7 @@ pub(crate) fn register_metrics(
         ),
         (
             "eddy.offset.moved_during_restore",
-            "Restored tasks whose committed offset another member moved meanwhile",
+            "Start-overs because another member moved a restoring task's committed offset",
             |m| m.moved_offsets,
         ),
         (

@@ -226,7 +226,7 @@ fn a_transactional_offset_commit_without_membership_is_taken_from_a_non_member()
     let reset = eddy::kafka::membership(&outsider).ok_or("the outsider has no group metadata")?;
     assert!(!reset.fences(), "{reset:?}");
     let why = eddy::kafka::not_fenceable(&outsider, Some(&reset)).ok_or("not refused")?;
-    assert!(why.contains("reset"), "{why}");
+    assert!(why.to_string().contains("reset"), "{why}");
 
     // What the check prevents: the coordinator commits the outsider's offsets.
     let mut producer = OutputProducer::new(

@@ -58,31 +58,49 @@ pub fn membership<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<Memb
     }
 }
 
+/// Why a consumer may not commit offsets now ([`not_fenceable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its assignment was lost, it holds no group metadata, or its membership was reset so
+    /// that the coordinator could not refuse the commit: it must start over.
+    NotAMember(String),
+    /// Its membership moved to another fenceable one between the two reads (a new
+    /// generation): read again.
+    Changed,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NotAMember(why) => f.write_str(why),
+            Refusal::Changed => {
+                f.write_str("its membership kept changing while the commit was prepared")
+            }
+        }
+    }
+}
+
 /// Why `consumer` may not commit offsets now, or `None` when it may: its assignment was
 /// lost, it holds no membership the coordinator can fence with, or the membership changed
 /// between `before` (read just before the group metadata to commit with was taken) and now.
 pub fn not_fenceable<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     before: Option<&Membership>,
-) -> Option<String> {
+) -> Option<Refusal> {
     if consumer.assignment_lost() {
-        return Some("its assignment was lost".to_owned());
+        return Some(Refusal::NotAMember("its assignment was lost".to_owned()));
     }
     let Some(now) = membership(consumer) else {
-        return Some("it holds no group metadata".to_owned());
+        return Some(Refusal::NotAMember("it holds no group metadata".to_owned()));
     };
     if !now.fences() {
-        return Some(format!(
+        return Some(Refusal::NotAMember(format!(
             "its membership was reset (generation {}, member id `{}`), so the coordinator could not refuse the commit",
             now.generation, now.member_id
-        ));
+        )));
     }
     if before != Some(&now) {
-        return Some(format!(
-            "its membership changed while the commit was prepared (generation {:?} to {})",
-            before.map(|b| b.generation),
-            now.generation
-        ));
+        return Some(Refusal::Changed);
     }
     None
 }

@@ -17,7 +17,7 @@ pub(crate) use classify::{classify, is_report};
 pub(crate) use delivery::{is_deterministic, RecordOrigin};
 pub(crate) use drain::drain;
 pub(crate) use group::{describe_group, GroupView};
-pub use membership::{membership, not_fenceable, Membership};
+pub use membership::{membership, not_fenceable, Membership, Refusal};
 pub use output_producer::{OutgoingRecord, OutputProducer, ProducerError};
 pub(crate) use partitioner::murmur2_partition;
 pub use settings::KafkaSettings;

@@ -178,8 +178,10 @@ impl KafkaSettings {
     /// only ever timed a commit out, and every start-over's new producer waited anew until the
     /// restart deadline. Eddy writes only to topics it saw at start (or created and waited
     /// for), so half the transaction timeout is ample for a topic's metadata to reach every
-    /// broker; the record then fails before the commit times out, and the commit's error
-    /// path asks the brokers whether the topic exists ([`super::OutputProducer::take_rejected`]).
+    /// broker. A record queued for a topic the brokers do not know then fails in its
+    /// delivery report before the commit times out, and the commit's error path asks the
+    /// brokers whether the topic exists ([`super::OutputProducer::take_rejected`]); a send to
+    /// a topic librdkafka already holds to be missing fails at once with `UnknownTopic`.
     fn producer_config(&self, client_id: &str, extra: &[(&str, &str)]) -> ClientConfig {
         let propagation = (self.transaction_timeout / 2).as_millis().to_string();
         let mut defaults = vec![

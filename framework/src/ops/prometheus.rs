@@ -128,7 +128,7 @@ pub(crate) fn render(
     );
     out.counter(
         "eddy_offset_moved_during_restore_total",
-        "Restored tasks whose committed input offset another member moved while they restored; each made its thread start over.",
+        "Thread start-overs because a restored task's committed input offset was moved by another member while it restored.",
         m.moved_offsets,
     );
     out.counter(

@@ -11,6 +11,8 @@ pub(crate) enum Duty {
     StableCheck,
     /// Looking up the committed offsets of tasks that do not know theirs yet.
     StartLookup,
+    /// Confirming restored tasks' committed offsets before they run.
+    StartConfirm,
     /// Reading the control topic while no savepoint is in progress.
     ControlPoll,
     /// Publishing the thread's status.
@@ -27,7 +29,7 @@ pub(crate) enum Duty {
     ExternalResolve,
 }
 
-const DUTIES: usize = 10;
+const DUTIES: usize = 11;
 
 impl Duty {
     fn index(self) -> usize {

@@ -65,8 +65,8 @@ pub struct MetricsSnapshot {
     /// Input records skipped because the consumer delivered them again after the task took
     /// them (librdkafka moved a partition's position back).
     pub rewind_skips: u64,
-    /// Restored tasks whose committed input offset moved while they restored (a member that
-    /// no longer owned them committed); each made its thread start over.
+    /// Thread start-overs because a restored task's committed input offset moved while it
+    /// restored (a member that no longer owned the task committed).
     pub moved_offsets: u64,
     /// Savepoints this instance applied to the app at start (restore, rollback or fork).
     pub savepoints_applied: u64,

@@ -211,6 +211,13 @@ impl TaskManager {
                     return self.on_producer_error(e);
                 }
             }
+            // A task that does not run yet (settling, restoring) commits nothing: its offset
+            // is the one it looked up, and its metadata may carry a previous owner's
+            // two-phase mark, which its recovery reads once it has restored (a mark of this
+            // owner there would roll back a transaction Kafka committed).
+            if !task.phase.is_running() {
+                continue;
+            }
             // A transaction without input of a task (punctuation output only) still carries
             // the task's committed offset: the group coordinator then refuses it from a
             // member that lost the task, as it refuses any other.
@@ -255,14 +262,9 @@ impl TaskManager {
         }
         let offsets = &prepared.offsets;
         if self.producer.is_transactional() && offsets.count() > 0 {
-            // The metadata is checked as librdkafka holds it just before and just after it
-            // is taken: a membership reset between the two shows as a change.
-            let before = crate::kafka::membership(consumer);
-            let group = consumer.group_metadata();
-            let refused = crate::kafka::not_fenceable(consumer, before.as_ref());
-            let (Some(group), None) = (group, refused.clone()) else {
-                let why = refused.unwrap_or_else(|| "it holds no group metadata".to_owned());
-                return self.on_error(RuntimeError::NotInGroup { why });
+            let group = match fenceable_group_metadata(consumer) {
+                Ok(group) => group,
+                Err(why) => return self.on_error(RuntimeError::NotInGroup { why }),
             };
             if let Err(e) = self.producer.send_offsets(offsets, group) {
                 return self.on_producer_error(e);
@@ -466,6 +468,29 @@ impl TaskManager {
         }
         let _ = self.restorer.forget(&ids);
     }
+}
+
+/// The group metadata to commit offsets with, checked as librdkafka holds it just before and
+/// just after it is taken (a reset between the two shows as a change): refused when the
+/// coordinator could not fence a commit made with it (see `kafka::membership`). A change
+/// to another fenceable generation is read again, a few times.
+fn fenceable_group_metadata<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+) -> Result<rdkafka::consumer::ConsumerGroupMetadata, String> {
+    let mut refusal = crate::kafka::Refusal::Changed;
+    for _ in 0..3 {
+        let before = crate::kafka::membership(consumer);
+        let group = consumer.group_metadata();
+        match crate::kafka::not_fenceable(consumer, before.as_ref()) {
+            None => return group.ok_or_else(|| "it holds no group metadata".to_owned()),
+            Some(crate::kafka::Refusal::Changed) => {}
+            Some(other) => {
+                refusal = other;
+                break;
+            }
+        }
+    }
+    Err(refusal.to_string())
 }
 
 /// `topic[partition]=offset, …` for the debug log of a commit.

@@ -79,6 +79,8 @@ pub(crate) struct TaskManager {
     assigned: bool,
     /// Consumer moves to committed offsets, applied at the next loop step.
     seeks: Vec<(String, i32, i64)>,
+    /// Since when restored tasks wait to confirm their committed offsets.
+    unconfirmed_since: Option<std::time::Instant>,
     /// Deletes committed records of the repartition topics this thread reads.
     purger: purge::Purger,
     /// Set when another producer registered this thread's transactional id.
@@ -140,6 +142,7 @@ impl TaskManager {
             checkpointer: checkpoint::Checkpointer::new(),
             assigned: false,
             seeks: Vec::new(),
+            unconfirmed_since: None,
             purger: purge::Purger::new(shared.config.processing.repartition_purge_interval),
             producer_fenced: false,
             timeline_reader: None,

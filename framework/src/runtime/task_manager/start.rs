@@ -130,8 +130,9 @@ impl TaskManager {
     /// returns those whose offsets are still where they settled; tasks whose offsets cannot
     /// be read now wait for the next step.
     ///
-    /// Only the owner of a task commits its offsets, so they cannot move while it restores,
-    /// unless a member that lost the task committed after all (a coordinator that took a
+    /// Only the owner of a task commits its offsets (and only once it runs: see `prepare`),
+    /// so they cannot move while it restores, unless a member that lost the task committed
+    /// after all (a coordinator that took a
     /// commit it should have refused, or a check like `kafka::not_fenceable` missing a case).
     /// The restore may then hold that commit's changes while the settled offset does not:
     /// running would take its records a second time on state that already counts them. So
@@ -153,10 +154,14 @@ impl TaskManager {
         if tpl.count() == 0 {
             return Ok(restored);
         }
+        // Due at once after a confirmation that went through; every 100 ms while one waits.
+        if !self.cadence.run_if_due(Duty::StartConfirm, LOOKUP_INTERVAL) {
+            return Ok(Vec::new());
+        }
         let committed = match consumer.committed_offsets(tpl, LOOKUP_TIMEOUT) {
             Ok(committed) => committed,
             Err(e) if crate::kafka::classify(&e) == ErrorAction::Retry => {
-                tracing::debug!(thread = self.thread, error = %e, "restored tasks wait to confirm their offsets");
+                self.note_unconfirmed(&e.to_string());
                 return Ok(Vec::new());
             }
             Err(source) => {
@@ -166,6 +171,7 @@ impl TaskManager {
                 })
             }
         };
+        let waiting = restored.len();
         let mut confirmed = Vec::new();
         for id in restored {
             let Some(task) = self.tasks.get(&id) else {
@@ -199,7 +205,29 @@ impl TaskManager {
                 confirmed.push(id);
             }
         }
+        if confirmed.len() == waiting {
+            self.cadence.clear(Duty::StartConfirm);
+            self.unconfirmed_since = None;
+        } else {
+            self.note_unconfirmed("an offset is not stable yet");
+        }
         Ok(confirmed)
+    }
+
+    /// Logs when restored tasks have waited a while to confirm their committed offsets (the
+    /// coordinator unreachable, or a pending transaction on their offsets), then every 10 s.
+    fn note_unconfirmed(&mut self, error: &str) {
+        let since = *self
+            .unconfirmed_since
+            .get_or_insert_with(std::time::Instant::now);
+        let waited = since.elapsed();
+        if waited >= Duration::from_secs(1)
+            && self
+                .cadence
+                .run_if_due(Duty::ProgressLog, Duration::from_secs(10))
+        {
+            tracing::info!(thread = self.thread, waited = ?waited, error, "restored tasks wait to confirm their committed offsets");
+        }
     }
 
     /// Logs once per task that its committed offset cannot be read yet (typically the
