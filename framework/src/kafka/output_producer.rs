@@ -529,28 +529,27 @@ impl OutputProducer {
     }
 
     /// The record that failed for an unknown topic, when the brokers confirm the topic is
-    /// missing; taken once.
+    /// missing in two answers (each from whichever broker librdkafka asks, so one broker a
+    /// new topic has not reached yet does not decide); taken once.
     fn confirmed_missing_topic(&self) -> Option<(RejectedRecord, usize)> {
         let suspect = self.stats.unknown_topic.lock().ok()?.take()?;
         let topic = suspect.0.topic.as_str();
-        match self
+        let missing = || match self
             .producer
             .client()
             .fetch_metadata(Some(topic), Duration::from_secs(5))
         {
-            Ok(metadata) => {
-                let missing = metadata.topics().iter().any(|t| {
-                    t.name() == topic
-                        && t.error().map(RDKafkaErrorCode::from)
-                            == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
-                });
-                missing.then_some(suspect)
-            }
+            Ok(metadata) => metadata.topics().iter().any(|t| {
+                t.name() == topic
+                    && t.error().map(RDKafkaErrorCode::from)
+                        == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+            }),
             Err(e) => {
                 tracing::warn!(topic, error = %e, "cannot ask the brokers whether a topic exists");
-                None
+                false
             }
-        }
+        };
+        (missing() && missing()).then_some(suspect)
     }
 
     /// The origin a delivery opaque stands for.
