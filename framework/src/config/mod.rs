@@ -10,6 +10,7 @@ use crate::snapshot::{S3Settings, StoreLocation};
 
 pub(crate) mod budget;
 mod cli;
+mod fields;
 mod loader;
 mod schema;
 
