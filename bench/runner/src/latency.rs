@@ -23,7 +23,8 @@ pub struct Latency {
     /// Output records measured.
     pub samples: usize,
     /// The highest latencies, one per second of the phase (at most [`WORST`]): when in the
-    /// phase each was seen (seconds from its start) and its latency in milliseconds. A p99
+    /// phase each was seen (seconds from the end of the warm-up) and its latency in
+    /// milliseconds. A p99
     /// set by one stall shows here as one bad second, a steady tail as many.
     pub worst: Vec<(f64, i64)>,
 }
@@ -56,9 +57,15 @@ pub struct Feed {
     pub since: fn(i64) -> i64,
 }
 
-/// Produces `feed.rate` lines per second to `input` for `feed.duration` (in steps of 10 ms),
-/// while reading `output` from `partitions` partitions, and returns the latency of the outputs
-/// that arrived for them, waiting up to 30 s after the last input for stragglers.
+/// How long input is fed at the phase's rate before latencies count: the first seconds of a
+/// freshly started app (its first transaction on each partition, each task's first fetch)
+/// measure its start-up, which the start-up figure covers, not its steady latency.
+pub const WARM_UP: Duration = Duration::from_secs(3);
+
+/// Produces `feed.rate` lines per second to `input` for [`WARM_UP`] plus `feed.duration` (in
+/// steps of 10 ms), while reading `output` from `partitions` partitions, and returns the
+/// latency of the outputs of the lines sent after the warm-up, waiting up to 30 s after the
+/// last input for stragglers.
 ///
 /// # Errors
 /// A client cannot be created or a record cannot be produced.
@@ -100,13 +107,15 @@ pub fn measure(
         since,
     } = *feed;
     let per_step = f64::from(rate) * step.as_secs_f64();
+    // Outputs of lines stamped before this are the warm-up's.
+    let measured_from = wall_clock_ms() + i64::try_from(WARM_UP.as_millis()).unwrap_or(0);
     // (when seen, latency in ms) per output.
     let mut seen: Vec<(Duration, i64)> = Vec::new();
     let started = Instant::now();
     let mut sent = 0_usize;
     let mut expected = 0_usize;
     let mut next = started;
-    while started.elapsed() < duration {
+    while started.elapsed() < WARM_UP + duration {
         // Pace the input: send what is due, then read outputs until the next step.
         #[allow(
             clippy::cast_possible_truncation,
@@ -117,22 +126,32 @@ pub fn measure(
         while sent < due {
             let line = &lines[sent % lines.len()];
             let key = key_of.map(|f| f(sent));
+            let now = wall_clock_ms();
             let mut record = BaseRecord::<str, str>::to(input)
                 .payload(line.as_str())
-                .timestamp(wall_clock_ms());
+                .timestamp(now);
             if let Some(key) = &key {
                 record = record.key(key.as_str());
             }
             producer.send(record).map_err(|(e, _)| e)?;
             sent += 1;
-            expected += outputs_per_line(line);
+            if now >= measured_from {
+                expected += outputs_per_line(line);
+            }
         }
         next += step;
         while Instant::now() < next {
             if let Some(message) = consumer.poll(next.saturating_duration_since(Instant::now())) {
                 let message = message?;
-                if let Some(ts) = message.timestamp().to_millis() {
-                    seen.push((started.elapsed(), wall_clock_ms() - since(ts)));
+                if let Some(ts) = message
+                    .timestamp()
+                    .to_millis()
+                    .filter(|&ts| ts >= measured_from)
+                {
+                    seen.push((
+                        started.elapsed().saturating_sub(WARM_UP),
+                        wall_clock_ms() - since(ts),
+                    ));
                 }
             }
         }
@@ -142,8 +161,15 @@ pub fn measure(
     while seen.len() < expected && Instant::now() < drain {
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message?;
-            if let Some(ts) = message.timestamp().to_millis() {
-                seen.push((started.elapsed(), wall_clock_ms() - since(ts)));
+            if let Some(ts) = message
+                .timestamp()
+                .to_millis()
+                .filter(|&ts| ts >= measured_from)
+            {
+                seen.push((
+                    started.elapsed().saturating_sub(WARM_UP),
+                    wall_clock_ms() - since(ts),
+                ));
             }
         }
     }
