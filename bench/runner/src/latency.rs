@@ -112,6 +112,16 @@ pub fn measure(
     // (when seen, latency in ms) per output.
     let mut seen: Vec<(Duration, i64)> = Vec::new();
     let started = Instant::now();
+    // An output's arrival, unless it is the warm-up's.
+    let arrival = |message: &rdkafka::message::BorrowedMessage<'_>| {
+        let ts = message.timestamp().to_millis()?;
+        (ts >= measured_from).then(|| {
+            (
+                started.elapsed().saturating_sub(WARM_UP),
+                wall_clock_ms() - since(ts),
+            )
+        })
+    };
     let mut sent = 0_usize;
     let mut expected = 0_usize;
     let mut next = started;
@@ -142,17 +152,7 @@ pub fn measure(
         next += step;
         while Instant::now() < next {
             if let Some(message) = consumer.poll(next.saturating_duration_since(Instant::now())) {
-                let message = message?;
-                if let Some(ts) = message
-                    .timestamp()
-                    .to_millis()
-                    .filter(|&ts| ts >= measured_from)
-                {
-                    seen.push((
-                        started.elapsed().saturating_sub(WARM_UP),
-                        wall_clock_ms() - since(ts),
-                    ));
-                }
+                seen.extend(arrival(&message?));
             }
         }
     }
@@ -160,17 +160,7 @@ pub fn measure(
     let drain = Instant::now() + Duration::from_secs(30);
     while seen.len() < expected && Instant::now() < drain {
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            let message = message?;
-            if let Some(ts) = message
-                .timestamp()
-                .to_millis()
-                .filter(|&ts| ts >= measured_from)
-            {
-                seen.push((
-                    started.elapsed().saturating_sub(WARM_UP),
-                    wall_clock_ms() - since(ts),
-                ));
-            }
+            seen.extend(arrival(&message?));
         }
     }
     let worst = worst_seconds(&seen);
