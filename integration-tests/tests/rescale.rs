@@ -84,14 +84,17 @@ fn rescale(
     let produced = load.stop()?;
     let expected = expected_counts(produced.iter().map(String::as_str));
 
-    // The longest stretch without new output after each step (and before the first one).
+    // The longest stretch without new output after each step (and before the first one),
+    // and when it ended, in seconds since the load began.
     let longest_gap = |from: Instant, to: Instant| {
         let mut last_change = from;
         let mut last_count = None;
-        let mut longest = Duration::ZERO;
+        let mut longest = (Duration::ZERO, 0.0);
         for &(t, c) in samples.iter().filter(|(t, _)| *t >= from && *t < to) {
             if last_count != Some(c) {
-                longest = longest.max(t - last_change);
+                if t - last_change > longest.0 {
+                    longest = (t - last_change, (t - start).as_secs_f64());
+                }
                 last_change = t;
                 last_count = Some(c);
             }
@@ -102,15 +105,14 @@ fn rescale(
         "rescale under load ({label}; {} lines per {TICK:?} offered):",
         CHUNK
     );
-    println!(
-        "  steady, before any step: longest pause {:?}",
-        longest_gap(start + Duration::from_secs(3), steps[0].1)
-    );
+    let (gap, ended) = longest_gap(start + Duration::from_secs(3), steps[0].1);
+    println!("  steady, before any step: longest pause {gap:?}, ended at {ended:.1} s");
     for pair in steps.windows(2) {
+        let (gap, ended) = longest_gap(pair[0].1, pair[1].1);
         println!(
-            "  {}: longest pause {:?}",
+            "  {} (at {:.1} s): longest pause {gap:?}, ended at {ended:.1} s",
             pair[0].0,
-            longest_gap(pair[0].1, pair[1].1)
+            (pair[0].1 - start).as_secs_f64()
         );
     }
 

@@ -181,3 +181,50 @@ fn a_joining_instance_warms_up_every_stateful_task_before_it_takes_any() -> anyh
     run.finish_exactly(std::slice::from_mut(&mut b), &all)?;
     Ok(())
 }
+
+#[test]
+fn an_instance_warming_up_stops_on_sigterm() -> anyhow::Result<()> {
+    let run = WordcountRun::new("warmup-stop", 2)?;
+    let mut a = run.start("a", &[])?;
+    a.ops()?.wait_status("/ready", 200, WAIT)?;
+    let lines = generate_lines(81, 200, 100);
+    let words: u64 = expected_counts(lines.iter().map(String::as_str))
+        .values()
+        .sum();
+    run.produce_lines(&lines)?;
+    run.kafka.tail(&run.output)?.wait_for(words, WAIT)?;
+    a.terminate(WAIT)?;
+
+    // Millions of changelog records: a copy takes far longer to read them than the test
+    // takes to send SIGTERM once the warm-up has begun.
+    let changelog = format!("{}-counts-changelog", run.application_id);
+    run.kafka.producer()?.send_all(
+        &changelog,
+        (0..3_000_000u32).map(|i| {
+            let key = format!("filler-{i}").into_bytes();
+            (Some(key), 1i64.to_be_bytes().to_vec(), None)
+        }),
+    )?;
+
+    let mut b = run.start(
+        "b",
+        &[
+            ("EDDY__PROCESSING__WARMUP_BEFORE_JOIN", "true"),
+            ("EDDY__PROCESSING__WARMUP_TIMEOUT_MS", "600000"),
+        ],
+    )?;
+    let warming = eventually_every("b warming up", WAIT, Duration::from_millis(50), || {
+        Ok(b.log_text().contains("warming up before joining the group"))
+    });
+    on_timeout(warming, || {
+        anyhow::bail!("b never warmed up:\n{}", b.log_tail(30))
+    })?;
+    // SIGTERM while warming up: the instance stops cleanly without finishing the warm-up.
+    b.terminate(Duration::from_secs(30))?;
+    assert!(
+        !b.log_text().contains("warm-up done"),
+        "b finished its warm-up before stopping:\n{}",
+        b.log_tail(20)
+    );
+    Ok(())
+}

@@ -88,6 +88,12 @@ impl App {
     /// Fails when the state directory is held by another instance, a topic the topology
     /// needs is missing, or Kafka cannot be reached.
     pub fn start(self) -> Result<RunningApp, RuntimeError> {
+        self.start_stoppable(Arc::new(AtomicBool::new(false)))
+    }
+
+    /// As [`start`](Self::start), with the flag that stops the app: set before the start
+    /// returns (a signal during the warm-up), the warm-up ends and no stream thread joins.
+    fn start_stoppable(self, shutdown: Arc<AtomicBool>) -> Result<RunningApp, RuntimeError> {
         // Before librdkafka's and RocksDB's threads exist, so none gets an arena of its own.
         memory::limit_malloc_arenas(self.config.memory.malloc_arena_max);
         let config = Arc::new(self.config);
@@ -121,7 +127,6 @@ impl App {
             )?),
             crate::config::ProcessingMode::Streaming => None,
         };
-        let shutdown = Arc::new(AtomicBool::new(false));
         let globals = setup::retrying(
             config.processing.restart_deadline,
             "loading the global tables",
@@ -190,9 +195,10 @@ impl App {
             };
         let (done_tx, done_rx) = mpsc::channel();
         let mut threads = Vec::new();
-        // A bounded run that already finished leaves the stream threads nothing to do.
+        // A bounded run that already finished leaves the stream threads nothing to do; an
+        // app stopped while it warmed up has no thread join the group.
         let finished = shared.bounded.as_ref().is_some_and(|run| run.finished());
-        let thread_count = if finished {
+        let thread_count = if finished || shutdown.load(Ordering::Relaxed) {
             0
         } else {
             config.processing.threads
@@ -275,14 +281,16 @@ impl App {
         let signals = runtime
             .block_on(async { Signals::install() })
             .map_err(|source| RuntimeError::Signals { source })?;
-        let running = self.start()?;
-        let shutdown = Arc::clone(&running.shutdown);
+        // The signals are watched from here on, so one that comes while the app starts
+        // (warming up can take minutes) stops it too.
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&shutdown);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let waiter = runtime.spawn(async move {
             signals.wait(stop_rx).await;
-            shutdown.store(true, Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
         });
-        let result = running.wait();
+        let result = self.start_stoppable(shutdown).and_then(RunningApp::wait);
         let _ = stop_tx.send(());
         let _ = runtime.block_on(waiter);
         result

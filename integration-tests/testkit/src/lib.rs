@@ -401,6 +401,15 @@ impl Kafka {
         topic: &str,
         records: impl IntoIterator<Item = (Option<Vec<u8>>, Vec<u8>, Option<i64>)>,
     ) -> Result<(), TestkitError> {
+        self.producer()?.send_all(topic, records)
+    }
+
+    /// A producer kept for many batches, for loads paced faster than a producer starts
+    /// (connecting and taking a producer id cost hundreds of milliseconds).
+    ///
+    /// # Errors
+    /// Fails when the producer cannot be created.
+    pub fn producer(&self) -> Result<KeptProducer, TestkitError> {
         let producer: BaseProducer = self
             .config()
             .set("partitioner", "murmur2_random")
@@ -408,20 +417,7 @@ impl Kafka {
             .set("enable.idempotence", "true")
             .create()
             .map_err(kafka_err("creating a producer"))?;
-        for (key, value, timestamp) in records {
-            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(&value);
-            if let Some(t) = timestamp {
-                record = record.timestamp(t);
-            }
-            if let Some(k) = key.as_deref() {
-                record = record.key(k);
-            }
-            send_waiting(&producer, record).map_err(kafka_err(format!("producing to {topic}")))?;
-        }
-        producer
-            .flush(DEFAULT_DEADLINE)
-            .map_err(kafka_err(format!("flushing records to {topic}")))?;
-        Ok(())
+        Ok(KeptProducer { producer })
     }
 
     /// Produces `(key, value)` records in one committed transaction (so a commit marker
@@ -647,6 +643,45 @@ impl Kafka {
             .assign(&tpl)
             .map_err(kafka_err(format!("assigning {topic}")))?;
         Ok(Tail { consumer, seen: 0 })
+    }
+}
+
+/// An idempotent producer partitioning by key with murmur2, as Java producers do.
+pub struct KeptProducer {
+    producer: BaseProducer,
+}
+
+impl std::fmt::Debug for KeptProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeptProducer").finish_non_exhaustive()
+    }
+}
+
+impl KeptProducer {
+    /// Produces records with an optional timestamp each (librdkafka's creation time when
+    /// `None`) and waits until all are acknowledged.
+    ///
+    /// # Errors
+    /// Fails when any record is not acknowledged.
+    pub fn send_all(
+        &self,
+        topic: &str,
+        records: impl IntoIterator<Item = (Option<Vec<u8>>, Vec<u8>, Option<i64>)>,
+    ) -> Result<(), TestkitError> {
+        for (key, value, timestamp) in records {
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(&value);
+            if let Some(t) = timestamp {
+                record = record.timestamp(t);
+            }
+            if let Some(k) = key.as_deref() {
+                record = record.key(k);
+            }
+            send_waiting(&self.producer, record)
+                .map_err(kafka_err(format!("producing to {topic}")))?;
+        }
+        self.producer
+            .flush(DEFAULT_DEADLINE)
+            .map_err(kafka_err(format!("flushing records to {topic}")))
     }
 }
 

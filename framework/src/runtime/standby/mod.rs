@@ -332,6 +332,15 @@ impl Runner {
 
     /// Changelog records each standby is behind the changelogs' ends.
     fn lags(&self) -> Result<BTreeMap<TaskId, i64>, RuntimeError> {
+        let mut lag: BTreeMap<TaskId, i64> = BTreeMap::new();
+        for ((id, _), reach) in self.reaches()? {
+            *lag.entry(id).or_default() += reach.lag();
+        }
+        Ok(lag)
+    }
+
+    /// Where each standby's copy of each changelog is and where that changelog ends.
+    fn reaches(&self) -> Result<BTreeMap<(TaskId, String), Reach>, RuntimeError> {
         let positions: Vec<(TaskId, String, i64)> = self.shared.standbys.with(|inner| {
             inner
                 .tasks
@@ -351,7 +360,7 @@ impl Runner {
         });
         // The reader's position moves past transaction markers; the stored one does not.
         let reading = self.reader.position().ok();
-        let mut lag: BTreeMap<TaskId, i64> = BTreeMap::new();
+        let mut reaches = BTreeMap::new();
         for (id, topic, stored) in positions {
             let at = reading
                 .as_ref()
@@ -369,8 +378,23 @@ impl Runner {
                 what: format!("reading the end of `{topic}` [{}]", id.partition),
                 source,
             })?;
-            *lag.entry(id).or_default() += (end - at).max(0);
+            reaches.insert((id, topic), Reach { at, end });
         }
-        Ok(lag)
+        Ok(reaches)
+    }
+}
+
+/// A standby copy's position in one changelog partition and that partition's end (its last
+/// stable offset: what a read_committed reader can reach).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Reach {
+    at: i64,
+    end: i64,
+}
+
+impl Reach {
+    /// Changelog records the copy is behind.
+    fn lag(self) -> i64 {
+        (self.end - self.at).max(0)
     }
 }
