@@ -141,7 +141,7 @@ fn every_click_is_enriched_exactly_once_under_kill_9_and_rescaling() -> anyhow::
 fn a_join_under_the_classic_protocol_is_refused_naming_the_setting() -> anyhow::Result<()> {
     let run = WordcountRun::new("joins-classic", 2)?;
     run.kafka.create_topic(&format!("{}-users", run.input), 2)?;
-    let mut spec = run.spec("a", &[]);
+    let mut spec = run.spec("a", &[("EDDY__PROCESSING__GROUP_PROTOCOL", "classic")]);
     spec.binary = "enrich-clicks".to_owned();
     let mut app = AppProcess::start("a", spec)?;
     let status = app.wait_exit(Duration::from_secs(60))?;

@@ -178,7 +178,8 @@ impl Fields {
         };
         let group_protocol = match self.choice("processing.group_protocol") {
             "consumer" => GroupProtocol::Consumer,
-            _ => GroupProtocol::Classic,
+            "classic" => GroupProtocol::Classic,
+            _ => GroupProtocol::Auto,
         };
         let malloc_arena_max = self.number("memory.malloc_arena_max");
         let block_cache_set = self.entries.contains_key("state.block_cache_mb");

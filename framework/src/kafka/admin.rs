@@ -279,6 +279,50 @@ impl TopicAdmin {
         Ok(None)
     }
 
+    /// The values of broker configs `keys` as one broker of the cluster reports them
+    /// (defaults included); a key the broker does not know (an older Kafka) is absent.
+    ///
+    /// # Errors
+    /// Fails when the metadata or the configs cannot be read.
+    pub fn broker_configs(
+        &self,
+        keys: &[&str],
+    ) -> Result<BTreeMap<String, String>, TopicAdminError> {
+        let md = self
+            .metadata
+            .fetch_metadata(None, self.timeout)
+            .map_err(|source| TopicAdminError::Kafka {
+                what: "fetching the cluster's brokers".to_owned(),
+                source,
+            })?;
+        let Some(broker) = md
+            .brokers()
+            .first()
+            .map(rdkafka::metadata::MetadataBroker::id)
+        else {
+            return Ok(BTreeMap::new());
+        };
+        let err = |source| TopicAdminError::Kafka {
+            what: format!("describing the configs of broker {broker}"),
+            source,
+        };
+        let options = AdminOptions::new().request_timeout(Some(self.timeout));
+        let resource = ResourceSpecifier::Broker(broker);
+        let results =
+            futures::executor::block_on(self.admin.describe_configs([&resource], &options))
+                .map_err(err)?;
+        let mut found = BTreeMap::new();
+        for result in results {
+            let resource = result.map_err(|code| err(KafkaError::AdminOp(code)))?;
+            for key in keys {
+                if let Some(value) = resource.get(key).and_then(|e| e.value.clone()) {
+                    found.insert((*key).to_owned(), value);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Checks that an existing topic keeps what `spec` needs kept: a compacted topic (a
     /// changelog, the control topic) must still be compacted.
     fn check_existing(&self, spec: &TopicSpec) -> Result<(), TopicAdminError> {

@@ -27,6 +27,7 @@ mod error;
 mod external_commits;
 mod fault;
 mod global_tables;
+mod group_protocol;
 mod instance;
 mod janitor;
 mod memory;
@@ -96,17 +97,19 @@ impl App {
     fn start_stoppable(self, shutdown: Arc<AtomicBool>) -> Result<RunningApp, RuntimeError> {
         // Before librdkafka's and RocksDB's threads exist, so none gets an arena of its own.
         memory::limit_malloc_arenas(self.config.memory.malloc_arena_max);
-        let config = Arc::new(self.config);
+        let mut config = self.config;
         let instance = Arc::new(InstanceDir::claim(
             &config.state.dir,
             &config.application.id,
             config.application.instance_id.as_deref(),
         )?);
-        let plan = setup::retrying(
+        let (plan, protocol) = setup::retrying(
             config.processing.restart_deadline,
             "preparing the topics",
             || prepare_topics(&self.topology, &config),
         )?;
+        config.processing.group_protocol = protocol;
+        let config = Arc::new(config);
         tracing::info!(
             application_id = config.application.id,
             instance_id = instance.instance_id(),
@@ -297,9 +300,13 @@ impl App {
     }
 }
 
-/// Plans the topology against the topics as they are, creates the internal topics (with
-/// `topics.*` applied) and a missing dead-letter topic.
-fn prepare_topics(topology: &Topology, config: &EddyConfig) -> Result<Plan, RuntimeError> {
+/// Plans the topology against the topics as they are, chooses the group protocol (see
+/// [`group_protocol`]), creates the internal topics (with `topics.*` applied) and a missing
+/// dead-letter topic.
+fn prepare_topics(
+    topology: &Topology,
+    config: &EddyConfig,
+) -> Result<(Plan, crate::config::GroupProtocol), RuntimeError> {
     let admin = TopicAdmin::new(&config.kafka)?;
     let mut lookup_error = None;
     let plan = crate::shared::plan(topology, &config.application.id, |topic| {
@@ -315,7 +322,14 @@ fn prepare_topics(topology: &Topology, config: &EddyConfig) -> Result<Plan, Runt
         return Err(e.into());
     }
     let mut plan = plan.map_err(RuntimeError::Plan)?;
-    if config.processing.group_protocol == crate::config::GroupProtocol::Classic {
+    let copartitioned = plan.inputs.values().any(|topics| topics.len() > 1);
+    let protocol = group_protocol::resolve(
+        config.processing.group_protocol,
+        &admin,
+        config.processing.session_timeout,
+        copartitioned,
+    )?;
+    if protocol == crate::config::GroupProtocol::Classic {
         let joined: Vec<String> = plan
             .inputs
             .iter()
@@ -353,7 +367,7 @@ fn prepare_topics(topology: &Topology, config: &EddyConfig) -> Result<Plan, Runt
             admin.ensure(&[TopicSpec::new(topic, 1)])?;
         }
     }
-    Ok(plan)
+    Ok((plan, protocol))
 }
 
 /// A short hash of the topology's description: equal for equal topologies.

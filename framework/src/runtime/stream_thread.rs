@@ -110,7 +110,8 @@ fn consumer_config(config: &crate::config::EddyConfig, name: &str) -> ClientConf
         ("fetch.wait.max.ms", "50"),
     ];
     match config.processing.group_protocol {
-        GroupProtocol::Classic => settings.extend([
+        // `Auto` is resolved at start; left unresolved, it means the classic protocol.
+        GroupProtocol::Classic | GroupProtocol::Auto => settings.extend([
             ("partition.assignment.strategy", "cooperative-sticky"),
             ("session.timeout.ms", session_timeout.as_str()),
             ("heartbeat.interval.ms", heartbeat_interval.as_str()),
