@@ -12,6 +12,7 @@ pub mod process;
 pub mod recovery;
 pub mod recovery_phases;
 pub mod report;
+pub mod rescale;
 pub mod restore;
 pub mod sinks;
 
@@ -68,6 +69,8 @@ pub struct Options {
     pub throughput: bool,
     /// Whether to measure the PostgreSQL sinks' rows per second.
     pub sinks: bool,
+    /// Whether to measure rescaling's pauses (`rescale`).
+    pub rescale: bool,
     /// The systems measured (a subset of `eddy`, `kafka-streams`, `raw`).
     pub systems: Vec<String>,
     /// The workloads measured (a subset of `passthrough`, `wordcount`).

@@ -1,6 +1,7 @@
 //! `make bench` at a tiny scale, so the benchmark keeps working: the Kafka Streams side builds
 //! with Maven, every system runs every workload, both large-state instances come back after
-//! kill -9, and the report holds a figure for each.
+//! kill -9, wordcount rescales under both group protocols, and the report holds a figure for
+//! each.
 
 use std::process::Command;
 
@@ -70,7 +71,30 @@ fn the_benchmark_runs_every_system_and_writes_its_report() -> anyhow::Result<()>
         assert!(seconds[0].as_f64().is_some_and(|s| s > 0.0), "{r}");
         assert!(r["keys"].as_u64().is_some_and(|k| k > 0), "{r}");
     }
+    // Rescaling: one run per group protocol, each with the steady part and three steps;
+    // `auto` takes the consumer protocol from the local broker, `classic` stays classic.
+    let rescale = report["rescale"].as_array().cloned().unwrap_or_default();
+    let chosen: Vec<(&str, &str)> = rescale
+        .iter()
+        .filter_map(|r| Some((r["protocol"].as_str()?, r["chosen"].as_str()?)))
+        .collect();
+    assert_eq!(
+        chosen,
+        [("auto", "consumer"), ("classic", "classic")],
+        "{report}"
+    );
+    for r in &rescale {
+        let pauses = r["pauses"].as_array().cloned().unwrap_or_default();
+        assert_eq!(pauses.len(), 4, "{r}");
+        assert!(
+            pauses
+                .iter()
+                .all(|p| p[1].as_f64().is_some_and(|s| s > 0.0)),
+            "{r}"
+        );
+    }
     let markdown = std::fs::read_to_string(out.path().join("report.md"))?;
+    assert!(markdown.contains("Rescaling under load"), "{markdown}");
     assert!(markdown.contains("Recovery after kill -9"), "{markdown}");
     assert!(markdown.contains("eddy / kafka-streams"), "{markdown}");
     assert!(markdown.contains("eddy / raw"), "{markdown}");

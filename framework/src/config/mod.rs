@@ -23,7 +23,8 @@ pub use schema::{markdown_table, setting, Kind, Setting, SETTINGS, TRANSACTION_T
 pub enum GroupProtocol {
     /// Chosen at start from what the brokers offer: [`Consumer`](Self::Consumer) where
     /// they offer it with a session timeout no longer than `processing.session_timeout_ms`
-    /// (or the topology reads co-partitioned topics together), else
+    /// and members are not static (or the topology reads co-partitioned topics together),
+    /// else
     /// [`Classic`](Self::Classic). The runtime resolves it before any stream thread starts.
     Auto,
     /// The classic protocol with librdkafka's client-side cooperative-sticky assignor.

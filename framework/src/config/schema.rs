@@ -158,7 +158,7 @@ pub const SETTINGS: &[Setting] = &[
     choice(
         "processing.group_protocol",
         &["auto", "classic", "consumer"],
-        "`auto`: `consumer` where the brokers offer it (Kafka 4.0+) with a `group.consumer.session.timeout.ms` no longer than `processing.session_timeout_ms`, or where the topology joins co-partitioned topics; `classic` otherwise. `classic`: client-side cooperative-sticky assignor, two rounds per rebalance. `consumer` (KIP-848): the broker's sticky range assignor, one round, partition N of co-partitioned topics on one member; session timeouts are then the broker's `group.consumer.*` settings",
+        "`auto`: `consumer` where the brokers offer it (Kafka 4.0+) with a `group.consumer.session.timeout.ms` no longer than `processing.session_timeout_ms` and members are not static, or where the topology joins co-partitioned topics; `classic` otherwise. `classic`: client-side cooperative-sticky assignor, two rounds per rebalance. `consumer` (KIP-848): the broker's sticky range assignor, one round, partition N of co-partitioned topics on one member; session timeouts are then the broker's `group.consumer.*` settings",
     ),
     choice(
         "processing.static_membership",

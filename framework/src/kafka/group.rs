@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 
 /// What one instance of the app holds in the group.
@@ -33,9 +33,14 @@ impl GroupView {
             .flat_map(|a| a.threads.iter().map(String::as_str))
     }
 
-    /// True while the group is rebalancing (members joining or syncing).
+    /// True while the group is rebalancing: members joining or syncing (classic protocol),
+    /// or the coordinator assigning and members reconciling (consumer protocol, which
+    /// librdkafka reports as `Unknown`).
     pub fn rebalancing(&self) -> bool {
-        self.state == "PreparingRebalance" || self.state == "CompletingRebalance"
+        matches!(
+            self.state.as_str(),
+            "PreparingRebalance" | "CompletingRebalance" | "Unknown"
+        )
     }
 
     /// The instance owning `topic` [`partition`], if any.
@@ -49,36 +54,31 @@ impl GroupView {
     }
 }
 
-/// Describes consumer group `group`.
+/// Describes consumer group `group` with librdkafka's `DescribeConsumerGroups`, which
+/// answers for groups of both protocols (the classic `DescribeGroups` shows no member of a
+/// group on the consumer protocol). A group that does not exist is `Empty`.
 ///
 /// # Errors
-/// The coordinator does not answer within `timeout`.
+/// The coordinator does not answer within `timeout`, or refuses.
 pub fn describe_group<C: ConsumerContext>(
     client: &BaseConsumer<C>,
     group: &str,
     timeout: Duration,
 ) -> Result<GroupView, KafkaError> {
-    let groups = client.fetch_group_list(Some(group), timeout)?;
     let mut view = GroupView {
         state: "Empty".to_owned(),
         instances: BTreeMap::new(),
     };
-    for g in groups.groups() {
-        view.state = g.state().to_owned();
-        for m in g.members() {
-            let thread = m.client_id().to_owned();
-            let instance = thread
-                .rsplit_once('-')
-                .map_or(thread.as_str(), |(i, _)| i)
-                .to_owned();
-            let entry = view.instances.entry(instance).or_default();
-            entry.threads.push(thread);
-            if let Some(bytes) = m.assignment() {
-                entry
-                    .partitions
-                    .extend(parse_assignment(bytes).unwrap_or_default());
-            }
-        }
+    for (thread, partitions) in
+        super::group_describe::members(client, group, timeout, &mut view.state)?
+    {
+        let instance = thread
+            .rsplit_once('-')
+            .map_or(thread.as_str(), |(i, _)| i)
+            .to_owned();
+        let entry = view.instances.entry(instance).or_default();
+        entry.threads.push(thread);
+        entry.partitions.extend(partitions);
     }
     for a in view.instances.values_mut() {
         a.partitions.sort();
@@ -86,56 +86,54 @@ pub fn describe_group<C: ConsumerContext>(
     Ok(view)
 }
 
-/// Decodes a consumer protocol assignment: version, then per topic its partitions (user data
-/// after them is ignored). `None` when the bytes are cut short.
-fn parse_assignment(bytes: &[u8]) -> Option<Vec<(String, i32)>> {
-    let mut at = 2; // version (i16)
-    let take = |at: &mut usize, n: usize| -> Option<&[u8]> {
-        let slice = bytes.get(*at..*at + n)?;
-        *at += n;
-        Some(slice)
-    };
-    let i32_at =
-        |at: &mut usize| -> Option<i32> { Some(i32::from_be_bytes(take(at, 4)?.try_into().ok()?)) };
-    let topics = i32_at(&mut at)?;
-    let mut out = Vec::new();
-    for _ in 0..topics.max(0) {
-        let len = i16::from_be_bytes(take(&mut at, 2)?.try_into().ok()?);
-        let topic =
-            String::from_utf8_lossy(take(&mut at, usize::try_from(len).ok()?)?).into_owned();
-        let partitions = i32_at(&mut at)?;
-        for _ in 0..partitions.max(0) {
-            out.push((topic.clone(), i32_at(&mut at)?));
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
+
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::ClientConfig;
+
+    use super::describe_group;
+
+    /// A member of a fresh group on `protocol`, polled until it holds both partitions of
+    /// `topic`; the describe sees it, with its client id and partitions.
+    fn member_is_seen(protocol: &str) -> Result<(), Box<dyn std::error::Error>> {
+        let kafka = eddy_testkit::Kafka::shared()?;
+        let topic = eddy_testkit::unique_name("describe-group");
+        kafka.create_topic(&topic, 2)?;
+        let group = eddy_testkit::unique_name("describe-group");
+        let mut config: ClientConfig = kafka.config();
+        config
+            .set("group.id", &group)
+            .set("client.id", "instance-7-0")
+            .set("group.protocol", protocol);
+        let consumer: BaseConsumer = config.create()?;
+        consumer.subscribe(&[&topic])?;
+        let expected: Vec<(String, i32)> = (0..2).map(|p| (topic.clone(), p)).collect();
+        let mut last = None;
+        let waited = eddy_testkit::eventually(
+            "the member seen with its partitions",
+            Duration::from_secs(60),
+            || {
+                consumer.poll(Duration::from_millis(100));
+                let view = describe_group(&consumer, &group, Duration::from_secs(5))?;
+                let seen = view
+                    .instances
+                    .get("instance-7")
+                    .is_some_and(|a| a.threads == ["instance-7-0"] && a.partitions == expected);
+                last = Some(view);
+                Ok::<bool, Box<dyn std::error::Error>>(seen)
+            },
+        );
+        waited.map_err(|e| format!("{protocol}: {e}; last seen {last:?}"))?;
+        Ok(())
+    }
 
     #[test]
-    fn a_consumer_protocol_assignment_decodes_to_its_partitions() {
-        let mut bytes = vec![0, 1]; // version 1
-        bytes.extend(2_i32.to_be_bytes()); // two topics
-        for (topic, partitions) in [("in", vec![0, 3]), ("app-x-repartition", vec![5])] {
-            bytes.extend(i16::try_from(topic.len()).unwrap().to_be_bytes());
-            bytes.extend(topic.as_bytes());
-            bytes.extend(i32::try_from(partitions.len()).unwrap().to_be_bytes());
-            for p in partitions {
-                bytes.extend(i32::to_be_bytes(p));
-            }
-        }
-        bytes.extend((-1_i32).to_be_bytes()); // no user data
-        assert_eq!(
-            parse_assignment(&bytes).unwrap(),
-            vec![
-                ("in".to_owned(), 0),
-                ("in".to_owned(), 3),
-                ("app-x-repartition".to_owned(), 5)
-            ]
-        );
-        assert_eq!(parse_assignment(&bytes[..9]), None, "cut short");
+    fn a_member_and_its_partitions_are_seen_under_both_group_protocols(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        member_is_seen("classic")?;
+        // The classic describe call showed no member of a consumer-protocol group.
+        member_is_seen("consumer")
     }
 }

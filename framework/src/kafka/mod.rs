@@ -6,6 +6,7 @@ mod classify;
 mod delivery;
 mod drain;
 mod group;
+mod group_describe;
 mod membership;
 mod output_producer;
 mod partitioner;

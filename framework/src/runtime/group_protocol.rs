@@ -22,28 +22,39 @@ const SESSION_KEY: &str = "group.consumer.session.timeout.ms";
 pub(super) fn resolve(
     configured: GroupProtocol,
     admin: &TopicAdmin,
-    session_timeout: Duration,
+    member: Member,
     needs_copartitioning: bool,
 ) -> Result<GroupProtocol, RuntimeError> {
     if configured != GroupProtocol::Auto {
         return Ok(configured);
     }
     let configs = admin.broker_configs(&[PROTOCOLS_KEY, SESSION_KEY])?;
-    let (protocol, why) = choose(&configs, session_timeout, needs_copartitioning)
+    let (protocol, why) = choose(&configs, member, needs_copartitioning)
         .map_err(|why| RuntimeError::Plan(vec![why]))?;
     tracing::info!(protocol = ?protocol, "group protocol chosen (processing.group_protocol = auto): {why}");
     Ok(protocol)
 }
 
-/// The consumer protocol when the brokers offer it (Kafka 4.0 and later) and a crashed
-/// member would be noticed as soon as under the classic protocol (their session timeout no
-/// longer than `session_timeout`): its broker-side assignor moves partitions in one round,
-/// where the classic protocol's cooperative rebalance needs two. A topology that reads
-/// co-partitioned topics together takes it whenever it is offered. Otherwise classic.
-/// Returns the choice and why, or why no protocol fits.
+/// How the app's members join: what `auto` weighs besides the brokers.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Member {
+    /// `processing.session_timeout_ms`.
+    pub(super) session_timeout: Duration,
+    /// `processing.static_membership`.
+    pub(super) static_membership: bool,
+}
+
+/// The consumer protocol when the brokers offer it (Kafka 4.0 and later), a crashed member
+/// would be noticed as soon as under the classic protocol (their session timeout no longer
+/// than the app's), and members are not static (the consumer protocol refuses a static
+/// member restarted after kill -9 while its predecessor's session lasts, where the classic
+/// protocol lets it replace the predecessor at once): its broker-side assignor moves
+/// partitions in one round, where the classic protocol's cooperative rebalance needs two. A
+/// topology that reads co-partitioned topics together takes it whenever it is offered.
+/// Otherwise classic. Returns the choice and why, or why no protocol fits.
 fn choose(
     broker: &BTreeMap<String, String>,
-    session_timeout: Duration,
+    member: Member,
     needs_copartitioning: bool,
 ) -> Result<(GroupProtocol, String), String> {
     let offered = broker.get(PROTOCOLS_KEY).is_some_and(|protocols| {
@@ -63,11 +74,15 @@ fn choose(
             "the brokers do not offer the consumer protocol".to_owned(),
         ));
     }
-    let ours = session_timeout.as_millis();
+    let ours = member.session_timeout.as_millis();
     let theirs = broker
         .get(SESSION_KEY)
         .and_then(|v| v.trim().parse::<u128>().ok());
     match theirs {
+        _ if member.static_membership && !needs_copartitioning => Ok((
+            GroupProtocol::Classic,
+            "processing.static_membership is on: under the consumer protocol a static member restarted after a crash waits out its predecessor's session".to_owned(),
+        )),
         Some(theirs) if theirs <= ours => Ok((
             GroupProtocol::Consumer,
             format!("the brokers offer it with {SESSION_KEY} = {theirs}"),
@@ -104,11 +119,18 @@ mod tests {
         configs
     }
 
-    const SIX_S: Duration = Duration::from_secs(6);
+    const DYNAMIC: Member = Member {
+        session_timeout: Duration::from_secs(6),
+        static_membership: false,
+    };
+    const STATIC: Member = Member {
+        session_timeout: Duration::from_secs(60),
+        static_membership: true,
+    };
 
     #[test]
     fn auto_takes_the_consumer_protocol_only_where_a_crash_is_noticed_as_fast() {
-        let chosen = |b, copartitioned| choose(&b, SIX_S, copartitioned).map(|(p, _)| p);
+        let chosen = |b, copartitioned| choose(&b, DYNAMIC, copartitioned).map(|(p, _)| p);
         assert_eq!(
             chosen(broker(Some("classic,consumer"), Some("6000")), false),
             Ok(GroupProtocol::Consumer)
@@ -131,6 +153,16 @@ mod tests {
             Ok(GroupProtocol::Classic),
             "a broker before Kafka 4.0"
         );
+        assert_eq!(
+            choose(
+                &broker(Some("classic,consumer"), Some("6000")),
+                STATIC,
+                false
+            )
+            .map(|(p, _)| p),
+            Ok(GroupProtocol::Classic),
+            "a static member restarted after kill -9 would wait out its predecessor's session"
+        );
     }
 
     #[test]
@@ -138,13 +170,13 @@ mod tests {
         assert_eq!(
             choose(
                 &broker(Some("classic,consumer"), Some("45000")),
-                SIX_S,
+                STATIC,
                 true
             )
             .map(|(p, _)| p),
             Ok(GroupProtocol::Consumer)
         );
-        let refused = choose(&broker(Some("classic"), None), SIX_S, true);
+        let refused = choose(&broker(Some("classic"), None), DYNAMIC, true);
         assert!(
             refused
                 .as_ref()

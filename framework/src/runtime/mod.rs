@@ -326,7 +326,10 @@ fn prepare_topics(
     let protocol = group_protocol::resolve(
         config.processing.group_protocol,
         &admin,
-        config.processing.session_timeout,
+        group_protocol::Member {
+            session_timeout: config.processing.session_timeout,
+            static_membership: config.processing.static_membership,
+        },
         copartitioned,
     )?;
     if protocol == crate::config::GroupProtocol::Classic {

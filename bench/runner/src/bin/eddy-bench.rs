@@ -3,7 +3,7 @@
 //!
 //! `eddy-bench [--records N] [--repeats R] [--partitions P] [--out DIR] [--rate LINES/S]
 //! [--latency-seconds S] [--state-mb MB] [--restore-mb MB] [--only
-//! throughput|recovery|sinks|restore] [--systems LIST] [--workloads LIST]` (defaults
+//! throughput|recovery|sinks|restore|rescale] [--systems LIST] [--workloads LIST]` (defaults
 //! 1,000,000, 3, 6, `target/eddy-bench`, 1,000, 10, 1,000, 0 (no one-store restore; 10,000
 //! with `--only restore`), all, `eddy,kafka-streams,raw`, `passthrough,wordcount,windowed,join`). Uses
 //! `EDDY_BOOTSTRAP_SERVERS`, or starts the local broker; the sinks measurement uses
@@ -40,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         value_bytes: 1_000,
         throughput: true,
         sinks: true,
+        rescale: true,
         systems: bench::SYSTEMS.map(str::to_owned).to_vec(),
         workloads: bench::WORKLOADS.map(str::to_owned).to_vec(),
     };
@@ -63,26 +64,19 @@ fn main() -> anyhow::Result<()> {
             "--systems" => options.systems = list(&value, &bench::SYSTEMS)?,
             "--workloads" => options.workloads = list(&value, &bench::WORKLOADS)?,
             "--only" => match value.as_str() {
-                "throughput" => {
-                    options.state_bytes = 0;
-                    options.sinks = false;
-                }
-                "recovery" => {
-                    options.throughput = false;
-                    options.sinks = false;
-                }
-                "sinks" => {
-                    options.throughput = false;
-                    options.state_bytes = 0;
-                }
-                "restore" => {
-                    options.throughput = false;
-                    options.state_bytes = 0;
-                    options.sinks = false;
-                    restore_only = true;
+                "throughput" | "recovery" | "sinks" | "restore" | "rescale" => {
+                    options.throughput = value == "throughput";
+                    options.state_bytes = if value == "recovery" {
+                        options.state_bytes
+                    } else {
+                        0
+                    };
+                    options.sinks = value == "sinks";
+                    options.rescale = value == "rescale";
+                    restore_only = value == "restore";
                 }
                 _ => anyhow::bail!(
-                    "--only takes `throughput`, `recovery`, `sinks` or `restore`, not `{value}`"
+                    "--only takes `throughput`, `recovery`, `sinks`, `restore` or `rescale`, not `{value}`"
                 ),
             },
             _ => anyhow::bail!(
@@ -110,6 +104,11 @@ fn main() -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
+    let rescales = if options.rescale {
+        bench::rescale::run(options.repeats.min(2), &mut out)?
+    } else {
+        Vec::new()
+    };
     let summaries = report::summarize(&runs);
     let header = format!(
         "{} input lines, {} partitions, commit interval 100 ms, {} repeat(s), one process per system, on this machine ({} cores). Latency: {} lines/s for {} s into an empty topic, output seen by a read_committed consumer.",
@@ -125,12 +124,13 @@ fn main() -> anyhow::Result<()> {
     markdown.push_str(&report::recovery_markdown(&recoveries));
     markdown.push_str(&bench::restore::markdown(restore.as_ref()));
     markdown.push_str(&bench::sinks::markdown(&sinks));
+    markdown.push_str(&bench::rescale::markdown(&rescales));
     println!("\n{markdown}");
     std::fs::write(options.out_dir.join("report.md"), &markdown)?;
     std::fs::write(
         options.out_dir.join("report.json"),
         serde_json::to_string_pretty(
-            &serde_json::json!({"summaries": summaries, "runs": runs, "recovery": report::recovery_json(&recoveries), "restore": restore, "sinks": sinks}),
+            &serde_json::json!({"summaries": summaries, "runs": runs, "recovery": report::recovery_json(&recoveries), "restore": restore, "sinks": sinks, "rescale": rescales}),
         )?,
     )?;
     println!("written to {}", options.out_dir.display());
