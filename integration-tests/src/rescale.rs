@@ -54,6 +54,14 @@ pub struct Rescaled {
     pub logs: String,
 }
 
+impl Rescaled {
+    /// True when the instances logged that `processing.group_protocol = auto` chose the
+    /// consumer protocol.
+    pub fn auto_chose_consumer(&self) -> bool {
+        self.logs.contains("group protocol chosen") && self.logs.contains("protocol=Consumer")
+    }
+}
+
 /// Runs wordcount 1 → 2 → 4 → 2 instances (started with `env`) under a steady load of
 /// [`CHUNK`] lines per [`TICK`], sampling its committed output every 50 ms.
 ///

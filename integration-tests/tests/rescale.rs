@@ -70,7 +70,7 @@ fn rescale(
         .any(|(k, v)| *k == "EDDY__PROCESSING__GROUP_PROTOCOL" && *v == "classic");
     if !classic && std::env::var_os("EDDY__PROCESSING__GROUP_PROTOCOL").is_none() {
         assert!(
-            logs.contains("group protocol chosen") && logs.contains("protocol=Consumer"),
+            rescaled.auto_chose_consumer(),
             "processing.group_protocol = auto should have chosen the consumer protocol"
         );
     }

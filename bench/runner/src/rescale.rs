@@ -39,7 +39,7 @@ pub fn run(repeats: usize, out: &mut dyn Write) -> anyhow::Result<Vec<RescaleRun
             let mut rescaled = rescale_under_load(&run, &borrowed(&settings))?;
             let expected = expected_counts(rescaled.produced.iter().map(String::as_str));
             run.finish_exactly(&mut rescaled.apps, &expected)?;
-            let chosen = if rescaled.logs.contains("protocol=Consumer") {
+            let chosen = if rescaled.auto_chose_consumer() {
                 "consumer"
             } else {
                 "classic"

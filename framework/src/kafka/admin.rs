@@ -261,22 +261,40 @@ impl TopicAdmin {
     /// # Errors
     /// Fails when the configs cannot be described.
     pub fn topic_config(&self, topic: &str, key: &str) -> Result<Option<String>, TopicAdminError> {
+        let mut found = self.configs(
+            &ResourceSpecifier::Topic(topic),
+            &format!("topic `{topic}`"),
+            &[key],
+        )?;
+        Ok(found.remove(key))
+    }
+
+    /// The values of `keys` among the configs of `resource` (`what` names it in errors);
+    /// a key the broker reports no value for is absent.
+    fn configs(
+        &self,
+        resource: &ResourceSpecifier<'_>,
+        what: &str,
+        keys: &[&str],
+    ) -> Result<BTreeMap<String, String>, TopicAdminError> {
         let err = |source| TopicAdminError::Kafka {
-            what: format!("describing the configs of topic `{topic}`"),
+            what: format!("describing the configs of {what}"),
             source,
         };
         let options = AdminOptions::new().request_timeout(Some(self.timeout));
-        let resource = ResourceSpecifier::Topic(topic);
         let results =
-            futures::executor::block_on(self.admin.describe_configs([&resource], &options))
+            futures::executor::block_on(self.admin.describe_configs([resource], &options))
                 .map_err(err)?;
+        let mut found = BTreeMap::new();
         for result in results {
             let resource = result.map_err(|code| err(KafkaError::AdminOp(code)))?;
-            if let Some(entry) = resource.get(key) {
-                return Ok(entry.value.clone());
+            for key in keys {
+                if let Some(value) = resource.get(key).and_then(|e| e.value.clone()) {
+                    found.entry((*key).to_owned()).or_insert(value);
+                }
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     /// The values of broker configs `keys` as one broker of the cluster reports them
@@ -302,25 +320,11 @@ impl TopicAdmin {
         else {
             return Ok(BTreeMap::new());
         };
-        let err = |source| TopicAdminError::Kafka {
-            what: format!("describing the configs of broker {broker}"),
-            source,
-        };
-        let options = AdminOptions::new().request_timeout(Some(self.timeout));
-        let resource = ResourceSpecifier::Broker(broker);
-        let results =
-            futures::executor::block_on(self.admin.describe_configs([&resource], &options))
-                .map_err(err)?;
-        let mut found = BTreeMap::new();
-        for result in results {
-            let resource = result.map_err(|code| err(KafkaError::AdminOp(code)))?;
-            for key in keys {
-                if let Some(value) = resource.get(key).and_then(|e| e.value.clone()) {
-                    found.insert((*key).to_owned(), value);
-                }
-            }
-        }
-        Ok(found)
+        self.configs(
+            &ResourceSpecifier::Broker(broker),
+            &format!("broker {broker}"),
+            keys,
+        )
     }
 
     /// Checks that an existing topic keeps what `spec` needs kept: a compacted topic (a

@@ -65,13 +65,12 @@ pub fn describe_group<C: ConsumerContext>(
     group: &str,
     timeout: Duration,
 ) -> Result<GroupView, KafkaError> {
+    let (state, members) = super::group_describe::members(client, group, timeout)?;
     let mut view = GroupView {
-        state: "Empty".to_owned(),
+        state: state.unwrap_or_else(|| "Empty".to_owned()),
         instances: BTreeMap::new(),
     };
-    for (thread, partitions) in
-        super::group_describe::members(client, group, timeout, &mut view.state)?
-    {
+    for (thread, partitions) in members {
         let instance = thread
             .rsplit_once('-')
             .map_or(thread.as_str(), |(i, _)| i)

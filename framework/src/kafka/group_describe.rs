@@ -11,8 +11,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 /// A member's client id and its assigned `(topic, partition)`s.
 pub(super) type Member = (String, Vec<(String, i32)>);
 
-/// Describes `group` through `client`'s connections and returns its members; `state` gets
-/// the group's state name (`Stable`, `Empty`, ...). A group that does not exist has none.
+/// Describes `group` through `client`'s connections: its state name (`Stable`, `Empty`,
+/// ...; `None` for a group that does not exist) and its members.
 ///
 /// # Errors
 /// No answer within `timeout`, or the coordinator refused.
@@ -21,8 +21,7 @@ pub(super) fn members<C: ConsumerContext>(
     client: &BaseConsumer<C>,
     group: &str,
     timeout: Duration,
-    state: &mut String,
-) -> Result<Vec<Member>, KafkaError> {
+) -> Result<(Option<String>, Vec<Member>), KafkaError> {
     let name = CString::new(group)
         .map_err(|_| KafkaError::AdminOpCreation(format!("group id {group:?} holds a NUL")))?;
     let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
@@ -67,6 +66,7 @@ pub(super) fn members<C: ConsumerContext>(
         }
         let mut count = 0usize;
         let descriptions = rd::rd_kafka_DescribeConsumerGroups_result_groups(result, &mut count);
+        let mut state = None;
         let mut members = Vec::new();
         for i in 0..count {
             let description = *descriptions.add(i);
@@ -85,7 +85,7 @@ pub(super) fn members<C: ConsumerContext>(
                 rd::rd_kafka_ConsumerGroupDescription_state(description),
             );
             if !name.is_null() {
-                *state = CStr::from_ptr(name).to_string_lossy().into_owned();
+                state = Some(CStr::from_ptr(name).to_string_lossy().into_owned());
             }
             for m in 0..rd::rd_kafka_ConsumerGroupDescription_member_count(description) {
                 let member = rd::rd_kafka_ConsumerGroupDescription_member(description, m);
@@ -107,7 +107,7 @@ pub(super) fn members<C: ConsumerContext>(
                 members.push((client_id, partitions(list)));
             }
         }
-        Ok(members)
+        Ok((state, members))
     }
 }
 

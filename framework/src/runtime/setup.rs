@@ -1,11 +1,14 @@
-//! Start-up steps that meet a cluster still starting or restarting: retried with back-off
-//! until a deadline, and checked for settings that lose data.
+//! Start-up steps that meet a cluster still starting or restarting: preparing the topics,
+//! retried with back-off until a deadline, and checked for settings that lose data.
 
 use std::time::Duration;
 
 use super::RuntimeError;
 use crate::backoff::Backoff;
+use crate::config::{EddyConfig, RecordErrorHandler};
 use crate::kafka::{TopicAdmin, TopicSpec};
+use crate::shared::Plan;
+use crate::topology::Topology;
 
 /// Set-up steps retry after 100 ms, 200 ms, ... up to 5 s.
 const SETUP_BACKOFF: Backoff =
@@ -35,6 +38,79 @@ pub(crate) fn retrying<T>(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Plans the topology against the topics as they are, chooses the group protocol (see
+/// [`super::group_protocol`]), creates the internal topics (with `topics.*` applied) and a missing
+/// dead-letter topic.
+pub(super) fn prepare_topics(
+    topology: &Topology,
+    config: &EddyConfig,
+) -> Result<(Plan, crate::config::GroupProtocol), RuntimeError> {
+    let admin = TopicAdmin::new(&config.kafka)?;
+    let mut lookup_error = None;
+    let plan = crate::shared::plan(topology, &config.application.id, |topic| {
+        match admin.partitions(topic) {
+            Ok(n) => n,
+            Err(e) => {
+                lookup_error.get_or_insert(e);
+                None
+            }
+        }
+    });
+    if let Some(e) = lookup_error {
+        return Err(e.into());
+    }
+    let mut plan = plan.map_err(RuntimeError::Plan)?;
+    let copartitioned = plan.inputs.values().any(|topics| topics.len() > 1);
+    let protocol = super::group_protocol::resolve(
+        config.processing.group_protocol,
+        &admin,
+        super::group_protocol::Member {
+            session_timeout: config.processing.session_timeout,
+            static_membership: config.processing.static_membership,
+        },
+        copartitioned,
+    )?;
+    if protocol == crate::config::GroupProtocol::Classic {
+        let joined: Vec<String> = plan
+            .inputs
+            .iter()
+            .filter(|(_, topics)| topics.len() > 1)
+            .map(|(sub, topics)| {
+                format!(
+                    "sub-topology {sub} reads {} together (a join or merge), which needs partition N of each on one member: set processing.group_protocol = consumer (the classic protocol's cooperative-sticky assignor does not keep them together)",
+                    topics.join(" and ")
+                )
+            })
+            .collect();
+        if !joined.is_empty() {
+            return Err(RuntimeError::Plan(joined));
+        }
+    }
+    for spec in &mut plan.internal {
+        spec.replication_factor = config.topics.replication_factor;
+        if let Some(isr) = config.topics.min_insync_replicas {
+            spec.configs
+                .insert("min.insync.replicas".to_owned(), isr.to_string());
+        }
+    }
+    admin.ensure(&plan.internal)?;
+    warn_on_single_replicas(&admin, &plan.internal);
+    // An existing dead-letter topic is used as it is; a missing one is created. Dead
+    // letters are sent unpartitioned, so the plan needs no partition count for it.
+    let dead_letter = [&config.errors.deserialization, &config.errors.processing]
+        .into_iter()
+        .find_map(|h| match h {
+            RecordErrorHandler::DeadLetter(topic) => Some(topic.clone()),
+            _ => None,
+        });
+    if let Some(topic) = dead_letter {
+        if admin.partitions(&topic)?.is_none() {
+            admin.ensure(&[TopicSpec::new(topic, 1)])?;
+        }
+    }
+    Ok((plan, protocol))
 }
 
 /// Warns about every internal topic with a single replica on a cluster of several brokers:
