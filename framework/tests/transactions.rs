@@ -245,3 +245,172 @@ fn a_transactional_offset_commit_without_membership_is_taken_from_a_non_member()
     assert_eq!(member.assignment()?.count(), 1, "the member still owns it");
     Ok(())
 }
+
+/// `commit_with_offsets` puts the offsets into the transaction while the records are being
+/// acknowledged; both become visible together.
+#[test]
+fn records_and_offsets_commit_together_when_their_waits_overlap() -> TestResult {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let kafka = Kafka::shared()?;
+    let topic = unique_name("txn-overlap");
+    let group = unique_name("txn-overlap-group");
+    kafka.create_topic(&topic, 1)?;
+    let reader: BaseConsumer = kafka.config().set("group.id", &group).create()?;
+    let mut producer = OutputProducer::new(
+        &KafkaSettings::new(kafka.bootstrap_servers()),
+        &unique_name("txn-overlap-id"),
+    )?;
+    let sent = values("overlap", 50);
+    producer.begin()?;
+    send_values(&mut producer, &topic, &sent)?;
+    let mut offsets = TopicPartitionList::new();
+    offsets.add_partition_offset(&topic, 0, Offset::Offset(17))?;
+    let metadata = reader.group_metadata().ok_or("no group metadata")?;
+    producer.commit_with_offsets(&offsets, metadata)?;
+    assert!(!producer.in_transaction());
+    assert_eq!(read_values(kafka, &topic, Isolation::ReadCommitted)?, sent);
+    assert_eq!(kafka.committed_offsets(&group, &topic)?, vec![Some(17)]);
+    Ok(())
+}
+
+/// When the group coordinator refuses the offsets (here: a generation the group has left
+/// behind), `commit_with_offsets` fails without asking for a retry, whose commit would end
+/// the transaction without them, and the abort that follows leaves the records invisible.
+#[test]
+fn refused_offsets_leave_the_records_of_an_overlapped_commit_uncommitted() -> TestResult {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    use std::time::Duration;
+    let kafka = Kafka::shared()?;
+    let topic = unique_name("txn-refused");
+    let group = unique_name("txn-refused-group");
+    kafka.create_topic(&topic, 2)?;
+    let consumer = || -> Result<BaseConsumer, rdkafka::error::KafkaError> {
+        let c: BaseConsumer = kafka
+            .config()
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        c.subscribe(&[&topic])?;
+        Ok(c)
+    };
+    let first = consumer()?;
+    let generation = |c: &BaseConsumer| eddy::kafka::membership(c).map_or(-1, |m| m.generation);
+    eddy_testkit::eventually::<eddy_testkit::TestkitError>(
+        "the first member joins",
+        Duration::from_secs(60),
+        || {
+            let _ = first.poll(Duration::from_millis(100));
+            Ok(first.assignment().map(|a| a.count()).unwrap_or(0) == 2)
+        },
+    )?;
+    let joined = generation(&first);
+    let old = first.group_metadata().ok_or("no group metadata")?;
+    // A second member moves the group to a later generation.
+    let second = consumer()?;
+    eddy_testkit::eventually::<eddy_testkit::TestkitError>(
+        "the group moves on",
+        Duration::from_secs(60),
+        || {
+            let _ = first.poll(Duration::from_millis(50));
+            let _ = second.poll(Duration::from_millis(50));
+            Ok(generation(&first) > joined && generation(&second) > joined)
+        },
+    )?;
+
+    let mut producer = OutputProducer::new(
+        &KafkaSettings::new(kafka.bootstrap_servers()),
+        &unique_name("txn-refused-id"),
+    )?;
+    producer.begin()?;
+    send_values(&mut producer, &topic, &values("refused", 20))?;
+    let mut offsets = TopicPartitionList::new();
+    offsets.add_partition_offset(&topic, 0, Offset::Offset(20))?;
+    let Err(err) = producer.commit_with_offsets(&offsets, old) else {
+        return Err("offsets of a past generation were taken".into());
+    };
+    assert_eq!(err.operation, "send_offsets", "{err}");
+    assert_ne!(err.action, ErrorAction::Retry, "{err}");
+    producer.abort()?;
+    assert_eq!(
+        read_values(kafka, &topic, Isolation::ReadCommitted)?,
+        Vec::<String>::new()
+    );
+    assert_eq!(kafka.committed_offsets(&group, &topic)?, vec![None, None]);
+    Ok(())
+}
+
+/// Settings whose producers hold records back for `linger` (far longer than any wait below).
+fn lingering_settings(kafka: &Kafka, linger: std::time::Duration) -> KafkaSettings {
+    let mut settings = KafkaSettings::new(kafka.bootstrap_servers());
+    settings
+        .client_properties
+        .insert("linger.ms".to_owned(), linger.as_millis().to_string());
+    settings
+}
+
+/// A commit has its records sent at once: it does not wait out `linger.ms`.
+#[test]
+fn a_commit_does_not_wait_out_the_linger() -> TestResult {
+    let kafka = Kafka::shared()?;
+    let topic = unique_name("txn-linger");
+    kafka.create_topic(&topic, 1)?;
+    // Below the transaction timeout, which bounds a transactional producer's linger.
+    let linger = std::time::Duration::from_secs(8);
+    let mut producer = OutputProducer::new(
+        &lingering_settings(kafka, linger),
+        &unique_name("txn-linger-id"),
+    )?;
+    let sent = values("linger", 5);
+    let started = std::time::Instant::now();
+    producer.begin()?;
+    send_values(&mut producer, &topic, &sent)?;
+    producer.commit()?;
+    assert!(
+        started.elapsed() < linger / 2,
+        "the commit waited {:?}, as long as the linger",
+        started.elapsed()
+    );
+    assert_eq!(read_values(kafka, &topic, Isolation::ReadCommitted)?, sent);
+    Ok(())
+}
+
+/// `send_lingering` (a stream thread about to wait for input) has the records queued so
+/// far sent without waiting for them or for `linger.ms`.
+#[test]
+fn lingering_records_go_out_when_the_thread_is_about_to_wait() -> TestResult {
+    let kafka = Kafka::shared()?;
+    let topic = unique_name("alos-linger");
+    kafka.create_topic(&topic, 1)?;
+    let linger = std::time::Duration::from_secs(60);
+    let mut producer =
+        OutputProducer::at_least_once(&lingering_settings(kafka, linger), &unique_name("alos"))?;
+    // A first batch, drained, brings the connection to the broker up: a kick only lifts the
+    // linger of connections that are up, as the runtime's producers are by their first wait.
+    producer.begin()?;
+    send_values(&mut producer, &topic, &values("first", 1))?;
+    producer.commit()?;
+    let sent = values("kicked", 5);
+    producer.begin()?;
+    send_values(&mut producer, &topic, &sent)?;
+    producer.send_lingering();
+    let deadline = std::time::Instant::now() + linger / 2;
+    while producer.delivered() < 6 {
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "{} of 5 records acknowledged: they wait out the linger",
+                producer.delivered().saturating_sub(1)
+            )
+            .into());
+        }
+        producer.poll(std::time::Duration::from_millis(100));
+    }
+    let mut expected = values("first", 1);
+    expected.extend(sent);
+    assert_eq!(
+        read_values(kafka, &topic, Isolation::ReadUncommitted)?,
+        expected
+    );
+    Ok(())
+}

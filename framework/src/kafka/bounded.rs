@@ -6,7 +6,7 @@
 
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::BaseProducer;
@@ -29,19 +29,53 @@ pub(super) fn run<T: Send + 'static>(
     timeout: Duration,
     call: impl FnOnce(&BaseProducer<DeliveryContext>) -> KafkaResult<T> + Send + 'static,
 ) -> Result<T, Option<KafkaError>> {
+    start(producer, timeout, call).map_err(Some)?.wait()
+}
+
+/// A transaction call running on its helper thread, started by [`start`].
+pub(super) struct Pending<T> {
+    result: mpsc::Receiver<KafkaResult<T>>,
+    /// When the call counts as stuck: its start + librdkafka's timeout + [`GRACE`].
+    deadline: Instant,
+}
+
+/// Starts `call` on `producer` on a helper thread and returns at once, so the caller can
+/// work (serve delivery reports) while it runs.
+///
+/// # Errors
+/// The helper thread cannot be spawned; the error is [`stuck`]'s, so the producer is
+/// replaced.
+pub(super) fn start<T: Send + 'static>(
+    producer: &Arc<BaseProducer<DeliveryContext>>,
+    timeout: Duration,
+    call: impl FnOnce(&BaseProducer<DeliveryContext>) -> KafkaResult<T> + Send + 'static,
+) -> Result<Pending<T>, KafkaError> {
     let (tx, rx) = mpsc::channel();
     let producer = Arc::clone(producer);
-    let spawned = std::thread::Builder::new()
+    let deadline = Instant::now() + timeout + GRACE;
+    std::thread::Builder::new()
         .name("eddy-txn-call".to_owned())
         .spawn(move || {
             let _ = tx.send(call(&producer));
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot spawn the transaction call's thread");
-        return Err(Some(stuck()));
-    }
-    match rx.recv_timeout(timeout + GRACE) {
-        Ok(result) => result.map_err(Some),
-        Err(_) => Err(None),
+        })
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot spawn the transaction call's thread");
+            stuck()
+        })?;
+    Ok(Pending {
+        result: rx,
+        deadline,
+    })
+}
+
+impl<T> Pending<T> {
+    /// Waits for the call's result until its deadline; `Err(None)` when it did not return
+    /// in time.
+    pub(super) fn wait(self) -> Result<T, Option<KafkaError>> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        match self.result.recv_timeout(left) {
+            Ok(result) => result.map_err(Some),
+            Err(_) => Err(None),
+        }
     }
 }

@@ -16,7 +16,7 @@ mod watermarks;
 pub use admin::{TopicAdmin, TopicAdminError, TopicSpec};
 pub(crate) use classify::{classify, is_report};
 pub(crate) use delivery::{is_deterministic, RecordOrigin};
-pub(crate) use drain::drain;
+pub(crate) use drain::Drainer;
 pub(crate) use group::{describe_group, GroupView};
 pub use membership::{membership, not_fenceable, Membership, Refusal};
 pub use output_producer::{OutgoingRecord, OutputProducer, ProducerError};

@@ -93,6 +93,8 @@ pub struct OutputProducer {
     /// Shared with the helper thread of a transaction call in progress (see
     /// [`super::bounded`]).
     producer: Arc<BaseProducer<DeliveryContext>>,
+    /// Waits for the producer's delivery reports.
+    drainer: super::Drainer<DeliveryContext>,
     transactional_id: String,
     timeout: Duration,
     in_transaction: bool,
@@ -112,6 +114,9 @@ pub struct OutputProducer {
     /// it, so every later transaction call fails at once and the owner replaces the
     /// producer.
     wedged: bool,
+    /// Records were queued since the last kick or drain: they may be sitting out
+    /// `linger.ms`.
+    lingering: bool,
 }
 
 impl std::fmt::Debug for OutputProducer {
@@ -146,7 +151,7 @@ impl OutputProducer {
             .transactional_producer_config(transactional_id)
             .create_with_context(context)
             .map_err(err)?;
-        let this = Self::with_producer(producer, transactional_id, settings, stats, true);
+        let this = Self::with_producer(producer, transactional_id, settings, stats, true)?;
         // On a fresh or restarting cluster the coordinator answers "not coordinator", "load in
         // progress" or not at all for a while; librdkafka allows calling init again after a
         // retriable error.
@@ -189,9 +194,7 @@ impl OutputProducer {
                 source: Box::new(source),
                 rejected: None,
             })?;
-        Ok(Self::with_producer(
-            producer, client_id, settings, stats, false,
-        ))
+        Self::with_producer(producer, client_id, settings, stats, false)
     }
 
     fn with_producer(
@@ -200,10 +203,20 @@ impl OutputProducer {
         settings: &KafkaSettings,
         stats: Arc<DeliveryStats>,
         transactional: bool,
-    ) -> Self {
-        OutputProducer {
-            producer: Arc::new(producer),
+    ) -> Result<Self, ProducerError> {
+        let producer = Arc::new(producer);
+        let drainer = super::Drainer::new(&producer).map_err(|source| ProducerError {
+            operation: "init",
+            transactional_id: id.to_owned(),
+            action: ErrorAction::Fatal,
+            source: Box::new(source),
+            rejected: None,
+        })?;
+        Ok(OutputProducer {
+            producer,
+            drainer,
             wedged: false,
+            lingering: false,
             transactional_id: id.to_owned(),
             timeout: settings.transaction_timeout,
             in_transaction: false,
@@ -213,7 +226,7 @@ impl OutputProducer {
             origins: Vec::new(),
             current_origin: 0,
             pending_origin: None,
-        }
+        })
     }
 
     /// True for a transactional (exactly-once) producer.
@@ -317,9 +330,12 @@ impl OutputProducer {
                 base = base.headers(headers);
             }
             match self.producer.send(base) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.lingering = true;
+                    return Ok(());
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    self.producer.poll(Duration::from_millis(10));
+                    self.drainer.serve_for(Duration::from_millis(10));
                 }
                 Err((e, _)) => {
                     let mut err = self.error("send", e);
@@ -353,14 +369,25 @@ impl OutputProducer {
         self.drain().map_err(|e| self.error("flush", e))
     }
 
-    /// Waits for every delivery report (see [`super::drain`]).
-    fn drain(&self) -> Result<(), KafkaError> {
-        super::drain(&self.producer, self.timeout)
+    /// Waits for every delivery report (see [`super::Drainer`]).
+    fn drain(&mut self) -> Result<(), KafkaError> {
+        self.lingering = false;
+        self.drainer.drain(self.timeout)
+    }
+
+    /// Has the records queued since the last call sent now instead of after `linger.ms`,
+    /// without waiting for anything: for a thread about to wait for input, whose outputs
+    /// then gain nothing from lingering. (Under a backlog a thread never waits, and batches
+    /// fill as `linger.ms` allows.)
+    pub fn send_lingering(&mut self) {
+        if std::mem::take(&mut self.lingering) {
+            self.drainer.kick();
+        }
     }
 
     /// Serves delivery reports, waiting up to `timeout` for one.
     pub fn poll(&self, timeout: Duration) {
-        self.producer.poll(timeout);
+        self.drainer.serve_for(timeout);
     }
 
     /// Adds the consumer's next positions to the open transaction, so they commit atomically
@@ -394,7 +421,17 @@ impl OutputProducer {
         if self.wedged {
             return Err(self.wedged_error(operation));
         }
-        match super::bounded::run(&self.producer, self.timeout, call) {
+        let result = super::bounded::run(&self.producer, self.timeout, call);
+        self.settle(operation, result)
+    }
+
+    /// The outcome of transaction call `operation`: an overrun wedges the producer.
+    fn settle(
+        &mut self,
+        operation: &'static str,
+        result: Result<(), Option<KafkaError>>,
+    ) -> Result<(), ProducerError> {
+        match result {
             Ok(()) => Ok(()),
             Err(Some(e)) => Err(self.error(operation, e)),
             Err(None) => {
@@ -421,32 +458,80 @@ impl OutputProducer {
     /// Fails when a record could not be delivered or the coordinator refuses the commit; the
     /// error's action says whether to abort and reprocess, rejoin or stop.
     pub fn commit(&mut self) -> Result<(), ProducerError> {
-        let result = if self.transactional {
-            // Drained first, `commit_transaction`'s own flush finds nothing to wait for.
-            match self.drain() {
+        if !self.transactional {
+            return match self.flush_at_least_once() {
                 Ok(()) => {
-                    let timeout = self.timeout;
-                    return self
-                        .bounded("commit", move |p| p.commit_transaction(timeout))
-                        .map(|()| self.in_transaction = false)
-                        .inspect_err(|_| self.log_first_failure());
+                    self.in_transaction = false;
+                    Ok(())
                 }
-                Err(e) => Err(e),
-            }
-        } else {
-            self.flush_at_least_once()
-        };
-        match result {
-            Ok(()) => {
-                self.in_transaction = false;
-                Ok(())
-            }
-            Err(e) => {
-                let err = self.error("commit", e);
-                self.log_first_failure();
-                Err(err)
-            }
+                Err(e) => Err(self.commit_failed(e)),
+            };
         }
+        // Drained first, `commit_transaction`'s own flush finds nothing to wait for.
+        match self.drain() {
+            Ok(()) => self.end_transaction(),
+            Err(e) => Err(self.commit_failed(e)),
+        }
+    }
+
+    /// Puts the consumer's next positions `offsets` into the open transaction and commits
+    /// it, as [`send_offsets`](Self::send_offsets) then [`commit`](Self::commit) would, but
+    /// with the two waits overlapped: the offsets go to the coordinators (AddOffsetsToTxn,
+    /// then TxnOffsetCommit: two round trips) on a helper thread while this one has the
+    /// records sent and waits for their acknowledgements. The transaction ends only once
+    /// both are done.
+    ///
+    /// # Errors
+    /// As `send_offsets` and `commit`. When the offsets fail the error never asks for a
+    /// retry: a retried commit would end the transaction without them.
+    pub fn commit_with_offsets(
+        &mut self,
+        offsets: &TopicPartitionList,
+        group: ConsumerGroupMetadata,
+    ) -> Result<(), ProducerError> {
+        if !self.transactional {
+            return self.commit();
+        }
+        if self.wedged {
+            return Err(self.wedged_error("send_offsets"));
+        }
+        let offsets = offsets.clone();
+        let timeout = self.timeout;
+        let pending = super::bounded::start(&self.producer, timeout, move |p| {
+            p.send_offsets_to_transaction(&offsets, &group, timeout)
+        });
+        // Even when the records fail, the offsets call is waited for: no other transaction
+        // call (the abort that follows) may overlap it.
+        let drained = self.drain();
+        let joined = match pending {
+            Ok(pending) => pending.wait(),
+            Err(e) => Err(Some(e)),
+        };
+        if let Err(mut e) = self.settle("send_offsets", joined) {
+            if e.action == ErrorAction::Retry {
+                e.action = ErrorAction::AbortTransaction;
+            }
+            return Err(e);
+        }
+        match drained {
+            Ok(()) => self.end_transaction(),
+            Err(e) => Err(self.commit_failed(e)),
+        }
+    }
+
+    /// Ends the open transaction once its records are acknowledged (EndTxn).
+    fn end_transaction(&mut self) -> Result<(), ProducerError> {
+        let timeout = self.timeout;
+        self.bounded("commit", move |p| p.commit_transaction(timeout))
+            .map(|()| self.in_transaction = false)
+            .inspect_err(|_| self.log_first_failure())
+    }
+
+    /// The error of a commit whose records were not all acknowledged.
+    fn commit_failed(&self, e: KafkaError) -> ProducerError {
+        let err = self.error("commit", e);
+        self.log_first_failure();
+        err
     }
 
     /// Logs the first failed delivery of the transaction, which explains a failed commit.

@@ -315,7 +315,10 @@ fn drive_steps(
             return Err(Halt::ShutDown);
         }
         let timeout = consumer.context().manager().poll_timeout();
-        let polled = consumer.poll(timeout);
+        let mut polled = consumer.poll(Duration::ZERO);
+        if polled.is_none() && !timeout.is_zero() && consumer.context().manager().idle() {
+            polled = consumer.poll(timeout);
+        }
 
         let mut manager = consumer.context().manager();
         // What the rebalance callbacks run inside the poll left.

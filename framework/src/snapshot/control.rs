@@ -271,7 +271,8 @@ pub struct ControlChannel {
     /// The offset after the last message read (the start before the first).
     next: std::sync::atomic::AtomicI64,
     /// Delivery reports are served by [`crate::kafka::drain`] after each send.
-    producer: BaseProducer,
+    producer: std::sync::Arc<BaseProducer>,
+    drainer: crate::kafka::Drainer<rdkafka::producer::DefaultProducerContext>,
     /// Shared only with the thread that closes it when the channel is dropped.
     consumer: std::sync::Arc<BaseConsumer>,
 }
@@ -341,6 +342,9 @@ impl ControlChannel {
             )
             .create()
             .map_err(kafka("creating the control producer"))?;
+        let producer = std::sync::Arc::new(producer);
+        let drainer = crate::kafka::Drainer::new(&producer)
+            .map_err(kafka("creating the control producer"))?;
         let mut config = settings.client_config(&format!("{client_id}-control"));
         // Never joined or committed to; assignment needs one.
         config
@@ -371,6 +375,7 @@ impl ControlChannel {
             }),
             topic,
             producer,
+            drainer,
             consumer: std::sync::Arc::new(consumer),
         })
     }
@@ -394,7 +399,9 @@ impl ControlChannel {
                 what: format!("sending to `{}`", self.topic),
                 source,
             })?;
-        crate::kafka::drain(&self.producer, timeout).map_err(kafka("flushing the control producer"))
+        self.drainer
+            .drain(timeout)
+            .map_err(kafka("flushing the control producer"))
     }
 
     /// The next message, waiting up to `timeout`. Messages that do not decode (written by a

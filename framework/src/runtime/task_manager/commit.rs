@@ -261,13 +261,22 @@ impl TaskManager {
             self.fault.before_commit(n);
         }
         let offsets = &prepared.offsets;
+        let mut group = None;
         if self.producer.is_transactional() && offsets.count() > 0 {
-            let group = match fenceable_group_metadata(consumer) {
-                Ok(group) => group,
+            match fenceable_group_metadata(consumer) {
+                Ok(g) => group = Some(g),
                 Err(why) => return self.on_error(RuntimeError::NotInGroup { why }),
-            };
-            if let Err(e) = self.producer.send_offsets(offsets, group) {
-                return self.on_producer_error(e);
+            }
+        }
+        // The offsets join the transaction while its records are acknowledged, unless
+        // something must happen between the two: held changelog records (a fault test) or
+        // two-phase sinks, which prepare only once the offsets are in.
+        let overlap = prepared.held.is_empty() && prepared.marked.is_empty();
+        if !overlap {
+            if let Some(group) = group.take() {
+                if let Err(e) = self.producer.send_offsets(offsets, group) {
+                    return self.on_producer_error(e);
+                }
             }
         }
         if self.send_held(prepared)?.is_break() {
@@ -285,7 +294,12 @@ impl TaskManager {
         }
         let deadline = Instant::now() + self.shared.config.kafka.transaction_timeout;
         loop {
-            match self.producer.commit() {
+            // A retry (only ever of the commit itself) finds the offsets in the transaction.
+            let committed = match group.take() {
+                Some(group) => self.producer.commit_with_offsets(offsets, group),
+                None => self.producer.commit(),
+            };
+            match committed {
                 Ok(()) => break,
                 Err(e) if e.action == ErrorAction::Retry && Instant::now() < deadline => {
                     tracing::warn!(error = %e, "retrying the commit");

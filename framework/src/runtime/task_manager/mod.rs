@@ -219,6 +219,18 @@ impl TaskManager {
         }
     }
 
+    /// The thread is about to wait for input: the outputs its producer holds back for
+    /// `linger.ms` go out now, as nothing would join their batches before the wait ends.
+    /// False when the generation has ended (a rebalance callback inside the last poll
+    /// halted it), so the thread does not wait.
+    pub(crate) fn idle(&mut self) -> bool {
+        if self.halt.is_some() {
+            return false;
+        }
+        self.producer.send_lingering();
+        true
+    }
+
     /// Notes what the last poll found: `fetched` false means every record at hand is
     /// processed, so an open transaction may commit before its interval.
     pub(crate) fn polled(&mut self, fetched: bool) {
