@@ -119,6 +119,17 @@ pub struct OutputProducer {
     lingering: bool,
 }
 
+/// The call that puts `offsets` into the open transaction (AddOffsetsToTxn, then
+/// TxnOffsetCommit), for a helper thread of [`super::bounded`].
+fn offsets_call(
+    offsets: &TopicPartitionList,
+    group: ConsumerGroupMetadata,
+    timeout: Duration,
+) -> impl FnOnce(&BaseProducer<DeliveryContext>) -> KafkaResult<()> + Send + 'static {
+    let offsets = offsets.clone();
+    move |p| p.send_offsets_to_transaction(&offsets, &group, timeout)
+}
+
 impl std::fmt::Debug for OutputProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutputProducer")
@@ -403,11 +414,8 @@ impl OutputProducer {
         if !self.transactional {
             return Ok(());
         }
-        let offsets = offsets.clone();
-        let timeout = self.timeout;
-        self.bounded("send_offsets", move |p| {
-            p.send_offsets_to_transaction(&offsets, &group, timeout)
-        })
+        let call = offsets_call(offsets, group, self.timeout);
+        self.bounded("send_offsets", call)
     }
 
     /// Runs transaction call `operation` with a deadline (see [`super::bounded`]); a call that
@@ -495,11 +503,8 @@ impl OutputProducer {
         if self.wedged {
             return Err(self.wedged_error("send_offsets"));
         }
-        let offsets = offsets.clone();
-        let timeout = self.timeout;
-        let pending = super::bounded::start(&self.producer, timeout, move |p| {
-            p.send_offsets_to_transaction(&offsets, &group, timeout)
-        });
+        let call = offsets_call(offsets, group, self.timeout);
+        let pending = super::bounded::start(&self.producer, self.timeout, call);
         // Even when the records fail, the offsets call is waited for: no other transaction
         // call (the abort that follows) may overlap it.
         let drained = self.drain();

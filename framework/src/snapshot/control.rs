@@ -270,7 +270,7 @@ pub struct ControlChannel {
     topic: String,
     /// The offset after the last message read (the start before the first).
     next: std::sync::atomic::AtomicI64,
-    /// Delivery reports are served by [`crate::kafka::drain`] after each send.
+    /// Its delivery reports are served by `drainer` after each send.
     producer: std::sync::Arc<BaseProducer>,
     drainer: crate::kafka::Drainer<rdkafka::producer::DefaultProducerContext>,
     /// Shared only with the thread that closes it when the channel is dropped.
