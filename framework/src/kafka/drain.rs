@@ -89,7 +89,10 @@ impl<C: ProducerContext + 'static> Drainer<C> {
         }
     }
 
-    /// Has every queued record sent now, without waiting (the kick thread lifts linger).
+    /// Has every queued record sent now, without waiting (the kick thread lifts linger for
+    /// [`SEND_NOW`] ms). Best effort: librdkafka wakes the broker threads when the flush
+    /// starts, and one that is scheduled only after it ended finds linger in force again.
+    /// A drain kicks every [`SEND_NOW_EVERY`] until everything is acknowledged.
     pub fn kick(&self) {
         // The kick thread only ends with the drainer, so the send cannot fail.
         let _ = self.kicks.send(());

@@ -389,7 +389,8 @@ impl OutputProducer {
     /// Has the records queued since the last call sent now instead of after `linger.ms`,
     /// without waiting for anything: for a thread about to wait for input, whose outputs
     /// then gain nothing from lingering. (Under a backlog a thread never waits, and batches
-    /// fill as `linger.ms` allows.)
+    /// fill as `linger.ms` allows.) Best effort: a broker thread that wakes only after the
+    /// kick's millisecond leaves the records to their linger (see [`super::Drainer::kick`]).
     pub fn send_lingering(&mut self) {
         if std::mem::take(&mut self.lingering) {
             self.drainer.kick();
