@@ -106,6 +106,7 @@ group.consumer.min.session.timeout.ms=6000
 group.consumer.session.timeout.ms=6000
 group.consumer.min.heartbeat.interval.ms=250
 group.consumer.heartbeat.interval.ms=250
+group.consumer.assignment.interval.ms=100
 transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 transaction.remove.expired.transaction.cleanup.interval.ms=60000
 log.segment.bytes=67108864

@@ -70,13 +70,16 @@ impl Rescaled {
 pub fn rescale_under_load(run: &WordcountRun, env: &[(&str, &str)]) -> anyhow::Result<Rescaled> {
     let load = SteadyLoad::start(run.kafka, &run.input, 1_000, CHUNK, 400, TICK);
     let mut apps = vec![run.start("a", env)?];
-    let mut stopped_logs = String::new();
+    let mut stopping = Stopping::default();
     let mut tail = run.kafka.tail(&run.output)?;
     let mut samples: Vec<(Instant, u64)> = Vec::new();
     let start = Instant::now();
     let mut steps: Vec<(&str, Instant)> = Vec::new();
     for (step, at) in PLAN {
+        // Sampling goes on while instances stop: a wait for one to exit here once left
+        // the output unsampled for as long, and counted that time as a pause.
         while start.elapsed() < Duration::from_secs(at) {
+            stopping.step()?;
             samples.push((Instant::now(), tail.count(Duration::from_millis(50))?));
         }
         steps.push((step, Instant::now()));
@@ -86,15 +89,11 @@ pub fn rescale_under_load(run: &WordcountRun, env: &[(&str, &str)]) -> anyhow::R
                 apps.push(run.start("c", env)?);
                 apps.push(run.start("d", env)?);
             }
-            "4 → 2" => {
-                for mut app in apps.drain(2..) {
-                    app.terminate(Duration::from_secs(60))?;
-                    stopped_logs.push_str(&app.log_text());
-                }
-            }
-            _ => {}
+            "4 → 2" => stopping.queue.extend(apps.drain(2..)),
+            _ => stopping.finish()?,
         }
     }
+    let stopped_logs = stopping.logs;
     let produced = load.stop()?;
 
     let since = |t: Instant| t - start;
@@ -135,4 +134,59 @@ pub fn rescale_under_load(run: &WordcountRun, env: &[(&str, &str)]) -> anyhow::R
         pauses,
         logs,
     })
+}
+
+/// How long a stopping instance has to exit after SIGTERM.
+const STOP_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Instances stopping one after another, as a scale-down stops them: the next gets SIGTERM
+/// once the one before has exited. Driven between samples, so it never holds them up.
+#[derive(Default)]
+struct Stopping {
+    queue: std::collections::VecDeque<AppProcess>,
+    /// The instance told to stop, and when.
+    current: Option<(AppProcess, Instant)>,
+    /// The logs of those that exited.
+    logs: String,
+}
+
+impl Stopping {
+    /// Notes an exit and sends the next SIGTERM; never waits.
+    fn step(&mut self) -> anyhow::Result<()> {
+        if let Some((app, since)) = &mut self.current {
+            match app.exited()? {
+                Some(status) if status.success() => {
+                    self.logs.push_str(&app.log_text());
+                    self.current = None;
+                }
+                Some(status) => anyhow::bail!(
+                    "{} exited with {status} after SIGTERM; log:\n{}",
+                    app.name,
+                    app.log_tail(40)
+                ),
+                None if since.elapsed() > STOP_DEADLINE => anyhow::bail!(
+                    "{} still running {STOP_DEADLINE:?} after SIGTERM; log:\n{}",
+                    app.name,
+                    app.log_tail(40)
+                ),
+                None => return Ok(()),
+            }
+        }
+        if let Some(next) = self.queue.pop_front() {
+            next.signal("TERM")?;
+            self.current = Some((next, Instant::now()));
+        }
+        Ok(())
+    }
+
+    /// Waits until every instance has stopped.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        while self.current.is_some() || !self.queue.is_empty() {
+            self.step()?;
+            if let Some((app, since)) = &mut self.current {
+                app.wait_exit(STOP_DEADLINE.saturating_sub(since.elapsed()))?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -22,7 +22,7 @@ pub use membership::{membership, not_fenceable, Membership, Refusal};
 pub use output_producer::{OutgoingRecord, OutputProducer, ProducerError};
 pub(crate) use partitioner::murmur2_partition;
 pub use settings::KafkaSettings;
-pub(crate) use watermarks::{offset_in, watermarks};
+pub(crate) use watermarks::{client_watermarks, offset_in, watermarks};
 
 /// The Kafka client error type (re-exported from rdkafka).
 pub use rdkafka::error::KafkaError;

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use rdkafka::client::{Client, ClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::TopicPartitionList;
@@ -33,11 +34,29 @@ pub fn watermarks<C: ConsumerContext>(
     partition: i32,
     timeout: Duration,
 ) -> Result<(i64, i64), KafkaError> {
+    client_watermarks(consumer.client(), topic, partition, timeout)
+}
+
+/// [`watermarks`] read through any client, as its `isolation.level` sees them (librdkafka's
+/// default, also a producer's, is `read_committed`).
+///
+/// A broker answers one request per connection at a time, so a query through a consumer that
+/// has read to the end waits behind its fetch, which the broker holds for up to the
+/// consumer's `fetch.wait.max.ms`; a client that does not fetch answers at once.
+///
+/// # Errors
+/// As [`watermarks`].
+pub fn client_watermarks<C: ClientContext>(
+    client: &Client<C>,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<(i64, i64), KafkaError> {
     let deadline = Instant::now() + timeout;
     let mut attempts = Backoff::fixed(Duration::from_millis(100)).start(timeout);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match consumer.fetch_watermarks(topic, partition, left.max(Duration::from_millis(100))) {
+        match client.fetch_watermarks(topic, partition, left.max(Duration::from_millis(100))) {
             Ok(ends) => return Ok(ends),
             Err(e) if retriable(&e) && attempts.wait() => {}
             Err(e) => return Err(e),

@@ -288,6 +288,11 @@ fn start_generation(
             what: format!("subscribing to {topics:?}"),
             source,
         })?;
+    // While librdkafka joins the group: reading the control topic from its beginning (a new
+    // client connecting and fetching) took about half a second, on the way of every first
+    // assignment when the assignment did it.
+    consumer.context().manager().read_timeline();
+    tracing::debug!(thread = name, took = ?started.elapsed(), "timeline read");
     Ok(consumer)
 }
 

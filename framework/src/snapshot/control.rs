@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
@@ -314,12 +314,18 @@ fn kafka(what: &str) -> impl FnOnce(rdkafka::error::KafkaError) -> SnapshotError
 }
 
 /// The control topic's low and high watermarks, retrying transient errors until `timeout`.
+///
+/// Read through the channel's producer: asked through its consumer once that has read to
+/// the end, the query would wait behind the consumer's own fetch, which the broker holds
+/// while there is nothing new (up to `fetch.wait.max.ms`, 500 ms by default). That wait was
+/// most of the time a task took to move between instances, since every assignment reads the
+/// topic's end.
 fn watermarks(
-    consumer: &BaseConsumer,
+    producer: &BaseProducer,
     topic: &str,
     timeout: Duration,
 ) -> Result<(i64, i64), SnapshotError> {
-    crate::kafka::watermarks(consumer, topic, 0, timeout)
+    crate::kafka::client_watermarks(producer.client(), topic, 0, timeout)
         .map_err(kafka("reading the end of the control topic"))
 }
 
@@ -359,7 +365,7 @@ impl ControlChannel {
         } else {
             // The current end, resolved now: "end" resolved lazily by the first fetch could
             // skip messages written in between.
-            let (_, end) = watermarks(&consumer, &topic, Duration::from_secs(30))?;
+            let (_, end) = watermarks(&producer, &topic, Duration::from_secs(30))?;
             Offset::Offset(end)
         };
         let mut tpl = TopicPartitionList::new();
@@ -459,7 +465,7 @@ impl ControlChannel {
     /// The end cannot be read or the consumer failed.
     pub fn read_to_end(&self, timeout: Duration) -> Result<Vec<ControlMessage>, SnapshotError> {
         let deadline = Instant::now() + timeout;
-        let (low, end) = watermarks(&self.consumer, &self.topic, timeout)?;
+        let (low, end) = watermarks(&self.producer, &self.topic, timeout)?;
         let mut out = Vec::new();
         if end <= low {
             return Ok(out);
@@ -525,5 +531,43 @@ mod tests {
             positions: BTreeMap::new(),
         };
         assert!(restored.validate().is_err());
+    }
+
+    /// A reader that has read to the end has its next fetch held at the broker until new
+    /// records come or `fetch.wait.max.ms` passes, and the broker answers one request per
+    /// connection at a time. Reading the end through that consumer waited the fetch out; with
+    /// the wait set longer than the reads' timeout, every read failed.
+    #[test]
+    fn reading_to_the_end_does_not_wait_behind_the_readers_own_fetch(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let kafka = eddy_testkit::Kafka::shared()?;
+        let app = eddy_testkit::unique_name("control-end");
+        kafka.create_topic(&control_topic(&app), 1)?;
+        let mut settings = KafkaSettings::new(kafka.bootstrap_servers());
+        settings
+            .client_properties
+            .insert("fetch.wait.max.ms".to_owned(), "60000".to_owned());
+        let writer = ControlChannel::open(&settings, &app, "writer", false)?;
+        let reader = ControlChannel::open(&settings, &app, "reader", true)?;
+        let message = |n: i64| ControlMessage::Instance {
+            instance: format!("instance{n}"),
+            ops_address: "127.0.0.1:9464".to_owned(),
+            started_ms: n,
+        };
+        writer.send(&message(1), Duration::from_secs(30))?;
+        assert_eq!(
+            reader.read_to_end(Duration::from_secs(30))?,
+            vec![message(1)]
+        );
+        // Caught up: from here on the reader's fetch waits at the broker.
+        for _ in 0..3 {
+            assert_eq!(reader.read_to_end(Duration::from_secs(10))?, vec![]);
+        }
+        writer.send(&message(2), Duration::from_secs(30))?;
+        assert_eq!(
+            reader.read_to_end(Duration::from_secs(10))?,
+            vec![message(2)]
+        );
+        Ok(())
     }
 }

@@ -351,11 +351,11 @@ impl TaskManager {
         Ok(())
     }
 
-    /// Before tasks are created: reads the control topic to its end and stops the thread when
-    /// a savepoint was applied to the app since this instance established its timeline (it
-    /// was paused or cut off meanwhile and rejoined without restarting). Its local state
-    /// belongs to the old timeline, and writing it into the new one would undo the restore.
-    fn check_timeline(&mut self) -> Result<(), RuntimeError> {
+    /// Reads the control topic on to its end and notes the last savepoint restore applied to
+    /// the app. The first read of a generation opens a reader and reads the topic from its
+    /// beginning; the thread runs it while it joins the group, so the check at each
+    /// assignment reads only what came since.
+    pub(crate) fn read_timeline(&mut self) {
         // The last restore record survives compaction (key `restored`); the thread's own
         // channel starts at the topic's end, so one reader per generation reads the topic
         // from its beginning, and then on from where it stopped.
@@ -369,12 +369,12 @@ impl TaskManager {
                 Ok(reader) => self.timeline_reader = Some(reader),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the control topic to check the timeline");
-                    return Ok(());
+                    return;
                 }
             }
         }
         let Some(reader) = &self.timeline_reader else {
-            return Ok(());
+            return;
         };
         let messages = match reader.read_to_end(Duration::from_secs(10)) {
             Ok(messages) => messages,
@@ -382,10 +382,9 @@ impl TaskManager {
                 // A restore needs the control topic too; without it none can have happened
                 // that this instance could learn of.
                 tracing::warn!(error = %e, "cannot read the control topic to check the timeline");
-                return Ok(());
+                return;
             }
         };
-        let ours = self.shared.timeline.epoch();
         if let Some(latest) = messages.iter().rev().find_map(|m| match m {
             crate::snapshot::ControlMessage::Restored {
                 savepoint, epoch, ..
@@ -394,6 +393,15 @@ impl TaskManager {
         }) {
             self.last_restore = Some(latest);
         }
+    }
+
+    /// Before tasks are created: reads the control topic to its end and stops the thread when
+    /// a savepoint was applied to the app since this instance established its timeline (it
+    /// was paused or cut off meanwhile and rejoined without restarting). Its local state
+    /// belongs to the old timeline, and writing it into the new one would undo the restore.
+    fn check_timeline(&mut self) -> Result<(), RuntimeError> {
+        self.read_timeline();
+        let ours = self.shared.timeline.epoch();
         let moved = self
             .last_restore
             .clone()
