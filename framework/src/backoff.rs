@@ -59,13 +59,27 @@ impl Attempts {
         Instant::now() >= self.deadline
     }
 
+    /// As [`wait`](Self::wait), but also false when `stop` is set, before the wait or
+    /// during it (then at once).
+    pub(crate) fn wait_unless(&mut self, stop: &AtomicBool) -> bool {
+        !stop.load(Ordering::Relaxed) && self.wait_with(|pause| !pause_unless(stop, pause))
+    }
+
     /// Waits before the next attempt and returns true, or returns false at once when the
     /// wait would end past the deadline (the caller gives up with its last error).
     pub(crate) fn wait(&mut self) -> bool {
-        if deadline_after(self.next) > self.deadline {
+        self.wait_with(|pause| {
+            park(pause);
+            true
+        })
+    }
+
+    /// The next wait through `pause` (false: it was cut short), unless it would end past the
+    /// deadline; then the wait after it doubles, up to the cap.
+    fn wait_with(&mut self, pause: impl FnOnce(Duration) -> bool) -> bool {
+        if deadline_after(self.next) > self.deadline || !pause(self.next) {
             return false;
         }
-        park(self.next);
         self.next = (self.next * 2).min(self.policy.max);
         true
     }
@@ -160,6 +174,17 @@ mod tests {
         assert!(Backoff::fixed(Duration::from_millis(1))
             .start(Duration::MAX)
             .wait());
+    }
+
+    #[test]
+    fn a_stop_ends_a_retry_loop() {
+        let stop = AtomicBool::new(false);
+        let mut attempts = Backoff::fixed(Duration::from_millis(1)).start(Duration::from_secs(60));
+        assert!(attempts.wait_unless(&stop));
+        stop.store(true, Ordering::Relaxed);
+        let mut long = Backoff::fixed(Duration::from_secs(60)).start(Duration::from_secs(600));
+        assert!(!long.wait_unless(&stop), "no wait once stopped");
+        assert!(!attempts.wait_unless(&stop));
     }
 
     #[test]

@@ -161,3 +161,33 @@ fn a_cluster_id_beginning_with_a_dash_starts() -> anyhow::Result<()> {
     assert_eq!(cluster.kafka().partitions(&topic)?, 1);
     Ok(())
 }
+
+/// SIGTERM while no broker can be reached: the set-up step stops retrying and the app exits
+/// cleanly once the attempt under way returns, instead of retrying until
+/// `processing.restart_deadline_ms` (5 min) and then failing.
+#[test]
+fn sigterm_while_no_broker_can_be_reached_stops_the_app_cleanly() -> anyhow::Result<()> {
+    let run = WordcountRun::new("unreachable", 1)?;
+    let mut spec = run.spec("a", &[]);
+    // A loopback port nothing listens on: every connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    spec.bootstrap_servers = format!("127.0.0.1:{port}");
+    let mut app = AppProcess::start("a", spec)?;
+    eddy_testkit::eventually(
+        "the instance retrying its set-up",
+        Duration::from_secs(120),
+        || Ok::<bool, anyhow::Error>(app.log_text().contains("preparing the topics: retrying")),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}; log:\n{}", app.log_tail(20)))?;
+    // An attempt takes up to the admin calls' 30 s; then the stop is seen.
+    app.terminate(Duration::from_secs(60))?;
+    let log = app.log_text();
+    assert!(
+        log.contains("stopped while preparing the topics"),
+        "the log says why it stopped:\n{}",
+        app.log_tail(20)
+    );
+    Ok(())
+}

@@ -140,6 +140,13 @@ pub enum RuntimeError {
     /// A stream thread panicked.
     #[error("stream thread {0} panicked")]
     ThreadPanicked(usize),
+    /// SIGTERM or SIGINT came while a start-up step was waiting for the cluster; the app
+    /// stops without having started (a clean stop, not a failure).
+    #[error("stopped while {during}")]
+    StoppedStarting {
+        /// The step it was retrying.
+        during: String,
+    },
     /// Code run by a stream thread panicked outside the record handlers; the open transaction
     /// was aborted.
     #[error("panicked: {message}")]

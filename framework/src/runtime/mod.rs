@@ -105,6 +105,7 @@ impl App {
         let (plan, protocol) = setup::retrying(
             config.processing.restart_deadline,
             "preparing the topics",
+            &shutdown,
             || setup::prepare_topics(&self.topology, &config),
         )?;
         config.processing.group_protocol = protocol;
@@ -125,6 +126,7 @@ impl App {
             crate::config::ProcessingMode::Bounded { until_ms } => Some(setup::retrying(
                 config.processing.restart_deadline,
                 "joining the bounded run",
+                &shutdown,
                 || bounded::establish(&config, &plan, &instance, until_ms),
             )?),
             crate::config::ProcessingMode::Streaming => None,
@@ -132,6 +134,7 @@ impl App {
         let globals = setup::retrying(
             config.processing.restart_deadline,
             "loading the global tables",
+            &shutdown,
             || {
                 global_tables::GlobalReader::load(
                     &config,
@@ -292,7 +295,13 @@ impl App {
             signals.wait(stop_rx).await;
             stop.store(true, Ordering::Relaxed);
         });
-        let result = self.start_stoppable(shutdown).and_then(RunningApp::wait);
+        let result = match self.start_stoppable(shutdown).and_then(RunningApp::wait) {
+            Err(RuntimeError::StoppedStarting { during }) => {
+                tracing::info!("stopped while {during}");
+                Ok(())
+            }
+            other => other,
+        };
         let _ = stop_tx.send(());
         let _ = runtime.block_on(waiter);
         result

@@ -1,6 +1,7 @@
 //! Start-up steps that meet a cluster still starting or restarting: preparing the topics,
 //! retried with back-off until a deadline, and checked for settings that lose data.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::RuntimeError;
@@ -16,13 +17,16 @@ const SETUP_BACKOFF: Backoff =
 
 /// Runs `step` until it succeeds, retrying recoverable errors (a broker restarting, a
 /// coordinator loading, a topic just created) with a back-off from 100 ms to 5 s until
-/// `deadline` has passed; then, or at once for any other error, returns the error.
+/// `deadline` has passed; then, or at once for any other error, returns the error. When
+/// `stop` is set (SIGTERM while the cluster is away), no further attempt is made and the
+/// wait ends at once.
 ///
 /// # Errors
-/// The step's last error.
+/// The step's last error, or [`RuntimeError::StoppedStarting`].
 pub(crate) fn retrying<T>(
     deadline: Duration,
     what: &str,
+    stop: &AtomicBool,
     mut step: impl FnMut() -> Result<T, RuntimeError>,
 ) -> Result<T, RuntimeError> {
     let mut attempts = SETUP_BACKOFF.start(deadline);
@@ -31,7 +35,12 @@ pub(crate) fn retrying<T>(
             Ok(value) => return Ok(value),
             Err(e) if e.is_recoverable() => {
                 tracing::warn!(error = %e, retry_in = ?attempts.next_wait(), "{what}: retrying");
-                if !attempts.wait() {
+                if !attempts.wait_unless(stop) {
+                    if stop.load(Ordering::Relaxed) {
+                        return Err(RuntimeError::StoppedStarting {
+                            during: what.to_owned(),
+                        });
+                    }
                     return Err(e);
                 }
             }
@@ -142,7 +151,37 @@ fn single_replica_at_risk(replicas: usize, brokers: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::single_replica_at_risk;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::{retrying, single_replica_at_risk};
+    use crate::runtime::RuntimeError;
+
+    #[test]
+    fn a_stop_ends_the_retries_of_a_set_up_step() {
+        let stop = AtomicBool::new(false);
+        let mut calls = 0;
+        let result = retrying(Duration::from_secs(600), "preparing", &stop, || {
+            calls += 1;
+            // SIGTERM while the brokers are away.
+            stop.store(true, Ordering::Relaxed);
+            if calls < 3 {
+                Err(RuntimeError::Kafka {
+                    what: "reading metadata".to_owned(),
+                    source: rdkafka::error::KafkaError::MetadataFetch(
+                        rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure,
+                    ),
+                })
+            } else {
+                Ok(())
+            }
+        });
+        assert!(
+            matches!(&result, Err(RuntimeError::StoppedStarting { during }) if during == "preparing"),
+            "{result:?}"
+        );
+        assert_eq!(calls, 1, "no attempt after the stop");
+    }
 
     #[test]
     fn a_single_replica_is_warned_about_only_on_a_cluster_of_several_brokers() {
