@@ -107,9 +107,15 @@ pub fn run(out: &mut dyn Write) -> anyhow::Result<DemoSummary> {
             produced.len()
         ),
     );
-    run.kafka
+    if let Err(e) = run
+        .kafka
         .tail(&run.output)?
-        .wait_for(outputs, Duration::from_secs(300))?;
+        .wait_for(outputs, Duration::from_secs(300))
+    {
+        drop(apps);
+        let kept = run.dir.keep();
+        bail!("{e}\nthe instances' logs are kept in {}", kept.display());
+    }
 
     say(
         out,
