@@ -165,7 +165,7 @@ pub(crate) fn register_metrics(
     labels: Vec<KeyValue>,
 ) {
     let meter = opentelemetry::global::meter_provider().meter("eddy");
-    let counters: [Counter; 13] = [
+    let counters: [Counter; 14] = [
         ("eddy.records.in", "Input records processed", |m| {
             m.records_in
         }),
@@ -203,6 +203,11 @@ pub(crate) fn register_metrics(
             "eddy.offset.moved_during_restore",
             "Start-overs because another member moved a restoring task's committed offset",
             |m| m.moved_offsets,
+        ),
+        (
+            "eddy.state.ahead_of_offsets",
+            "Restored inputs resumed where their state stood, past the committed offset",
+            |m| m.state_ahead,
         ),
         (
             "eddy.savepoints.applied",

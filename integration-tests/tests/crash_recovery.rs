@@ -119,3 +119,39 @@ fn a_static_member_restarted_after_kill_9_resumes_long_before_its_session_expire
     );
     Ok(())
 }
+
+#[test]
+fn a_committed_transaction_whose_offsets_the_group_lost_is_not_taken_twice() -> anyhow::Result<()> {
+    let run = WordcountRun::new("lost-offsets", 3)?;
+    let lines = generate_lines(10, 20_000, 300);
+    let expected = expected_counts(lines.iter().map(String::as_str));
+    run.produce_lines(&lines)?;
+
+    // The 2nd commit with state changes commits the counts' changelog records and outputs
+    // but not the count tasks' input offsets (as a group coordinator that lost them after a
+    // failover shows it), then the process aborts before RocksDB took the changes: the
+    // restart replays that transaction's changelog records while the group shows the
+    // offsets of the commit before it.
+    let mut app = run.start("a", &[("EDDY_FAULT", "lose_state_offsets:2")])?;
+    let status = app.wait_exit(Duration::from_secs(120))?;
+    assert!(!status.success(), "the fault must crash the process");
+    assert!(
+        app.log_text()
+            .contains("after committing without the offsets of changed state"),
+        "{}",
+        app.log_tail(30)
+    );
+
+    app.restart_with(vec![("EDDY_FAULT".to_owned(), String::new())])?;
+    let mut apps = [app];
+    run.finish_exactly(&mut apps, &expected)?;
+    // The restart saw the state past the offsets and resumed where the state stood.
+    assert!(
+        apps[0]
+            .log_text()
+            .contains("the restored state stands past the committed offset"),
+        "{}",
+        apps[0].log_tail(40)
+    );
+    Ok(())
+}

@@ -74,6 +74,27 @@ fn rescale(
             "processing.group_protocol = auto should have chosen the consumer protocol"
         );
     }
+    if classic {
+        // A coordinator that refuses a transaction's offsets from the generation a
+        // rebalance just replaced fenced nothing: the thread rewinds its tasks on the same
+        // consumer and producer instead of starting a generation over.
+        let started_over: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains("aborting and rejoining from the last commit"))
+            .filter(|l| {
+                l.contains("generation id is not valid") || l.contains("rebalance in progress")
+            })
+            .collect();
+        let rewound = logs
+            .matches("the tasks restart from the last commit on the same consumer and producer")
+            .count();
+        println!("  offsets refused during a rebalance: {rewound} rewinds in place");
+        assert!(
+            started_over.is_empty(),
+            "threads started over for offsets refused during a rebalance:\n{}",
+            started_over.join("\n")
+        );
+    }
     assert!(
         logs.contains("task state loaded from its latest checkpoint"),
         "instances that took over tasks should have started them from checkpoints"

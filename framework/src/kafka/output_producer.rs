@@ -42,6 +42,14 @@ pub struct ProducerError {
 }
 
 impl ProducerError {
+    /// The broker's or librdkafka's error code, if the error carries one.
+    fn code(&self) -> Option<RDKafkaErrorCode> {
+        match self.source.as_ref() {
+            KafkaError::Transaction(rd) => Some(rd.code()),
+            other => other.rdkafka_error_code(),
+        }
+    }
+
     /// True when the instance must close its tasks and rejoin (fenced, or it lost its group
     /// generation).
     pub fn is_fenced(&self) -> bool {
@@ -51,17 +59,23 @@ impl ProducerError {
     /// True when another producer registered the same transactional id after this one (or
     /// the broker aborted this producer's timed-out transaction, which bumps its epoch).
     pub fn is_producer_fenced(&self) -> bool {
-        let code = match self.source.as_ref() {
-            KafkaError::Transaction(rd) => Some(rd.code()),
-            other => other.rdkafka_error_code(),
-        };
         matches!(
-            code,
+            self.code(),
             Some(
                 RDKafkaErrorCode::ProducerFenced
                     | RDKafkaErrorCode::InvalidProducerEpoch
                     | RDKafkaErrorCode::Fenced
             )
+        )
+    }
+
+    /// True when the group coordinator refused the transaction's offsets because the
+    /// consumer's group generation moved on (a rebalance of the classic protocol under way):
+    /// the producer itself is sound, and the transaction only needs aborting.
+    pub fn is_generation_refused(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(RDKafkaErrorCode::IllegalGeneration | RDKafkaErrorCode::RebalanceInProgress)
         )
     }
 }

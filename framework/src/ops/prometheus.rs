@@ -132,6 +132,11 @@ pub(crate) fn render(
         m.moved_offsets,
     );
     out.counter(
+        "eddy_state_ahead_of_offsets_total",
+        "Restored inputs resumed where their state stood, past a committed offset the group coordinator lost.",
+        m.state_ahead,
+    );
+    out.counter(
         "eddy_savepoints_applied_total",
         "Savepoints this instance applied to the app at start.",
         m.savepoints_applied,

@@ -45,6 +45,13 @@ pub(crate) struct TaskInput {
     /// start, then each commit's): sent with transactions that carry no input of the task,
     /// so a member that lost the task cannot commit them.
     pub committed_offset: Option<i64>,
+    /// True when the consumer may stand past where the input resumes: its task replaced one
+    /// that consumed from it and was rewound in place, so the move back must succeed.
+    pub position_ahead: bool,
+    /// The highest next offset of this input that the changelog records replayed into the
+    /// task's state carried ([`super::state_position`]): the state takes in every record
+    /// below it.
+    pub state_position: Option<i64>,
 }
 
 impl TaskInput {
@@ -65,6 +72,8 @@ impl TaskInput {
             taken_to: None,
             next_offset: None,
             committed_offset: None,
+            position_ahead: false,
+            state_position: None,
         }
     }
 

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// commits that prepared something: `crash_after_prepare:<n>` aborts between the sinks'
 /// PREPARE and the Kafka commit, `stop_after_prepare:<n>` freezes the process there (once),
 /// `crash_before_external_commit:<n>` aborts between the Kafka commit and the sinks' COMMIT
-/// PREPARED.
+/// PREPARED. `lose_state_offsets:<n>` leaves the input offsets of the tasks whose state
+/// changed out of the `n`-th commit with state changes, as a coordinator failover that lost
+/// them would, and aborts the process after that commit, before the RocksDB apply.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Fault {
     before_commit: Option<u64>,
@@ -23,6 +25,7 @@ pub(crate) struct Fault {
     after_prepare: Option<u64>,
     stop_after_prepare: Option<u64>,
     before_external_commit: Option<u64>,
+    lose_state_offsets: Option<u64>,
 }
 
 impl Fault {
@@ -66,6 +69,10 @@ impl Fault {
                 before_external_commit: Some(n),
                 ..Fault::default()
             }),
+            "lose_state_offsets" => Some(Fault {
+                lose_state_offsets: Some(n),
+                ..Fault::default()
+            }),
             _ => None,
         }
     }
@@ -87,6 +94,18 @@ impl Fault {
         if self.after_commit == Some(n) {
             crash("after the Kafka commit, before the RocksDB apply of", n);
         }
+        if self.lose_state_offsets == Some(n) {
+            crash(
+                "after committing without the offsets of changed state, before the RocksDB apply of",
+                n,
+            );
+        }
+    }
+
+    /// True when the `n`-th commit with state changes leaves out the input offsets of the
+    /// tasks whose state changed.
+    pub(crate) fn loses_state_offsets(&self, n: u64) -> bool {
+        self.lose_state_offsets == Some(n)
     }
 }
 
@@ -168,6 +187,7 @@ mod tests {
                 after_prepare: None,
                 stop_after_prepare: None,
                 before_external_commit: None,
+                lose_state_offsets: None,
             })
         );
         assert_eq!(
@@ -183,6 +203,7 @@ mod tests {
             Some(Some(1))
         );
         assert!(Fault::parse("stop_after_offsets:2").is_some_and(|f| f.holds_changelog(2)));
+        assert!(Fault::parse("lose_state_offsets:2").is_some_and(|f| f.loses_state_offsets(2)));
         assert_eq!(Fault::parse("crash_sometime:1"), None);
         assert_eq!(Fault::parse("crash_after_commit"), None);
     }

@@ -38,6 +38,7 @@ mod setup;
 mod shared_state;
 mod standby;
 mod standbys;
+mod state_position;
 mod stream_thread;
 mod stream_time;
 mod task_base;

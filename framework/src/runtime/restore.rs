@@ -19,8 +19,13 @@ use crate::task::TaskId;
 /// Records replayed before they are written to RocksDB in one batch.
 const BATCH: usize = 5_000;
 
-/// Records replayed from one changelog partition, and the offset after the last of them.
-pub(crate) type Replayed = (Vec<(Vec<u8>, Option<Vec<u8>>)>, i64);
+/// Records replayed from one changelog partition, the offset after the last of them, and
+/// the highest input offsets their transactions carried ([`super::state_position`]).
+pub(crate) type Replayed = (
+    Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    i64,
+    std::collections::BTreeMap<String, i64>,
+);
 
 /// Replayed records per changelog partition `(topic, partition)`.
 pub(crate) type Batch = HashMap<(String, i32), Replayed>;
@@ -63,12 +68,21 @@ pub(crate) fn read_batch(
         };
         let entry = buffered
             .entry((msg.topic().to_owned(), msg.partition()))
-            .or_insert_with(|| (Vec::new(), 0));
+            .or_insert_with(|| (Vec::new(), 0, std::collections::BTreeMap::new()));
         entry.0.push((
             msg.key().map(<[u8]>::to_vec).unwrap_or_default(),
             msg.payload().map(<[u8]>::to_vec),
         ));
         entry.1 = msg.offset() + 1;
+        if let Some(headers) = msg.headers() {
+            for header in rdkafka::message::Headers::iter(headers) {
+                if header.key == super::state_position::HEADER {
+                    if let Some(value) = header.value {
+                        super::state_position::merge(value, &mut entry.2);
+                    }
+                }
+            }
+        }
         count += 1;
         if Instant::now() >= deadline {
             break;
@@ -340,7 +354,7 @@ impl Restorer {
             source,
         })?;
         self.metrics.add_restored(u64::try_from(count).unwrap_or(0));
-        for (key, (records, next)) in buffered {
+        for (key, (records, next, inputs)) in buffered {
             if let Some(&(task, index, target)) = self.reading.get(&key) {
                 let (topic, partition) = key;
                 if next > target {
@@ -356,6 +370,11 @@ impl Restorer {
                         .stores_mut()
                         .apply_restored(&store, records, next)
                         .map_err(|e| state_error(task.id, e))?;
+                    for (topic, offset) in inputs {
+                        if let Some(input) = task.input_mut(&topic) {
+                            input.state_position = input.state_position.max(Some(offset));
+                        }
+                    }
                 }
             }
         }

@@ -341,6 +341,7 @@ fn drive_steps(
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
             None => {}
         }
+        manager.step(|m| m.recreate_rewound(consumer))?;
         manager.step(|m| m.process_buffered(consumer))?;
         manager.step(|m| m.restore_step(consumer))?;
         manager.apply_seeks(consumer);

@@ -23,6 +23,7 @@ pub struct Metrics {
     settle_waits: AtomicU64,
     rewind_skips: AtomicU64,
     moved_offsets: AtomicU64,
+    state_ahead: AtomicU64,
     savepoints_applied: AtomicU64,
     external_commits: AtomicU64,
     external_rollbacks: AtomicU64,
@@ -68,6 +69,9 @@ pub struct MetricsSnapshot {
     /// Thread start-overs because a restored task's committed input offset moved while it
     /// restored (a member that no longer owned the task committed).
     pub moved_offsets: u64,
+    /// Restored inputs that resumed where their state stood, past the committed offset (the
+    /// changelog held a committed transaction whose offsets the group did not show).
+    pub state_ahead: u64,
     /// Savepoints this instance applied to the app at start (restore, rollback or fork).
     pub savepoints_applied: u64,
     /// Prepared transactions of two-phase sinks left by earlier owners (or zombies) and
@@ -123,6 +127,9 @@ impl Metrics {
     }
     pub(crate) fn add_moved_offset(&self) {
         self.moved_offsets.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_state_ahead(&self) {
+        self.state_ahead.fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn add_savepoint_applied(&self) {
         self.savepoints_applied.fetch_add(1, Ordering::Relaxed);
@@ -194,6 +201,7 @@ impl Metrics {
             settle_waits: get(&self.settle_waits),
             rewind_skips: get(&self.rewind_skips),
             moved_offsets: get(&self.moved_offsets),
+            state_ahead: get(&self.state_ahead),
             savepoints_applied: get(&self.savepoints_applied),
             external_commits_resolved: get(&self.external_commits),
             external_rollbacks_resolved: get(&self.external_rollbacks),

@@ -298,7 +298,7 @@ impl Runner {
             return Ok(());
         }
         self.shared.standbys.with(|inner| {
-            for ((topic, partition), (records, next)) in buffered {
+            for ((topic, partition), (records, next, _)) in buffered {
                 let task = inner.tasks.iter_mut().find(|(id, t)| {
                     id.partition == partition && t.changelogs.iter().any(|(_, c)| *c == topic)
                 });

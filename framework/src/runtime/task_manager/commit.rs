@@ -172,7 +172,8 @@ impl TaskManager {
         let mut failed = None;
         for (topic, key, value) in task.graph.stores_mut().pending_changelog() {
             task.changelogs_in_transaction = true;
-            if let Err(e) = send_changelog(&mut self.producer, topic, id.partition, key, value) {
+            if let Err(e) = send_changelog(&mut self.producer, topic, id.partition, key, value, &[])
+            {
                 failed = Some(e);
                 break;
             }
@@ -194,9 +195,34 @@ impl TaskManager {
         };
         self.producer.set_origin(None);
         let hold = self.fault.holds_changelog(self.state_commits + 1);
+        let lose = self.fault.loses_state_offsets(self.state_commits + 1);
+        let exactly_once = self.producer.is_transactional();
         for task in self.tasks.values_mut() {
             let partition = task.id.partition;
-            for (topic, key, value) in task.graph.stores_mut().pending_changelog() {
+            // The last record per changelog carries the input offsets this transaction
+            // commits for the task: a restore learns how far the state it replays goes.
+            // Only a transaction ties them together: at-least-once, a changelog record can
+            // arrive while outputs of its batch did not.
+            let headers: Vec<(String, Vec<u8>)> = if exactly_once && task.phase.is_running() {
+                let inputs = task
+                    .inputs
+                    .iter()
+                    .filter_map(|i| Some((i.topic.as_str(), i.offset_to_commit()?)));
+                vec![(
+                    crate::runtime::state_position::HEADER.to_owned(),
+                    crate::runtime::state_position::encode(inputs),
+                )]
+            } else {
+                Vec::new()
+            };
+            let pending = task.graph.stores_mut().pending_changelog();
+            let changed = !pending.is_empty();
+            let last: std::collections::HashMap<&str, usize> = pending
+                .iter()
+                .enumerate()
+                .map(|(i, (topic, _, _))| (*topic, i))
+                .collect();
+            for (i, (topic, key, value)) in pending.into_iter().enumerate() {
                 prepared.changes += 1;
                 if hold {
                     prepared.held.push(HeldRecord {
@@ -207,7 +233,14 @@ impl TaskManager {
                     });
                     continue;
                 }
-                if let Err(e) = send_changelog(&mut self.producer, topic, partition, key, value) {
+                let headers = if last.get(topic) == Some(&i) {
+                    headers.as_slice()
+                } else {
+                    &[]
+                };
+                let sent =
+                    send_changelog(&mut self.producer, topic, partition, key, value, headers);
+                if let Err(e) = sent {
                     return self.on_producer_error(e);
                 }
             }
@@ -215,7 +248,7 @@ impl TaskManager {
             // is the one it looked up, and its metadata may carry a previous owner's
             // two-phase mark, which its recovery reads once it has restored (a mark of this
             // owner there would roll back a transaction Kafka committed).
-            if !task.phase.is_running() {
+            if !task.phase.is_running() || (changed && lose) {
                 continue;
             }
             // A transaction without input of a task (punctuation output only) still carries
@@ -337,6 +370,7 @@ impl TaskManager {
                 r.partition,
                 &r.key,
                 r.value.as_deref(),
+                &[],
             );
             if let Err(e) = sent {
                 return self.on_producer_error(e);
@@ -400,6 +434,9 @@ impl TaskManager {
     /// [`RuntimeError::action`]:
     /// - fatal: `Err`, which ends the generation; the loop then aborts what is open
     ///   ([`abandon`](Self::abandon)) and the thread stops;
+    /// - the transaction's offsets refused because the group generation moved on (a
+    ///   rebalance of the classic protocol): abort, and the tasks restart from the last
+    ///   commit on the same consumer and producer ([`rewind`](Self::rewind));
     /// - retry, abort or rejoin (fencing): abort now ([`reset_dirty`](Self::reset_dirty)) and
     ///   `Break`: the thread starts over from the last commit. A producer error turns fatal
     ///   after all when the delivery reports the abort served show a record the brokers
@@ -411,7 +448,10 @@ impl TaskManager {
         if e.action() == ErrorAction::Fatal {
             return Err(self.named_rejection(e));
         }
-        self.reset_dirty(&e.to_string());
+        let refused = matches!(&e, RuntimeError::Producer(p) if p.is_generation_refused());
+        if !(refused && self.rewind(&e.to_string())) {
+            self.reset_dirty(&e.to_string());
+        }
         if let RuntimeError::Producer(mut p) = e {
             if let Some(rejected) = self.producer.take_rejected() {
                 p.action = ErrorAction::Fatal;
@@ -468,6 +508,43 @@ impl TaskManager {
             }
         }
         self.drop_all_dirty();
+    }
+
+    /// Rewind: aborts the open transaction and drops every task, as
+    /// [`reset_dirty`](Self::reset_dirty) does, but keeps the consumer and producer: the
+    /// next loop step creates the tasks of the partitions the consumer holds again, and
+    /// they restart from the last commit. A coordinator that refused a transaction's offsets
+    /// during a rebalance of the classic protocol fenced nothing: the producer is sound
+    /// and the consumer still a member, and a new generation (a new member joining, one
+    /// more rebalance round for every member) cost seconds of every rescale.
+    ///
+    /// False, with nothing done, where only a start-over is safe: the generation already
+    /// ends, a task does not know its committed offsets (the consumer's position is past
+    /// them, and with none committed there is no offset to move it back to), or the abort
+    /// failed.
+    fn rewind(&mut self, reason: &str) -> bool {
+        let positions_known = self.tasks.values().all(|t| {
+            t.inputs
+                .iter()
+                .all(|i| i.committed_offset.is_some() || !t.phase.is_running())
+        });
+        if self.halt.is_some() || !positions_known || !self.producer.in_transaction() {
+            return false;
+        }
+        self.shared.metrics.add_abort();
+        if let Err(e) = self.producer.abort() {
+            tracing::warn!(error = %e, "abort failed; starting over");
+            return false;
+        }
+        tracing::warn!(
+            thread = self.thread,
+            reason,
+            "aborted; the tasks restart from the last commit on the same consumer and producer"
+        );
+        self.drop_all_dirty();
+        self.seeks.clear();
+        self.rewound = true;
+        true
     }
 
     /// Drops every task, discarding its pending state changes.
@@ -527,6 +604,7 @@ pub(super) fn send_changelog(
     partition: i32,
     key: &[u8],
     value: Option<&[u8]>,
+    headers: &[(String, Vec<u8>)],
 ) -> Result<(), ProducerError> {
     producer.send(OutgoingRecord {
         topic,
@@ -534,6 +612,6 @@ pub(super) fn send_changelog(
         key: Some(key),
         value,
         timestamp: None,
-        headers: &[],
+        headers,
     })
 }

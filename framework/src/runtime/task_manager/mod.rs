@@ -78,7 +78,9 @@ pub(crate) struct TaskManager {
     /// True once the consumer received an assignment in this generation.
     assigned: bool,
     /// Consumer moves to committed offsets, applied at the next loop step.
-    seeks: Vec<(String, i32, i64)>,
+    seeks: Vec<start::Seek>,
+    /// Set when the tasks were dropped for a rewind: the next loop step creates them again.
+    rewound: bool,
     /// Since when restored tasks wait to confirm their committed offsets.
     unconfirmed_since: Option<std::time::Instant>,
     /// Deletes committed records of the repartition topics this thread reads.
@@ -142,6 +144,7 @@ impl TaskManager {
             checkpointer: checkpoint::Checkpointer::new(),
             assigned: false,
             seeks: Vec::new(),
+            rewound: false,
             unconfirmed_since: None,
             purger: purge::Purger::new(shared.config.processing.repartition_purge_interval),
             producer_fenced: false,
@@ -284,6 +287,9 @@ impl TaskManager {
             return Ok(());
         }
         let restored = self.confirm_starts(consumer, restored)?;
+        for id in &restored {
+            self.start_where_state_stands(*id);
+        }
         let now = wall_clock_ms();
         let mut resume = TopicPartitionList::new();
         for id in restored {
@@ -311,7 +317,12 @@ impl TaskManager {
                         // librdkafka does not wake its fetcher when a partition resumes, so
                         // the first fetch may wait up to a second; a seek to where the task
                         // starts anyway starts fetching at once.
-                        self.seeks.push((input.topic.clone(), id.partition, start));
+                        self.seeks.push(start::Seek {
+                            topic: input.topic.clone(),
+                            partition: id.partition,
+                            offset: start,
+                            required: input.position_ahead,
+                        });
                     }
                 }
                 let starts: Vec<Option<i64>> = task.inputs.iter().map(|i| i.start).collect();

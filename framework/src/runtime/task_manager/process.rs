@@ -22,6 +22,11 @@ impl TaskManager {
             return Ok(());
         };
         let running = self.tasks.get(&id).is_some_and(|t| t.phase.is_running());
+        if !running && self.rewound {
+            // Fetched before the rewind dropped its task; the task created again moves the
+            // consumer back to the committed offset, and takes the record again from there.
+            return Ok(());
+        }
         if !running {
             // Paused partitions deliver nothing; if one did, its position is now wrong.
             self.reset_dirty(&format!(
