@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use crate::load::SteadyLoad;
 use crate::ops::OpsClient;
@@ -33,6 +33,28 @@ fn say(out: &mut dyn Write, started: Instant, line: &str) {
 
 fn metric(client: &OpsClient, name: &str) -> anyhow::Result<f64> {
     Ok(client.samples(name)?.iter().map(|s| s.value).sum())
+}
+
+/// The demo's failure `error`, with where each partition stands, the last lines of each
+/// live instance's log, and where the whole logs are kept (the run's directory is kept).
+fn failed(
+    run: WordcountRun,
+    apps: Vec<AppProcess>,
+    error: impl std::fmt::Display,
+) -> anyhow::Error {
+    let standing =
+        crate::progress::report_run(run.kafka, &run.application_id, &run.input, &run.output);
+    let tails: Vec<String> = apps
+        .iter()
+        .map(|a| format!("--- {} (last lines):\n{}", a.name(), a.log_tail(15)))
+        .collect();
+    drop(apps);
+    let kept = run.dir.keep();
+    anyhow::anyhow!(
+        "{error}\n{standing}{}\nthe instances' logs are kept in {}",
+        tails.join("\n"),
+        kept.display()
+    )
 }
 
 /// Runs the demo against the shared test broker, writing its story to `out`.
@@ -112,9 +134,7 @@ pub fn run(out: &mut dyn Write) -> anyhow::Result<DemoSummary> {
         .tail(&run.output)?
         .wait_for(outputs, Duration::from_secs(300))
     {
-        drop(apps);
-        let kept = run.dir.keep();
-        bail!("{e}\nthe instances' logs are kept in {}", kept.display());
+        return Err(failed(run, apps, e));
     }
 
     say(
@@ -173,9 +193,7 @@ pub fn run(out: &mut dyn Write) -> anyhow::Result<DemoSummary> {
         ));
     }
     if let Err(e) = run.finish_exactly(&mut apps, &expected) {
-        drop(apps);
-        let kept = run.dir.keep();
-        bail!("{e}\nthe instances' logs are kept in {}", kept.display());
+        return Err(failed(run, apps, e));
     }
     say(out, started, &format!(
         "exactly-once: verified. {outputs} outputs for {} words: every word's counts run 1..n with no repeat and no gap, no transaction left open",

@@ -13,6 +13,7 @@ pub mod departures;
 pub mod load;
 pub mod ops;
 pub mod otlp;
+pub mod progress;
 pub mod rescale;
 mod snapshots;
 mod test_app;

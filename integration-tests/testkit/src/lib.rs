@@ -347,6 +347,25 @@ impl Kafka {
         })
     }
 
+    /// Names of the topics whose names start with `prefix`, sorted.
+    ///
+    /// # Errors
+    /// Fails when the metadata request fails.
+    pub fn topics_with_prefix(&self, prefix: &str) -> Result<Vec<String>, TestkitError> {
+        let consumer = self.metadata_client()?;
+        let md = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map_err(kafka_err("metadata of all topics"))?;
+        let mut names: Vec<String> = md
+            .topics()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .filter(|name| name.starts_with(prefix))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Number of partitions of `topic`.
     ///
     /// # Errors
