@@ -531,11 +531,11 @@ impl TaskManager {
         if self.halt.is_some() || !positions_known || !self.producer.in_transaction() {
             return false;
         }
-        self.shared.metrics.add_abort();
         if let Err(e) = self.producer.abort() {
             tracing::warn!(error = %e, "abort failed; starting over");
             return false;
         }
+        self.shared.metrics.add_abort();
         tracing::warn!(
             thread = self.thread,
             reason,

@@ -12,6 +12,7 @@ mod purge;
 mod record_errors;
 mod report;
 mod savepoint;
+mod seeks;
 mod start;
 mod tables;
 
@@ -78,7 +79,9 @@ pub(crate) struct TaskManager {
     /// True once the consumer received an assignment in this generation.
     assigned: bool,
     /// Consumer moves to committed offsets, applied at the next loop step.
-    seeks: Vec<start::Seek>,
+    seeks: Vec<seeks::Seek>,
+    /// When refused seeks are tried again.
+    seek_retry_at: Option<std::time::Instant>,
     /// Set when the tasks were dropped for a rewind: the next loop step creates them again.
     rewound: bool,
     /// Since when restored tasks wait to confirm their committed offsets.
@@ -145,6 +148,7 @@ impl TaskManager {
             assigned: false,
             seeks: Vec::new(),
             rewound: false,
+            seek_retry_at: None,
             unconfirmed_since: None,
             purger: purge::Purger::new(shared.config.processing.repartition_purge_interval),
             producer_fenced: false,
@@ -317,12 +321,12 @@ impl TaskManager {
                         // librdkafka does not wake its fetcher when a partition resumes, so
                         // the first fetch may wait up to a second; a seek to where the task
                         // starts anyway starts fetching at once.
-                        self.seeks.push(start::Seek {
-                            topic: input.topic.clone(),
-                            partition: id.partition,
-                            offset: start,
-                            required: input.position_ahead,
-                        });
+                        self.seeks.push(seeks::Seek::to(
+                            &input.topic,
+                            id.partition,
+                            start,
+                            input.position_ahead,
+                        ));
                     }
                 }
                 let starts: Vec<Option<i64>> = task.inputs.iter().map(|i| i.start).collect();

@@ -319,81 +319,9 @@ impl TaskManager {
                     "the consumer started below the committed offset; skipping to it"
                 );
             }
-            self.seeks.push(Seek {
-                topic: topic.to_owned(),
-                partition: id.partition,
-                offset: resume,
-                required: false,
-            });
+            self.seeks
+                .push(super::seeks::Seek::to(topic, id.partition, resume, false));
         }
         true
     }
-
-    /// Moves the consumer of tasks that started too early, or just started, to where they
-    /// start, all partitions in one request (a seek waits for librdkafka's main thread: one
-    /// call per partition made the tasks of a restarted instance wait in turn). A required
-    /// seek that fails starts the thread over.
-    pub(crate) fn apply_seeks<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
-        if self.seeks.is_empty() {
-            return;
-        }
-        let seeks = std::mem::take(&mut self.seeks);
-        let mut tpl = TopicPartitionList::new();
-        for s in &seeks {
-            if let Err(e) =
-                tpl.add_partition_offset(&s.topic, s.partition, Offset::Offset(s.offset))
-            {
-                tracing::warn!(topic = s.topic, partition = s.partition, offset = s.offset, error = %e, "seek not possible");
-            }
-        }
-        let required = |topic: &str, partition: i32| {
-            seeks
-                .iter()
-                .any(|s| s.required && s.topic == topic && s.partition == partition)
-        };
-        let asked = std::time::Instant::now();
-        let mut failed_required = None;
-        match consumer.seek_partitions(tpl, Duration::from_secs(1)) {
-            Ok(result) => {
-                for entry in result.elements() {
-                    if let Err(e) = entry.error() {
-                        // Records below the committed offset are still skipped one by one.
-                        tracing::warn!(topic = entry.topic(), partition = entry.partition(), error = %e, "seek failed");
-                        if required(entry.topic(), entry.partition()) {
-                            failed_required =
-                                Some(format!("{} [{}]: {e}", entry.topic(), entry.partition()));
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "seek failed");
-                if seeks.iter().any(|s| s.required) {
-                    failed_required = Some(e.to_string());
-                }
-            }
-        }
-        tracing::debug!(thread = self.thread, took = ?asked.elapsed(), "seeks applied");
-        if let Some(failed) = failed_required {
-            // The consumer stands past the committed offset: the records in between would
-            // never come.
-            self.reset_dirty(&format!(
-                "a rewound task's input could not be moved back to its committed offset ({failed})"
-            ));
-        }
-    }
-}
-
-/// A move of the consumer's position in one input partition, applied at the next loop step.
-#[derive(Debug, Clone)]
-pub(super) struct Seek {
-    /// The input topic.
-    pub topic: String,
-    /// The task's partition of it.
-    pub partition: i32,
-    /// Where the input resumes.
-    pub offset: i64,
-    /// True when the consumer may stand past `offset` (the task replaced one rewound in
-    /// place): the seek must succeed, or records in between would never come.
-    pub required: bool,
 }

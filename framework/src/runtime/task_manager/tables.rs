@@ -85,12 +85,12 @@ impl TaskManager {
                     input.held = false;
                     resume.add_partition(&input.topic, partition);
                     if let Some(start) = input.start {
-                        self.seeks.push(super::start::Seek {
-                            topic: input.topic.clone(),
+                        self.seeks.push(super::seeks::Seek::to(
+                            &input.topic,
                             partition,
-                            offset: start,
-                            required: input.position_ahead,
-                        });
+                            start,
+                            input.position_ahead,
+                        ));
                     }
                 }
                 tracing::info!(thread = self.thread, task = %task.id, "tables loaded; other inputs resumed");
