@@ -518,11 +518,16 @@ impl TaskManager {
     /// and the consumer still a member, and a new generation (a new member joining, one
     /// more rebalance round for every member) cost seconds of every rescale.
     ///
-    /// False, with nothing done, where only a start-over is safe: the generation already
-    /// ends, a task does not know its committed offsets (the consumer's position is past
+    /// False, with nothing done, where only a start-over is safe: the consumer protocol, the
+    /// generation already ends, a task does not know its committed offsets (the consumer's position is past
     /// them, and with none committed there is no offset to move it back to), or the abort
     /// failed.
     fn rewind(&mut self, reason: &str) -> bool {
+        // Under the consumer protocol the same refusal means the member was fenced (its
+        // member epoch is stale): it may have lost its partitions, so it starts over.
+        if self.shared.config.processing.group_protocol == crate::config::GroupProtocol::Consumer {
+            return false;
+        }
         let positions_known = self.tasks.values().all(|t| {
             t.inputs
                 .iter()
