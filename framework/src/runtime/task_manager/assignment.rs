@@ -30,7 +30,7 @@ impl TaskManager {
         }
     }
 
-    fn assign<C: ConsumerContext>(
+    pub(super) fn assign<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         assigned: &TopicPartitionList,
@@ -66,38 +66,6 @@ impl TaskManager {
             }
             self.tasks.insert(id, task);
         }
-        Ok(())
-    }
-
-    /// After a [rewind](TaskManager::rewind): creates the tasks of every partition the
-    /// consumer holds again, as an assignment does; they restore, look up their committed
-    /// offsets and move the consumer back to them before they run.
-    pub(crate) fn recreate_rewound<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-    ) -> Result<(), RuntimeError> {
-        if !std::mem::take(&mut self.rewound) || self.halt.is_some() {
-            return Ok(());
-        }
-        let held = consumer
-            .assignment()
-            .map_err(|source| RuntimeError::Kafka {
-                what: "reading the assignment to recreate rewound tasks".to_owned(),
-                source,
-            })?;
-        self.cadence.clear(Duty::Report);
-        self.cadence.clear(Duty::StartLookup);
-        self.assign(consumer, &held)?;
-        for task in self.tasks.values_mut() {
-            for input in &mut task.inputs {
-                input.position_ahead = true;
-            }
-        }
-        tracing::info!(
-            thread = self.thread,
-            tasks = self.tasks.len(),
-            "rewound tasks created again"
-        );
         Ok(())
     }
 

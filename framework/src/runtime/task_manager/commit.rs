@@ -510,48 +510,6 @@ impl TaskManager {
         self.drop_all_dirty();
     }
 
-    /// Rewind: aborts the open transaction and drops every task, as
-    /// [`reset_dirty`](Self::reset_dirty) does, but keeps the consumer and producer: the
-    /// next loop step creates the tasks of the partitions the consumer holds again, and
-    /// they restart from the last commit. A coordinator that refused a transaction's offsets
-    /// during a rebalance of the classic protocol fenced nothing: the producer is sound
-    /// and the consumer still a member, and a new generation (a new member joining, one
-    /// more rebalance round for every member) cost seconds of every rescale.
-    ///
-    /// False, with nothing done, where only a start-over is safe: the consumer protocol, the
-    /// generation already ends, a task does not know its committed offsets (the consumer's position is past
-    /// them, and with none committed there is no offset to move it back to), or the abort
-    /// failed.
-    fn rewind(&mut self, reason: &str) -> bool {
-        // Under the consumer protocol the same refusal means the member was fenced (its
-        // member epoch is stale): it may have lost its partitions, so it starts over.
-        if self.shared.config.processing.group_protocol == crate::config::GroupProtocol::Consumer {
-            return false;
-        }
-        let positions_known = self.tasks.values().all(|t| {
-            t.inputs
-                .iter()
-                .all(|i| i.committed_offset.is_some() || !t.phase.is_running())
-        });
-        if self.halt.is_some() || !positions_known || !self.producer.in_transaction() {
-            return false;
-        }
-        if let Err(e) = self.producer.abort() {
-            tracing::warn!(error = %e, "abort failed; starting over");
-            return false;
-        }
-        self.shared.metrics.add_abort();
-        tracing::warn!(
-            thread = self.thread,
-            reason,
-            "aborted; the tasks restart from the last commit on the same consumer and producer"
-        );
-        self.drop_all_dirty();
-        self.seeks.clear();
-        self.rewound = true;
-        true
-    }
-
     /// Drops every task, discarding its pending state changes.
     pub(super) fn drop_all_dirty(&mut self) {
         let tasks = std::mem::take(&mut self.tasks);

@@ -11,6 +11,7 @@ mod process;
 mod purge;
 mod record_errors;
 mod report;
+mod rewind;
 mod savepoint;
 mod seeks;
 mod start;
